@@ -1,0 +1,33 @@
+//! Layer 1: the `application/vnd.amazon.eventstream` wire format.
+//!
+//! Frames, headers of all ten value types, CRCs and limits; a zero-copy
+//! [`tokio_util::codec::Decoder`] and [`Encoder`](tokio_util::codec::Encoder)
+//! ([`EventStreamCodec`]), a borrowing entry point for callers that only validate and
+//! forward ([`decode_frame`]), and [`MessageBuilder`] for writing frames. No runtime,
+//! no JSON.
+//!
+//! ```text
+//!  0               4               8               12
+//! +---------------+---------------+---------------+--------------------+---------+---------------+
+//! | total length  | headers length|  prelude CRC  | headers            | payload |  message CRC  |
+//! |    u32 BE     |    u32 BE     | CRC-32(0..8)  | (headers length)   |         | CRC-32(0..-4) |
+//! +---------------+---------------+---------------+--------------------+---------+---------------+
+//!
+//! header: | name len u8 | name (UTF-8) | type u8 | value |
+//! types:  0 true, 1 false (no value), 2 i8, 3 i16, 4 i32, 5 i64,
+//!         6 bytes and 7 string (u16 length + data), 8 timestamp (i64 ms), 9 uuid (16 bytes)
+//! ```
+//!
+//! CRCs are CRC-32/IEEE (as zlib). All integers are big-endian.
+
+mod codec;
+mod error;
+mod frame;
+mod header;
+
+pub use codec::EventStreamCodec;
+pub use error::{EventStreamError, LooksLike};
+pub use frame::{
+    decode_frame, Frame, Limits, Message, MessageBuilder, MESSAGE_CRC_LEN, MIN_FRAME_LEN, PRELUDE_LEN,
+};
+pub use header::{HeaderValue, Headers};

@@ -1,0 +1,41 @@
+//! # bedrock-converse
+//!
+//! A fast, zero-copy client for Amazon Bedrock's Converse and ConverseStream APIs,
+//! in three layers, each usable on its own:
+//!
+//! ```text
+//! bytes ──► eventstream::EventStreamCodec ──► Message ──► converse::StreamAssembler ──► StreamEvent / ConverseResponse
+//!           (layer 1: wire format)                        (layer 2: sans-IO assembler)
+//!                                                                    ▲
+//!                                           client (layer 3, feature "client"): config, endpoints, auth, HTTP
+//! ```
+//!
+//! - [`eventstream`]: the `application/vnd.amazon.eventstream` codec. No runtime, no JSON.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use tokio_util::codec::Decoder;
+//! use bedrock_converse::eventstream::{EventStreamCodec, MessageBuilder};
+//!
+//! let frame = MessageBuilder::new()
+//!     .string_header(":event-type", "contentBlockDelta")
+//!     .string_header(":content-type", "application/json")
+//!     .string_header(":message-type", "event")
+//!     .build(br#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#)?;
+//! let mut buf = BytesMut::from(frame.as_bytes());
+//! let msg = EventStreamCodec::default().decode(&mut buf)?.expect("whole frame");
+//! assert_eq!(msg.event_type(), Some("contentBlockDelta"));
+//! # Ok::<(), bedrock_converse::eventstream::EventStreamError>(())
+//! ```
+
+pub mod converse;
+pub mod eventstream;
+
+#[cfg(feature = "client")]
+pub mod client;
+#[cfg(feature = "server")]
+pub mod server;
+
+pub use eventstream::{EventStreamCodec, EventStreamError, Message};
