@@ -35,6 +35,8 @@ pub mod eventstream;
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 #[cfg(feature = "server")]
 pub mod server;
 

@@ -31,3 +31,6 @@ pub use frame::{
     decode_frame, Frame, Limits, Message, MessageBuilder, MESSAGE_CRC_LEN, MIN_FRAME_LEN, PRELUDE_LEN,
 };
 pub use header::{HeaderValue, Headers};
+
+#[cfg(feature = "proxy")]
+pub(crate) use frame::Prelude;

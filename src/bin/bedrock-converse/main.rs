@@ -1,6 +1,6 @@
 //! `bedrock-converse`: the command-line program.
 //!
-//! Subcommands: `demo`, `chat`, `decode`, `endpoint`, `serve`. Each lives in its own
+//! Subcommands: `demo`, `chat`, `decode`, `endpoint`, `serve`, `proxy`. Each lives in its own
 //! module with its `Args` and `run`.
 
 use std::process::ExitCode;
@@ -11,6 +11,7 @@ mod chat;
 mod decode;
 mod demo;
 mod endpoint;
+mod proxy;
 mod serve;
 
 /// Fast client for Amazon Bedrock's Converse and ConverseStream APIs.
@@ -33,6 +34,8 @@ enum Command {
     Endpoint(endpoint::Args),
     /// Run the built-in Bedrock server standalone.
     Serve(serve::Args),
+    /// Run the signing gateway: Bearer keys in, SigV4 to Bedrock, validated streams back.
+    Proxy(proxy::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,5 +46,6 @@ fn main() -> ExitCode {
         Command::Decode(args) => decode::run(args),
         Command::Endpoint(args) => endpoint::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Proxy(args) => proxy::run(args),
     }
 }

@@ -1,0 +1,216 @@
+//! Load through the signing gateway: 64 concurrent long ConverseStream responses on
+//! loopback, fetched directly from the built-in Bedrock server and through
+//! `bedrock-converse proxy` (run as its own process, so its memory is its own), side by
+//! side: frames/s, bytes/s, time to first byte (p50, p99) and the proxy's peak RSS.
+//!
+//! `cargo bench --bench proxy` (set `PROXY_BENCH_STREAMS`, `PROXY_BENCH_ROUNDS`,
+//! `PROXY_BENCH_DELTAS` to change the load).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio_util::codec::Decoder;
+
+use bedrock_converse::eventstream::EventStreamCodec;
+use bedrock_converse::server::MockBedrock;
+
+const UPSTREAM_KEY: &str = "bench-upstream-key";
+const CLIENT_KEY: &str = "bench-client-key";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Default)]
+struct Round {
+    frames: u64,
+    bytes: u64,
+    ttfb: Vec<Duration>,
+    elapsed: Duration,
+}
+
+async fn one_stream(client: &reqwest::Client, url: &str, key: &str) -> (u64, u64, Duration) {
+    let body = r#"{"messages":[{"role":"user","content":[{"text":"load"}]}]}"#;
+    let started = Instant::now();
+    let mut resp = client
+        .post(url)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200, "{url}");
+    let mut ttfb = None;
+    let mut codec = EventStreamCodec::new();
+    let mut buf = BytesMut::new();
+    let (mut frames, mut bytes) = (0u64, 0u64);
+    while let Some(chunk) = resp.chunk().await.expect("body") {
+        ttfb.get_or_insert_with(|| started.elapsed());
+        bytes += chunk.len() as u64;
+        buf.extend_from_slice(&chunk);
+        while let Some(_m) = codec.decode(&mut buf).expect("valid frames") {
+            frames += 1;
+        }
+    }
+    (frames, bytes, ttfb.unwrap_or_default())
+}
+
+async fn run(url: Arc<String>, key: &'static str, streams: usize, rounds: usize) -> Round {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(streams)
+        .build()
+        .expect("client");
+    let mut round = Round::default();
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let tasks: Vec<_> = (0..streams)
+            .map(|_| {
+                let client = client.clone();
+                let url = url.clone();
+                tokio::spawn(async move { one_stream(&client, &url, key).await })
+            })
+            .collect();
+        for t in tasks {
+            let (f, b, ttfb) = t.await.expect("task");
+            round.frames += f;
+            round.bytes += b;
+            round.ttfb.push(ttfb);
+        }
+    }
+    round.elapsed = started.elapsed();
+    round.ttfb.sort();
+    round
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn rss_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+struct ProxyProcess(Child);
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    let streams = env_usize("PROXY_BENCH_STREAMS", 64);
+    let rounds = env_usize("PROXY_BENCH_ROUNDS", 3);
+    let deltas = env_usize("PROXY_BENCH_DELTAS", 2_000);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let server = rt.block_on(async {
+        MockBedrock::builder()
+            .bearer_key(UPSTREAM_KEY)
+            .long_deltas(deltas)
+            .start()
+            .await
+            .expect("mock server")
+    });
+
+    let config = std::env::temp_dir().join(format!(
+        "bedrock-converse-proxy-bench-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "providers": { "bedrock": {
+                "api": "bedrock", "key": UPSTREAM_KEY, "url": server.url(), "region": "us-east-1"
+            } },
+            "proxy": {
+                "listen": "127.0.0.1:0",
+                "clientKeys": { "bench": CLIENT_KEY },
+                "maxConcurrentStreams": 4096
+            }
+        })
+        .to_string(),
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bedrock-converse"))
+        .args(["proxy", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the proxy");
+    let stdout = child.stdout.take().expect("stdout");
+    let proxy = ProxyProcess(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("proxy banner");
+    let proxy_base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("listening URL")
+        .to_owned();
+    let pid = proxy.0.id();
+    let idle_rss = rss_kib(pid, "VmRSS:").unwrap_or(0);
+
+    let model = "us-east-1.mock.long";
+    let direct_url = Arc::new(format!("{}{model}/converse-stream", server.url()));
+    let proxy_url = Arc::new(format!("{proxy_base}{model}/converse-stream"));
+
+    // Warm both paths (connections, allocator), then measure.
+    rt.block_on(run(direct_url.clone(), UPSTREAM_KEY, 8, 1));
+    rt.block_on(run(proxy_url.clone(), CLIENT_KEY, 8, 1));
+    let direct = rt.block_on(run(direct_url, UPSTREAM_KEY, streams, rounds));
+    let proxied = rt.block_on(run(proxy_url, CLIENT_KEY, streams, rounds));
+    let peak_rss = rss_kib(pid, "VmHWM:").unwrap_or(0);
+    drop(proxy);
+    let _ = std::fs::remove_file(&config);
+
+    println!(
+        "\n{streams} concurrent streams x {rounds} rounds, {deltas} text deltas per stream, loopback, 2 cores shared by client, server and proxy\n"
+    );
+    println!("| path | frames/s | MiB/s | TTFB p50 | TTFB p99 |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (name, r) in [("direct", &direct), ("through proxy", &proxied)] {
+        let secs = r.elapsed.as_secs_f64();
+        println!(
+            "| {name} | {:.0} | {:.1} | {:.2} ms | {:.2} ms |",
+            r.frames as f64 / secs,
+            r.bytes as f64 / secs / (1024.0 * 1024.0),
+            percentile(&r.ttfb, 0.5).as_secs_f64() * 1e3,
+            percentile(&r.ttfb, 0.99).as_secs_f64() * 1e3,
+        );
+    }
+    let ratio = (proxied.bytes as f64 / proxied.elapsed.as_secs_f64())
+        / (direct.bytes as f64 / direct.elapsed.as_secs_f64());
+    let added =
+        |p| (percentile(&proxied.ttfb, p).as_secs_f64() - percentile(&direct.ttfb, p).as_secs_f64()) * 1e3;
+    println!(
+        "\nproxy throughput / direct: {:.1}%; added TTFB p50 {:.2} ms, p99 {:.2} ms; proxy RSS idle {} KiB, peak {} KiB",
+        ratio * 100.0,
+        added(0.5),
+        added(0.99),
+        idle_rss,
+        peak_rss
+    );
+    assert_eq!(
+        direct.frames, proxied.frames,
+        "the proxy must forward every frame"
+    );
+}

@@ -1,0 +1,86 @@
+//! `bedrock-converse proxy`: the signing gateway.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bedrock_converse::client::config::{home_dir, locate_config, ConfigSource};
+use bedrock_converse::proxy::{Proxy, ProxyConfig};
+
+/// Arguments of `bedrock-converse proxy`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on (overrides the config's `proxy.listen`).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Config file with `providers` and a `proxy` block (see the README).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// Runs the subcommand.
+pub(crate) fn run(args: Args) -> ExitCode {
+    let env = |name: &str| std::env::var(name).ok();
+    let path = match args.config {
+        Some(p) => p,
+        None => match locate_config(None, &env, home_dir(&env).as_deref(), &|p| p.exists()) {
+            ConfigSource::File(p) => p,
+            _ => {
+                eprintln!("bedrock-converse proxy: needs a config file with a `proxy` block (--config FILE)");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bedrock-converse proxy: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut config = match ProxyConfig::from_config_text(&text, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bedrock-converse proxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bedrock-converse proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(&config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("bedrock-converse proxy: cannot listen on {}: {e}", config.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let upstream = config.upstream_base.clone();
+        let proxy = match Proxy::new(config) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("bedrock-converse proxy: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("bedrock-converse proxy listening on http://{addr}/model/ -> {upstream}");
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        match proxy.serve(listener, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bedrock-converse proxy: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

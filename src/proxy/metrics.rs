@@ -1,0 +1,219 @@
+//! Proxy counters, rendered in the Prometheus text format at `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Why the proxy refused a request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// No `Authorization: Bearer` header (401).
+    MissingKey,
+    /// A key that is not configured (403).
+    UnknownKey,
+    /// Not `POST /model/{id}/converse[-stream]` (404).
+    NotFound,
+    /// Request body over the cap (413).
+    BodyTooLarge,
+    /// Concurrent stream cap reached (429).
+    TooManyStreams,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 5] = [
+        Rejection::MissingKey,
+        Rejection::UnknownKey,
+        Rejection::NotFound,
+        Rejection::BodyTooLarge,
+        Rejection::TooManyStreams,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Rejection::MissingKey => "missing_key",
+            Rejection::UnknownKey => "unknown_key",
+            Rejection::NotFound => "not_found",
+            Rejection::BodyTooLarge => "body_too_large",
+            Rejection::TooManyStreams => "too_many_streams",
+        }
+    }
+}
+
+/// The proxy's counters. Cheap to update from many tasks (relaxed atomics; the error
+/// map takes a lock only when an upstream error happens).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests_converse: AtomicU64,
+    requests_stream: AtomicU64,
+    streams_in_flight: AtomicU64,
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    input_tokens: AtomicU64,
+    output_tokens: AtomicU64,
+    rejected: [AtomicU64; 5],
+    upstream_errors: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    pub(crate) fn request(&self, stream: bool) {
+        if stream {
+            self.requests_stream.fetch_add(1, Relaxed);
+        } else {
+            self.requests_converse.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn reject(&self, why: Rejection) {
+        if let Some(i) = Rejection::ALL.iter().position(|r| *r == why) {
+            self.rejected[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn stream_started(&self) {
+        self.streams_in_flight.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn stream_ended(&self) {
+        self.streams_in_flight.fetch_sub(1, Relaxed);
+    }
+
+    pub(crate) fn forwarded(&self, frames: u64, bytes: u64) {
+        self.frames.fetch_add(frames, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn tokens(&self, input: u64, output: u64) {
+        self.input_tokens.fetch_add(input, Relaxed);
+        self.output_tokens.fetch_add(output, Relaxed);
+    }
+
+    pub(crate) fn upstream_error(&self, kind: &str) {
+        let mut map = self.upstream_errors.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    /// Streams being forwarded right now.
+    pub fn streams_in_flight(&self) -> u64 {
+        self.streams_in_flight.load(Relaxed)
+    }
+
+    /// Frames forwarded so far.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Relaxed)
+    }
+
+    /// Upstream errors of this kind so far.
+    pub fn upstream_errors(&self, kind: &str) -> u64 {
+        let map = self.upstream_errors.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(kind).copied().unwrap_or(0)
+    }
+
+    /// Requests the proxy refused for this reason so far.
+    pub fn rejected(&self, why: Rejection) -> u64 {
+        Rejection::ALL
+            .iter()
+            .position(|r| *r == why)
+            .map_or(0, |i| self.rejected[i].load(Relaxed))
+    }
+
+    /// All counters in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        metric(
+            "bedrock_proxy_requests_total",
+            "counter",
+            "Requests accepted for forwarding, by operation.",
+            &[
+                ("{operation=\"converse\"}", self.requests_converse.load(Relaxed)),
+                (
+                    "{operation=\"converse-stream\"}",
+                    self.requests_stream.load(Relaxed),
+                ),
+            ],
+        );
+        metric(
+            "bedrock_proxy_streams_in_flight",
+            "gauge",
+            "Upstream requests being forwarded now.",
+            &[("", self.streams_in_flight.load(Relaxed))],
+        );
+        metric(
+            "bedrock_proxy_frames_total",
+            "counter",
+            "Event-stream frames validated and forwarded.",
+            &[("", self.frames.load(Relaxed))],
+        );
+        metric(
+            "bedrock_proxy_bytes_total",
+            "counter",
+            "Event-stream bytes validated and forwarded.",
+            &[("", self.bytes.load(Relaxed))],
+        );
+        metric(
+            "bedrock_proxy_tokens_total",
+            "counter",
+            "Tokens reported by upstream usage, by kind.",
+            &[
+                ("{kind=\"input\"}", self.input_tokens.load(Relaxed)),
+                ("{kind=\"output\"}", self.output_tokens.load(Relaxed)),
+            ],
+        );
+        let rejected: Vec<(String, u64)> = Rejection::ALL
+            .iter()
+            .zip(&self.rejected)
+            .map(|(r, c)| (format!("{{reason=\"{}\"}}", r.label()), c.load(Relaxed)))
+            .collect();
+        let rejected: Vec<(&str, u64)> = rejected.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "bedrock_proxy_rejected_total",
+            "counter",
+            "Requests refused by the proxy, by reason.",
+            &rejected,
+        );
+        let errors: Vec<(String, u64)> = {
+            let map = self.upstream_errors.lock().unwrap_or_else(|p| p.into_inner());
+            map.iter()
+                .map(|(k, v)| (format!("{{type=\"{}\"}}", escape_label(k)), *v))
+                .collect()
+        };
+        let errors: Vec<(&str, u64)> = errors.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "bedrock_proxy_upstream_errors_total",
+            "counter",
+            "Upstream failures, by error type.",
+            &errors,
+        );
+        out
+    }
+}
+
+fn escape_label(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.request(true);
+        m.reject(Rejection::UnknownKey);
+        m.upstream_error("ThrottlingException");
+        m.forwarded(3, 300);
+        let text = m.render();
+        assert!(text.contains("bedrock_proxy_requests_total{operation=\"converse-stream\"} 1\n"));
+        assert!(text.contains("bedrock_proxy_rejected_total{reason=\"unknown_key\"} 1\n"));
+        assert!(text.contains("bedrock_proxy_upstream_errors_total{type=\"ThrottlingException\"} 1\n"));
+        assert!(text.contains("bedrock_proxy_frames_total 3\n"));
+        assert!(text.contains("# TYPE bedrock_proxy_streams_in_flight gauge\n"));
+    }
+}

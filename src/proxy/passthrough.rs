@@ -1,0 +1,441 @@
+//! The validating pass-through: event-stream bytes in, the same bytes out, frame by
+//! frame, each frame checked (CRCs, lengths, headers) before it is forwarded.
+//!
+//! Whole frames inside an upstream chunk are forwarded as slices of that chunk (no copy,
+//! no re-encoding); only a frame split across two chunks is gathered in a buffer, so
+//! memory per stream is bounded by the largest frame the [`Limits`] allow.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
+
+use crate::eventstream::{
+    decode_frame, EventStreamError, Frame, Limits, Message, MessageBuilder, Prelude, PRELUDE_LEN,
+};
+
+/// Token usage read from a stream's `metadata` event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamUsage {
+    /// Input tokens.
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Output tokens.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Total tokens.
+    #[serde(default)]
+    pub total_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct MetadataPayload {
+    usage: Option<StreamUsage>,
+}
+
+/// Checks an event-stream body chunk by chunk and queues the validated bytes.
+///
+/// Feed chunks with [`push`](Self::push), take validated frame-aligned bytes with
+/// [`pop_ready`](Self::pop_ready), and call [`finish`](Self::finish) at the end of the
+/// body. After an error, everything validated before it is still queued; nothing
+/// after it is forwarded.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::Bytes;
+/// use bedrock_converse::eventstream::{Limits, MessageBuilder};
+/// use bedrock_converse::proxy::FrameValidator;
+///
+/// let frame = MessageBuilder::new().string_header(":event-type", "messageStop").build(b"{}")?;
+/// let wire = frame.into_bytes();
+/// let mut validator = FrameValidator::new(Limits::default());
+/// validator.push(wire.slice(..7))?; // half a prelude: nothing ready yet
+/// assert!(validator.pop_ready().is_none());
+/// validator.push(wire.slice(7..))?;
+/// assert_eq!(validator.pop_ready().as_deref(), Some(&wire[..]));
+/// validator.finish()?;
+/// assert_eq!(validator.frames(), 1);
+/// # Ok::<(), bedrock_converse::eventstream::EventStreamError>(())
+/// ```
+#[derive(Debug)]
+pub struct FrameValidator {
+    limits: Limits,
+    /// The start of a frame whose end has not arrived yet.
+    pending: BytesMut,
+    ready: VecDeque<Bytes>,
+    tally: Tally,
+    failed: bool,
+}
+
+/// What passed so far.
+#[derive(Debug, Default)]
+struct Tally {
+    frames: u64,
+    bytes: u64,
+    usage: Option<StreamUsage>,
+}
+
+impl Tally {
+    fn observe(&mut self, frame: &Frame<'_>) {
+        self.frames += 1;
+        self.bytes += frame.as_bytes().len() as u64;
+        if frame.event_type() == Some("metadata") {
+            if let Ok(MetadataPayload { usage: Some(usage) }) = serde_json::from_slice(frame.payload()) {
+                self.usage = Some(usage);
+            }
+        }
+    }
+}
+
+impl FrameValidator {
+    /// A validator applying these limits to every frame.
+    pub fn new(limits: Limits) -> Self {
+        FrameValidator {
+            limits,
+            pending: BytesMut::new(),
+            ready: VecDeque::new(),
+            tally: Tally::default(),
+            failed: false,
+        }
+    }
+
+    /// Frames validated so far.
+    pub fn frames(&self) -> u64 {
+        self.tally.frames
+    }
+
+    /// Bytes validated so far.
+    pub fn bytes(&self) -> u64 {
+        self.tally.bytes
+    }
+
+    /// Token usage from the `metadata` event, once it has passed.
+    pub fn usage(&self) -> Option<StreamUsage> {
+        self.tally.usage
+    }
+
+    /// Takes the next run of validated, frame-aligned bytes.
+    pub fn pop_ready(&mut self) -> Option<Bytes> {
+        self.ready.pop_front()
+    }
+
+    /// Feeds one chunk of the body.
+    ///
+    /// # Errors
+    ///
+    /// The first frame-level error; frames before it stay queued. Once an error was
+    /// returned, every later call returns [`EventStreamError::Poisoned`].
+    pub fn push(&mut self, mut chunk: Bytes) -> Result<(), EventStreamError> {
+        if self.failed {
+            return Err(EventStreamError::Poisoned);
+        }
+        let result = self.push_inner(&mut chunk);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn push_inner(&mut self, chunk: &mut Bytes) -> Result<(), EventStreamError> {
+        if !self.pending.is_empty() {
+            self.complete_pending(chunk)?;
+            if !self.pending.is_empty() {
+                return Ok(());
+            }
+        }
+        let mut used = 0;
+        let result = loop {
+            match decode_frame(&chunk[used..], &self.limits) {
+                Ok(Some((frame, len))) => {
+                    self.tally.observe(&frame);
+                    used += len;
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        if used > 0 {
+            self.ready.push_back(chunk.split_to(used));
+        }
+        result?;
+        if !chunk.is_empty() {
+            // A frame's start; its prelude, if all here, passed the limits above, so what
+            // is buffered is bounded by the largest frame allowed.
+            self.pending.extend_from_slice(chunk);
+        }
+        Ok(())
+    }
+
+    /// Moves bytes from `chunk` into the pending frame until it is complete, then
+    /// validates and queues it.
+    fn complete_pending(&mut self, chunk: &mut Bytes) -> Result<(), EventStreamError> {
+        if self.pending.len() < PRELUDE_LEN {
+            let take = (PRELUDE_LEN - self.pending.len()).min(chunk.len());
+            self.pending.extend_from_slice(&chunk[..take]);
+            chunk.advance(take);
+        }
+        let Some(prelude) = self.pending.first_chunk::<PRELUDE_LEN>() else {
+            return Ok(());
+        };
+        // Checked (CRC, lengths, limits) before anything is reserved for the body.
+        let total = Prelude::parse(prelude, &self.limits)?.total_len;
+        let take = total.saturating_sub(self.pending.len()).min(chunk.len());
+        self.pending.reserve(take);
+        self.pending.extend_from_slice(&chunk[..take]);
+        chunk.advance(take);
+        if let Some((frame, len)) = decode_frame(&self.pending, &self.limits)? {
+            self.tally.observe(&frame);
+            let frame = self.pending.split_to(len).freeze();
+            self.ready.push_back(frame);
+        }
+        Ok(())
+    }
+
+    /// Ends the body.
+    ///
+    /// # Errors
+    ///
+    /// [`EventStreamError::Truncated`] if the body ended inside a frame.
+    pub fn finish(&mut self) -> Result<(), EventStreamError> {
+        if self.failed {
+            return Err(EventStreamError::Poisoned);
+        }
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.failed = true;
+        let missing = match self.pending.first_chunk::<PRELUDE_LEN>() {
+            Some(p) => {
+                (u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize).saturating_sub(self.pending.len())
+            }
+            None => PRELUDE_LEN - self.pending.len(),
+        };
+        Err(EventStreamError::Truncated {
+            buffered: self.pending.len(),
+            missing,
+        })
+    }
+}
+
+/// An `exception` frame as Bedrock writes them: `:exception-type`, `:content-type`
+/// `application/json` and `:message-type` `exception`, payload `{"message": ...}`.
+pub fn exception_frame(exception_type: &str, message: &str) -> Message {
+    let payload = serde_json::json!({ "message": message }).to_string();
+    let built = MessageBuilder::new()
+        .string_header(":exception-type", exception_type)
+        .string_header(":content-type", "application/json")
+        .string_header(":message-type", "exception")
+        .build(payload.as_bytes());
+    match built {
+        Ok(m) => m,
+        // Only an exception type over 65535 bytes could fail; fall back to a fixed one.
+        Err(_) => exception_frame("internalServerException", "exception could not be encoded"),
+    }
+}
+
+/// How a validated stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The upstream body ended cleanly at a frame boundary.
+    Complete,
+    /// A frame failed validation; an exception frame was sent instead.
+    Corrupt(String),
+    /// The upstream body failed; an exception frame was sent instead.
+    UpstreamFailed(String),
+    /// No upstream bytes for longer than the idle timeout.
+    Idle(Duration),
+}
+
+/// What a finished pass-through saw, for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// Frames forwarded.
+    pub frames: u64,
+    /// Bytes forwarded (exception frames the proxy wrote not included).
+    pub bytes: u64,
+    /// Token usage from the `metadata` event, if it came.
+    pub usage: Option<StreamUsage>,
+    /// How the stream ended.
+    pub end: StreamEnd,
+}
+
+struct State<S, F> {
+    upstream: S,
+    validator: FrameValidator,
+    idle: Duration,
+    on_end: Option<F>,
+    tail: Option<Bytes>,
+}
+
+impl<S, F: FnOnce(StreamSummary)> State<S, F> {
+    fn end(&mut self, end: StreamEnd) {
+        let exception = match &end {
+            StreamEnd::Complete => None,
+            StreamEnd::Corrupt(why) => Some(exception_frame(
+                "internalServerException",
+                &format!("upstream sent an invalid event-stream frame: {why}"),
+            )),
+            StreamEnd::UpstreamFailed(why) => Some(exception_frame(
+                "serviceUnavailableException",
+                &format!("upstream stream failed: {why}"),
+            )),
+            StreamEnd::Idle(d) => Some(exception_frame(
+                "serviceUnavailableException",
+                &format!("upstream sent nothing for {} ms", d.as_millis()),
+            )),
+        };
+        self.tail = exception.map(Message::into_bytes);
+        if let Some(on_end) = self.on_end.take() {
+            on_end(StreamSummary {
+                frames: self.validator.frames(),
+                bytes: self.validator.bytes(),
+                usage: self.validator.usage(),
+                end,
+            });
+        }
+    }
+}
+
+/// Turns an upstream event-stream body into a validated one for the client.
+///
+/// Each frame is checked and forwarded as the same bytes. A corrupt frame, an upstream
+/// error, or no upstream bytes for `idle` ends the stream with a well-formed
+/// `exception` frame (written by our encoder) after everything valid before it; never a
+/// silent cut or a hang. `on_end` is called once with a summary (frames, bytes, usage,
+/// how it ended), or not at all if the client goes away first: dropping the returned
+/// stream drops `upstream`, which cancels the upstream request.
+pub fn validate_body<S, E, F>(
+    upstream: S,
+    limits: Limits,
+    idle: Duration,
+    on_end: F,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: std::fmt::Display,
+    F: FnOnce(StreamSummary) + Send + 'static,
+{
+    let state = State {
+        upstream,
+        validator: FrameValidator::new(limits),
+        idle,
+        on_end: Some(on_end),
+        tail: None,
+    };
+    futures_util::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        loop {
+            if let Some(bytes) = state.validator.pop_ready() {
+                return Some((Ok(bytes), Some(state)));
+            }
+            if state.on_end.is_none() {
+                // Ended: the exception frame, if any, is the last item.
+                return state.tail.take().map(|t| (Ok(t), None));
+            }
+            match tokio::time::timeout(state.idle, state.upstream.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    if let Err(e) = state.validator.push(chunk) {
+                        state.end(StreamEnd::Corrupt(e.to_string()));
+                    }
+                }
+                Ok(Some(Err(e))) => state.end(StreamEnd::UpstreamFailed(e.to_string())),
+                Ok(None) => match state.validator.finish() {
+                    Ok(()) => state.end(StreamEnd::Complete),
+                    Err(e) => state.end(StreamEnd::Corrupt(e.to_string())),
+                },
+                Err(_) => {
+                    let idle = state.idle;
+                    state.end(StreamEnd::Idle(idle));
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(n: usize) -> Vec<Message> {
+        (0..n)
+            .map(|i| {
+                MessageBuilder::new()
+                    .string_header(
+                        ":event-type",
+                        if i + 1 == n {
+                            "metadata"
+                        } else {
+                            "contentBlockDelta"
+                        },
+                    )
+                    .string_header(":content-type", "application/json")
+                    .string_header(":message-type", "event")
+                    .build(if i + 1 == n {
+                        br#"{"usage":{"inputTokens":3,"outputTokens":5,"totalTokens":8},"p":"ab"}"#.as_slice()
+                    } else {
+                        br#"{"contentBlockIndex":0,"delta":{"text":"hello"}}"#.as_slice()
+                    })
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_chunking_forwards_the_same_bytes() {
+        let msgs = frames(5);
+        let wire: Vec<u8> = msgs.iter().flat_map(|m| m.as_bytes().to_vec()).collect();
+        for size in 1..=wire.len() {
+            let mut v = FrameValidator::new(Limits::default());
+            let mut out = Vec::new();
+            for chunk in wire.chunks(size) {
+                v.push(Bytes::copy_from_slice(chunk)).unwrap();
+                while let Some(b) = v.pop_ready() {
+                    out.extend_from_slice(&b);
+                }
+            }
+            v.finish().unwrap();
+            assert_eq!(out, wire, "chunk size {size}");
+            assert_eq!(v.frames(), 5);
+            assert_eq!(v.usage().map(|u| u.total_tokens), Some(8));
+        }
+    }
+
+    #[test]
+    fn corrupt_frame_keeps_what_came_before() {
+        let msgs = frames(3);
+        let mut wire: Vec<u8> = msgs.iter().flat_map(|m| m.as_bytes().to_vec()).collect();
+        let second = msgs[0].as_bytes().len() + 20;
+        wire[second] ^= 1;
+        let mut v = FrameValidator::new(Limits::default());
+        assert!(v.push(Bytes::from(wire)).is_err());
+        assert_eq!(v.pop_ready().as_deref(), Some(msgs[0].as_bytes()));
+        assert!(v.pop_ready().is_none());
+        assert!(matches!(v.push(Bytes::new()), Err(EventStreamError::Poisoned)));
+    }
+
+    #[test]
+    fn truncated_body_is_reported() {
+        let msgs = frames(1);
+        let wire = msgs[0].clone().into_bytes();
+        let mut v = FrameValidator::new(Limits::default());
+        v.push(wire.slice(..wire.len() - 3)).unwrap();
+        assert!(matches!(
+            v.finish(),
+            Err(EventStreamError::Truncated { missing: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn exception_frame_is_well_formed() {
+        let m = exception_frame("serviceUnavailableException", "idle");
+        let again = Message::from_bytes(m.clone().into_bytes(), &Limits::default()).unwrap();
+        assert_eq!(again.message_type(), Some("exception"));
+        assert_eq!(again.exception_type(), Some("serviceUnavailableException"));
+        assert_eq!(again.payload(), br#"{"message":"idle"}"#);
+    }
+}
