@@ -185,37 +185,40 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The id of the client key in `headers`, or the response refusing the request.
-fn authenticate<'a>(proxy: &'a Proxy, headers: &HeaderMap) -> Result<&'a str, Response> {
-    let metrics = &proxy.inner.metrics;
+/// The id of the client key in `headers`, or why the request is refused.
+fn authenticate<'a>(proxy: &'a Proxy, headers: &HeaderMap) -> Result<&'a str, Rejection> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    let Some(presented) = presented.filter(|k| !k.is_empty()) else {
-        metrics.reject(Rejection::MissingKey);
-        return Err(error_response(
-            StatusCode::UNAUTHORIZED,
-            "UnrecognizedClientException",
-            "missing Authorization: Bearer <key>",
-        ));
-    };
-    // Check every key (no early exit), so timing does not tell which prefix matched.
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or(Rejection::MissingKey)?;
+    // Check every key (no early exit), so timing does not tell which key matched.
     let mut found = None;
     for key in &proxy.inner.config.client_keys {
         if constant_time_eq(presented.as_bytes(), key.secret.as_bytes()) && found.is_none() {
             found = Some(key.id.as_str());
         }
     }
-    found.ok_or_else(|| {
-        metrics.reject(Rejection::UnknownKey);
-        error_response(
+    found.ok_or(Rejection::UnknownKey)
+}
+
+/// The Bedrock-shaped answer to a refused key.
+fn refuse(proxy: &Proxy, why: Rejection) -> Response {
+    proxy.inner.metrics.reject(why);
+    match why {
+        Rejection::MissingKey => error_response(
+            StatusCode::UNAUTHORIZED,
+            "UnrecognizedClientException",
+            "missing Authorization: Bearer <key>",
+        ),
+        _ => error_response(
             StatusCode::FORBIDDEN,
             "AccessDeniedException",
             "the key in Authorization is not allowed to use this gateway",
-        )
-    })
+        ),
+    }
 }
 
 async fn forward(
@@ -228,7 +231,7 @@ async fn forward(
     let inner = &proxy.inner;
     let key_id = match authenticate(&proxy, request.headers()) {
         Ok(id) => id.to_owned(),
-        Err(response) => return response,
+        Err(why) => return refuse(&proxy, why),
     };
     let Ok(permit) = inner.streams.clone().try_acquire_owned() else {
         inner.metrics.reject(Rejection::TooManyStreams);
