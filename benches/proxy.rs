@@ -117,20 +117,31 @@ impl Drop for ProxyProcess {
     }
 }
 
-fn main() {
-    let streams = env_usize("PROXY_BENCH_STREAMS", 64);
-    let rounds = env_usize("PROXY_BENCH_ROUNDS", 3);
-    let deltas = env_usize("PROXY_BENCH_DELTAS", 2_000);
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
+struct Measured {
+    direct: Round,
+    proxied: Round,
+    idle_rss: u64,
+    peak_rss: u64,
+}
+
+/// Runs the load directly against a fresh built-in server and through a fresh proxy
+/// process in front of it.
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    streams: usize,
+    rounds: usize,
+    deltas: usize,
+    frame_delay: Duration,
+) -> Measured {
     let server = rt.block_on(async {
         MockBedrock::builder()
             .bearer_key(UPSTREAM_KEY)
             .long_deltas(deltas)
+            .frame_delay(frame_delay)
             .start()
             .await
             .expect("mock server")
     });
-
     let config = std::env::temp_dir().join(format!(
         "bedrock-converse-proxy-bench-{}.json",
         std::process::id()
@@ -173,7 +184,7 @@ fn main() {
     let direct_url = Arc::new(format!("{}{model}/converse-stream", server.url()));
     let proxy_url = Arc::new(format!("{proxy_base}{model}/converse-stream"));
 
-    // Warm both paths (connections, allocator), then measure.
+    // Warm both paths (connections, the server's frame cache, allocators), then measure.
     rt.block_on(run(direct_url.clone(), UPSTREAM_KEY, 8, 1));
     rt.block_on(run(proxy_url.clone(), CLIENT_KEY, 8, 1));
     let direct = rt.block_on(run(direct_url, UPSTREAM_KEY, streams, rounds));
@@ -181,36 +192,67 @@ fn main() {
     let peak_rss = rss_kib(pid, "VmHWM:").unwrap_or(0);
     drop(proxy);
     let _ = std::fs::remove_file(&config);
-
-    println!(
-        "\n{streams} concurrent streams x {rounds} rounds, {deltas} text deltas per stream, loopback, 2 cores shared by client, server and proxy\n"
+    let _ = rt.block_on(server.shutdown());
+    assert_eq!(
+        direct.frames, proxied.frames,
+        "the proxy must forward every frame"
     );
+    Measured {
+        direct,
+        proxied,
+        idle_rss,
+        peak_rss,
+    }
+}
+
+fn report(title: &str, m: &Measured) {
+    println!("\n{title}\n");
     println!("| path | frames/s | MiB/s | TTFB p50 | TTFB p99 |");
     println!("| --- | ---: | ---: | ---: | ---: |");
-    for (name, r) in [("direct", &direct), ("through proxy", &proxied)] {
+    for (name, r) in [("direct", &m.direct), ("through proxy", &m.proxied)] {
         let secs = r.elapsed.as_secs_f64();
         println!(
-            "| {name} | {:.0} | {:.1} | {:.2} ms | {:.2} ms |",
+            "| {name} | {:.0} | {:.1} | {:.3} ms | {:.3} ms |",
             r.frames as f64 / secs,
             r.bytes as f64 / secs / (1024.0 * 1024.0),
             percentile(&r.ttfb, 0.5).as_secs_f64() * 1e3,
             percentile(&r.ttfb, 0.99).as_secs_f64() * 1e3,
         );
     }
-    let ratio = (proxied.bytes as f64 / proxied.elapsed.as_secs_f64())
-        / (direct.bytes as f64 / direct.elapsed.as_secs_f64());
-    let added =
-        |p| (percentile(&proxied.ttfb, p).as_secs_f64() - percentile(&direct.ttfb, p).as_secs_f64()) * 1e3;
+    let rate = |r: &Round| r.bytes as f64 / r.elapsed.as_secs_f64();
+    let added = |p| {
+        (percentile(&m.proxied.ttfb, p).as_secs_f64() - percentile(&m.direct.ttfb, p).as_secs_f64()) * 1e3
+    };
     println!(
-        "\nproxy throughput / direct: {:.1}%; added TTFB p50 {:.2} ms, p99 {:.2} ms; proxy RSS idle {} KiB, peak {} KiB",
-        ratio * 100.0,
+        "\nproxy throughput / direct: {:.1}%; added TTFB p50 {:.3} ms, p99 {:.3} ms; proxy RSS idle {} KiB, peak {} KiB",
+        rate(&m.proxied) / rate(&m.direct) * 100.0,
         added(0.5),
         added(0.99),
-        idle_rss,
-        peak_rss
+        m.idle_rss,
+        m.peak_rss
     );
-    assert_eq!(
-        direct.frames, proxied.frames,
-        "the proxy must forward every frame"
+}
+
+fn main() {
+    let streams = env_usize("PROXY_BENCH_STREAMS", 64);
+    let rounds = env_usize("PROXY_BENCH_ROUNDS", 3);
+    let deltas = env_usize("PROXY_BENCH_DELTAS", 2_000);
+    let paced_deltas = env_usize("PROXY_BENCH_PACED_DELTAS", 500);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+
+    let flat_out = measure(&rt, streams, rounds, deltas, Duration::ZERO);
+    report(
+        &format!(
+            "Flat out: {streams} concurrent streams x {rounds} rounds, {deltas} deltas each, pre-encoded 16 KiB writes; \
+             client, server and proxy share 2 cores"
+        ),
+        &flat_out,
+    );
+    let paced = measure(&rt, streams, 1, paced_deltas, Duration::from_millis(1));
+    report(
+        &format!(
+            "Paced like a model: {streams} concurrent streams, {paced_deltas} deltas each, one frame per ms per stream"
+        ),
+        &paced,
     );
 }

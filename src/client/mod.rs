@@ -1,1 +1,584 @@
 //! Layer 3: the Converse client (feature `client`).
+//!
+//! ```text
+//! Config (ECA JSON) ─► ResolvedModel ─► Endpoint + request body ─► Auth (Bearer / SigV4)
+//!     ─► reqwest ─► /converse: JSON ─► ConverseResponse
+//!                └► /converse-stream: bytes ─► EventStreamCodec ─► StreamAssembler ─► ChatEvent*
+//! ```
+//!
+//! - [`config`]: the ECA provider config (comments, `${env:VAR}`, aliases, discovery);
+//! - [`endpoint`]: the seed's URLs, and the percent-encoded form sent;
+//! - [`request`]: the Converse body from messages, `extraPayload` and parameters;
+//! - [`auth`]: Bearer keys and SigV4;
+//! - [`retry`]: backoff and error responses;
+//! - [`ConverseStream`]: the streamed reply.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), bedrock_converse::client::ClientError> {
+//! use futures_util::StreamExt;
+//! use bedrock_converse::client::{BedrockClient, ChatEvent, Config, RequestParams};
+//! use bedrock_converse::converse::Message;
+//!
+//! let config = Config::parse(r#"{"providers": {"bedrock": {"api": "bedrock",
+//!     "key": "${env:BEDROCK_API_KEY}", "region": "us-east-1",
+//!     "models": {"sonnet": {"modelName": "anthropic.claude-3-sonnet-20240229-v1:0"}}}}}"#)?;
+//! let client = BedrockClient::new(config)?;
+//! let messages = [Message::user("Hello")];
+//! let mut stream = client.converse_stream("bedrock/sonnet", &messages, &RequestParams::default()).await?;
+//! while let Some(event) = stream.next().await {
+//!     match event? {
+//!         ChatEvent::TextDelta { text, .. } => print!("{text}"),
+//!         ChatEvent::Done(response) => println!("\n{:?}", response.usage),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Nothing secret is logged: keys, `Authorization` and signatures never reach `tracing`.
+
+pub mod auth;
+pub mod config;
+pub mod endpoint;
+mod error;
+pub mod request;
+pub mod retry;
+mod stream;
+mod tools;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+pub use auth::{Auth, AwsCredentials, Secret};
+pub use config::{Config, ModelConfig, ProviderConfig, ResolvedModel};
+pub use endpoint::{build_endpoint, Endpoint};
+pub use error::{ClientError, TimeoutKind};
+pub use request::{PreparedRequest, RequestParams};
+pub use retry::RetryPolicy;
+pub use stream::{ChatEvent, ConverseStream, ToolCall};
+pub use tools::{append_tool_results, tools_to_call};
+
+use crate::converse::ConverseResponse;
+use crate::eventstream::EventStreamCodec;
+
+/// Deadlines of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP (and TLS) connect. Default 10 s.
+    pub connect: Duration,
+    /// From sending the request to the response head. `/converse` answers only when
+    /// the model is done, so this is long by default: 300 s.
+    pub first_byte: Duration,
+    /// The longest gap between two chunks of a body. Default 120 s.
+    pub idle: Duration,
+    /// The whole call, retries and streaming included. Default none.
+    pub total: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(300),
+            idle: Duration::from_secs(120),
+            total: None,
+        }
+    }
+}
+
+/// Client settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// The retry policy.
+    pub retry: RetryPolicy,
+    /// The deadlines.
+    pub timeouts: Timeouts,
+    /// The largest `/converse` or error body read. Default 64 MiB.
+    pub max_body_len: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            retry: RetryPolicy::default(),
+            timeouts: Timeouts::default(),
+            max_body_len: 64 << 20,
+        }
+    }
+}
+
+type EnvFn = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+type ClockFn = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Builds a [`BedrockClient`].
+pub struct BedrockClientBuilder {
+    config: Config,
+    options: ClientOptions,
+    env: EnvFn,
+    home: Option<Option<PathBuf>>,
+    auth: BTreeMap<String, Auth>,
+    http: Option<reqwest::Client>,
+    clock: ClockFn,
+}
+
+impl fmt::Debug for BedrockClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BedrockClientBuilder")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BedrockClientBuilder {
+    /// Sets all options.
+    pub fn options(mut self, options: ClientOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.options.retry = retry;
+        self
+    }
+
+    /// Sets the deadlines.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.options.timeouts = timeouts;
+        self
+    }
+
+    /// Where AWS credentials are looked up (default: the process environment).
+    pub fn env(mut self, env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.env = Arc::new(env);
+        self
+    }
+
+    /// The home directory for `~/.aws/credentials` (default: `$HOME`).
+    pub fn home(mut self, home: Option<PathBuf>) -> Self {
+        self.home = Some(home);
+        self
+    }
+
+    /// Authenticates `provider` with `auth` instead of its key or found credentials.
+    pub fn auth(mut self, provider: impl Into<String>, auth: Auth) -> Self {
+        self.auth.insert(provider.into(), auth);
+        self
+    }
+
+    /// The clock used for SigV4 timestamps (default: the system clock). For tests.
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Uses this reqwest client (its own timeouts then apply instead of `connect`).
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Builds the client. Providers without a key get SigV4 credentials from the
+    /// environment or the shared credentials file; a provider with neither fails only
+    /// when it is called.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::HttpClient`] when the HTTP client cannot be built.
+    pub fn build(self) -> Result<BedrockClient, ClientError> {
+        let env = self.env.clone();
+        let env_fn = move |n: &str| env(n);
+        let home = match self.home {
+            Some(h) => h,
+            None => config::home_dir(&env_fn),
+        };
+        let mut auth = BTreeMap::new();
+        for (name, provider) in &self.config.providers {
+            let resolved = match self.auth.get(name) {
+                Some(a) => Some(a.clone()),
+                None => Auth::resolve(
+                    provider.key.as_deref(),
+                    &provider.region,
+                    &env_fn,
+                    home.as_deref(),
+                )
+                .ok(),
+            };
+            if let Some(a) = resolved {
+                auth.insert(name.clone(), a);
+            }
+        }
+        let http = match self.http {
+            Some(h) => h,
+            None => reqwest::Client::builder()
+                .connect_timeout(self.options.timeouts.connect)
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build()
+                .map_err(ClientError::HttpClient)?,
+        };
+        Ok(BedrockClient {
+            inner: Arc::new(Inner {
+                http,
+                config: self.config,
+                options: self.options,
+                auth,
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: Config,
+    options: ClientOptions,
+    auth: BTreeMap<String, Auth>,
+    clock: ClockFn,
+}
+
+/// The Converse client. Cheap to clone (shared connection pool).
+#[derive(Clone)]
+pub struct BedrockClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for BedrockClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BedrockClient")
+            .field(
+                "providers",
+                &self.inner.config.providers.keys().collect::<Vec<_>>(),
+            )
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response received with a success status, before its body is read.
+struct Head {
+    response: reqwest::Response,
+}
+
+impl BedrockClient {
+    /// A client with default options and credentials from the process environment.
+    ///
+    /// # Errors
+    ///
+    /// As [`BedrockClientBuilder::build`].
+    pub fn new(config: Config) -> Result<BedrockClient, ClientError> {
+        BedrockClient::builder(config).build()
+    }
+
+    /// A builder.
+    pub fn builder(config: Config) -> BedrockClientBuilder {
+        BedrockClientBuilder {
+            config,
+            options: ClientOptions::default(),
+            env: Arc::new(|n: &str| std::env::var(n).ok()),
+            home: None,
+            auth: BTreeMap::new(),
+            http: None,
+            clock: Arc::new(SystemTime::now),
+        }
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// The endpoint `model` is called at.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::UnknownProvider`].
+    pub fn endpoint(&self, model: &str, stream: bool) -> Result<Endpoint, ClientError> {
+        let resolved = self.inner.config.resolve_model(model)?;
+        Ok(Endpoint::for_model(&resolved, stream))
+    }
+
+    /// Whether a call to `model` with `params` streams: `params.stream`, else the
+    /// model's `extraPayload.stream`, else `true`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::UnknownProvider`].
+    pub fn streams(&self, model: &str, params: &RequestParams) -> Result<bool, ClientError> {
+        let resolved = self.inner.config.resolve_model(model)?;
+        Ok(params.stream.unwrap_or_else(|| resolved.stream_default()))
+    }
+
+    /// Calls `/converse` (whatever `stream` says) and returns the response.
+    ///
+    /// # Errors
+    ///
+    /// Config and parameter errors, [`ClientError::Service`] for HTTP errors (after
+    /// retries where allowed), [`ClientError::Connect`], [`ClientError::Timeout`],
+    /// [`ClientError::ResponseJson`].
+    pub async fn converse<M: serde::Serialize>(
+        &self,
+        model: &str,
+        messages: &[M],
+        params: &RequestParams,
+    ) -> Result<ConverseResponse, ClientError> {
+        let deadline = self.deadline();
+        let call = async {
+            let (endpoint, auth, body) = self.prepare(model, messages, params, false)?;
+            let head = self.send(&endpoint, auth, body).await?;
+            let bytes = self.read_body(head.response).await?;
+            let response: ConverseResponse =
+                serde_json::from_slice(&bytes).map_err(ClientError::ResponseJson)?;
+            log_usage(&response);
+            Ok(response)
+        };
+        match deadline {
+            Some((after, at)) => {
+                tokio::time::timeout_at(at, call)
+                    .await
+                    .unwrap_or(Err(ClientError::Timeout {
+                        kind: TimeoutKind::Total,
+                        after,
+                    }))
+            }
+            None => call.await,
+        }
+    }
+
+    /// Calls `/converse-stream` (whatever `stream` says) and returns the reply as a
+    /// stream of events, once the response head arrived with a success status.
+    ///
+    /// # Errors
+    ///
+    /// As [`converse`](Self::converse) up to the response head; later errors come
+    /// through the stream.
+    pub async fn converse_stream<M: serde::Serialize>(
+        &self,
+        model: &str,
+        messages: &[M],
+        params: &RequestParams,
+    ) -> Result<ConverseStream, ClientError> {
+        let deadline = self.deadline();
+        let call = async {
+            let (endpoint, auth, body) = self.prepare(model, messages, params, true)?;
+            self.send(&endpoint, auth, body).await
+        };
+        let head = match deadline {
+            Some((after, at)) => {
+                tokio::time::timeout_at(at, call)
+                    .await
+                    .unwrap_or(Err(ClientError::Timeout {
+                        kind: TimeoutKind::Total,
+                        after,
+                    }))?
+            }
+            None => call.await?,
+        };
+        let body = Box::pin(head.response.bytes_stream());
+        Ok(ConverseStream::new(
+            body,
+            self.inner.options.timeouts.idle,
+            deadline,
+            EventStreamCodec::new(),
+        ))
+    }
+
+    /// Calls `/converse-stream` or `/converse` as [`streams`](Self::streams) says and
+    /// returns the response either way (streamed events are not surfaced).
+    ///
+    /// # Errors
+    ///
+    /// As [`converse`](Self::converse); a stream failure gives the error (use
+    /// [`converse_stream`](Self::converse_stream) to keep partial output).
+    pub async fn send_request<M: serde::Serialize>(
+        &self,
+        model: &str,
+        messages: &[M],
+        params: &RequestParams,
+    ) -> Result<ConverseResponse, ClientError> {
+        if self.streams(model, params)? {
+            let stream = self.converse_stream(model, messages, params).await?;
+            stream.into_response().await.map_err(|(e, _)| e)
+        } else {
+            self.converse(model, messages, params).await
+        }
+    }
+
+    fn deadline(&self) -> Option<(Duration, Instant)> {
+        self.inner.options.timeouts.total.map(|d| (d, Instant::now() + d))
+    }
+
+    fn prepare<M: serde::Serialize>(
+        &self,
+        model: &str,
+        messages: &[M],
+        params: &RequestParams,
+        stream: bool,
+    ) -> Result<(Endpoint, Option<&Auth>, Bytes), ClientError> {
+        let resolved = self.inner.config.resolve_model(model)?;
+        let prepared = request::build_request(&resolved, messages, params)?;
+        let endpoint = Endpoint::for_model(&resolved, stream);
+        let body = serde_json::to_vec(&prepared.body).map_err(|e| ClientError::InvalidParameter {
+            name: "body".into(),
+            reason: e.to_string(),
+        })?;
+        tracing::debug!(endpoint = %endpoint.display, stream, "Bedrock request");
+        tracing::debug!(payload = %String::from_utf8_lossy(&body), "request payload");
+        let auth = self.inner.auth.get(&resolved.provider.name);
+        Ok((endpoint, auth, Bytes::from(body)))
+    }
+
+    /// Sends with retries until a success status (or a final error).
+    async fn send(&self, endpoint: &Endpoint, auth: Option<&Auth>, body: Bytes) -> Result<Head, ClientError> {
+        let policy = self.inner.options.retry;
+        let mut attempt: u32 = 1;
+        loop {
+            let err = match self.send_once(endpoint, auth, body.clone()).await {
+                Ok(response) if response.status().is_success() => {
+                    tracing::debug!(status = response.status().as_u16(), attempt, "response");
+                    return Ok(Head { response });
+                }
+                Ok(response) => self.read_error(response).await,
+                Err(e) => e,
+            };
+            if err.is_retryable() && attempt < policy.max_attempts.max(1) {
+                let delay = policy.delay(attempt);
+                tracing::debug!(error = %err, attempt, ?delay, "retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+                continue;
+            }
+            tracing::debug!(error = %err, attempt, "request failed");
+            return Err(err);
+        }
+    }
+
+    async fn send_once(
+        &self,
+        endpoint: &Endpoint,
+        auth: Option<&Auth>,
+        body: Bytes,
+    ) -> Result<reqwest::Response, ClientError> {
+        let accept = if endpoint.stream {
+            "application/vnd.amazon.eventstream"
+        } else {
+            "application/json"
+        };
+        let content_type = "application/json";
+        let auth = auth.ok_or_else(|| {
+            ClientError::MissingCredentials(
+                "no key for this provider and no AWS credentials (AWS_ACCESS_KEY_ID, ~/.aws/credentials)"
+                    .into(),
+            )
+        })?;
+        let signed = [("content-type", content_type)];
+        let auth_headers = auth.headers("POST", &endpoint.wire, &signed, &body, (self.inner.clock)())?;
+        let mut req = self
+            .inner
+            .http
+            .post(&endpoint.wire)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::ACCEPT, accept);
+        for (name, value) in auth_headers {
+            let mut value = http::HeaderValue::from_str(&value)
+                .map_err(|_| ClientError::Signing(format!("{name} is not a valid header value")))?;
+            value.set_sensitive(true);
+            req = req.header(name, value);
+        }
+        let send = req.body(body).send();
+        let first_byte = self.inner.options.timeouts.first_byte;
+        match tokio::time::timeout(first_byte, send).await {
+            Err(_) => Err(ClientError::Timeout {
+                kind: TimeoutKind::FirstByte,
+                after: first_byte,
+            }),
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) if e.is_timeout() && e.is_connect() => Err(ClientError::Timeout {
+                kind: TimeoutKind::Connect,
+                after: self.inner.options.timeouts.connect,
+            }),
+            Ok(Err(e)) => Err(ClientError::Connect {
+                url: endpoint.display.clone(),
+                source: e.without_url(),
+            }),
+        }
+    }
+
+    /// Reads an error response (bounded) into [`ClientError::Service`].
+    async fn read_error(&self, response: reqwest::Response) -> ClientError {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = match self.read_body_limited(response, 64 << 10).await {
+            Ok(b) => b,
+            Err(_) => Bytes::new(),
+        };
+        let err = retry::service_error(status, &headers, &body);
+        tracing::debug!(
+            status,
+            error_type = err.error_type().unwrap_or(""),
+            "error response"
+        );
+        err
+    }
+
+    async fn read_body(&self, response: reqwest::Response) -> Result<Bytes, ClientError> {
+        self.read_body_limited(response, self.inner.options.max_body_len)
+            .await
+    }
+
+    /// Reads a whole body with the idle timeout between chunks, up to `limit` bytes
+    /// (more is cut off).
+    async fn read_body_limited(
+        &self,
+        response: reqwest::Response,
+        limit: usize,
+    ) -> Result<Bytes, ClientError> {
+        let idle = self.inner.options.timeouts.idle;
+        let mut body = response.bytes_stream();
+        let mut out = bytes::BytesMut::new();
+        loop {
+            match tokio::time::timeout(idle, body.next()).await {
+                Err(_) => {
+                    return Err(ClientError::Timeout {
+                        kind: TimeoutKind::Idle,
+                        after: idle,
+                    })
+                }
+                Ok(None) => return Ok(out.freeze()),
+                Ok(Some(Err(e))) => return Err(ClientError::Body(e.without_url())),
+                Ok(Some(Ok(chunk))) => {
+                    let room = limit.saturating_sub(out.len());
+                    out.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+                    if out.len() >= limit {
+                        return Ok(out.freeze());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn log_usage(response: &ConverseResponse) {
+    if let Some(u) = &response.usage {
+        tracing::debug!(
+            input_tokens = u.input_tokens,
+            output_tokens = u.output_tokens,
+            total_tokens = u.total_tokens,
+            "token usage"
+        );
+    }
+}

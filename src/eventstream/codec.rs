@@ -117,33 +117,39 @@ impl Decoder for EventStreamCodec {
     type Item = Message;
     type Error = EventStreamError;
 
+    #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, EventStreamError> {
-        let prelude = match self.state {
-            DecodeState::Body(prelude) => prelude,
+        let checked = match self.state {
             DecodeState::Head => {
                 let Some(head) = src.first_chunk::<PRELUDE_LEN>() else {
                     return Ok(None);
                 };
-                let prelude = match Prelude::parse(head, &self.limits) {
+                let (prelude, hasher) = match Prelude::parse_hashed(head, &self.limits) {
                     Ok(p) => p,
                     Err(e) => return Err(self.fail(e)),
                 };
-                if src.len() < prelude.total_len {
+                let Some(frame) = src.get(..prelude.total_len) else {
                     // Reserve only after the prelude passed its checks and limits.
                     src.reserve(prelude.total_len - src.len());
                     self.state = DecodeState::Body(prelude);
                     return Ok(None);
-                }
-                prelude
+                };
+                // The common case: the whole frame is here, and the CRC continues from
+                // the prelude's hasher.
+                prelude.check_body_after_prelude(frame, hasher).map(|()| prelude)
+            }
+            DecodeState::Body(prelude) => {
+                let Some(frame) = src.get(..prelude.total_len) else {
+                    return Ok(None);
+                };
+                prelude.check_body(frame).map(|()| prelude)
             }
             DecodeState::Failed => return Err(EventStreamError::Poisoned),
         };
-        let Some(frame) = src.get(..prelude.total_len) else {
-            return Ok(None);
+        let prelude = match checked {
+            Ok(prelude) => prelude,
+            Err(e) => return Err(self.fail(e)),
         };
-        if let Err(e) = prelude.check_body(frame) {
-            return Err(self.fail(e));
-        }
         self.state = DecodeState::Head;
         let frame = src.split_to(prelude.total_len).freeze();
         Ok(Some(Message::from_checked(frame, prelude.headers_len)))

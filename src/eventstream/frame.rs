@@ -11,6 +11,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -88,6 +89,16 @@ impl Default for Limits {
     }
 }
 
+/// A CRC-32 hasher with nothing hashed yet.
+///
+/// `crc32fast::Hasher::new` checks the CPU's features (to pick its PCLMULQDQ or AVX-512
+/// kernel) every time; cloning one made once skips that twice per frame.
+#[inline]
+fn new_hasher() -> crc32fast::Hasher {
+    static HASHER: OnceLock<crc32fast::Hasher> = OnceLock::new();
+    HASHER.get_or_init(crc32fast::Hasher::new).clone()
+}
+
 /// A checked prelude: the frame's lengths and its prelude CRC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Prelude {
@@ -99,11 +110,26 @@ pub(crate) struct Prelude {
 impl Prelude {
     /// Checks the 12 prelude bytes: the CRC first, then the lengths against each other
     /// and against `limits`.
+    // The decoders use `parse_hashed`; this is for the proxy's pass-through and tests.
+    #[cfg_attr(not(any(test, feature = "proxy")), allow(dead_code))]
     pub(crate) fn parse(bytes: &[u8; PRELUDE_LEN], limits: &Limits) -> Result<Prelude, EventStreamError> {
+        Self::parse_hashed(bytes, limits).map(|(prelude, _)| prelude)
+    }
+
+    /// [`Prelude::parse`], also returning the CRC hasher after bytes 0..8, to continue
+    /// over the rest of the frame with [`Prelude::check_body_after_prelude`].
+    #[inline]
+    pub(crate) fn parse_hashed(
+        bytes: &[u8; PRELUDE_LEN],
+        limits: &Limits,
+    ) -> Result<(Prelude, crc32fast::Hasher), EventStreamError> {
+        let (head, tail) = bytes.split_at(8);
         let total = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         let headers = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-        let actual = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        let expected = crc32fast::hash(&bytes[..8]);
+        let actual = u32::from_be_bytes([tail[0], tail[1], tail[2], tail[3]]);
+        let mut hasher = new_hasher();
+        hasher.update(head);
+        let expected = hasher.clone().finalize();
         if expected != actual {
             if let Some(looks_like) = super::LooksLike::sniff(bytes) {
                 return Err(EventStreamError::not_an_event_stream(looks_like, bytes));
@@ -140,28 +166,51 @@ impl Prelude {
                 max: limits.max_payload_len,
             });
         }
-        Ok(Prelude {
+        let prelude = Prelude {
             // u32 fits in usize on every platform this crate supports (32 and 64 bit).
             total_len: total as usize,
             headers_len: headers as usize,
             crc: actual,
-        })
+        };
+        Ok((prelude, hasher))
     }
 
-    /// Checks a whole frame whose prelude passed [`Prelude::parse`]: headers first (so
-    /// errors name the broken header, as smithy-rs does), then the message CRC,
-    /// continued from the prelude's CRC so the prelude is hashed once.
+    /// Checks a whole frame (`frame.len() == self.total_len`) whose prelude passed
+    /// [`Prelude::parse`]: headers first (so errors name the broken header, as
+    /// smithy-rs does), then the message CRC, over bytes 0 to `total_len - 4` in one
+    /// call.
     pub(crate) fn check_body(&self, frame: &[u8]) -> Result<(), EventStreamError> {
-        let headers_end = PRELUDE_LEN + self.headers_len;
-        let crc_start = self.total_len - MESSAGE_CRC_LEN;
-        header::validate(&frame[PRELUDE_LEN..headers_end], PRELUDE_LEN)?;
-        // The prelude CRC is the CRC state after bytes 0..8; the message CRC covers
-        // everything from there on, the prelude CRC bytes included.
-        let mut hasher = crc32fast::Hasher::new_with_initial(self.crc);
-        hasher.update(&frame[8..crc_start]);
+        self.check_body_from(frame, new_hasher(), 0)
+    }
+
+    /// [`Prelude::check_body`] continuing the message CRC from `hasher`, the state
+    /// after bytes 0..8 that [`Prelude::parse_hashed`] returned, so the prelude is
+    /// hashed once.
+    #[inline]
+    pub(crate) fn check_body_after_prelude(
+        &self,
+        frame: &[u8],
+        hasher: crc32fast::Hasher,
+    ) -> Result<(), EventStreamError> {
+        self.check_body_from(frame, hasher, 8)
+    }
+
+    #[inline]
+    fn check_body_from(
+        &self,
+        frame: &[u8],
+        mut hasher: crc32fast::Hasher,
+        hashed: usize,
+    ) -> Result<(), EventStreamError> {
+        // `parse` checked 16 + headers_len <= total_len; the callers pass exactly
+        // `total_len` bytes, so these slices are in bounds.
+        let (covered, trailer) = frame.split_at(self.total_len - MESSAGE_CRC_LEN);
+        header::validate(&covered[PRELUDE_LEN..PRELUDE_LEN + self.headers_len], PRELUDE_LEN)?;
+        // The message CRC covers everything but itself, the prelude CRC bytes included.
+        hasher.update(&covered[hashed..]);
         let expected = hasher.finalize();
-        let t = &frame[crc_start..self.total_len];
-        let actual = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
+        // `trailer` is the last MESSAGE_CRC_LEN (4) bytes.
+        let actual = trailer.first_chunk::<4>().map_or(0, |t| u32::from_be_bytes(*t));
         if expected != actual {
             return Err(EventStreamError::MessageCrcMismatch { expected, actual });
         }
@@ -193,6 +242,7 @@ impl Prelude {
 /// assert_eq!(decode_frame(&wire[..10], &Limits::default())?, None);
 /// # Ok::<(), bedrock_converse::eventstream::EventStreamError>(())
 /// ```
+#[inline]
 pub fn decode_frame<'a>(
     bytes: &'a [u8],
     limits: &Limits,
@@ -200,11 +250,11 @@ pub fn decode_frame<'a>(
     let Some(prelude) = bytes.first_chunk::<PRELUDE_LEN>() else {
         return Ok(None);
     };
-    let prelude = Prelude::parse(prelude, limits)?;
+    let (prelude, hasher) = Prelude::parse_hashed(prelude, limits)?;
     let Some(frame) = bytes.get(..prelude.total_len) else {
         return Ok(None);
     };
-    prelude.check_body(frame)?;
+    prelude.check_body_after_prelude(frame, hasher)?;
     Ok(Some((
         Frame {
             bytes: frame,
@@ -343,7 +393,7 @@ impl Message {
                 missing: PRELUDE_LEN - frame.len(),
             });
         };
-        let prelude = Prelude::parse(prelude, limits)?;
+        let (prelude, hasher) = Prelude::parse_hashed(prelude, limits)?;
         if frame.len() < prelude.total_len {
             return Err(EventStreamError::Truncated {
                 buffered: frame.len(),
@@ -356,7 +406,7 @@ impl Message {
                 max: prelude.total_len as u64,
             });
         }
-        prelude.check_body(&frame)?;
+        prelude.check_body_after_prelude(&frame, hasher)?;
         Ok(Message::from_checked(frame, prelude.headers_len))
     }
 

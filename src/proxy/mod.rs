@@ -36,6 +36,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
@@ -93,6 +94,7 @@ impl Proxy {
     pub fn new(config: ProxyConfig) -> Result<Proxy, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.timeouts.connect)
+            .tcp_nodelay(true)
             .timeout(config.timeouts.total)
             .build()
             .map_err(ClientError::HttpClient)?;
@@ -133,6 +135,10 @@ impl Proxy {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // Frames are small and latency-sensitive: no Nagle delay on client sockets.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await

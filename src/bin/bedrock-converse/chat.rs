@@ -1,13 +1,278 @@
-//! `bedrock-converse chat`.
+//! `bedrock-converse chat`: sends one prompt and prints the answer, streamed live.
+//!
+//! stdout gets the answer text and the tool calls; stderr gets the progress indication
+//! (while waiting for the first byte), reasoning, usage and errors.
 
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bedrock_converse::client::config::{home_dir, Config};
+use bedrock_converse::client::{tools_to_call, BedrockClient, ChatEvent, ClientError, RequestParams};
+use bedrock_converse::converse::{ConverseResponse, Message, TokenUsage};
+use futures_util::StreamExt;
 
 /// Arguments of `bedrock-converse chat`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// The config file (default: $BEDROCK_CONVERSE_CONFIG, else ~/.config/eca/config.json,
+    /// else AWS_REGION and AWS_BEARER_TOKEN_BEDROCK / BEDROCK_API_KEY).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The model: `<provider>/<alias>`, an alias, or a raw Bedrock model id (default:
+    /// the first alias of the config).
+    #[arg(long, short)]
+    model: Option<String>,
+    /// Call `/converse` and print the answer when it is complete.
+    #[arg(long)]
+    no_stream: bool,
+    /// Sampling temperature, 0.0 to 1.0.
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Maximum tokens to generate (default 1024).
+    #[arg(long)]
+    max_tokens: Option<u64>,
+    /// A system prompt.
+    #[arg(long)]
+    system: Option<String>,
+    /// The prompt.
+    prompt: String,
+}
 
 /// Runs the subcommand.
-pub(crate) fn run(_args: Args) -> ExitCode {
-    eprintln!("bedrock-converse chat: not built yet");
-    ExitCode::FAILURE
+pub(crate) fn run(args: Args) -> ExitCode {
+    init_logging();
+    let env = |name: &str| std::env::var(name).ok();
+    let home = home_dir(&env);
+    let config = match Config::discover(args.config.as_deref(), &env, home.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let Some(model) = args.model.clone().or_else(|| config.default_model()) else {
+        return usage_error("no model: pass --model (e.g. bedrock/<alias> or a Bedrock model id)");
+    };
+    let client = match BedrockClient::new(config) {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let params = RequestParams {
+        temperature: args.temperature,
+        max_tokens: args.max_tokens,
+        system: args.system.clone(),
+        stream: args.no_stream.then_some(false),
+        ..RequestParams::default()
+    };
+    let stream = match client.streams(&model, &params) {
+        Ok(s) => s,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
+    };
+    let messages = [Message::user(args.prompt.clone())];
+    let result = runtime.block_on(async {
+        if stream {
+            chat_stream(&client, &model, &messages, &params).await
+        } else {
+            chat_once(&client, &model, &messages, &params).await
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bedrock-converse chat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("bedrock-converse chat: {message}");
+    ExitCode::from(2)
+}
+
+/// `RUST_LOG` (a full filter) or `ECA_LOG_LEVEL` (a level) turn on logging to stderr.
+/// `aws_sigv4` stays off: its trace output names the access key id.
+fn init_logging() {
+    let filter = match (std::env::var("RUST_LOG"), std::env::var("ECA_LOG_LEVEL")) {
+        (Ok(f), _) if !f.is_empty() => f,
+        (_, Ok(level)) if !level.is_empty() => level.to_ascii_lowercase(),
+        _ => return,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},aws_sigv4=off"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_sigv4=off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Shows a progress indication on stderr until stopped: a spinner on a terminal, one
+/// line otherwise.
+struct Progress {
+    done: Arc<AtomicBool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    terminal: bool,
+}
+
+impl Progress {
+    fn start(what: String) -> Progress {
+        let done = Arc::new(AtomicBool::new(false));
+        let terminal = std::io::stderr().is_terminal();
+        let task = if terminal {
+            let done = done.clone();
+            Some(tokio::spawn(async move {
+                let frames = ['|', '/', '-', '\\'];
+                let mut i = 0usize;
+                while !done.load(Ordering::Relaxed) {
+                    let frame = frames.get(i % frames.len()).copied().unwrap_or('.');
+                    eprint!("\r{frame} {what}");
+                    let _ = std::io::stderr().flush();
+                    i = i.wrapping_add(1);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }))
+        } else {
+            eprintln!("... {what}");
+            None
+        };
+        Progress { done, task, terminal }
+    }
+
+    async fn stop(&mut self) {
+        if self.done.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if self.terminal {
+            eprint!("\r\x1b[2K");
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+async fn chat_stream(
+    client: &BedrockClient,
+    model: &str,
+    messages: &[Message],
+    params: &RequestParams,
+) -> Result<(), ClientError> {
+    let endpoint = client.endpoint(model, true)?;
+    let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
+    let mut stream = match client.converse_stream(model, messages, params).await {
+        Ok(s) => s,
+        Err(e) => {
+            progress.stop().await;
+            return Err(e);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let mut at_line_start = true;
+    let mut in_reasoning = false;
+    let mut first = true;
+    while let Some(item) = stream.next().await {
+        if first {
+            progress.stop().await;
+            first = false;
+        }
+        let event = match item {
+            Ok(ev) => ev,
+            Err(e) => {
+                if !at_line_start {
+                    let _ = writeln!(out);
+                }
+                let _ = out.flush();
+                let partial = stream.partial();
+                if !partial.content().is_empty() {
+                    eprintln!("(partial answer kept: {} characters)", partial.text().len());
+                }
+                return Err(e);
+            }
+        };
+        match event {
+            ChatEvent::TextDelta { text, .. } => {
+                if in_reasoning {
+                    eprintln!();
+                    in_reasoning = false;
+                }
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+                at_line_start = text.ends_with('\n');
+            }
+            ChatEvent::ReasoningDelta { text, .. } => {
+                if !in_reasoning {
+                    eprint!("[reasoning] ");
+                    in_reasoning = true;
+                }
+                eprint!("{text}");
+            }
+            ChatEvent::ToolCall { call, .. } => {
+                if !at_line_start {
+                    let _ = writeln!(out);
+                }
+                let _ = writeln!(out, "[tool call] {} {} (id {})", call.name, call.input, call.id);
+                let _ = out.flush();
+                at_line_start = true;
+            }
+            ChatEvent::Done(response) => {
+                if !at_line_start {
+                    let _ = writeln!(out);
+                }
+                let _ = out.flush();
+                print_summary(&response);
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+    Err(ClientError::Truncated)
+}
+
+async fn chat_once(
+    client: &BedrockClient,
+    model: &str,
+    messages: &[Message],
+    params: &RequestParams,
+) -> Result<(), ClientError> {
+    let endpoint = client.endpoint(model, false)?;
+    let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
+    let result = client.converse(model, messages, params).await;
+    progress.stop().await;
+    let response = result?;
+    let mut out = std::io::stdout().lock();
+    let text = response.text();
+    if !text.is_empty() {
+        let _ = writeln!(out, "{}", text.trim_end_matches('\n'));
+    }
+    for call in tools_to_call(&response) {
+        let _ = writeln!(out, "[tool call] {} {} (id {})", call.name, call.input, call.id);
+    }
+    let _ = out.flush();
+    print_summary(&response);
+    Ok(())
+}
+
+fn print_summary(response: &ConverseResponse) {
+    let stop = response
+        .stop_reason
+        .as_ref()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|| "?".into());
+    match &response.usage {
+        Some(TokenUsage {
+            input_tokens,
+            output_tokens,
+            total_tokens,
+            ..
+        }) => eprintln!(
+            "usage: {input_tokens} input + {output_tokens} output = {total_tokens} tokens (stop: {stop})"
+        ),
+        None => eprintln!("usage: not reported (stop: {stop})"),
+    }
 }

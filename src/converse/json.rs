@@ -1,0 +1,462 @@
+//! The fast path for the hot events: a hand-written scanner for the exact shapes of
+//! `contentBlockDelta` (text, tool input, reasoning text or signature) and
+//! `contentBlockStop` payloads, with `"p"` padding anywhere at the top level.
+//!
+//! It finds the end of each string eight bytes at a time, checks only the strings it
+//! returns for UTF-8, borrows them when they have no escapes and decodes them
+//! otherwise. Anything it does not recognise (another member,
+//! another delta kind, a duplicate key, an escaped key, a number that is not a plain
+//! `u32`, a control character, a lone surrogate, ...) makes it return `None`, and the
+//! caller parses the payload with serde_json instead, which gives the same result or
+//! the error. So the scanner only has to be right about what it accepts; the unit
+//! tests below check it against serde_json on generated payloads.
+
+use std::borrow::Cow;
+
+use super::event::ContentBlockDelta;
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Sets the high bit of every byte of `x` that is zero. Borrows can also flag bytes
+/// above a zero byte, never below one, so the lowest flag is always exact.
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// Flags the bytes of `x` that end or break a plain string: `"`, `\\`, or a control
+/// character (below 0x20). The lowest flag is exact, as in [`zero_bytes`].
+fn special_bytes(x: u64) -> u64 {
+    zero_bytes(x ^ (LO * u64::from(b'"')))
+        | zero_bytes(x ^ (LO * u64::from(b'\\')))
+        | (x.wrapping_sub(LO * 0x20) & !x & HI)
+}
+
+/// The position of the first `"` or `\\` in `rest`; `None` if a control character
+/// comes first (JSON forbids it; serde_json will report it) or there is none. Eight
+/// bytes at a time.
+fn scan(rest: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(chunk) = rest.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let flags = special_bytes(u64::from_le_bytes(*chunk));
+        if flags != 0 {
+            // trailing_zeros of a non-zero u64 is below 64; /8 is a byte offset below 8.
+            i += (flags.trailing_zeros() / 8) as usize;
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&b) = rest.get(i) {
+        match b {
+            b'"' | b'\\' => return Some(i),
+            0..=0x1f => return None,
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Reads a payload. Only the strings it returns are checked for UTF-8: keys are
+/// compared with ASCII names and the padding is skipped, as serde_json does.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Cursor { bytes, pos: 0 }
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        if self.peek()? == c {
+            self.pos += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn at_end(&mut self) -> bool {
+        self.skip_ws();
+        self.pos == self.bytes.len()
+    }
+
+    /// A JSON string; borrowed when it has no escapes.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let (start, end) = self.plain_string()?;
+        match self.bytes.get(end) {
+            Some(b'"') => {
+                self.pos = end + 1;
+                std::str::from_utf8(self.bytes.get(start..end)?)
+                    .ok()
+                    .map(Cow::Borrowed)
+            }
+            _ => self.escaped_string(end - start).map(Cow::Owned),
+        }
+    }
+
+    /// Opens a string: its start and the position of the first `"` or `\\` in it.
+    fn plain_string(&mut self) -> Option<(usize, usize)> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let end = start + scan(self.bytes.get(start..)?)?;
+        Some((start, end))
+    }
+
+    /// The rest of a string that has escapes; `plain` bytes from `pos` need none.
+    fn escaped_string(&mut self, plain: usize) -> Option<String> {
+        let mut out = String::with_capacity(plain + 16);
+        let mut i = self.pos;
+        let mut run = plain;
+        loop {
+            out.push_str(std::str::from_utf8(self.bytes.get(i..i + run)?).ok()?);
+            i += run;
+            match self.bytes.get(i)? {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Some(out);
+                }
+                b'\\' => {
+                    let esc = *self.bytes.get(i + 1)?;
+                    i += 2;
+                    match esc {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hi = self.hex4(i)?;
+                            i += 4;
+                            let code = if (0xD800..0xDC00).contains(&hi) {
+                                if self.bytes.get(i..i + 2)? != b"\\u" {
+                                    return None;
+                                }
+                                let lo = self.hex4(i + 2)?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return None;
+                                }
+                                i += 6;
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else {
+                                hi
+                            };
+                            out.push(char::from_u32(code)?);
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            }
+            run = scan(self.bytes.get(i..)?)?;
+        }
+    }
+
+    fn hex4(&self, at: usize) -> Option<u32> {
+        let digits = self.bytes.get(at..at + 4)?;
+        let mut v = 0u32;
+        for &d in digits {
+            v = v * 16 + char::from(d).to_digit(16)?;
+        }
+        Some(v)
+    }
+
+    /// An object key without escapes, and the `:` after it (not checked for UTF-8:
+    /// callers only accept a few ASCII names).
+    fn key(&mut self) -> Option<&'a [u8]> {
+        let key = self.raw_string()?;
+        self.eat(b':')?;
+        Some(key)
+    }
+
+    /// The bytes of a string without escapes (keys, the `"p"` padding).
+    fn raw_string(&mut self) -> Option<&'a [u8]> {
+        let (start, end) = self.plain_string()?;
+        if self.bytes.get(end) != Some(&b'"') {
+            return None;
+        }
+        self.pos = end + 1;
+        self.bytes.get(start..end)
+    }
+
+    /// A plain non-negative integer that fits in `u32` (no sign, fraction or exponent).
+    fn u32(&mut self) -> Option<u32> {
+        self.skip_ws();
+        let start = self.pos;
+        let mut v: u32 = 0;
+        while let Some(&d) = self.bytes.get(self.pos) {
+            if !d.is_ascii_digit() {
+                break;
+            }
+            v = v.checked_mul(10)?.checked_add(u32::from(d - b'0'))?;
+            self.pos += 1;
+        }
+        let len = self.pos - start;
+        // serde_json rejects leading zeros; leave those (and everything else) to it.
+        if len == 0 || (len > 1 && self.bytes.get(start) == Some(&b'0')) {
+            return None;
+        }
+        if let Some(b'.' | b'e' | b'E') = self.bytes.get(self.pos) {
+            return None;
+        }
+        Some(v)
+    }
+
+    /// `{"<key>": "<string>"}` with one member; returns both.
+    fn single_string_member(&mut self) -> Option<(&'a [u8], Cow<'a, str>)> {
+        self.eat(b'{')?;
+        let key = self.key()?;
+        let value = self.string()?;
+        self.eat(b'}')?;
+        Some((key, value))
+    }
+
+    fn delta(&mut self) -> Option<ContentBlockDelta<'a>> {
+        self.eat(b'{')?;
+        let delta = match self.key()? {
+            b"text" => ContentBlockDelta::Text(self.string()?),
+            b"toolUse" => match self.single_string_member()? {
+                (b"input", s) => ContentBlockDelta::ToolUseInput(s),
+                _ => return None,
+            },
+            b"reasoningContent" => match self.single_string_member()? {
+                (b"text", s) => ContentBlockDelta::ReasoningText(s),
+                (b"signature", s) => ContentBlockDelta::ReasoningSignature(s),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        self.eat(b'}')?;
+        Some(delta)
+    }
+}
+
+/// A `contentBlockDelta` payload of a common shape, or `None` (then use serde_json).
+pub(crate) fn delta_event(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)> {
+    let mut c = Cursor::new(payload);
+    c.eat(b'{')?;
+    let mut index = None;
+    let mut delta = None;
+    let mut padding = false;
+    loop {
+        match c.key()? {
+            b"contentBlockIndex" if index.is_none() => index = Some(c.u32()?),
+            b"delta" if delta.is_none() => delta = Some(c.delta()?),
+            b"p" if !padding => {
+                padding = true;
+                c.raw_string()?;
+            }
+            _ => return None,
+        }
+        match c.peek()? {
+            b',' => c.pos += 1,
+            b'}' => {
+                c.pos += 1;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    if !c.at_end() {
+        return None;
+    }
+    Some((index?, delta?))
+}
+
+/// A `contentBlockStop` payload (`contentBlockIndex` and maybe `"p"`), or `None`.
+pub(crate) fn stop_event(payload: &[u8]) -> Option<u32> {
+    let mut c = Cursor::new(payload);
+    c.eat(b'{')?;
+    let mut index = None;
+    let mut padding = false;
+    loop {
+        match c.key()? {
+            b"contentBlockIndex" if index.is_none() => index = Some(c.u32()?),
+            b"p" if !padding => {
+                padding = true;
+                c.raw_string()?;
+            }
+            _ => return None,
+        }
+        match c.peek()? {
+            b',' => c.pos += 1,
+            b'}' => {
+                c.pos += 1;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    if !c.at_end() {
+        return None;
+    }
+    index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::converse::event::{BlockDeltaWire, BlockStopWire};
+    use proptest::prelude::*;
+
+    fn serde_delta(payload: &[u8]) -> Option<serde_json::Value> {
+        let w: BlockDeltaWire<'_> = serde_json::from_slice(payload).ok()?;
+        Some(serde_json::json!({"i": w.index, "d": serde_json::to_value(&w.delta.0).ok()?}))
+    }
+
+    fn fast_delta(payload: &[u8]) -> Option<serde_json::Value> {
+        let (index, delta) = delta_event(payload)?;
+        Some(serde_json::json!({"i": index, "d": serde_json::to_value(&delta).ok()?}))
+    }
+
+    #[test]
+    fn common_shapes() {
+        let (i, d) = delta_event(br#"{"contentBlockIndex":2,"delta":{"text":"hi"},"p":"abc"}"#).unwrap();
+        assert_eq!(i, 2);
+        assert!(matches!(d, ContentBlockDelta::Text(Cow::Borrowed("hi"))));
+        let (_, d) = delta_event(
+            br#"{"p":"a", "contentBlockIndex" : 0 , "delta":{"toolUse":{"input":"{\"x\": 7}"}}}"#,
+        )
+        .unwrap();
+        assert!(matches!(d, ContentBlockDelta::ToolUseInput(Cow::Owned(ref s)) if s == "{\"x\": 7}"));
+        let (_, d) = delta_event(
+            br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"\ud83d\ude00\u00e9"}}}"#,
+        )
+        .unwrap();
+        assert!(matches!(d, ContentBlockDelta::ReasoningText(Cow::Owned(ref s)) if s == "😀é"));
+        assert_eq!(stop_event(br#"{"contentBlockIndex":7,"p":"abcdefgh"}"#), Some(7));
+        // Strings longer than the one-pass scan.
+        let long = "x".repeat(100);
+        let p = format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"{long}\n{long}"}}}}"#);
+        let (_, d) = delta_event(p.as_bytes()).unwrap();
+        assert!(matches!(d, ContentBlockDelta::Text(Cow::Owned(ref s)) if *s == format!("{long}\n{long}")));
+        let p = format!("{{\"contentBlockIndex\":0,\"delta\":{{\"text\":\"{long}\x01\"}}}}");
+        assert!(delta_event(p.as_bytes()).is_none());
+        let p = format!("{{\"contentBlockIndex\":0,\"delta\":{{\"text\":\"a\\n{long}\x01\"}}}}");
+        assert!(delta_event(p.as_bytes()).is_none());
+        // Left to serde_json:
+        for p in [
+            &br#"{"contentBlockIndex":01,"delta":{"text":"a"}}"#[..],
+            br#"{"contentBlockIndex":1.0,"delta":{"text":"a"}}"#,
+            br#"{"contentBlockIndex":1,"delta":{"text":"a"},"contentBlockIndex":2}"#,
+            br#"{"contentBlockIndex":1,"delta":{"text":"\ud800"}}"#,
+            b"{\"contentBlockIndex\":1,\"delta\":{\"text\":\"a\x01\"}}",
+            br#"{"contentBlockIndex":1,"delta":{"image":{}}}"#,
+            br#"{"contentBlockIndex":1,"delta":{"text":"a"}} x"#,
+            br#"{"contentBlockIndex":4294967296,"delta":{"text":"a"}}"#,
+            br#"{"contentBlockIndex":1,"delta":{"text":"a"},"q":1}"#,
+        ] {
+            assert!(delta_event(p).is_none(), "{}", String::from_utf8_lossy(p));
+        }
+    }
+
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("{".to_owned()),
+            Just("}".to_owned()),
+            Just(",".to_owned()),
+            Just(":".to_owned()),
+            Just(" ".to_owned()),
+            Just("\"contentBlockIndex\"".to_owned()),
+            Just("\"delta\"".to_owned()),
+            Just("\"text\"".to_owned()),
+            Just("\"toolUse\"".to_owned()),
+            Just("\"input\"".to_owned()),
+            Just("\"reasoningContent\"".to_owned()),
+            Just("\"signature\"".to_owned()),
+            Just("\"p\"".to_owned()),
+            Just("0".to_owned()),
+            Just("12".to_owned()),
+            Just("-1".to_owned()),
+            Just("null".to_owned()),
+            "\"([a-z \\\\\"/é😀]|\\\\[nrtbf/\"\\\\]|\\\\u[0-9a-fA-F]{4}|\\\\ud83d\\\\ude00){0,6}\"",
+        ]
+    }
+
+    /// A well-formed delta payload, written with random whitespace and key order.
+    fn well_formed() -> impl Strategy<Value = String> {
+        let s = "\"([a-z /é😀]|\\\\[nrtbf/\"\\\\]|\\\\u00[0-9a-f]{2}|\\\\ud83d\\\\ude00)*\"";
+        (
+            0u32..5000,
+            prop_oneof![
+                s.prop_map(|v| format!(r#"{{"text":{v}}}"#)),
+                s.prop_map(|v| format!(r#"{{"toolUse":{{"input":{v}}}}}"#)),
+                s.prop_map(|v| format!(r#"{{"reasoningContent":{{"text":{v}}}}}"#)),
+                s.prop_map(|v| format!(r#"{{"reasoningContent":{{"signature":{v}}}}}"#)),
+            ],
+            proptest::option::of("[a-zA-Z0-9]{0,40}"),
+            any::<bool>(),
+            "[ \n\t]{0,2}",
+        )
+            .prop_map(|(i, d, p, swap, ws)| {
+                let mut members = vec![
+                    format!("\"contentBlockIndex\"{ws}:{i}"),
+                    format!("\"delta\":{ws}{d}"),
+                ];
+                if swap {
+                    members.reverse();
+                }
+                if let Some(p) = p {
+                    members.insert(1, format!("\"p\":\"{p}\""));
+                }
+                format!("{{{ws}{}{ws}}}", members.join(&format!("{ws},")))
+            })
+    }
+
+    /// `scan` written the obvious way.
+    fn scan_naive(rest: &[u8]) -> Option<usize> {
+        for (i, &b) in rest.iter().enumerate() {
+            match b {
+                b'"' | b'\\' => return Some(i),
+                0..=0x1f => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #[test]
+        fn scan_matches_naive(bytes in proptest::collection::vec(
+            prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff, Just(b'a')], 0..80)) {
+            prop_assert_eq!(scan(&bytes), scan_naive(&bytes));
+            let mut long = vec![b'x'; 37];
+            long.extend_from_slice(&bytes);
+            prop_assert_eq!(scan(&long), scan_naive(&long));
+        }
+
+        #[test]
+        fn agrees_with_serde_on_well_formed(payload in well_formed()) {
+            let fast = fast_delta(payload.as_bytes());
+            prop_assert!(fast.is_some(), "{}", payload);
+            prop_assert_eq!(fast, serde_delta(payload.as_bytes()));
+        }
+
+        #[test]
+        fn accepts_only_what_serde_accepts(pieces in proptest::collection::vec(piece(), 0..24)) {
+            let payload = pieces.concat();
+            if let Some(fast) = fast_delta(payload.as_bytes()) {
+                prop_assert_eq!(Some(fast), serde_delta(payload.as_bytes()), "{}", payload);
+            }
+            if let Some(i) = stop_event(payload.as_bytes()) {
+                let w: Result<BlockStopWire, _> = serde_json::from_slice(payload.as_bytes());
+                prop_assert_eq!(w.ok().map(|w| w.index), Some(i), "{}", payload);
+            }
+        }
+    }
+}

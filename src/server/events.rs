@@ -1,0 +1,289 @@
+//! ConverseStream events as the server writes them: frames with Bedrock's header layout
+//! and `"p"` padding, or the same content folded into a Converse JSON response.
+
+use serde_json::{json, Map, Value};
+
+use crate::eventstream::{EventStreamError, Message, MessageBuilder};
+
+/// The padding alphabet of real streams; `"p"` is a prefix of it.
+const PADDING: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// One event of a scripted response.
+#[derive(Debug, Clone)]
+pub(crate) enum Event {
+    MessageStart,
+    Delta {
+        index: u32,
+        delta: Delta,
+    },
+    ToolStart {
+        index: u32,
+        tool_use_id: String,
+        name: String,
+    },
+    BlockStop {
+        index: u32,
+    },
+    MessageStop {
+        stop_reason: &'static str,
+    },
+    Metadata(Usage),
+    /// An exception frame (`:message-type` exception) with this payload.
+    Exception {
+        exception_type: &'static str,
+        payload: Value,
+    },
+}
+
+/// The delta kinds the scenarios use.
+#[derive(Debug, Clone)]
+pub(crate) enum Delta {
+    Text(String),
+    ToolInput(String),
+    ReasoningText(String),
+    ReasoningSignature(String),
+}
+
+/// Token counts of the `metadata` event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Usage {
+    pub(crate) input_tokens: u64,
+    pub(crate) output_tokens: u64,
+}
+
+impl Usage {
+    pub(crate) fn new(input_tokens: u64, output_tokens: u64) -> Usage {
+        Usage {
+            input_tokens,
+            output_tokens,
+        }
+    }
+
+    fn to_json(self) -> Value {
+        json!({
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+            "totalTokens": self.input_tokens.saturating_add(self.output_tokens),
+        })
+    }
+}
+
+/// The events of one response.
+#[derive(Debug, Clone)]
+pub(crate) struct Script {
+    pub(crate) events: Vec<Event>,
+}
+
+/// A payload object with members in sorted order (whether or not serde_json keeps
+/// insertion order), plus `"p"` padding of `pad` bytes.
+fn padded(mut members: Vec<(&str, Value)>, pad: usize) -> Value {
+    let pad = PADDING.get(..pad.clamp(1, PADDING.len())).unwrap_or("a");
+    members.push(("p", Value::String(pad.to_owned())));
+    members.sort_by(|a, b| a.0.cmp(b.0));
+    let mut map = Map::new();
+    for (k, v) in members {
+        map.insert(k.to_owned(), v);
+    }
+    Value::Object(map)
+}
+
+/// Padding length of the `seq`-th frame: varies between 1 and 59 like real streams.
+fn pad_len(seq: usize) -> usize {
+    1 + (seq.wrapping_mul(23).wrapping_add(7)) % 59
+}
+
+impl Event {
+    /// The frame of this event, `seq` being its position in the stream (for padding) and
+    /// `latency_ms` the value written in `metadata`.
+    pub(crate) fn to_frame(&self, seq: usize, latency_ms: u64) -> Result<Message, EventStreamError> {
+        let pad = pad_len(seq);
+        let (event_type, payload) = match self {
+            Event::MessageStart => ("messageStart", padded(vec![("role", json!("assistant"))], pad)),
+            Event::Delta { index, delta } => {
+                let delta = match delta {
+                    Delta::Text(t) => json!({ "text": t }),
+                    Delta::ToolInput(f) => json!({ "toolUse": { "input": f } }),
+                    Delta::ReasoningText(t) => json!({ "reasoningContent": { "text": t } }),
+                    Delta::ReasoningSignature(s) => {
+                        json!({ "reasoningContent": { "signature": s } })
+                    }
+                };
+                (
+                    "contentBlockDelta",
+                    padded(vec![("contentBlockIndex", json!(index)), ("delta", delta)], pad),
+                )
+            }
+            Event::ToolStart {
+                index,
+                tool_use_id,
+                name,
+            } => (
+                "contentBlockStart",
+                padded(
+                    vec![
+                        ("contentBlockIndex", json!(index)),
+                        (
+                            "start",
+                            json!({ "toolUse": { "name": name, "toolUseId": tool_use_id } }),
+                        ),
+                    ],
+                    pad,
+                ),
+            ),
+            Event::BlockStop { index } => (
+                "contentBlockStop",
+                padded(vec![("contentBlockIndex", json!(index))], pad),
+            ),
+            Event::MessageStop { stop_reason } => (
+                "messageStop",
+                padded(vec![("stopReason", json!(stop_reason))], pad),
+            ),
+            Event::Metadata(usage) => (
+                "metadata",
+                padded(
+                    vec![
+                        ("metrics", json!({ "latencyMs": latency_ms })),
+                        ("usage", usage.to_json()),
+                    ],
+                    pad,
+                ),
+            ),
+            Event::Exception {
+                exception_type,
+                payload,
+            } => {
+                return MessageBuilder::new()
+                    .string_header(":message-type", "exception")
+                    .string_header(":exception-type", exception_type)
+                    .string_header(":content-type", "application/json")
+                    .build(payload.to_string().as_bytes());
+            }
+        };
+        MessageBuilder::new()
+            .string_header(":event-type", event_type)
+            .string_header(":content-type", "application/json")
+            .string_header(":message-type", "event")
+            .build(payload.to_string().as_bytes())
+    }
+}
+
+/// One content block being folded.
+enum Block {
+    Text(String),
+    Tool { id: String, name: String, input: String },
+    Reasoning { text: String, signature: String },
+}
+
+impl Script {
+    /// The exception of the script, if it has one.
+    pub(crate) fn exception(&self) -> Option<(&'static str, &Value)> {
+        self.events.iter().find_map(|e| match e {
+            Event::Exception {
+                exception_type,
+                payload,
+            } => Some((*exception_type, payload)),
+            _ => None,
+        })
+    }
+
+    /// The Converse (non-streaming) response with the same content.
+    pub(crate) fn to_converse_json(&self, latency_ms: u64) -> Value {
+        let mut blocks: Vec<(u32, Block)> = Vec::new();
+        let mut stop_reason = "end_turn";
+        let mut usage = Usage::new(0, 0);
+        for event in &self.events {
+            match event {
+                Event::ToolStart {
+                    index,
+                    tool_use_id,
+                    name,
+                } => blocks.push((
+                    *index,
+                    Block::Tool {
+                        id: tool_use_id.clone(),
+                        name: name.clone(),
+                        input: String::new(),
+                    },
+                )),
+                Event::Delta { index, delta } => {
+                    let pos = match blocks.iter().position(|(i, _)| i == index) {
+                        Some(pos) => pos,
+                        None => {
+                            let block = match delta {
+                                Delta::ReasoningText(_) | Delta::ReasoningSignature(_) => Block::Reasoning {
+                                    text: String::new(),
+                                    signature: String::new(),
+                                },
+                                _ => Block::Text(String::new()),
+                            };
+                            blocks.push((*index, block));
+                            blocks.len() - 1
+                        }
+                    };
+                    if let Some((_, block)) = blocks.get_mut(pos) {
+                        match (block, delta) {
+                            (Block::Text(s), Delta::Text(t)) => s.push_str(t),
+                            (Block::Tool { input, .. }, Delta::ToolInput(f)) => input.push_str(f),
+                            (Block::Reasoning { text, .. }, Delta::ReasoningText(t)) => text.push_str(t),
+                            (Block::Reasoning { signature, .. }, Delta::ReasoningSignature(s)) => {
+                                signature.push_str(s)
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Event::MessageStop { stop_reason: r } => stop_reason = r,
+                Event::Metadata(u) => usage = *u,
+                _ => {}
+            }
+        }
+        let content: Vec<Value> = blocks
+            .into_iter()
+            .map(|(_, block)| match block {
+                Block::Text(text) => json!({ "text": text }),
+                Block::Tool { id, name, input } => {
+                    let input: Value = if input.is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(&input).unwrap_or(Value::String(input))
+                    };
+                    json!({ "toolUse": { "input": input, "name": name, "toolUseId": id } })
+                }
+                Block::Reasoning { text, signature } => json!({
+                    "reasoningContent": { "reasoningText": { "signature": signature, "text": text } }
+                }),
+            })
+            .collect();
+        json!({
+            "metrics": { "latencyMs": latency_ms },
+            "output": { "message": { "content": content, "role": "assistant" } },
+            "stopReason": stop_reason,
+            "usage": usage.to_json(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_sorted_and_varies() {
+        let a = padded(vec![("role", json!("assistant"))], 3).to_string();
+        assert_eq!(a, r#"{"p":"abc","role":"assistant"}"#);
+        let b = padded(vec![("contentBlockIndex", json!(0))], 60).to_string();
+        assert!(b.starts_with(
+            r#"{"contentBlockIndex":0,"p":"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456"#
+        ));
+        let lens: std::collections::HashSet<usize> = (0..20).map(pad_len).collect();
+        assert!(lens.len() > 10);
+        assert!((0..1000).map(pad_len).all(|n| (1..=59).contains(&n)));
+    }
+
+    #[test]
+    fn frame_headers_in_order() {
+        let msg = Event::MessageStart.to_frame(0, 0).expect("frame");
+        let names: Vec<&str> = msg.headers().map(|(n, _)| n).collect();
+        assert_eq!(names, [":event-type", ":content-type", ":message-type"]);
+    }
+}

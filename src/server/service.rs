@@ -1,0 +1,612 @@
+//! The HTTP side: routing, Bedrock-style responses and the streaming body writer.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ::http::{header, HeaderValue, Method, StatusCode};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::Router;
+use bytes::{Bytes, BytesMut};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+use super::events::Script;
+use super::scenario::{self, RequestView, Scenario};
+use super::{auth, validate, wait_for_shutdown, Operation, RecordedRequest, Shared};
+
+/// What SDKs leave unescaped in a model id path label (RFC 3986 unreserved).
+pub(crate) const MODEL_ID_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Largest request body read (Bedrock's own limit is in the same range).
+const MAX_BODY: usize = 25 * 1024 * 1024;
+
+/// Namespace suffix of Bedrock's `x-amzn-errortype`.
+const BEDROCK_NS: &str = "http://internal.amazon.com/coral/com.amazon.bedrock/";
+/// Namespace suffix of the front door's authentication errors.
+const CORAL_NS: &str = "http://internal.amazon.com/coral/com.amazon.coral.service/";
+
+/// Number of frames the `stall` scenario sends before going quiet.
+const STALL_AFTER_FRAMES: usize = 3;
+/// Chunk size of the `long` scenario's body (when there is no frame delay).
+const BATCH_BYTES: usize = 16 * 1024;
+/// The frame whose payload byte `corrupt-crc` flips.
+const CORRUPT_FRAME: usize = 2;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new().fallback(handle).with_state(shared)
+}
+
+/// A request id shaped like Bedrock's (a random UUID).
+fn request_id() -> String {
+    let a = fastrand::u64(..);
+    let b = fastrand::u64(..);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0x0fff,
+        0x8000 | ((b >> 48) & 0x3fff),
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// Splits `/model/{id}/{op}` into the decoded id and the operation.
+fn parse_route(path: &str) -> Option<(String, Operation)> {
+    let rest = path.strip_prefix("/model/")?;
+    let (raw_id, op) = rest.rsplit_once('/')?;
+    let op = match op {
+        "converse" => Operation::Converse,
+        "converse-stream" => Operation::ConverseStream,
+        _ => return None,
+    };
+    if raw_id.is_empty() {
+        return None;
+    }
+    let id = percent_encoding::percent_decode_str(raw_id)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    Some((id, op))
+}
+
+/// A response with Bedrock's common headers.
+fn response(status: StatusCode, content_type: &'static str, rid: &str, body: Body) -> Response {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// An error response: `x-amzn-errortype: Type:namespace`, body `{"message": ...}`.
+fn error(status: StatusCode, error_type: &str, message: &str, rid: &str) -> Response {
+    error_with_body(
+        status,
+        error_type,
+        BEDROCK_NS,
+        json!({ "message": message }).to_string(),
+        rid,
+    )
+}
+
+fn error_with_body(status: StatusCode, error_type: &str, ns: &str, body: String, rid: &str) -> Response {
+    let mut resp = response(status, "application/json", rid, Body::from(body));
+    if let Ok(v) = HeaderValue::from_str(&format!("{error_type}:{ns}")) {
+        resp.headers_mut().insert("x-amzn-errortype", v);
+    }
+    resp
+}
+
+/// What was learnt about the request, for the recording.
+#[derive(Default)]
+struct Seen {
+    model_id: Option<String>,
+    operation: Option<Operation>,
+    scenario: Option<Scenario>,
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let start = Instant::now();
+    let rid = request_id();
+    let (parts, body) = req.into_parts();
+    let mut seen = Seen::default();
+    let (body, resp) = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => {
+            let resp = respond(&shared, &parts, &body, &rid, start, &mut seen).await;
+            (body, resp)
+        }
+        Err(_) => (
+            Bytes::new(),
+            error(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                "The request body could not be read or is larger than 25 MB.",
+                &rid,
+            ),
+        ),
+    };
+    tracing::debug!(
+        method = %parts.method,
+        uri = %parts.uri,
+        status = resp.status().as_u16(),
+        scenario = seen.scenario.map(Scenario::name),
+        "mock Bedrock request"
+    );
+    let record = RecordedRequest {
+        method: parts.method,
+        uri: parts.uri.to_string(),
+        model_id: seen.model_id,
+        operation: seen.operation,
+        scenario: seen.scenario,
+        headers: parts.headers,
+        body,
+        status: resp.status().as_u16(),
+    };
+    let max = shared.config.max_recorded;
+    let mut state = shared.lock();
+    state.total += 1;
+    if max > 0 {
+        while state.requests.len() >= max {
+            state.requests.pop_front();
+        }
+        state.requests.push_back(record);
+    }
+    drop(state);
+    resp
+}
+
+async fn respond(
+    shared: &Arc<Shared>,
+    parts: &::http::request::Parts,
+    body: &Bytes,
+    rid: &str,
+    start: Instant,
+    seen: &mut Seen,
+) -> Response {
+    let Some((model_id, operation)) = parse_route(parts.uri.path()).filter(|_| parts.method == Method::POST)
+    else {
+        return error_with_body(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            CORAL_NS,
+            json!({ "message": null }).to_string(),
+            rid,
+        );
+    };
+    let scenario = Scenario::from_model_id(&model_id);
+    seen.model_id = Some(model_id);
+    seen.operation = Some(operation);
+    seen.scenario = Some(scenario);
+
+    if let Err(denied) = auth::check(&shared.config, &parts.method, &parts.uri, &parts.headers, body) {
+        let ns = if denied.error_type == "AccessDeniedException" {
+            BEDROCK_NS
+        } else {
+            CORAL_NS
+        };
+        return error_with_body(StatusCode::FORBIDDEN, denied.error_type, ns, denied.body, rid);
+    }
+    let json: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                &format!("Malformed input request: {e}, please reformat your input and try again."),
+                rid,
+            )
+        }
+    };
+    if let Err(message) = validate::validate(&json) {
+        return error(StatusCode::BAD_REQUEST, "ValidationException", &message, rid);
+    }
+    let count = {
+        let mut state = shared.lock();
+        let n = state.per_scenario.entry(scenario).or_insert(0);
+        *n += 1;
+        *n
+    };
+    match scenario {
+        Scenario::HttpError => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                "The model returned the following errors: the mock scenario `http-error` rejects every request. Pick another scenario and try again.",
+                rid,
+            )
+        }
+        Scenario::ThrottleThenOk if count <= 2 => {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                "Too many requests, please wait before trying again.",
+                rid,
+            )
+        }
+        Scenario::NotReady if count <= 1 => {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ModelNotReadyException",
+                "Model is not ready for inference. Wait and try your request again.",
+                rid,
+            )
+        }
+        Scenario::ServerError => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                "The system encountered an unexpected error during processing. Try your request again.",
+                rid,
+            )
+        }
+        _ => {}
+    }
+
+    let view = RequestView::from_request(&json, body.len());
+    let script = match scenario {
+        Scenario::Long => scenario::long_script(shared.config.long_deltas, &view),
+        Scenario::Tools => scenario::tools_script(&view),
+        Scenario::Reasoning => scenario::reasoning_script(&view),
+        Scenario::Exception => scenario::exception_script(
+            "modelStreamErrorException",
+            json!({
+                "message": "The system encountered an unexpected error during processing. Try your request again.",
+                "originalMessage": "The model stream failed (mock scenario `exception`).",
+                "originalStatusCode": 500,
+            }),
+        ),
+        Scenario::ThrottlingException => scenario::exception_script(
+            "throttlingException",
+            json!({ "message": "Too many tokens, please wait before trying again." }),
+        ),
+        _ => scenario::text_script(&scenario::text_answer(&view), &view),
+    };
+    match operation {
+        Operation::Converse => converse(shared, scenario, &script, rid, start).await,
+        Operation::ConverseStream => converse_stream(shared, scenario, script, rid, start),
+    }
+}
+
+fn latency_ms(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The `/converse` answer.
+async fn converse(
+    shared: &Arc<Shared>,
+    scenario: Scenario,
+    script: &Script,
+    rid: &str,
+    start: Instant,
+) -> Response {
+    if let Some((exception_type, _)) = script.exception() {
+        return if exception_type == "throttlingException" {
+            error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                "Too many tokens, please wait before trying again.",
+                rid,
+            )
+        } else {
+            error_with_body(
+                StatusCode::FAILED_DEPENDENCY,
+                "ModelErrorException",
+                BEDROCK_NS,
+                json!({
+                    "message": "The system encountered an unexpected error during processing. Try your request again.",
+                    "originalStatusCode": 500,
+                })
+                .to_string(),
+                rid,
+            )
+        };
+    }
+    if scenario == Scenario::Stall {
+        let mut shutdown = shared.shutdown.clone();
+        tokio::select! {
+            () = tokio::time::sleep(shared.config.stall) => {}
+            () = wait_for_shutdown(&mut shutdown) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailableException",
+                    "The server is shutting down.",
+                    rid,
+                );
+            }
+        }
+    }
+    let body = Bytes::from(script.to_converse_json(latency_ms(start)).to_string());
+    match scenario {
+        Scenario::Truncated => {
+            let half = body.slice(..body.len() / 2);
+            response(
+                StatusCode::OK,
+                "application/json",
+                rid,
+                stream_body(half_body(half)),
+            )
+        }
+        Scenario::Trickle => {
+            let (tx, rx) = mpsc::channel(1);
+            let shutdown = shared.shutdown.clone();
+            tokio::spawn(async move {
+                let mut shutdown = shutdown;
+                trickle(&tx, &mut shutdown, &body).await;
+            });
+            response(StatusCode::OK, "application/json", rid, receiver_body(rx))
+        }
+        _ => response(StatusCode::OK, "application/json", rid, Body::from(body)),
+    }
+}
+
+type Chunk = Result<Bytes, io::Error>;
+
+fn half_body(half: Bytes) -> impl futures_util::Stream<Item = Chunk> + Send {
+    futures_util::stream::iter([Ok(half)])
+}
+
+fn stream_body<S>(stream: S) -> Body
+where
+    S: futures_util::Stream<Item = Chunk> + Send + 'static,
+{
+    Body::from_stream(stream)
+}
+
+fn receiver_body(rx: mpsc::Receiver<Chunk>) -> Body {
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// How a stream's bytes are delivered.
+#[derive(Debug, Clone, Copy)]
+enum Delivery {
+    Normal,
+    Batched,
+    Stall,
+    Truncated,
+    CorruptCrc,
+    Trickle,
+}
+
+/// The `/converse-stream` answer: headers now, frames from a writer task.
+fn converse_stream(
+    shared: &Arc<Shared>,
+    scenario: Scenario,
+    script: Script,
+    rid: &str,
+    start: Instant,
+) -> Response {
+    let delivery = match scenario {
+        Scenario::Stall => Delivery::Stall,
+        Scenario::Truncated => Delivery::Truncated,
+        Scenario::CorruptCrc => Delivery::CorruptCrc,
+        Scenario::Trickle => Delivery::Trickle,
+        // Benchmarks: many frames per chunk, so the server is not the bottleneck.
+        Scenario::Long if shared.config.frame_delay.is_zero() => Delivery::Batched,
+        _ => Delivery::Normal,
+    };
+    let capacity = if matches!(delivery, Delivery::Trickle) {
+        1
+    } else {
+        16
+    };
+    let (tx, rx) = mpsc::channel(capacity);
+    let writer = Writer {
+        shared: Arc::clone(shared),
+        tx,
+        shutdown: shared.shutdown.clone(),
+        frame_delay: shared.config.frame_delay,
+        stall: shared.config.stall,
+        start,
+    };
+    tokio::spawn(writer.run(script, delivery));
+    response(
+        StatusCode::OK,
+        "application/vnd.amazon.eventstream",
+        rid,
+        receiver_body(rx),
+    )
+}
+
+/// Sends one chunk unless the client went away or the server is stopping.
+async fn send(tx: &mpsc::Sender<Chunk>, shutdown: &mut watch::Receiver<bool>, bytes: Bytes) -> bool {
+    tokio::select! {
+        r = tx.send(Ok(bytes)) => r.is_ok(),
+        () = wait_for_shutdown(shutdown) => {
+            abort(tx);
+            false
+        }
+    }
+}
+
+/// Makes the body fail, so the connection is cut rather than ended cleanly.
+fn abort(tx: &mpsc::Sender<Chunk>) {
+    let _ = tx.try_send(Err(io::Error::other("mock Bedrock server shutting down")));
+}
+
+/// Sleeps unless the server is stopping; `false` if it is.
+async fn pause(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    if d.is_zero() {
+        return true;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(d) => true,
+        () = wait_for_shutdown(shutdown) => false,
+    }
+}
+
+/// Writes `bytes` one byte per chunk, yielding between chunks.
+async fn trickle(tx: &mpsc::Sender<Chunk>, shutdown: &mut watch::Receiver<bool>, bytes: &Bytes) -> bool {
+    for i in 0..bytes.len() {
+        if !send(tx, shutdown, bytes.slice(i..i + 1)).await {
+            return false;
+        }
+        tokio::task::yield_now().await;
+    }
+    true
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Chunk>,
+    shutdown: watch::Receiver<bool>,
+    frame_delay: Duration,
+    stall: Duration,
+    start: Instant,
+}
+
+impl Writer {
+    async fn run(mut self, script: Script, delivery: Delivery) {
+        if matches!(delivery, Delivery::Batched) {
+            return self.run_batched(script).await;
+        }
+        let n = script.events.len();
+        let cut_at = n / 2;
+        for (seq, event) in script.events.iter().enumerate() {
+            let frame = match event.to_frame(seq, latency_ms(self.start)) {
+                Ok(frame) => frame.into_bytes(),
+                Err(e) => {
+                    let _ = self.tx.send(Err(io::Error::other(e))).await;
+                    return;
+                }
+            };
+            self.shared.frames_sent.fetch_add(1, Ordering::Relaxed);
+            let sent = match delivery {
+                Delivery::Truncated if seq == cut_at => frame.len() / 2,
+                _ => frame.len(),
+            };
+            self.shared
+                .bytes_sent
+                .fetch_add(u64::try_from(sent).unwrap_or(u64::MAX), Ordering::Relaxed);
+            let ok = match delivery {
+                Delivery::Trickle => trickle(&self.tx, &mut self.shutdown, &frame).await,
+                Delivery::Truncated if seq == cut_at => {
+                    // Half of this frame, then a clean end of body.
+                    let half = frame.slice(..frame.len() / 2);
+                    let _ = send(&self.tx, &mut self.shutdown, half).await;
+                    return;
+                }
+                Delivery::CorruptCrc if seq == CORRUPT_FRAME => {
+                    send(&self.tx, &mut self.shutdown, corrupt(&frame)).await
+                }
+                _ => send(&self.tx, &mut self.shutdown, frame).await,
+            };
+            if !ok {
+                return;
+            }
+            if matches!(delivery, Delivery::Stall) && seq + 1 == STALL_AFTER_FRAMES {
+                if !pause(&mut self.shutdown, self.stall).await {
+                    abort(&self.tx);
+                    return;
+                }
+            } else if !pause(&mut self.shutdown, self.frame_delay).await {
+                abort(&self.tx);
+                return;
+            }
+        }
+    }
+}
+
+impl Writer {
+    /// Writes the frames in chunks of about [`BATCH_BYTES`]. Every frame but the last
+    /// (`metadata`, whose latency and usage vary) is encoded once per server and reused.
+    async fn run_batched(mut self, script: Script) {
+        let Some((last, head)) = script.events.split_last() else {
+            return;
+        };
+        // `long_deltas` is fixed per server, so the cached frames fit every `long` script.
+        let cached = self.shared.long_frames.get_or_init(|| {
+            let mut buf = BytesMut::new();
+            for (seq, event) in head.iter().enumerate() {
+                if let Ok(frame) = event.to_frame(seq, 0) {
+                    buf.extend_from_slice(frame.as_bytes());
+                }
+            }
+            buf.freeze()
+        });
+        let metadata = match last.to_frame(head.len(), latency_ms(self.start)) {
+            Ok(frame) => frame.into_bytes(),
+            Err(e) => {
+                let _ = self.tx.send(Err(io::Error::other(e))).await;
+                return;
+            }
+        };
+        self.shared.frames_sent.fetch_add(
+            u64::try_from(script.events.len()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let mut body = cached.clone();
+        while !body.is_empty() {
+            // Zero-copy views of the cached frames.
+            let chunk = body.split_to(BATCH_BYTES.min(body.len()));
+            if !self.send_counted(chunk).await {
+                return;
+            }
+        }
+        let _ = self.send_counted(metadata).await;
+    }
+
+    async fn send_counted(&mut self, chunk: Bytes) -> bool {
+        self.shared
+            .bytes_sent
+            .fetch_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        send(&self.tx, &mut self.shutdown, chunk).await
+    }
+}
+
+/// A copy of the frame with the middle payload byte's ASCII case flipped: the prelude
+/// stays valid, the message CRC no longer matches.
+fn corrupt(frame: &Bytes) -> Bytes {
+    let headers_len = frame
+        .get(4..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, |b: [u8; 4]| u32::from_be_bytes(b) as usize);
+    let payload_start = 12 + headers_len;
+    let payload_end = frame.len().saturating_sub(4);
+    let mut out = BytesMut::from(frame.as_ref());
+    let mid = payload_start + payload_end.saturating_sub(payload_start) / 2;
+    if let Some(b) = out.get_mut(mid.min(payload_end.saturating_sub(1))) {
+        *b ^= 0x20;
+    }
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            parse_route("/model/us-east-1.mock.tools/converse-stream"),
+            Some(("us-east-1.mock.tools".to_owned(), Operation::ConverseStream))
+        );
+        assert_eq!(
+            parse_route("/model/arn%3Aaws%3Abedrock%2Fx.text/converse"),
+            Some(("arn:aws:bedrock/x.text".to_owned(), Operation::Converse))
+        );
+        assert_eq!(parse_route("/model//converse"), None);
+        assert_eq!(parse_route("/model/x/invoke"), None);
+        assert_eq!(parse_route("/other"), None);
+    }
+
+    #[test]
+    fn request_ids_look_like_uuids() {
+        let id = request_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
+    }
+}

@@ -1,0 +1,95 @@
+//! Allocation budget of the assembler on a long text-only stream: the deltas borrow
+//! from the frames, so the only allocations are the growth of the assembled text and
+//! the finished response.
+
+use std::alloc::System;
+
+use bedrock_converse::converse::{StreamAssembler, StreamEvent};
+use bedrock_converse::eventstream::{Message, MessageBuilder};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+fn frame(ty: &str, payload: &str) -> Message {
+    MessageBuilder::new()
+        .string_header(":event-type", ty)
+        .string_header(":content-type", "application/json")
+        .string_header(":message-type", "event")
+        .build(payload.as_bytes())
+        .expect("frame")
+}
+
+/// A stream like Claude's: `messageStart`, `deltas` text deltas with `"p"` padding,
+/// `contentBlockStop`, `messageStop`, `metadata`.
+fn text_stream(deltas: usize, escaped_every: usize) -> Vec<Message> {
+    const PAD: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456";
+    let mut out = vec![frame(
+        "messageStart",
+        r#"{"p":"abcdefghijklmnopqrstuvwxyzABCD","role":"assistant"}"#,
+    )];
+    for i in 0..deltas {
+        let text = if escaped_every > 0 && i % escaped_every == 0 {
+            format!("line {i} ends\\n\\n\\\"quoted\\\" caf\\u00e9")
+        } else {
+            format!(" word{i} and some more text, café ü")
+        };
+        let pad = &PAD[..(i * 7) % PAD.len()];
+        out.push(frame(
+            "contentBlockDelta",
+            &format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"{text}"}},"p":"{pad}"}}"#),
+        ));
+    }
+    out.push(frame(
+        "contentBlockStop",
+        r#"{"contentBlockIndex":0,"p":"abcdefgh"}"#,
+    ));
+    out.push(frame(
+        "messageStop",
+        r#"{"p":"abcd","stopReason":"end_turn","additionalModelResponseFields":{"delta":{"stop_sequence":null}}}"#,
+    ));
+    out.push(frame(
+        "metadata",
+        r#"{"metrics":{"latencyMs":2040},"p":"ab","usage":{"inputTokens":22,"outputTokens":55,"serverToolUsage":{},"totalTokens":77}}"#,
+    ));
+    out
+}
+
+/// Allocations (including reallocations) made while assembling `messages`.
+fn allocations(messages: &[Message]) -> (usize, usize) {
+    let region = Region::new(GLOBAL);
+    let mut asm = StreamAssembler::new();
+    let mut deltas = 0usize;
+    for m in messages {
+        if let Ok(Some(StreamEvent::ContentBlockDelta { .. })) = asm.push(m) {
+            deltas += 1;
+        }
+    }
+    let response = asm.finish().expect("complete");
+    let change = region.change();
+    assert_eq!(deltas + 4, messages.len());
+    assert!(!response.text().is_empty());
+    drop(response);
+    (change.allocations + change.reallocations, messages.len())
+}
+
+#[test]
+fn text_stream_allocations_per_event() {
+    let messages = text_stream(20_000, 0);
+    let (allocs, events) = allocations(&messages);
+    let per_event = allocs as f64 / events as f64;
+    println!(
+        "text-only stream, no escapes: {allocs} allocations for {events} events = {per_event:.4} per event"
+    );
+
+    // For information: with an escaped string in every 10th delta, each of those costs
+    // the decoded copy (serde_json's scratch buffer and the owned string).
+    let escaped = text_stream(20_000, 10);
+    let (e_allocs, e_events) = allocations(&escaped);
+    println!(
+        "text-only stream, every 10th delta escaped: {e_allocs} allocations for {e_events} events = {:.4} per event",
+        e_allocs as f64 / e_events as f64
+    );
+
+    assert!(per_event <= 0.05, "{per_event} allocations per event");
+}

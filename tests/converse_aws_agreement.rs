@@ -1,0 +1,565 @@
+//! Agreement with the official AWS SDK: random Bedrock-like ConverseStream bodies are
+//! served from a loopback HTTP/1.1 server to `aws-sdk-bedrockruntime`'s
+//! `converse_stream()`, and the same bytes are decoded and assembled by this crate.
+//! Text, tool calls, reasoning, stop reason and usage must be identical (and equal to
+//! what was generated).
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_bedrockruntime::types as aws;
+use bedrock_converse::converse::{ContentBlock, ConverseResponse, ReasoningContentBlock, StreamAssembler};
+use bedrock_converse::eventstream::{EventStreamCodec, MessageBuilder};
+use bytes::BytesMut;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::codec::{Decoder, Encoder};
+
+// ===== the normalized result both sides are compared on =====
+
+#[derive(Debug, Clone, PartialEq)]
+enum Block {
+    Text(String),
+    Tool { id: String, name: String, input: Value },
+    Reasoning { text: String, signature: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Outcome {
+    blocks: Vec<Block>,
+    stop_reason: String,
+    usage: (i64, i64, i64, Option<i64>, Option<i64>),
+}
+
+// ===== generating a response =====
+
+/// How a string is written in JSON: each char literal or `\u` escaped, `/` maybe `\/`.
+fn json_string(s: &str, escape_bits: &[bool]) -> String {
+    let mut out = String::from("\"");
+    let mut bits = escape_bits.iter().cycle();
+    for c in s.chars() {
+        let escape = *bits.next().unwrap_or(&false);
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str(if escape { "\\u000a" } else { "\\n" }),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '/' if escape => out.push_str("\\/"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if escape && !c.is_ascii() => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04X}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn text_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        6 => proptest::char::range('a', 'z'),
+        2 => Just(' '),
+        4 => proptest::sample::select(vec![
+            '"', '\\', '/', '\n', '\r', '\t', '\u{8}', '\u{c}', '\u{0}', '\u{1f}', '\u{7f}', 'é', 'ß', '€', '中',
+            '😀', '\u{2028}', '\u{feff}', '𝄞'
+        ]),
+        1 => any::<char>(),
+    ]
+}
+
+fn text() -> impl Strategy<Value = String> {
+    proptest::collection::vec(text_char(), 0..40).prop_map(|v| v.into_iter().collect())
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i32>().prop_map(|n| json!(n)),
+        (-1.0e6f64..1.0e6).prop_map(|f| json!(f)),
+        text().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+#[derive(Debug, Clone)]
+enum Spec {
+    Text(Vec<String>),
+    /// id, name, input, where to cut the serialized input (fractions of its chars).
+    Tool(String, String, Value, Vec<usize>),
+    Reasoning(Vec<String>, String),
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    specs: Vec<Spec>,
+    stop_reason: &'static str,
+    usage: (i32, i32, Option<i32>, Option<i32>),
+    escape_bits: Vec<bool>,
+    interleave_tools: bool,
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    prop_oneof![
+        3 => proptest::collection::vec(text(), 1..6).prop_map(Spec::Text),
+        3 => (
+            "tooluse_[A-Za-z0-9]{6,22}",
+            "[a-z][a-z_]{0,15}",
+            prop_oneof![1 => Just(json!({})), 4 => proptest::collection::btree_map("[a-z]{1,6}", json_value(), 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect()))],
+            proptest::collection::vec(0usize..1000, 0..8),
+        )
+            .prop_map(|(id, name, input, cuts)| Spec::Tool(id, name, input, cuts)),
+        1 => (proptest::collection::vec(text(), 1..4), "[A-Za-z0-9+/]{20,60}={0,2}")
+            .prop_map(|(t, s)| Spec::Reasoning(t, s)),
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        proptest::collection::vec(spec(), 1..6),
+        proptest::sample::select(vec!["end_turn", "tool_use", "max_tokens", "stop_sequence"]),
+        (
+            0..100_000i32,
+            0..100_000i32,
+            proptest::option::of(0..5000i32),
+            proptest::option::of(0..5000i32),
+        ),
+        proptest::collection::vec(any::<bool>(), 1..17),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(specs, stop_reason, usage, escape_bits, interleave_tools)| Case {
+                specs,
+                stop_reason,
+                usage,
+                escape_bits,
+                interleave_tools,
+            },
+        )
+}
+
+/// Cuts `s` into pieces at char boundaries picked by `cuts` (the first piece is always
+/// `""`, as Bedrock sends it).
+fn cut(s: &str, cuts: &[usize]) -> Vec<String> {
+    let boundaries: Vec<usize> = s.char_indices().map(|(i, _)| i).chain([s.len()]).collect();
+    let mut points: Vec<usize> = cuts.iter().map(|c| boundaries[c % boundaries.len()]).collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut out = vec![String::new()];
+    let mut start = 0;
+    for p in points.into_iter().chain([s.len()]) {
+        if p > start {
+            out.push(s[start..p].to_owned());
+            start = p;
+        }
+    }
+    out
+}
+
+/// The event-stream body and the outcome both decoders must produce.
+fn encode(case: &Case) -> (Vec<u8>, Outcome) {
+    let esc = |s: &str| json_string(s, &case.escape_bits);
+    let mut events: Vec<(&str, String)> =
+        vec![("messageStart", r#"{"p":"abcdefgh","role":"assistant"}"#.into())];
+    let mut blocks = Vec::new();
+    let mut pending_tools: Vec<(usize, Vec<String>)> = Vec::new();
+    let flush_tools = |events: &mut Vec<(&str, String)>, pending: &mut Vec<(usize, Vec<String>)>| {
+        // Parallel tool calls: all starts first, then deltas round-robin, then stops.
+        let max = pending.iter().map(|(_, f)| f.len()).max().unwrap_or(0);
+        for round in 0..max {
+            for (index, frags) in pending.iter() {
+                if let Some(f) = frags.get(round) {
+                    events.push((
+                        "contentBlockDelta",
+                        format!(
+                            r#"{{"contentBlockIndex":{index},"delta":{{"toolUse":{{"input":{}}}}}}}"#,
+                            esc(f)
+                        ),
+                    ));
+                }
+            }
+        }
+        for (index, _) in pending.drain(..) {
+            events.push((
+                "contentBlockStop",
+                format!(r#"{{"contentBlockIndex":{index},"p":"abc"}}"#),
+            ));
+        }
+    };
+    for (index, spec) in case.specs.iter().enumerate() {
+        if !matches!(spec, Spec::Tool(..)) {
+            flush_tools(&mut events, &mut pending_tools);
+        }
+        match spec {
+            Spec::Text(chunks) => {
+                for c in chunks {
+                    events.push((
+                        "contentBlockDelta",
+                        format!(
+                            r#"{{"contentBlockIndex":{index},"delta":{{"text":{}}},"p":"abcd"}}"#,
+                            esc(c)
+                        ),
+                    ));
+                }
+                events.push(("contentBlockStop", format!(r#"{{"contentBlockIndex":{index}}}"#)));
+                blocks.push(Block::Text(chunks.concat()));
+            }
+            Spec::Reasoning(chunks, sig) => {
+                for c in chunks {
+                    events.push((
+                        "contentBlockDelta",
+                        format!(
+                            r#"{{"contentBlockIndex":{index},"delta":{{"reasoningContent":{{"text":{}}}}}}}"#,
+                            esc(c)
+                        ),
+                    ));
+                }
+                events.push((
+                    "contentBlockDelta",
+                    format!(r#"{{"contentBlockIndex":{index},"delta":{{"reasoningContent":{{"signature":"{sig}"}}}}}}"#),
+                ));
+                events.push(("contentBlockStop", format!(r#"{{"contentBlockIndex":{index}}}"#)));
+                blocks.push(Block::Reasoning {
+                    text: chunks.concat(),
+                    signature: Some(sig.clone()),
+                });
+            }
+            Spec::Tool(id, name, input, cuts) => {
+                events.push((
+                    "contentBlockStart",
+                    format!(
+                        r#"{{"contentBlockIndex":{index},"start":{{"toolUse":{{"name":{},"toolUseId":{}}}}}}}"#,
+                        esc(name),
+                        esc(id)
+                    ),
+                ));
+                let serialized = if input == &json!({}) && cuts.is_empty() {
+                    String::new()
+                } else {
+                    serde_json::to_string(input).expect("json")
+                };
+                pending_tools.push((index, cut(&serialized, cuts)));
+                if !case.interleave_tools {
+                    flush_tools(&mut events, &mut pending_tools);
+                }
+                blocks.push(Block::Tool {
+                    id: id.clone(),
+                    name: name.clone(),
+                    input: input.clone(),
+                });
+            }
+        }
+    }
+    flush_tools(&mut events, &mut pending_tools);
+    events.push((
+        "messageStop",
+        format!(
+            r#"{{"additionalModelResponseFields":{{"delta":{{"stop_sequence":null}}}},"stopReason":"{}"}}"#,
+            case.stop_reason
+        ),
+    ));
+    let (input, output, cache_read, cache_write) = case.usage;
+    let mut usage = json!({"inputTokens": input, "outputTokens": output, "totalTokens": input + output, "serverToolUsage": {}});
+    if let Some(n) = cache_read {
+        usage["cacheReadInputTokens"] = json!(n);
+    }
+    if let Some(n) = cache_write {
+        usage["cacheWriteInputTokens"] = json!(n);
+    }
+    events.push((
+        "metadata",
+        json!({"metrics": {"latencyMs": 1234}, "p": "abcdefghij", "usage": usage, "serviceTier": {"type": "default"}})
+            .to_string(),
+    ));
+
+    let mut body = BytesMut::new();
+    let mut codec = EventStreamCodec::default();
+    for (ty, payload) in &events {
+        let m = MessageBuilder::new()
+            .string_header(":event-type", ty)
+            .string_header(":content-type", "application/json")
+            .string_header(":message-type", "event")
+            .build(payload.as_bytes())
+            .expect("frame");
+        codec.encode(&m, &mut body).expect("encode");
+    }
+    let outcome = Outcome {
+        blocks,
+        stop_reason: case.stop_reason.to_owned(),
+        usage: (
+            i64::from(input),
+            i64::from(output),
+            i64::from(input + output),
+            cache_read.map(i64::from),
+            cache_write.map(i64::from),
+        ),
+    };
+    (body.to_vec(), outcome)
+}
+
+// ===== our side =====
+
+fn ours(body: &[u8]) -> Outcome {
+    let mut buf = BytesMut::from(body);
+    let mut codec = EventStreamCodec::default();
+    let mut asm = StreamAssembler::new();
+    while let Some(m) = codec.decode(&mut buf).expect("decode") {
+        asm.push(&m).expect("push");
+    }
+    let r: ConverseResponse = asm.finish().expect("finish");
+    let blocks = r
+        .content()
+        .iter()
+        .map(|b| match b {
+            ContentBlock::Text(t) => Block::Text(t.clone()),
+            ContentBlock::ToolUse(t) => Block::Tool {
+                id: t.tool_use_id.clone(),
+                name: t.name.clone(),
+                input: t.input.clone(),
+            },
+            ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(t)) => Block::Reasoning {
+                text: t.text.clone(),
+                signature: t.signature.clone(),
+            },
+            other => panic!("unexpected block {other:?}"),
+        })
+        .collect();
+    let u = r.usage.expect("usage");
+    let n = |v: u64| i64::try_from(v).expect("fits");
+    Outcome {
+        blocks,
+        stop_reason: r.stop_reason.expect("stop").as_str().to_owned(),
+        usage: (
+            n(u.input_tokens),
+            n(u.output_tokens),
+            n(u.total_tokens),
+            u.cache_read_input_tokens.map(n),
+            u.cache_write_input_tokens.map(n),
+        ),
+    }
+}
+
+// ===== the SDK's side =====
+
+async fn sdk(client: &aws_sdk_bedrockruntime::Client) -> Outcome {
+    let message = aws::Message::builder()
+        .role(aws::ConversationRole::User)
+        .content(aws::ContentBlock::Text("hi".into()))
+        .build()
+        .expect("message");
+    let out = client
+        .converse_stream()
+        .model_id("anthropic.claude-test")
+        .messages(message)
+        .send()
+        .await
+        .expect("send");
+    let mut stream = out.stream;
+    // Per index: (kind, text, signature, tool id, tool name, raw input)
+    #[derive(Default)]
+    struct Acc {
+        text: Option<String>,
+        reasoning: Option<(String, Option<String>)>,
+        tool: Option<(String, String, String)>,
+    }
+    let mut accs: Vec<Acc> = Vec::new();
+    let slot = |accs: &mut Vec<Acc>, i: i32| -> usize {
+        let i = usize::try_from(i).expect("index");
+        if accs.len() <= i {
+            accs.resize_with(i + 1, Acc::default);
+        }
+        i
+    };
+    let mut stop_reason = None;
+    let mut usage = None;
+    while let Some(event) = stream.recv().await.expect("recv") {
+        match event {
+            aws::ConverseStreamOutput::ContentBlockStart(e) => {
+                let i = slot(&mut accs, e.content_block_index());
+                if let Some(aws::ContentBlockStart::ToolUse(t)) = e.start() {
+                    accs[i].tool = Some((t.tool_use_id().to_owned(), t.name().to_owned(), String::new()));
+                }
+            }
+            aws::ConverseStreamOutput::ContentBlockDelta(e) => {
+                let i = slot(&mut accs, e.content_block_index());
+                match e.delta().expect("delta") {
+                    aws::ContentBlockDelta::Text(t) => {
+                        accs[i].text.get_or_insert_with(String::new).push_str(t)
+                    }
+                    aws::ContentBlockDelta::ToolUse(t) => {
+                        accs[i].tool.as_mut().expect("tool start").2.push_str(t.input())
+                    }
+                    aws::ContentBlockDelta::ReasoningContent(r) => {
+                        let acc = accs[i].reasoning.get_or_insert_with(Default::default);
+                        match r {
+                            aws::ReasoningContentBlockDelta::Text(t) => acc.0.push_str(t),
+                            aws::ReasoningContentBlockDelta::Signature(s) => {
+                                acc.1.get_or_insert_with(String::new).push_str(s)
+                            }
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            aws::ConverseStreamOutput::MessageStop(e) => {
+                stop_reason = Some(e.stop_reason().as_str().to_owned())
+            }
+            aws::ConverseStreamOutput::Metadata(e) => {
+                let u = e.usage().expect("usage");
+                usage = Some((
+                    i64::from(u.input_tokens()),
+                    i64::from(u.output_tokens()),
+                    i64::from(u.total_tokens()),
+                    u.cache_read_input_tokens().map(i64::from),
+                    u.cache_write_input_tokens().map(i64::from),
+                ));
+            }
+            _ => {}
+        }
+    }
+    let blocks = accs
+        .into_iter()
+        .map(|a| {
+            if let Some((id, name, raw)) = a.tool {
+                let input = if raw.is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_str(&raw).expect("tool input")
+                };
+                Block::Tool { id, name, input }
+            } else if let Some((text, signature)) = a.reasoning {
+                Block::Reasoning { text, signature }
+            } else {
+                Block::Text(a.text.unwrap_or_default())
+            }
+        })
+        .collect();
+    Outcome {
+        blocks,
+        stop_reason: stop_reason.expect("stop"),
+        usage: usage.expect("usage"),
+    }
+}
+
+/// Serves `body` (whatever the current case put there) to every request.
+async fn serve(listener: TcpListener, body: Arc<Mutex<Vec<u8>>>) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            return;
+        };
+        let body = Arc::clone(&body);
+        tokio::spawn(async move {
+            // Read the request head and its body.
+            let mut req = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let head_end = loop {
+                let Ok(n) = sock.read(&mut chunk).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                req.extend_from_slice(&chunk[..n]);
+                if let Some(p) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break p + 4;
+                }
+            };
+            let head = String::from_utf8_lossy(&req[..head_end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while req.len() < head_end + len {
+                let Ok(n) = sock.read(&mut chunk).await else {
+                    return;
+                };
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&chunk[..n]);
+            }
+            let body = body.lock().expect("lock").clone();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.amazon.eventstream\r\n\
+                 x-amzn-requestid: test\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(&body).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}
+
+#[test]
+fn agrees_with_aws_sdk() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let body = Arc::new(Mutex::new(Vec::new()));
+    let (client, _server) = rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = tokio::spawn(serve(listener, Arc::clone(&body)));
+        let conf = aws_sdk_bedrockruntime::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .build();
+        (aws_sdk_bedrockruntime::Client::from_conf(conf), server)
+    });
+
+    let cases = std::env::var("AGREEMENT_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let stats = std::cell::Cell::new((0usize, 0usize, 0usize));
+    runner
+        .run(&case(), |case| {
+            let (bytes, expected) = encode(&case);
+            let mine = ours(&bytes);
+            *body.lock().expect("lock") = bytes;
+            let theirs = rt.block_on(sdk(&client));
+            prop_assert_eq!(&mine, &theirs);
+            prop_assert_eq!(&mine, &expected);
+            let mut s = stats.get();
+            for b in &mine.blocks {
+                match b {
+                    Block::Text(_) => s.0 += 1,
+                    Block::Tool { .. } => s.1 += 1,
+                    Block::Reasoning { .. } => s.2 += 1,
+                }
+            }
+            stats.set(s);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = stats.get();
+    println!(
+        "{cases} cases agree: {} text, {} tool, {} reasoning blocks",
+        s.0, s.1, s.2
+    );
+}
