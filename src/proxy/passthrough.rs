@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use serde::Deserialize;
 
 use crate::eventstream::{
@@ -317,7 +317,7 @@ pub fn validate_body<S, E, F>(
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-    E: std::fmt::Display,
+    E: std::fmt::Display + Send,
     F: FnOnce(StreamSummary) + Send + 'static,
 {
     let state = State {
@@ -337,7 +337,14 @@ where
                 // Ended: the exception frame, if any, is the last item.
                 return state.tail.take().map(|t| (Ok(t), None));
             }
-            match tokio::time::timeout(state.idle, state.upstream.next()).await {
+            // Arm the idle timer only when nothing is ready: a busy stream then never
+            // touches the timer wheel.
+            let ready = state.upstream.next().now_or_never();
+            let next = match ready {
+                Some(item) => Ok(item),
+                None => tokio::time::timeout(state.idle, state.upstream.next()).await,
+            };
+            match next {
                 Ok(Some(Ok(chunk))) => {
                     if let Err(e) = state.validator.push(chunk) {
                         state.end(StreamEnd::Corrupt(e.to_string()));
