@@ -7,15 +7,17 @@
 //! clients on a 2-core machine) and its sockets keep Nagle's algorithm, which costs a
 //! ~40 ms delayed-ACK stall per streamed reply.
 //!
+//! Measured:
 //!
 //! - events/s on long ConverseStream replies (`mock.long`, 2,000 text deltas);
 //! - requests/s on short Converse and ConverseStream calls (`mock.text`), and the
 //!   per-request overhead over a bare reqwest POST that reads the body and parses
 //!   nothing (the server's and the network's share).
 //!
-//! Both clients sign with SigV4 (static credentials). Criterion runs the comparisons;
-//! a plain timing pass then writes the summary table to `../notes/client-bench.md`
-//! (or `$CLIENT_BENCH_OUT`).
+//! Both clients sign with SigV4 (static credentials). Everything runs on one
+//! current-thread tokio runtime: CPU cost per event or request, not wake-up latency.
+//! Criterion runs the comparisons; a plain timing pass then writes the summary table to
+//! `../notes/client-bench.md` (or `$CLIENT_BENCH_OUT`; `CLIENT_BENCH_SUMMARY=0` skips it).
 
 use std::time::{Duration, Instant};
 
@@ -49,8 +51,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
@@ -288,51 +289,83 @@ fn benches(c: &mut Criterion, s: &Setup) {
 
 // ===== summary table =====
 
-/// Runs `f` repeatedly for about `budget` (after a warm-up) and returns (calls, events, elapsed).
-fn measure<F: FnMut() -> u64>(budget: Duration, mut f: F) -> (u64, u64, Duration) {
+/// The calling thread's CPU time (user + system), from `/proc/thread-self/stat`
+/// (Linux; clock ticks of 10 ms). `None` elsewhere.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let after_comm = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // After the command: state(3) ... utime(14), stime(15).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// One timing pass.
+struct Sample {
+    calls: u64,
+    events: u64,
+    wall: Duration,
+    /// CPU time of the one runtime thread (client, connection task and replay server).
+    cpu: Option<Duration>,
+}
+
+impl Sample {
+    /// Seconds per call (or per event with `per_event`), by CPU time when known.
+    fn cost(&self, per_event: bool) -> f64 {
+        let t = self.cpu.unwrap_or(self.wall).as_secs_f64();
+        let n = if per_event { self.events } else { self.calls };
+        t / n.max(1) as f64
+    }
+
+    fn wall_rate(&self, per_event: bool) -> f64 {
+        let n = if per_event { self.events } else { self.calls };
+        n as f64 / self.wall.as_secs_f64()
+    }
+}
+
+/// Runs `f` repeatedly for about `budget` (after a warm-up).
+fn measure<F: FnMut() -> u64>(budget: Duration, mut f: F) -> Sample {
     let warm = Instant::now();
     while warm.elapsed() < budget / 5 {
         f();
     }
+    let cpu0 = thread_cpu();
     let start = Instant::now();
     let (mut calls, mut events) = (0u64, 0u64);
     while start.elapsed() < budget {
         events += f();
         calls += 1;
     }
-    (calls, events, start.elapsed())
+    let wall = start.elapsed();
+    let cpu = match (cpu0, thread_cpu()) {
+        (Some(a), Some(b)) if b > a => Some(b - a),
+        _ => None,
+    };
+    Sample {
+        calls,
+        events,
+        wall,
+        cpu,
+    }
 }
 
 fn summary(s: &Setup) -> String {
     let budget = Duration::from_secs(3);
     let rt = &s.rt;
-    let per = |d: Duration, n: u64| d.as_secs_f64() / n.max(1) as f64;
 
-    let (c_ours, ev_ours, t_ours) = measure(budget, || rt.block_on(ours_stream(&s.ours, "mock.long")));
-    let (c_sdk, ev_sdk, t_sdk) = measure(budget, || rt.block_on(sdk_stream(&s.sdk, "mock.long")));
-    let (_, ev_l12, t_l12) = measure(budget, || decode_and_assemble(&s.long_body));
-    let eps_l12 = ev_l12 as f64 / t_l12.as_secs_f64();
-    let eps_ours = ev_ours as f64 / t_ours.as_secs_f64();
-    let eps_sdk = ev_sdk as f64 / t_sdk.as_secs_f64();
+    let ours_long = measure(budget, || rt.block_on(ours_stream(&s.ours, "mock.long")));
+    let sdk_long = measure(budget, || rt.block_on(sdk_stream(&s.sdk, "mock.long")));
+    let l12 = measure(budget, || decode_and_assemble(&s.long_body));
 
     let url = format!("{}us-east-1.mock.text/converse", s.replay_url);
     let body = raw_body();
-    let (n_raw, _, t_raw) = measure(budget, || rt.block_on(raw_post(&s.raw, &url, body)));
-    let (n_oc, _, t_oc) = measure(budget, || rt.block_on(ours_converse(&s.ours, "mock.text")));
-    let (n_sc, _, t_sc) = measure(budget, || rt.block_on(sdk_converse(&s.sdk, "mock.text")));
-    let (n_os, _, t_os) = measure(budget, || rt.block_on(ours_stream(&s.ours, "mock.text")));
-    let (n_ss, _, t_ss) = measure(budget, || rt.block_on(sdk_stream(&s.sdk, "mock.text")));
-    let floor = per(t_raw, n_raw);
-    let row = |name: &str, n: u64, t: Duration| {
-        let p = per(t, n);
-        format!(
-            "| {name} | {:.0} | {:.1} | {:.1} |\n",
-            1.0 / p,
-            p * 1e6,
-            (p - floor) * 1e6
-        )
-    };
-    let over = |n: u64, t: Duration| (per(t, n) - floor).max(f64::MIN_POSITIVE);
+    let raw = measure(budget, || rt.block_on(raw_post(&s.raw, &url, body)));
+    let oc = measure(budget, || rt.block_on(ours_converse(&s.ours, "mock.text")));
+    let sc = measure(budget, || rt.block_on(sdk_converse(&s.sdk, "mock.text")));
+    let os = measure(budget, || rt.block_on(ours_stream(&s.ours, "mock.text")));
+    let ss = measure(budget, || rt.block_on(sdk_stream(&s.sdk, "mock.text")));
+    let by = if raw.cpu.is_some() { "CPU" } else { "wall" };
 
     let mut out = String::new();
     out.push_str("# Client benchmark: bedrock-converse vs aws-sdk-bedrockruntime\n\n");
@@ -341,45 +374,72 @@ fn summary(s: &Setup) -> String {
          loopback server over TCP, sign with SigV4, and read the same bytes: replies captured once\n\
          from the built-in server and replayed with TCP_NODELAY (the built-in server builds frames\n\
          per request on the same 2 cores, and without TCP_NODELAY every streamed reply waits ~40 ms\n\
-         for a delayed ACK, which hides the clients' cost). Each figure is a ~3 s timing pass after a\n\
-         warm-up; treat differences under ~10% as noise.\n\n",
+         for a delayed ACK, which hides the clients' cost). One single-threaded tokio runtime runs\n\
+         the client, its connection task and the replay server. Each pass runs ~3 s after a warm-up.\n\
+         The machine (2 cores) is shared, so wall-clock rates vary by 20% or more between runs; the\n\
+         ratios use the runtime thread's CPU time (`/proc/thread-self/stat`), which other processes\n\
+         disturb much less. The replay server's share is in both sides' figures.\n\n",
     );
     out.push_str(&format!(
         "## Long streams (`mock.long`, {LONG_DELTAS} text deltas)\n\n"
     ));
-    out.push_str("| client | events/s | events per stream |\n|---|---:|---:|\n");
+    out.push_str(
+        "| client | events/s (wall) | {by} us/event | events per stream |\n|---|---:|---:|---:|\n"
+            .replace("{by}", by)
+            .as_str(),
+    );
+    for (name, m) in [
+        ("bedrock-converse", &ours_long),
+        ("aws-sdk-bedrockruntime", &sdk_long),
+    ] {
+        out.push_str(&format!(
+            "| {name} | {:.0} | {:.3} | {} |\n",
+            m.wall_rate(true),
+            m.cost(true) * 1e6,
+            m.events / m.calls.max(1),
+        ));
+    }
     out.push_str(&format!(
-        "| bedrock-converse | {eps_ours:.0} | {} |\n| aws-sdk-bedrockruntime | {eps_sdk:.0} | {} |\n\n",
-        ev_ours / c_ours.max(1),
-        ev_sdk / c_sdk.max(1),
+        "| layers 1+2 alone (decode + assemble from one buffer, no HTTP, no owned events) | {:.0} | {:.3} | {} |\n\n",
+        l12.wall_rate(true),
+        l12.cost(true) * 1e6,
+        l12.events / l12.calls.max(1),
     ));
     out.push_str(&format!(
-        "Ratio: **{:.1}x** events/s (target >= 5x).\n\n",
-        eps_ours / eps_sdk
-    ));
-    out.push_str(&format!(
-        "For scale: layers 1 and 2 alone on the same bytes (decode from one buffer + assemble, no\n\
-         HTTP, no owned events): {eps_l12:.0} events/s, {:.2} us per event; the whole client\n\
-         {:.2} us per event; the SDK {:.2} us per event.\n\n",
-        1e6 / eps_l12,
-        1e6 / eps_ours,
-        1e6 / eps_sdk,
+        "Ratio: **{:.1}x** events per {by} second (wall clock: {:.1}x; target >= 5x).\n\n",
+        sdk_long.cost(true) / ours_long.cost(true),
+        ours_long.wall_rate(true) / sdk_long.wall_rate(true),
     ));
     out.push_str("## Short requests (`mock.text`)\n\n");
     out.push_str(
-        "Overhead = time per request minus the floor (a bare reqwest POST of the same body that\n\
-         reads the response and parses nothing: the server's and the network's share).\n\n",
+        "Overhead = cost per request minus the floor (a bare reqwest POST of the same body that\n\
+         reads the response and parses nothing: the server's, the network's and HTTP's share).\n\n",
     );
-    out.push_str("| call | requests/s | us/request | overhead us |\n|---|---:|---:|---:|\n");
-    out.push_str(&row("floor: raw reqwest POST /converse", n_raw, t_raw));
-    out.push_str(&row("bedrock-converse converse", n_oc, t_oc));
-    out.push_str(&row("aws-sdk converse", n_sc, t_sc));
-    out.push_str(&row("bedrock-converse converse_stream (whole reply)", n_os, t_os));
-    out.push_str(&row("aws-sdk converse_stream (whole reply)", n_ss, t_ss));
+    out.push_str(
+        "| call | requests/s (wall) | {by} us/request | overhead us |\n|---|---:|---:|---:|\n"
+            .replace("{by}", by)
+            .as_str(),
+    );
+    let floor = raw.cost(false);
+    let over = |m: &Sample| (m.cost(false) - floor).max(f64::MIN_POSITIVE);
+    for (name, m) in [
+        ("floor: raw reqwest POST /converse", &raw),
+        ("bedrock-converse converse", &oc),
+        ("aws-sdk converse", &sc),
+        ("bedrock-converse converse_stream (whole reply)", &os),
+        ("aws-sdk converse_stream (whole reply)", &ss),
+    ] {
+        out.push_str(&format!(
+            "| {name} | {:.0} | {:.1} | {:.1} |\n",
+            m.wall_rate(false),
+            m.cost(false) * 1e6,
+            (m.cost(false) - floor) * 1e6
+        ));
+    }
     out.push_str(&format!(
         "\nOverhead ratio (ours / SDK): converse **{:.2}**, converse_stream **{:.2}** (target <= 0.33).\n",
-        over(n_oc, t_oc) / over(n_sc, t_sc),
-        over(n_os, t_os) / over(n_ss, t_ss),
+        over(&oc) / over(&sc),
+        over(&os) / over(&ss),
     ));
     out
 }

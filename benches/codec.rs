@@ -18,6 +18,11 @@
 //! Inputs: `small` (Bedrock `contentBlockDelta`-like frames: three string headers and
 //! 100 to 300 byte JSON payloads, about 2 MiB per iteration) and `large` (payloads of
 //! 64 KiB to 1 MiB, about 4 MiB per iteration).
+//!
+//! ```text
+//! cargo bench --bench codec -- --warm-up-time 1 --measurement-time 3
+//! CODEC_BEST_OF=1 cargo bench --bench codec     # fastest iteration of each line instead
+//! ```
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -11,6 +11,8 @@
 //! ```
 //!
 //! - [`eventstream`]: the `application/vnd.amazon.eventstream` codec. No runtime, no JSON.
+//! - [`converse`]: the sans-IO ConverseStream assembler (messages in, typed events and the
+//!   finished `ConverseResponse` out) and the Converse JSON types. No runtime, no HTTP.
 //!
 //! # Example
 //!

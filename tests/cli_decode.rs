@@ -21,14 +21,23 @@ fn event(ty: &str, payload: &str) -> Vec<u8> {
 fn good_body() -> Vec<u8> {
     [
         event("messageStart", r#"{"p":"abc","role":"assistant"}"#),
-        event("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Hello, \"world\"\n"}}"#),
+        event(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"text":"Hello, \"world\"\n"}}"#,
+        ),
         event("contentBlockStop", r#"{"contentBlockIndex":0}"#),
         event(
             "contentBlockStart",
             r#"{"contentBlockIndex":1,"start":{"toolUse":{"toolUseId":"t1","name":"cosine"}}}"#,
         ),
-        event("contentBlockDelta", r#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"x\": "}}}"#),
-        event("contentBlockDelta", r#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"7}"}}}"#),
+        event(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"x\": "}}}"#,
+        ),
+        event(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"7}"}}}"#,
+        ),
         event("contentBlockStop", r#"{"contentBlockIndex":1}"#),
         event("messageStop", r#"{"stopReason":"tool_use"}"#),
         event(
@@ -48,14 +57,20 @@ fn exception_body() -> Vec<u8> {
         .expect("frame");
     [
         event("messageStart", r#"{"role":"assistant"}"#),
-        event("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"partial"}}"#),
+        event(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"text":"partial"}}"#,
+        ),
         exception.as_bytes().to_vec(),
     ]
     .concat()
 }
 
 fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("bedrock-converse-cli-decode-{}-{name}", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "bedrock-converse-cli-decode-{}-{name}",
+        std::process::id()
+    ));
     std::fs::write(&path, bytes).expect("write temp file");
     path
 }
@@ -63,11 +78,20 @@ fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
 fn decode(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bedrock-converse"));
     cmd.arg("decode").args(args);
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
     }
     child.wait_with_output().expect("wait")
 }
@@ -87,7 +111,10 @@ fn assembles_a_good_file() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(v["output"]["message"]["content"][0]["text"], "Hello, \"world\"\n");
-    assert_eq!(v["output"]["message"]["content"][1]["toolUse"]["input"], serde_json::json!({"x": 7}));
+    assert_eq!(
+        v["output"]["message"]["content"][1]["toolUse"]["input"],
+        serde_json::json!({"x": 7})
+    );
     assert_eq!(v["stopReason"], "tool_use");
     assert_eq!(v["usage"]["totalTokens"], 7);
     let _ = std::fs::remove_file(path);
@@ -107,11 +134,19 @@ fn reads_stdin() {
 fn prints_events() {
     let out = decode(&["--events", "-"], Some(&good_body()));
     assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<Value> =
-        stdout(&out).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(lines.len(), 9);
-    assert_eq!(lines[0], serde_json::json!({"messageStart": {"role": "assistant"}}));
-    assert_eq!(lines[4]["contentBlockDelta"]["delta"]["toolUse"]["input"], "{\"x\": ");
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"messageStart": {"role": "assistant"}})
+    );
+    assert_eq!(
+        lines[4]["contentBlockDelta"]["delta"]["toolUse"]["input"],
+        "{\"x\": "
+    );
     assert_eq!(lines[8]["metadata"]["usage"]["totalTokens"], 7);
 }
 
@@ -128,16 +163,24 @@ fn prints_frames() {
     );
     let out = decode(&["--frames", "-"], Some(&body));
     assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<Value> =
-        stdout(&out).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(lines.len(), 10);
     assert_eq!(
         lines[0]["headers"][0],
         serde_json::json!({"name": ":event-type", "type": "string", "value": "messageStart"})
     );
     assert_eq!(lines[0]["payload"], r#"{"p":"abc","role":"assistant"}"#);
-    assert_eq!(lines[9]["headers"][0], serde_json::json!({"name": ":flag", "type": "bool", "value": true}));
-    assert_eq!(lines[9]["headers"][1], serde_json::json!({"name": ":n", "type": "integer", "value": -5}));
+    assert_eq!(
+        lines[9]["headers"][0],
+        serde_json::json!({"name": ":flag", "type": "bool", "value": true})
+    );
+    assert_eq!(
+        lines[9]["headers"][1],
+        serde_json::json!({"name": ":n", "type": "integer", "value": -5})
+    );
     assert_eq!(lines[9]["payloadBase64"], "/wCA");
 }
 
@@ -149,12 +192,17 @@ fn exception_prints_partial_then_fails() {
     let v: Value = serde_json::from_str(&stdout(&out)).expect("partial JSON");
     assert_eq!(v["output"]["message"]["content"][0]["text"], "partial");
     let err = stderr(&out);
-    assert!(err.contains("modelStreamErrorException") && err.contains("500"), "{err}");
+    assert!(
+        err.contains("modelStreamErrorException") && err.contains("500"),
+        "{err}"
+    );
 
     let out = decode(&["--events", path.to_str().expect("path")], None);
     assert!(!out.status.success());
-    let lines: Vec<Value> =
-        stdout(&out).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[2]["modelStreamErrorException"]["originalStatusCode"], 500);
     let _ = std::fs::remove_file(path);
@@ -174,7 +222,10 @@ fn truncated_stream_prints_partial_then_fails() {
     // Ends after a complete frame, but before messageStop.
     let first_three: Vec<u8> = [
         event("messageStart", r#"{"role":"assistant"}"#),
-        event("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"so far"}}"#),
+        event(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"text":"so far"}}"#,
+        ),
     ]
     .concat();
     let out = decode(&["-"], Some(&first_three));
@@ -186,7 +237,10 @@ fn truncated_stream_prints_partial_then_fails() {
 
 #[test]
 fn not_an_event_stream() {
-    let out = decode(&["-"], Some(br#"{"message":"The security token included in the request is invalid."}"#));
+    let out = decode(
+        &["-"],
+        Some(br#"{"message":"The security token included in the request is invalid."}"#),
+    );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("JSON"), "{}", stderr(&out));
     let out = decode(&["/nonexistent/bedrock-converse-decode-input"], None);

@@ -1017,3 +1017,120 @@ fn public_types_are_send_and_sync() {
     send_sync::<ClientError>();
     send_sync::<ChatEvent>();
 }
+
+// ===== failures before the first event =====
+
+fn frame(message_type: &str, kind: &str, json: &str) -> bytes::Bytes {
+    use tokio_util::codec::Encoder;
+    let kind_header = if message_type == "exception" {
+        ":exception-type"
+    } else {
+        ":event-type"
+    };
+    let msg = bedrock_converse::eventstream::MessageBuilder::new()
+        .string_header(kind_header, kind)
+        .string_header(":content-type", "application/json")
+        .string_header(":message-type", message_type)
+        .build(json.as_bytes())
+        .expect("frame");
+    let mut out = bytes::BytesMut::new();
+    bedrock_converse::eventstream::EventStreamCodec::new()
+        .encode(&msg, &mut out)
+        .expect("encode");
+    out.freeze()
+}
+
+fn good_stream() -> bytes::Bytes {
+    let mut out = Vec::new();
+    for (ty, json) in [
+        ("messageStart", r#"{"role":"assistant"}"#),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"text":"after retry"}}"#,
+        ),
+        ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+        ("messageStop", r#"{"stopReason":"end_turn"}"#),
+    ] {
+        out.extend_from_slice(&frame("event", ty, json));
+    }
+    out.into()
+}
+
+/// A loopback server answering `/converse-stream` with 200 and these bodies in turn
+/// (the last one repeats). Returns its `.../model/` URL and the request counter.
+async fn sequence_server(bodies: Vec<bytes::Bytes>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    let app = axum::Router::new().fallback(move |_body: axum::body::Bytes| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        let body = bodies.get(n).or(bodies.last()).cloned().unwrap_or_default();
+        async move {
+            axum::http::Response::builder()
+                .header("content-type", "application/vnd.amazon.eventstream")
+                .body(axum::body::Body::from(body))
+                .expect("response")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/model/"), count)
+}
+
+fn client_at(url: &str, retry: RetryPolicy) -> BedrockClient {
+    let text =
+        json!({"providers": {"bedrock": {"api": "bedrock", "key": KEY, "region": "us-east-1", "url": url}}})
+            .to_string();
+    BedrockClient::builder(Config::parse_with_env(&text, &|_| None).expect("config"))
+        .retry(retry)
+        .env(|_| None)
+        .home(None)
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn stream_failing_before_its_first_event_is_retried() {
+    use std::sync::atomic::Ordering;
+    let throttled = frame(
+        "exception",
+        "throttlingException",
+        r#"{"message":"Too many requests"}"#,
+    );
+    // 1: a throttling exception as the first frame; 2: an empty body; 3: a good stream.
+    let (url, count) = sequence_server(vec![throttled.clone(), bytes::Bytes::new(), good_stream()]).await;
+    let stream = client_at(&url, quick_retry())
+        .converse_stream("bedrock/mock.text", &hello(), &RequestParams::default())
+        .await
+        .expect("retried to success");
+    let (events, result, _) = drain(stream).await;
+    assert!(
+        matches!(events.first(), Some(ChatEvent::MessageStart { .. })),
+        "the first event is kept"
+    );
+    assert_eq!(result.expect("complete").text(), "after retry");
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+
+    // Without retries the exception is the error of the call itself.
+    let (url, count) = sequence_server(vec![throttled]).await;
+    let err = client_at(&url, RetryPolicy::none())
+        .converse_stream("bedrock/mock.text", &hello(), &RequestParams::default())
+        .await
+        .expect_err("throttled");
+    assert!(
+        matches!(&err, ClientError::Stream(StreamError::Service(e)) if e.kind == ExceptionKind::Throttling),
+        "{err:?}"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+
+    // A validation exception is not retried.
+    let invalid = frame("exception", "validationException", r#"{"message":"bad"}"#);
+    let (url, count) = sequence_server(vec![invalid, good_stream()]).await;
+    let err = client_at(&url, quick_retry())
+        .converse_stream("bedrock/mock.text", &hello(), &RequestParams::default())
+        .await
+        .expect_err("invalid");
+    assert_eq!(err.error_type(), Some("validationException"));
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}

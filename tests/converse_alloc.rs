@@ -83,7 +83,7 @@ fn text_stream_allocations_per_event() {
     );
 
     // For information: with an escaped string in every 10th delta, each of those costs
-    // the decoded copy (serde_json's scratch buffer and the owned string).
+    // one allocation, the decoded string (`Cow::Owned`).
     let escaped = text_stream(20_000, 10);
     let (e_allocs, e_events) = allocations(&escaped);
     println!(

@@ -75,14 +75,14 @@ fn cosine_tool_use_capture() {
     let mut asm = StreamAssembler::new();
     let mut borrowed = 0;
     for m in &messages {
-        if let Some(StreamEvent::ContentBlockDelta { delta, .. }) = asm.push(m).expect("push") {
-            if let bedrock_converse::converse::ContentBlockDelta::Text(std::borrow::Cow::Borrowed(_))
-            | bedrock_converse::converse::ContentBlockDelta::ToolUseInput(std::borrow::Cow::Borrowed(
-                _,
-            )) = delta
-            {
-                borrowed += 1;
-            }
+        use bedrock_converse::converse::ContentBlockDelta as D;
+        use std::borrow::Cow::Borrowed;
+        if let Some(StreamEvent::ContentBlockDelta {
+            delta: D::Text(Borrowed(_)) | D::ToolUseInput(Borrowed(_)),
+            ..
+        }) = asm.push(m).expect("push")
+        {
+            borrowed += 1;
         }
     }
     assert!(borrowed > 0);
@@ -559,4 +559,29 @@ fn events_serialize_back_to_their_lines() {
             assert_eq!(ours, without_padding(original), "{}", path.display());
         }
     }
+}
+
+#[test]
+fn block_count_is_limited() {
+    let mut asm = StreamAssembler::new();
+    asm.push(&frame_from_line(r#"{"messageStart":{"role":"assistant"}}"#))
+        .expect("start");
+    // Descending indices: the worst case for keeping blocks sorted.
+    for i in (0..StreamAssembler::MAX_BLOCKS as u32).rev() {
+        let line = format!(
+            r#"{{"contentBlockDelta":{{"contentBlockIndex":{},"delta":{{"text":"x"}}}}}}"#,
+            i + 10
+        );
+        asm.push(&frame_from_line(&line)).expect("within the limit");
+    }
+    let err = asm
+        .push(&frame_from_line(
+            r#"{"contentBlockDelta":{"contentBlockIndex":0,"delta":{"text":"x"}}}"#,
+        ))
+        .expect_err("over the limit");
+    assert!(
+        matches!(err, StreamError::TooManyBlocks { index: 0, max: 4096 }),
+        "{err:?}"
+    );
+    assert_eq!(asm.partial().content().len(), StreamAssembler::MAX_BLOCKS);
 }

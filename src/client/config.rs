@@ -229,7 +229,8 @@ impl Config {
         Ok(Config { providers })
     }
 
-    /// Finds the config per [`locate_config`] and loads it.
+    /// Finds the config per [`locate_config`] and loads it. A `~/.config/eca/config.json`
+    /// without any Bedrock provider falls back to [`Config::from_env`].
     ///
     /// # Errors
     ///
@@ -240,7 +241,16 @@ impl Config {
         home: Option<&Path>,
     ) -> Result<Config, ClientError> {
         match locate_config(explicit, env, home, &|p| p.is_file()) {
-            ConfigSource::File(path) => Config::load(&path, env),
+            ConfigSource::File(path) => {
+                let config = Config::load(&path, env)?;
+                // An ECA config found in the home directory may configure other
+                // providers only; the environment is then the Bedrock config.
+                let implicit = explicit.is_none() && env(CONFIG_ENV).filter(|p| !p.is_empty()).is_none();
+                if config.providers.is_empty() && implicit {
+                    return Config::from_env(env);
+                }
+                Ok(config)
+            }
             ConfigSource::Environment => Config::from_env(env),
         }
     }
@@ -701,6 +711,26 @@ mod tests {
             ConfigSource::Environment
         );
         assert_eq!(locate_config(None, &none, None, &yes), ConfigSource::Environment);
+    }
+
+    #[test]
+    fn eca_config_without_bedrock_falls_back_to_env() {
+        let home = std::env::temp_dir().join(format!("bedrock-converse-discover-{}", std::process::id()));
+        let dir = home.join(".config").join("eca");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.json");
+        std::fs::write(
+            &file,
+            r#"{"providers": {"openai": {"api": "openai"}}} // no bedrock"#,
+        )
+        .unwrap();
+        let env = |n: &str| (n == "AWS_REGION").then(|| "ap-south-1".to_string());
+        let c = Config::discover(None, &env, Some(&home)).unwrap();
+        assert_eq!(c.default_provider().unwrap().region, "ap-south-1");
+        // Named explicitly, the same file is taken as it is.
+        let c = Config::discover(Some(&file), &env, Some(&home)).unwrap();
+        assert!(c.providers.is_empty());
+        std::fs::remove_dir_all(&home).unwrap();
     }
 
     #[test]

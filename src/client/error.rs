@@ -113,6 +113,12 @@ pub enum ClientError {
         /// The `x-amzn-requestid` header, when sent.
         request_id: Option<String>,
     },
+    /// The `/converse` body is larger than [`ClientOptions::max_body_len`](super::ClientOptions::max_body_len).
+    #[error("the response body exceeds {limit} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        limit: usize,
+    },
     /// The 200 body of `/converse` is not a Converse response.
     #[error("cannot parse the Converse response: {0}")]
     ResponseJson(#[source] serde_json::Error),

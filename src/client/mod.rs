@@ -339,7 +339,7 @@ impl BedrockClient {
         let deadline = self.deadline();
         let call = async {
             let (endpoint, auth, body) = self.prepare(model, messages, params, false)?;
-            let head = self.send(&endpoint, auth, body).await?;
+            let head = self.send(&endpoint, auth, body, &mut 1).await?;
             let bytes = self.read_body(head.response).await?;
             let response: ConverseResponse =
                 serde_json::from_slice(&bytes).map_err(ClientError::ResponseJson)?;
@@ -360,12 +360,17 @@ impl BedrockClient {
     }
 
     /// Calls `/converse-stream` (whatever `stream` says) and returns the reply as a
-    /// stream of events, once the response head arrived with a success status.
+    /// stream of events, once its first event arrived (it is the stream's first item).
+    ///
+    /// Until that first event nothing has reached the caller, so failures up to it are
+    /// retried like HTTP errors: 429 / 5xx / `ModelNotReadyException`, connection
+    /// failures, and also an in-stream throttling / unavailable / internal exception or
+    /// a body that ends before its first frame. After it, nothing is retried.
     ///
     /// # Errors
     ///
-    /// As [`converse`](Self::converse) up to the response head; later errors come
-    /// through the stream.
+    /// As [`converse`](Self::converse) up to the first event; later errors come
+    /// through the stream, with [`ConverseStream::partial`] keeping what arrived.
     pub async fn converse_stream<M: serde::Serialize>(
         &self,
         model: &str,
@@ -375,26 +380,42 @@ impl BedrockClient {
         let deadline = self.deadline();
         let call = async {
             let (endpoint, auth, body) = self.prepare(model, messages, params, true)?;
-            self.send(&endpoint, auth, body).await
+            let policy = self.inner.options.retry;
+            let mut attempt: u32 = 1;
+            loop {
+                let head = self.send(&endpoint, auth, body.clone(), &mut attempt).await?;
+                let mut stream = ConverseStream::new(
+                    Box::pin(head.response.bytes_stream()),
+                    self.inner.options.timeouts.idle,
+                    deadline,
+                    EventStreamCodec::new(),
+                );
+                // Wait for the first event: until then nothing has reached the caller,
+                // so a failure here (an in-stream throttling exception, a connection
+                // closed before the first frame) may still be retried.
+                match stream.prime().await {
+                    Ok(()) => return Ok(stream),
+                    Err(e) if stream::retryable_before_data(&e) && attempt < policy.max_attempts.max(1) => {
+                        let delay = policy.delay(attempt);
+                        tracing::debug!(error = %e, attempt, ?delay, "retrying (stream failed before its first event)");
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         };
-        let head = match deadline {
+        match deadline {
             Some((after, at)) => {
                 tokio::time::timeout_at(at, call)
                     .await
                     .unwrap_or(Err(ClientError::Timeout {
                         kind: TimeoutKind::Total,
                         after,
-                    }))?
+                    }))
             }
-            None => call.await?,
-        };
-        let body = Box::pin(head.response.bytes_stream());
-        Ok(ConverseStream::new(
-            body,
-            self.inner.options.timeouts.idle,
-            deadline,
-            EventStreamCodec::new(),
-        ))
+            None => call.await,
+        }
     }
 
     /// Calls `/converse-stream` or `/converse` as [`streams`](Self::streams) says and
@@ -443,26 +464,38 @@ impl BedrockClient {
     }
 
     /// Sends with retries until a success status (or a final error).
-    async fn send(&self, endpoint: &Endpoint, auth: Option<&Auth>, body: Bytes) -> Result<Head, ClientError> {
+    /// `attempt` counts attempts across calls (the first is 1); it is left at the
+    /// number of the attempt that succeeded or failed last.
+    async fn send(
+        &self,
+        endpoint: &Endpoint,
+        auth: Option<&Auth>,
+        body: Bytes,
+        attempt: &mut u32,
+    ) -> Result<Head, ClientError> {
         let policy = self.inner.options.retry;
-        let mut attempt: u32 = 1;
         loop {
+            let attempt_no = *attempt;
             let err = match self.send_once(endpoint, auth, body.clone()).await {
                 Ok(response) if response.status().is_success() => {
-                    tracing::debug!(status = response.status().as_u16(), attempt, "response");
+                    tracing::debug!(
+                        status = response.status().as_u16(),
+                        attempt = attempt_no,
+                        "response"
+                    );
                     return Ok(Head { response });
                 }
                 Ok(response) => self.read_error(response).await,
                 Err(e) => e,
             };
-            if err.is_retryable() && attempt < policy.max_attempts.max(1) {
-                let delay = policy.delay(attempt);
-                tracing::debug!(error = %err, attempt, ?delay, "retrying");
+            if err.is_retryable() && attempt_no < policy.max_attempts.max(1) {
+                let delay = policy.delay(attempt_no);
+                tracing::debug!(error = %err, attempt = attempt_no, ?delay, "retrying");
                 tokio::time::sleep(delay).await;
-                attempt += 1;
+                *attempt += 1;
                 continue;
             }
-            tracing::debug!(error = %err, attempt, "request failed");
+            tracing::debug!(error = %err, attempt = attempt_no, "request failed");
             return Err(err);
         }
     }
@@ -535,13 +568,18 @@ impl BedrockClient {
         err
     }
 
+    /// Reads a `/converse` body; more than `max_body_len` bytes is an error.
     async fn read_body(&self, response: reqwest::Response) -> Result<Bytes, ClientError> {
-        self.read_body_limited(response, self.inner.options.max_body_len)
-            .await
+        let limit = self.inner.options.max_body_len;
+        let body = self.read_body_limited(response, limit.saturating_add(1)).await?;
+        if body.len() > limit {
+            return Err(ClientError::BodyTooLarge { limit });
+        }
+        Ok(body)
     }
 
     /// Reads a whole body with the idle timeout between chunks, up to `limit` bytes
-    /// (more is cut off).
+    /// (the rest is not read).
     async fn read_body_limited(
         &self,
         response: reqwest::Response,

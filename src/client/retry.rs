@@ -3,9 +3,10 @@
 //!
 //! Retried (while nothing has reached the caller): HTTP 429 and 5xx,
 //! `ThrottlingException`, `ModelNotReadyException`, `ServiceUnavailableException`,
-//! `InternalServerException`, connection failures, connect and first-byte timeouts.
-//! Never retried: 4xx other than 429 (validation, auth), anything after stream data
-//! was handed to the caller.
+//! `InternalServerException`, connection failures, connect and first-byte timeouts, and
+//! for streams, failures before the first event (an in-stream throttling exception, a
+//! body that ends or stalls before its first frame). Never retried: 4xx other than 429
+//! (validation, auth), anything after stream data was handed to the caller.
 
 use std::time::Duration;
 

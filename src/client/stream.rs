@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::Stream;
 use serde_json::Value;
 use tokio::time::{Instant, Sleep};
@@ -24,7 +24,23 @@ use crate::converse::{
     Blob, ContentBlockDelta, ContentBlockStart, ConverseMetrics, ConverseResponse, Role, StopReason,
     StreamAssembler, StreamError, StreamEvent, TokenUsage,
 };
-use crate::eventstream::EventStreamCodec;
+use crate::eventstream::{EventStreamCodec, EventStreamError, Message, MIN_FRAME_LEN};
+
+/// Whether a stream that failed before its first event may be sent again: nothing has
+/// reached the caller yet. In-stream throttling / unavailable / internal exceptions, a
+/// connection closed or broken before the first frame, no frame within the idle
+/// timeout, and whatever [`ClientError::is_retryable`] allows.
+pub(crate) fn retryable_before_data(e: &ClientError) -> bool {
+    match e {
+        ClientError::Stream(StreamError::Service(ex)) => ex.is_retryable(),
+        ClientError::Body(_) | ClientError::Truncated => true,
+        ClientError::Timeout {
+            kind: TimeoutKind::Idle,
+            ..
+        } => true,
+        other => other.is_retryable(),
+    }
+}
 
 /// A complete tool call, for the caller to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +160,10 @@ enum State {
 /// stream exists.
 pub struct ConverseStream {
     body: BodyStream,
+    /// The unread rest of the latest body chunk: whole frames are split off it without
+    /// copying.
+    chunk: Bytes,
+    /// A frame that straddles chunks, gathered here and decoded by the codec.
     buf: BytesMut,
     codec: EventStreamCodec,
     assembler: Option<StreamAssembler>,
@@ -162,7 +182,7 @@ pub struct ConverseStream {
 impl fmt::Debug for ConverseStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConverseStream")
-            .field("buffered", &self.buf.len())
+            .field("buffered", &(self.buf.len() + self.chunk.len()))
             .field("frames", &self.frames)
             .field("pending", &self.pending.len())
             .finish_non_exhaustive()
@@ -180,6 +200,7 @@ impl ConverseStream {
     ) -> ConverseStream {
         ConverseStream {
             body,
+            chunk: Bytes::new(),
             buf: BytesMut::new(),
             codec,
             assembler: Some(StreamAssembler::new()),
@@ -200,6 +221,19 @@ impl ConverseStream {
             (Some(a), _) => a.partial(),
             (None, Some(r)) => r.clone(),
             (None, None) => ConverseResponse::default(),
+        }
+    }
+
+    /// Waits for the first event and keeps it for the caller.
+    pub(crate) async fn prime(&mut self) -> Result<(), ClientError> {
+        use futures_util::StreamExt;
+        match self.next().await {
+            Some(Ok(ev)) => {
+                self.pending.push_front(ev);
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(ClientError::Truncated),
         }
     }
 
@@ -233,8 +267,61 @@ impl ConverseStream {
         Poll::Ready(Some(Err(e)))
     }
 
+    /// The next whole frame from `buf` and `chunk`, or `None` when more bytes are needed.
+    ///
+    /// Frames that lie whole inside a chunk are split off it (zero-copy, checked by
+    /// [`Message::from_bytes`]); a frame that straddles chunks is gathered in `buf`
+    /// (only its own bytes are copied) and decoded by the codec, which also reports
+    /// every malformed prelude.
+    fn next_frame(&mut self) -> Result<Option<Message>, EventStreamError> {
+        if !self.buf.is_empty() {
+            loop {
+                let want = match self.buf.first_chunk::<4>() {
+                    None => 4 - self.buf.len(),
+                    Some(len) => match self.frame_len(*len) {
+                        Some(total) => total.saturating_sub(self.buf.len()),
+                        // An impossible length: let the codec report it.
+                        None => self.chunk.len(),
+                    },
+                };
+                if want == 0 || self.chunk.is_empty() {
+                    break;
+                }
+                let n = want.min(self.chunk.len());
+                self.buf
+                    .extend_from_slice(self.chunk.get(..n).unwrap_or_default());
+                self.chunk.advance(n);
+            }
+            return self.codec.decode(&mut self.buf);
+        }
+        let Some(len) = self.chunk.first_chunk::<4>() else {
+            self.buf.extend_from_slice(&self.chunk);
+            self.chunk.clear();
+            return Ok(None);
+        };
+        match self.frame_len(*len) {
+            Some(total) if total <= self.chunk.len() => {
+                let frame = self.chunk.split_to(total);
+                Message::from_bytes(frame, self.codec.limits()).map(Some)
+            }
+            _ => {
+                self.buf.extend_from_slice(&self.chunk);
+                self.chunk.clear();
+                self.codec.decode(&mut self.buf)
+            }
+        }
+    }
+
+    /// The total length a prelude announces, when it is possible under the limits.
+    fn frame_len(&self, len: [u8; 4]) -> Option<usize> {
+        let total = u32::from_be_bytes(len);
+        let ok = u64::from(total) <= self.codec.limits().max_frame_len();
+        // u32 fits in usize on every supported target (checked, not cast).
+        usize::try_from(total).ok().filter(|t| ok && *t >= MIN_FRAME_LEN)
+    }
+
     /// Feeds one decoded message to the assembler and queues the caller's events.
-    fn on_message(&mut self, msg: &crate::eventstream::Message) -> Result<(), StreamError> {
+    fn on_message(&mut self, msg: &Message) -> Result<(), StreamError> {
         let Some(assembler) = self.assembler.as_mut() else {
             return Ok(());
         };
@@ -356,8 +443,11 @@ impl ConverseStream {
         let Some(assembler) = self.assembler.take() else {
             return Err(ClientError::Truncated);
         };
-        if !self.buf.is_empty() {
-            tracing::debug!(leftover = self.buf.len(), "body ended inside a frame");
+        if !self.buf.is_empty() || !self.chunk.is_empty() {
+            tracing::debug!(
+                leftover = self.buf.len() + self.chunk.len(),
+                "body ended inside a frame"
+            );
             self.finished = Some(assembler.into_partial());
             return Err(ClientError::Truncated);
         }
@@ -391,8 +481,8 @@ impl Stream for ConverseStream {
             if matches!(this.state, State::Finished) {
                 return Poll::Ready(None);
             }
-            // Whole frames already buffered first.
-            match this.codec.decode(&mut this.buf) {
+            // Whole frames already received first.
+            match this.next_frame() {
                 Ok(Some(msg)) => {
                     if let Err(e) = this.on_message(&msg) {
                         return this.fail(ClientError::Stream(e));
@@ -413,11 +503,13 @@ impl Stream for ConverseStream {
             }
             match this.body.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
-                    if this.buf.is_empty() {
-                        this.buf = BytesMut::from(chunk);
-                    } else {
-                        this.buf.extend_from_slice(&chunk);
+                    // `next_frame` returned `None`, so `chunk` is used up; keep any rest
+                    // all the same, in order.
+                    if !this.chunk.is_empty() {
+                        let rest = std::mem::take(&mut this.chunk);
+                        this.buf.extend_from_slice(&rest);
                     }
+                    this.chunk = chunk;
                     let deadline = Instant::now() + this.idle;
                     this.idle_timer.as_mut().reset(deadline);
                 }
@@ -444,5 +536,116 @@ impl Stream for ConverseStream {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use tokio_util::codec::Encoder;
+
+    fn body() -> (Bytes, String) {
+        let mut codec = EventStreamCodec::new();
+        let mut out = BytesMut::new();
+        let mut text = String::new();
+        let mut events = vec![("messageStart", r#"{"role":"assistant"}"#.to_string())];
+        for i in 0..40 {
+            let piece = format!("w{i} ");
+            text.push_str(&piece);
+            events.push((
+                "contentBlockDelta",
+                format!(
+                    r#"{{"contentBlockIndex":0,"delta":{{"text":"{piece}"}},"p":"{}"}}"#,
+                    "x".repeat(i)
+                ),
+            ));
+        }
+        events.push(("contentBlockStop", r#"{"contentBlockIndex":0}"#.into()));
+        events.push(("messageStop", r#"{"stopReason":"end_turn"}"#.into()));
+        for (ty, json) in events {
+            let msg = crate::eventstream::MessageBuilder::new()
+                .string_header(":event-type", ty)
+                .string_header(":content-type", "application/json")
+                .string_header(":message-type", "event")
+                .build(json.as_bytes())
+                .unwrap();
+            codec.encode(&msg, &mut out).unwrap();
+        }
+        (out.freeze(), text)
+    }
+
+    fn stream_of(chunks: Vec<Bytes>) -> ConverseStream {
+        let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<Bytes, reqwest::Error>));
+        ConverseStream::new(
+            Box::pin(body),
+            Duration::from_secs(60),
+            None,
+            EventStreamCodec::new(),
+        )
+    }
+
+    async fn collect(mut s: ConverseStream) -> Result<String, ClientError> {
+        let mut text = String::new();
+        while let Some(ev) = s.next().await {
+            match ev? {
+                ChatEvent::TextDelta { text: t, .. } => text.push_str(&t),
+                ChatEvent::Done(r) => {
+                    assert_eq!(r.text(), text);
+                    return Ok(text);
+                }
+                _ => {}
+            }
+        }
+        Err(ClientError::Truncated)
+    }
+
+    #[tokio::test]
+    async fn every_chunking_assembles_the_same() {
+        let (whole, text) = body();
+        for size in (1..=64).chain([97, 128, 255, 1000, whole.len()]) {
+            let chunks: Vec<Bytes> = whole.chunks(size).map(Bytes::copy_from_slice).collect();
+            assert_eq!(
+                collect(stream_of(chunks)).await.unwrap(),
+                text,
+                "chunk size {size}"
+            );
+        }
+        // Uneven splits, including empty chunks.
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        let mut step = 0usize;
+        while at < whole.len() {
+            step = (step * 7 + 3) % 29;
+            let end = (at + step).min(whole.len());
+            chunks.push(whole.slice(at..end));
+            at = end;
+        }
+        assert_eq!(collect(stream_of(chunks)).await.unwrap(), text);
+    }
+
+    #[tokio::test]
+    async fn cut_and_corrupt_bodies_are_typed() {
+        let (whole, _) = body();
+        for cut in [1, 3, 4, 11, 12, 13, whole.len() - 1] {
+            let chunks = vec![whole.slice(..cut)];
+            let err = collect(stream_of(chunks)).await.unwrap_err();
+            assert!(matches!(err, ClientError::Truncated), "cut {cut}: {err:?}");
+        }
+        let mut bad = BytesMut::from(&whole[..]);
+        if let Some(b) = bad.get_mut(40) {
+            *b ^= 0x01;
+        }
+        for size in [7, 5000] {
+            let chunks: Vec<Bytes> = bad.chunks(size).map(Bytes::copy_from_slice).collect();
+            let err = collect(stream_of(chunks)).await.unwrap_err();
+            assert!(matches!(err, ClientError::EventStream(_)), "{err:?}");
+        }
+        // A prelude announcing an impossible length.
+        let chunks = vec![Bytes::from_static(&[
+            0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ])];
+        let err = collect(stream_of(chunks)).await.unwrap_err();
+        assert!(matches!(err, ClientError::EventStream(_)), "{err:?}");
     }
 }

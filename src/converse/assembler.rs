@@ -197,6 +197,10 @@ impl Default for StreamAssembler {
 // ===== impl StreamAssembler =====
 
 impl StreamAssembler {
+    /// The most content blocks one message may have; a block beyond it is refused with
+    /// [`StreamError::TooManyBlocks`].
+    pub const MAX_BLOCKS: usize = 4096;
+
     /// A new assembler, expecting `messageStart` first.
     pub fn new() -> StreamAssembler {
         StreamAssembler {
@@ -403,6 +407,17 @@ impl StreamAssembler {
 
     // ===== event handlers =====
 
+    /// Checks that one more block is allowed.
+    fn check_block_limit(&self, index: u32) -> Result<(), StreamError> {
+        if self.blocks.len() >= Self::MAX_BLOCKS {
+            return Err(StreamError::TooManyBlocks {
+                index,
+                max: Self::MAX_BLOCKS,
+            });
+        }
+        Ok(())
+    }
+
     fn find(&self, index: u32) -> Result<usize, usize> {
         match self.blocks.last() {
             Some(last) if last.index == index => Ok(self.blocks.len() - 1),
@@ -465,6 +480,7 @@ impl StreamAssembler {
                 problem: OrderProblem::BlockAlreadyStarted,
             });
         };
+        self.check_block_limit(index)?;
         let content = match &wire.start.0 {
             ContentBlockStart::ToolUse {
                 tool_use_id,
@@ -520,6 +536,7 @@ impl StreamAssembler {
                     }
                     _ => {}
                 }
+                self.check_block_limit(index)?;
                 self.blocks.insert(
                     pos,
                     Block {
@@ -705,7 +722,9 @@ impl StreamAssembler {
 /// [`Frame::headers`], which decodes every header; falls back to it when the section
 /// does not parse.
 fn message_and_event_type<'m>(frame: &Frame<'m>) -> (Option<&'m str>, Option<&'m str>) {
-    fn scan(bytes: &[u8]) -> Option<(Option<&[u8]>, Option<&[u8]>)> {
+    /// The raw values of `:message-type` and `:event-type`.
+    type TypeValues<'b> = (Option<&'b [u8]>, Option<&'b [u8]>);
+    fn scan(bytes: &[u8]) -> Option<TypeValues<'_>> {
         let headers_len = u32::from_be_bytes(*bytes.get(4..8)?.first_chunk::<4>()?);
         // A u32 always fits in usize on the 32- and 64-bit targets this crate supports.
         let mut rest = bytes.get(PRELUDE_LEN..PRELUDE_LEN.checked_add(headers_len as usize)?)?;
@@ -739,9 +758,19 @@ fn message_and_event_type<'m>(frame: &Frame<'m>) -> (Option<&'m str>, Option<&'m
     let Some((message_type, event_type)) = scan(frame.as_bytes()) else {
         return (frame_str(frame, ":message-type"), frame_str(frame, ":event-type"));
     };
-    // Known names are ASCII; anything else is checked.
-    let text = |v: Option<&'m [u8]>| v.and_then(|v| std::str::from_utf8(v).ok());
-    (text(message_type), text(event_type))
+    // The common names are ASCII literals; anything else is checked.
+    let message_type = message_type.and_then(|v| match v {
+        b"event" => Some("event"),
+        b"exception" => Some("exception"),
+        b"error" => Some("error"),
+        other => std::str::from_utf8(other).ok(),
+    });
+    let event_type = event_type.and_then(|v| match v {
+        b"contentBlockDelta" => Some("contentBlockDelta"),
+        b"contentBlockStop" => Some("contentBlockStop"),
+        other => std::str::from_utf8(other).ok(),
+    });
+    (message_type, event_type)
 }
 
 fn frame_str<'m>(frame: &Frame<'m>, name: &str) -> Option<&'m str> {

@@ -88,6 +88,15 @@ pub enum StreamError {
         #[source]
         source: serde_json::Error,
     },
+    /// A new content block would exceed [`StreamAssembler::MAX_BLOCKS`](super::StreamAssembler::MAX_BLOCKS)
+    /// (a guard against hostile streams; Bedrock sends a handful).
+    #[error("content block {index} would exceed the limit of {max} content blocks")]
+    TooManyBlocks {
+        /// The index of the block that was refused.
+        index: u32,
+        /// The limit.
+        max: usize,
+    },
     /// The stream ended before it was complete; carries what was missing and the
     /// partial response.
     #[error("{0}")]
@@ -176,15 +185,19 @@ pub struct Incomplete {
 
 impl fmt::Display for Incomplete {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("stream ended incomplete: missing ")?;
-        for (i, m) in self.missing.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
+        if self.missing.is_empty() {
+            f.write_str("stream ended with an exception")?;
+        } else {
+            f.write_str("stream ended incomplete: missing ")?;
+            for (i, m) in self.missing.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{m}")?;
             }
-            write!(f, "{m}")?;
         }
         if let Some(e) = &self.exception {
-            write!(f, " (after {e})")?;
+            write!(f, " ({e})")?;
         }
         Ok(())
     }

@@ -176,15 +176,21 @@ impl<'a> Cursor<'a> {
         Some(v)
     }
 
-    /// An object key without escapes, and the `:` after it (not checked for UTF-8:
-    /// callers only accept a few ASCII names).
-    fn key(&mut self) -> Option<&'a [u8]> {
-        let key = self.raw_string()?;
+    /// One of `names` as an object key, and the `:` after it; `None` for any other key.
+    fn key(&mut self, names: &[&'static [u8]]) -> Option<&'static [u8]> {
+        self.eat(b'"')?;
+        let rest = self.bytes.get(self.pos..)?;
+        let name = names
+            .iter()
+            .copied()
+            // The first byte and the closing quote rule out most names before comparing.
+            .find(|n| rest.first() == n.first() && rest.get(n.len()) == Some(&b'"') && rest.starts_with(n))?;
+        self.pos += name.len() + 1;
         self.eat(b':')?;
-        Some(key)
+        Some(name)
     }
 
-    /// The bytes of a string without escapes (keys, the `"p"` padding).
+    /// The bytes of a string without escapes (the `"p"` padding).
     fn raw_string(&mut self) -> Option<&'a [u8]> {
         let (start, end) = self.plain_string()?;
         if self.bytes.get(end) != Some(&b'"') {
@@ -218,9 +224,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// `{"<key>": "<string>"}` with one member; returns both.
-    fn single_string_member(&mut self) -> Option<(&'a [u8], Cow<'a, str>)> {
+    fn single_string_member(&mut self, names: &[&'static [u8]]) -> Option<(&'static [u8], Cow<'a, str>)> {
         self.eat(b'{')?;
-        let key = self.key()?;
+        let key = self.key(names)?;
         let value = self.string()?;
         self.eat(b'}')?;
         Some((key, value))
@@ -228,13 +234,13 @@ impl<'a> Cursor<'a> {
 
     fn delta(&mut self) -> Option<ContentBlockDelta<'a>> {
         self.eat(b'{')?;
-        let delta = match self.key()? {
+        let delta = match self.key(&[b"text", b"toolUse", b"reasoningContent"])? {
             b"text" => ContentBlockDelta::Text(self.string()?),
-            b"toolUse" => match self.single_string_member()? {
+            b"toolUse" => match self.single_string_member(&[b"input"])? {
                 (b"input", s) => ContentBlockDelta::ToolUseInput(s),
                 _ => return None,
             },
-            b"reasoningContent" => match self.single_string_member()? {
+            b"reasoningContent" => match self.single_string_member(&[b"text", b"signature"])? {
                 (b"text", s) => ContentBlockDelta::ReasoningText(s),
                 (b"signature", s) => ContentBlockDelta::ReasoningSignature(s),
                 _ => return None,
@@ -254,7 +260,7 @@ pub(crate) fn delta_event(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)
     let mut delta = None;
     let mut padding = false;
     loop {
-        match c.key()? {
+        match c.key(&[b"contentBlockIndex", b"delta", b"p"])? {
             b"contentBlockIndex" if index.is_none() => index = Some(c.u32()?),
             b"delta" if delta.is_none() => delta = Some(c.delta()?),
             b"p" if !padding => {
@@ -285,7 +291,7 @@ pub(crate) fn stop_event(payload: &[u8]) -> Option<u32> {
     let mut index = None;
     let mut padding = false;
     loop {
-        match c.key()? {
+        match c.key(&[b"contentBlockIndex", b"p"])? {
             b"contentBlockIndex" if index.is_none() => index = Some(c.u32()?),
             b"p" if !padding => {
                 padding = true;

@@ -67,7 +67,6 @@
 //! ```
 
 mod assembler;
-mod base64;
 mod error;
 mod event;
 mod json;

@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::base64;
+use base64::Engine as _;
 
 /// JSON members this crate does not model, kept so nothing is lost.
 pub type Extra = Map<String, Value>;
@@ -32,14 +32,21 @@ impl Blob {
 
     /// The base64 text Bedrock puts in JSON.
     pub fn to_base64(&self) -> String {
-        base64::encode(&self.0)
+        BASE64.encode(&self.0)
     }
 
     /// Decodes standard base64 (padded or not); `None` if `text` is not base64.
     pub fn from_base64(text: &str) -> Option<Blob> {
-        base64::decode(text).map(Blob::from)
+        BASE64.decode(text).ok().map(Blob::from)
     }
 }
+
+/// Standard base64; decoding accepts padded and unpadded text.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
 
 impl fmt::Debug for Blob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
