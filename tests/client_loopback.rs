@@ -914,18 +914,24 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn no_secret_in_logs() {
+    // A global subscriber (a thread-scoped one races with the callsite interest cache
+    // when tests run in parallel): every test of this binary then logs into `capture`,
+    // which only widens the check. Everything of the client stack at TRACE (our crate,
+    // reqwest, hyper, h2), as `RUST_LOG=trace` would, except `aws_sigv4`, which the CLI
+    // switches off too: its TRACE output names the access key id (AWS does not count the
+    // key id as secret; we keep it out all the same), and the built-in server.
     let capture = Capture::default();
-    // Everything at TRACE, as `RUST_LOG=trace` in the CLI, minus `aws_sigv4`, which the
-    // CLI also switches off: its TRACE output names the access key id (AWS does not
-    // count the key id as secret, we keep it out all the same); it redacts the rest.
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("trace,aws_sigv4=off"))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "bedrock_converse=trace,bedrock_converse::server=off,reqwest=trace,hyper=trace,\
+             hyper_util=trace,h2=trace,client_loopback=trace",
+        ))
         .with_writer(capture.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).expect("only this test sets the global subscriber");
 
     let server = MockBedrock::builder()
         .bearer_key(KEY)

@@ -249,6 +249,12 @@ impl StreamAssembler {
     ///
     /// As [`push`](Self::push).
     pub fn push_frame<'m>(&mut self, frame: Frame<'m>) -> Result<Option<StreamEvent<'m>>, StreamError> {
+        match bedrock_event_type(frame.as_bytes()) {
+            Some(BedrockEvent::Delta) => return self.on_delta(frame.payload()).map(Some),
+            Some(BedrockEvent::Stop) => return self.on_block_stop(frame.payload()).map(Some),
+            Some(BedrockEvent::Other(event_type)) => return self.on_event(event_type, frame.payload()),
+            None => {}
+        }
         let (message_type, event_type) = message_and_event_type(&frame);
         match message_type {
             Some("event") => {}
@@ -277,7 +283,15 @@ impl StreamAssembler {
                 message_type: Some("event".to_owned()),
             });
         };
-        let payload = frame.payload();
+        self.on_event(event_type, frame.payload())
+    }
+
+    /// Handles an event message by its `:event-type`.
+    fn on_event<'m>(
+        &mut self,
+        event_type: &'m str,
+        payload: &'m [u8],
+    ) -> Result<Option<StreamEvent<'m>>, StreamError> {
         match event_type {
             "contentBlockDelta" => self.on_delta(payload).map(Some),
             "contentBlockStart" => self.on_block_start(payload).map(Some),
@@ -771,6 +785,38 @@ fn message_and_event_type<'m>(frame: &Frame<'m>) -> (Option<&'m str>, Option<&'m
         other => std::str::from_utf8(other).ok(),
     });
     (message_type, event_type)
+}
+
+/// The `:event-type` of a frame whose headers are exactly what Bedrock sends for an
+/// event: `:event-type`, `:content-type: application/json`, `:message-type: event`, in
+/// that order. One comparison instead of a walk over the headers; `None` for any
+/// other header section.
+fn bedrock_event_type(bytes: &[u8]) -> Option<BedrockEvent<'_>> {
+    const EVENT_TYPE: &[u8] = b"\x0b:event-type\x07\x00";
+    const REST: &[u8] = b"\x0d:content-type\x07\x00\x10application/json\x0d:message-type\x07\x00\x05event";
+    let headers_len = u32::from_be_bytes(*bytes.get(4..8)?.first_chunk::<4>()?);
+    // A u32 always fits in usize on the 32- and 64-bit targets this crate supports.
+    let headers = bytes.get(PRELUDE_LEN..PRELUDE_LEN.checked_add(headers_len as usize)?)?;
+    let (&len, rest) = headers.strip_prefix(EVENT_TYPE)?.split_first()?;
+    let (name, rest) = rest.split_at_checked(usize::from(len))?;
+    if rest != REST {
+        return None;
+    }
+    Some(match name {
+        b"contentBlockDelta" => BedrockEvent::Delta,
+        b"contentBlockStop" => BedrockEvent::Stop,
+        other => BedrockEvent::Other(std::str::from_utf8(other).ok()?),
+    })
+}
+
+/// The event type of a frame with Bedrock's usual headers (see [`bedrock_event_type`]).
+enum BedrockEvent<'m> {
+    /// `contentBlockDelta`.
+    Delta,
+    /// `contentBlockStop`.
+    Stop,
+    /// Any other event type.
+    Other(&'m str),
 }
 
 fn frame_str<'m>(frame: &Frame<'m>, name: &str) -> Option<&'m str> {

@@ -56,6 +56,9 @@ fn scan(rest: &[u8]) -> Option<usize> {
     None
 }
 
+/// The least capacity of a decoded string.
+const SMALL_STRING: usize = 112;
+
 /// Reads a payload. Only the strings it returns are checked for UTF-8: keys are
 /// compared with ASCII names and the padding is skipped, as serde_json does.
 struct Cursor<'a> {
@@ -95,7 +98,14 @@ impl<'a> Cursor<'a> {
 
     /// A JSON string; borrowed when it has no escapes.
     fn string(&mut self) -> Option<Cow<'a, str>> {
-        let (start, end) = self.plain_string()?;
+        self.eat(b'"')?;
+        self.string_rest()
+    }
+
+    /// The rest of a JSON string whose opening quote is consumed.
+    fn string_rest(&mut self) -> Option<Cow<'a, str>> {
+        let start = self.pos;
+        let end = start + scan(self.bytes.get(start..)?)?;
         match self.bytes.get(end) {
             Some(b'"') => {
                 self.pos = end + 1;
@@ -103,7 +113,7 @@ impl<'a> Cursor<'a> {
                     .ok()
                     .map(Cow::Borrowed)
             }
-            _ => self.escaped_string(end - start).map(Cow::Owned),
+            _ => self.escaped_string(end).map(Cow::Owned),
         }
     }
 
@@ -115,31 +125,37 @@ impl<'a> Cursor<'a> {
         Some((start, end))
     }
 
-    /// The rest of a string that has escapes; `plain` bytes from `pos` need none.
-    fn escaped_string(&mut self, plain: usize) -> Option<String> {
-        let mut out = String::with_capacity(plain + 16);
+    /// The rest of a string that has escapes: it starts at `pos` and its first
+    /// escape is at `first`. The text is decoded as bytes and checked for UTF-8 once
+    /// at the end (decoded escapes are whole characters, so this accepts exactly
+    /// what checking each unescaped run would).
+    fn escaped_string(&mut self, first: usize) -> Option<String> {
+        // The decoded text is never longer than what is left of the payload. Short
+        // strings (tool-input fragments) all get the same small capacity, so the
+        // allocator hands back the block the previous fragment freed.
+        let mut out: Vec<u8> = Vec::with_capacity(self.bytes.len().saturating_sub(self.pos).max(SMALL_STRING));
         let mut i = self.pos;
-        let mut run = plain;
+        let mut run_end = first;
         loop {
-            out.push_str(std::str::from_utf8(self.bytes.get(i..i + run)?).ok()?);
-            i += run;
+            out.extend_from_slice(self.bytes.get(i..run_end)?);
+            i = run_end;
             match self.bytes.get(i)? {
                 b'"' => {
                     self.pos = i + 1;
-                    return Some(out);
+                    return String::from_utf8(out).ok();
                 }
                 b'\\' => {
                     let esc = *self.bytes.get(i + 1)?;
                     i += 2;
                     match esc {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
+                        b'"' => out.push(b'"'),
+                        b'\\' => out.push(b'\\'),
+                        b'/' => out.push(b'/'),
+                        b'b' => out.push(0x08),
+                        b'f' => out.push(0x0c),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
                         b'u' => {
                             let hi = self.hex4(i)?;
                             i += 4;
@@ -156,14 +172,15 @@ impl<'a> Cursor<'a> {
                             } else {
                                 hi
                             };
-                            out.push(char::from_u32(code)?);
+                            let mut utf8 = [0u8; 4];
+                            out.extend_from_slice(char::from_u32(code)?.encode_utf8(&mut utf8).as_bytes());
                         }
                         _ => return None,
                     }
                 }
                 _ => return None,
             }
-            run = scan(self.bytes.get(i..)?)?;
+            run_end = i + scan(self.bytes.get(i..)?)?;
         }
     }
 
@@ -254,6 +271,9 @@ impl<'a> Cursor<'a> {
 
 /// A `contentBlockDelta` payload of a common shape, or `None` (then use serde_json).
 pub(crate) fn delta_event(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)> {
+    if let Some(compact) = compact_delta(payload) {
+        return Some(compact);
+    }
     let mut c = Cursor::new(payload);
     c.eat(b'{')?;
     let mut index = None;
@@ -286,6 +306,9 @@ pub(crate) fn delta_event(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)
 
 /// A `contentBlockStop` payload (`contentBlockIndex` and maybe `"p"`), or `None`.
 pub(crate) fn stop_event(payload: &[u8]) -> Option<u32> {
+    if let Some(index) = compact_stop(payload) {
+        return Some(index);
+    }
     let mut c = Cursor::new(payload);
     c.eat(b'{')?;
     let mut index = None;
@@ -312,6 +335,104 @@ pub(crate) fn stop_event(payload: &[u8]) -> Option<u32> {
         return None;
     }
     index
+}
+
+// ===== the compact shapes =====
+//
+// Bedrock writes these payloads without whitespace and with the members in one order:
+// `{"contentBlockIndex":N,"delta":{...},"p":"..."}` (the padding may be absent). These
+// functions accept exactly that text, comparing literal prefixes instead of reading
+// keys; anything else (including whitespace) goes to the general reader above.
+
+const INDEX_PREFIX: &[u8] = br#"{"contentBlockIndex":"#;
+
+/// The leading decimal digits of `b` as a `u32`, and how many there are; `None` for
+/// no digits, a leading zero, or a value above `u32::MAX`.
+fn leading_u32(b: &[u8]) -> Option<(u32, usize)> {
+    let mut v: u64 = 0;
+    let mut n = 0;
+    while let Some(&d) = b.get(n) {
+        if !d.is_ascii_digit() {
+            break;
+        }
+        // Ten digits always fit in u64; an eleventh would not fit in u32 anyway.
+        if n == 10 {
+            return None;
+        }
+        v = v * 10 + u64::from(d - b'0');
+        n += 1;
+    }
+    if n == 0 || (n > 1 && b.first() == Some(&b'0')) {
+        return None;
+    }
+    Some((u32::try_from(v).ok()?, n))
+}
+
+/// Whether `b` can be the inside of a JSON string without escapes: no `"`, `\\` or
+/// control character. Eight bytes at a time (the last eight may overlap).
+fn plain(b: &[u8]) -> bool {
+    let Some(last) = b.last_chunk::<8>() else {
+        return b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\');
+    };
+    let mut flags = special_bytes(u64::from_le_bytes(*last));
+    let mut rest = b;
+    while let Some((chunk, tail)) = rest.split_first_chunk::<8>() {
+        flags |= special_bytes(u64::from_le_bytes(*chunk));
+        rest = tail;
+    }
+    flags == 0
+}
+
+/// The end of a compact payload after its last real member: `}` or
+/// `,"p":"<plain>"}`.
+fn compact_end(rest: &[u8]) -> bool {
+    match rest {
+        [b'}'] => true,
+        [b',', b'"', b'p', b'"', b':', b'"', padding @ .., b'"', b'}'] => plain(padding),
+        _ => false,
+    }
+}
+
+/// A `contentBlockDelta` payload in the compact shape (text, tool input, reasoning
+/// text or signature), or `None`.
+fn compact_delta(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)> {
+    let rest = payload.strip_prefix(INDEX_PREFIX)?;
+    let (index, digits) = leading_u32(rest)?;
+    let rest = rest.get(digits..)?.strip_prefix(br#","delta":{""#)?;
+    // (kind, bytes before the string, closing braces after it)
+    let (kind, skip, close): (u8, usize, &[u8]) = if rest.starts_with(br#"text":""#) {
+        (0, 7, b"}")
+    } else if rest.starts_with(br#"toolUse":{"input":""#) {
+        (1, 19, b"}}")
+    } else if rest.starts_with(br#"reasoningContent":{"text":""#) {
+        (2, 27, b"}}")
+    } else if rest.starts_with(br#"reasoningContent":{"signature":""#) {
+        (3, 32, b"}}")
+    } else {
+        return None;
+    };
+    let mut c = Cursor {
+        bytes: payload,
+        pos: payload.len() - rest.len() + skip,
+    };
+    let text = c.string_rest()?;
+    if !compact_end(c.bytes.get(c.pos..)?.strip_prefix(close)?) {
+        return None;
+    }
+    let delta = match kind {
+        0 => ContentBlockDelta::Text(text),
+        1 => ContentBlockDelta::ToolUseInput(text),
+        2 => ContentBlockDelta::ReasoningText(text),
+        _ => ContentBlockDelta::ReasoningSignature(text),
+    };
+    Some((index, delta))
+}
+
+/// A `contentBlockStop` payload in the compact shape, or `None`.
+fn compact_stop(payload: &[u8]) -> Option<u32> {
+    let rest = payload.strip_prefix(INDEX_PREFIX)?;
+    let (index, digits) = leading_u32(rest)?;
+    compact_end(rest.get(digits..)?).then_some(index)
 }
 
 #[cfg(test)]
