@@ -120,6 +120,9 @@ impl Drop for ProxyProcess {
 struct Measured {
     direct: Round,
     proxied: Round,
+    /// One request at a time: the latency the proxy adds, without queueing.
+    direct_alone: Round,
+    proxied_alone: Round,
     idle_rss: u64,
     peak_rss: u64,
 }
@@ -132,6 +135,7 @@ fn measure(
     rounds: usize,
     deltas: usize,
     frame_delay: Duration,
+    alone: usize,
 ) -> Measured {
     let server = rt.block_on(async {
         MockBedrock::builder()
@@ -184,9 +188,12 @@ fn measure(
     let direct_url = Arc::new(format!("{}{model}/converse-stream", server.url()));
     let proxy_url = Arc::new(format!("{proxy_base}{model}/converse-stream"));
 
-    // Warm both paths (connections, the server's frame cache, allocators), then measure.
-    rt.block_on(run(direct_url.clone(), UPSTREAM_KEY, 8, 1));
-    rt.block_on(run(proxy_url.clone(), CLIENT_KEY, 8, 1));
+    // Warm both paths at full concurrency (connection pools, the server's frame cache,
+    // allocators), then measure.
+    rt.block_on(run(direct_url.clone(), UPSTREAM_KEY, streams, 1));
+    rt.block_on(run(proxy_url.clone(), CLIENT_KEY, streams, 1));
+    let direct_alone = rt.block_on(run(direct_url.clone(), UPSTREAM_KEY, 1, alone));
+    let proxied_alone = rt.block_on(run(proxy_url.clone(), CLIENT_KEY, 1, alone));
     let direct = rt.block_on(run(direct_url, UPSTREAM_KEY, streams, rounds));
     let proxied = rt.block_on(run(proxy_url, CLIENT_KEY, streams, rounds));
     let peak_rss = rss_kib(pid, "VmHWM:").unwrap_or(0);
@@ -200,6 +207,8 @@ fn measure(
     Measured {
         direct,
         proxied,
+        direct_alone,
+        proxied_alone,
         idle_rss,
         peak_rss,
     }
@@ -223,13 +232,27 @@ fn report(title: &str, m: &Measured) {
     let added = |p| {
         (percentile(&m.proxied.ttfb, p).as_secs_f64() - percentile(&m.direct.ttfb, p).as_secs_f64()) * 1e3
     };
+    let alone = |r: &Round, p| percentile(&r.ttfb, p).as_secs_f64() * 1e3;
     println!(
-        "\nproxy throughput / direct: {:.1}%; added TTFB p50 {:.3} ms, p99 {:.3} ms; proxy RSS idle {} KiB, peak {} KiB",
+        "\nproxy throughput / direct: {:.1}%; TTFB under load, added: p50 {:.3} ms, p99 {:.3} ms; proxy RSS idle {} KiB, peak {} KiB",
         rate(&m.proxied) / rate(&m.direct) * 100.0,
         added(0.5),
         added(0.99),
         m.idle_rss,
         m.peak_rss
+    );
+    if m.direct_alone.ttfb.is_empty() {
+        return;
+    }
+    println!(
+        "one request at a time ({} each): TTFB direct p50 {:.3} ms p99 {:.3} ms, through proxy p50 {:.3} ms p99 {:.3} ms: added p50 {:.3} ms, p99 {:.3} ms",
+        m.direct_alone.ttfb.len(),
+        alone(&m.direct_alone, 0.5),
+        alone(&m.direct_alone, 0.99),
+        alone(&m.proxied_alone, 0.5),
+        alone(&m.proxied_alone, 0.99),
+        alone(&m.proxied_alone, 0.5) - alone(&m.direct_alone, 0.5),
+        alone(&m.proxied_alone, 0.99) - alone(&m.direct_alone, 0.99),
     );
 }
 
@@ -240,7 +263,14 @@ fn main() {
     let paced_deltas = env_usize("PROXY_BENCH_PACED_DELTAS", 500);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
 
-    let flat_out = measure(&rt, streams, rounds, deltas, Duration::ZERO);
+    let flat_out = measure(
+        &rt,
+        streams,
+        rounds,
+        deltas,
+        Duration::ZERO,
+        env_usize("PROXY_BENCH_ALONE", 200),
+    );
     report(
         &format!(
             "Flat out: {streams} concurrent streams x {rounds} rounds, {deltas} deltas each, pre-encoded 16 KiB writes; \
@@ -248,7 +278,7 @@ fn main() {
         ),
         &flat_out,
     );
-    let paced = measure(&rt, streams, 1, paced_deltas, Duration::from_millis(1));
+    let paced = measure(&rt, streams, 1, paced_deltas, Duration::from_millis(1), 0);
     report(
         &format!(
             "Paced like a model: {streams} concurrent streams, {paced_deltas} deltas each, one frame per ms per stream"

@@ -44,7 +44,7 @@ pub(crate) struct Args {
 
 /// Runs the subcommand.
 pub(crate) fn run(args: Args) -> ExitCode {
-    init_logging();
+    crate::init_logging(None);
     let env = |name: &str| std::env::var(name).ok();
     let home = home_dir(&env);
     let config = match Config::discover(args.config.as_deref(), &env, home.as_deref()) {
@@ -93,22 +93,6 @@ pub(crate) fn run(args: Args) -> ExitCode {
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("bedrock-converse chat: {message}");
     ExitCode::from(2)
-}
-
-/// `RUST_LOG` (a full filter) or `ECA_LOG_LEVEL` (a level) turn on logging to stderr.
-/// `aws_sigv4` stays off: its trace output names the access key id.
-fn init_logging() {
-    let filter = match (std::env::var("RUST_LOG"), std::env::var("ECA_LOG_LEVEL")) {
-        (Ok(f), _) if !f.is_empty() => f,
-        (_, Ok(level)) if !level.is_empty() => level.to_ascii_lowercase(),
-        _ => return,
-    };
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},aws_sigv4=off"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_sigv4=off"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Shows a progress indication on stderr until stopped: a spinner on a terminal, one

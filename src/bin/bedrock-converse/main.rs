@@ -38,6 +38,26 @@ enum Command {
     Proxy(proxy::Args),
 }
 
+/// Logs to stderr as `RUST_LOG` (a full filter) or `ECA_LOG_LEVEL` (a level) ask, else
+/// at `default` (none: no logging). `aws_sigv4` stays off: its trace output names the
+/// access key id.
+pub(crate) fn init_logging(default: Option<&str>) {
+    let filter = match (std::env::var("RUST_LOG"), std::env::var("ECA_LOG_LEVEL")) {
+        (Ok(f), _) if !f.is_empty() => f,
+        (_, Ok(level)) if !level.is_empty() => level.to_ascii_lowercase(),
+        _ => match default {
+            Some(level) => level.to_owned(),
+            None => return,
+        },
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},aws_sigv4=off"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_sigv4=off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

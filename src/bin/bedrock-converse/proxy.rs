@@ -19,6 +19,8 @@ pub(crate) struct Args {
 
 /// Runs the subcommand.
 pub(crate) fn run(args: Args) -> ExitCode {
+    // One line per forwarded request (key id, model, tokens, latency) at `info`.
+    crate::init_logging(Some("info"));
     let env = |name: &str| std::env::var(name).ok();
     let path = match args.config {
         Some(p) => p,

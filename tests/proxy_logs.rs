@@ -1,0 +1,127 @@
+//! The gateway logs one line per forwarded request (key id, model, tokens, latency) and
+//! never a client key, an upstream key, AWS credentials or a signature.
+
+#![cfg(feature = "proxy")]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use bedrock_converse::client::auth::{AwsCredentials, Secret};
+use bedrock_converse::proxy::{ClientKey, Proxy, ProxyConfig, UpstreamAuth};
+use bedrock_converse::server::MockBedrock;
+
+const CLIENT_KEY: &str = "client-key-6b1f0e";
+const AKID: &str = "AKIDLOGTEST7788";
+const SECRET: &str = "secret-access-key-9c2d";
+const TOKEN: &str = "session-token-4a7e";
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn logs_usage_per_request_and_no_secret() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "bedrock_converse=trace,bedrock_converse::server=off,reqwest=trace,hyper=trace,\
+             hyper_util=trace,axum=trace,proxy_logs=trace",
+        ))
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+
+    let server = MockBedrock::builder()
+        .sigv4_credentials(AKID, SECRET)
+        .start()
+        .await
+        .expect("server");
+    let config = ProxyConfig::new(
+        server.url(),
+        UpstreamAuth::SigV4 {
+            credentials: AwsCredentials {
+                access_key_id: AKID.to_owned(),
+                secret_access_key: Secret::new(SECRET),
+                session_token: Some(Secret::new(TOKEN)),
+            },
+            region: "us-east-1".to_owned(),
+        },
+        vec![ClientKey {
+            id: "team-a".to_owned(),
+            secret: CLIENT_KEY.to_owned(),
+        }],
+    );
+    let proxy = Proxy::new(config).expect("proxy");
+    tracing::debug!(proxy = ?proxy, "proxy debug output");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(proxy.serve(listener, std::future::pending()));
+
+    let http = reqwest::Client::new();
+    let body = r#"{"messages":[{"role":"user","content":[{"text":"log me"}]}]}"#;
+    for (op, key) in [
+        ("converse-stream", CLIENT_KEY),
+        ("converse", CLIENT_KEY),
+        ("converse-stream", "wrong-key-123"),
+        ("converse-stream", "http-error"),
+    ] {
+        let model = if key == "http-error" {
+            "us-east-1.mock.http-error"
+        } else {
+            "us-east-1.mock.text"
+        };
+        let key = if key == "http-error" { CLIENT_KEY } else { key };
+        let resp = http
+            .post(format!("http://{addr}/model/{model}/{op}"))
+            .bearer_auth(key)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let _ = resp.bytes().await;
+    }
+    let signatures: Vec<String> = server
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            let auth = r.headers.get("authorization")?.to_str().ok()?;
+            auth.split("Signature=").nth(1).map(str::to_owned)
+        })
+        .collect();
+    assert!(!signatures.is_empty(), "upstream requests were signed");
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("stream forwarded"), "{logs}");
+    assert!(logs.contains("converse forwarded"), "{logs}");
+    assert!(
+        logs.contains("key_id=\"team-a\"") || logs.contains("key_id=team-a"),
+        "{logs}"
+    );
+    assert!(logs.contains("output_tokens"), "{logs}");
+    for secret in [CLIENT_KEY, "wrong-key-123", AKID, SECRET, TOKEN]
+        .into_iter()
+        .chain(signatures.iter().map(String::as_str))
+    {
+        assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
+    }
+}
