@@ -250,8 +250,8 @@ impl StreamAssembler {
     /// As [`push`](Self::push).
     pub fn push_frame<'m>(&mut self, frame: Frame<'m>) -> Result<Option<StreamEvent<'m>>, StreamError> {
         match bedrock_event_type(frame.as_bytes()) {
-            Some(BedrockEvent::Delta) => return self.on_delta(frame.payload()).map(Some),
-            Some(BedrockEvent::Stop) => return self.on_block_stop(frame.payload()).map(Some),
+            Some(BedrockEvent::Delta) => return self.on_delta(frame.payload()),
+            Some(BedrockEvent::Stop) => return self.on_block_stop(frame.payload()),
             Some(BedrockEvent::Other(event_type)) => return self.on_event(event_type, frame.payload()),
             None => {}
         }
@@ -293,9 +293,9 @@ impl StreamAssembler {
         payload: &'m [u8],
     ) -> Result<Option<StreamEvent<'m>>, StreamError> {
         match event_type {
-            "contentBlockDelta" => self.on_delta(payload).map(Some),
+            "contentBlockDelta" => self.on_delta(payload),
             "contentBlockStart" => self.on_block_start(payload).map(Some),
-            "contentBlockStop" => self.on_block_stop(payload).map(Some),
+            "contentBlockStop" => self.on_block_stop(payload),
             "messageStart" => self.on_message_start(payload).map(Some),
             "messageStop" => self.on_message_stop(payload).map(Some),
             "metadata" => self.on_metadata(payload).map(Some),
@@ -504,7 +504,7 @@ impl StreamAssembler {
                 tool_use_id: tool_use_id.as_ref().to_owned(),
                 name: name.as_ref().to_owned(),
                 r#type: r#type.as_deref().map(str::to_owned),
-                input: String::new(),
+                input: String::with_capacity(BLOCK_CAPACITY),
                 parsed: None,
             },
             _ => BlockContent::Empty,
@@ -523,7 +523,8 @@ impl StreamAssembler {
         })
     }
 
-    fn on_delta<'m>(&mut self, payload: &'m [u8]) -> Result<StreamEvent<'m>, StreamError> {
+    /// Returns the event already wrapped, so the (large) result is built in place.
+    fn on_delta<'m>(&mut self, payload: &'m [u8]) -> Result<Option<StreamEvent<'m>>, StreamError> {
         const ET: &str = "contentBlockDelta";
         let (index, delta) = match json::delta_event(payload) {
             Some(fast) => fast,
@@ -546,7 +547,7 @@ impl StreamAssembler {
                     }
                     // Not assembled: no block for it.
                     ContentBlockDelta::Unknown { .. } => {
-                        return Ok(StreamEvent::ContentBlockDelta { index, delta })
+                        return Ok(Some(StreamEvent::ContentBlockDelta { index, delta }))
                     }
                     _ => {}
                 }
@@ -564,7 +565,7 @@ impl StreamAssembler {
         };
         let Some(block) = self.blocks.get_mut(pos) else {
             // `find` returned a valid position.
-            return Ok(StreamEvent::ContentBlockDelta { index, delta });
+            return Ok(Some(StreamEvent::ContentBlockDelta { index, delta }));
         };
         if block.stopped {
             return Err(StreamError::OutOfOrder {
@@ -574,10 +575,11 @@ impl StreamAssembler {
             });
         }
         apply_delta(index, &mut block.content, &delta)?;
-        Ok(StreamEvent::ContentBlockDelta { index, delta })
+        Ok(Some(StreamEvent::ContentBlockDelta { index, delta }))
     }
 
-    fn on_block_stop<'m>(&mut self, payload: &'m [u8]) -> Result<StreamEvent<'m>, StreamError> {
+    /// Returns the event already wrapped, as [`on_delta`](Self::on_delta).
+    fn on_block_stop<'m>(&mut self, payload: &'m [u8]) -> Result<Option<StreamEvent<'m>>, StreamError> {
         const ET: &str = "contentBlockStop";
         let index = match json::stop_event(payload) {
             Some(index) => index,
@@ -624,7 +626,7 @@ impl StreamAssembler {
                 }
             }
         }
-        Ok(StreamEvent::ContentBlockStop { index })
+        Ok(Some(StreamEvent::ContentBlockStop { index }))
     }
 
     fn on_message_stop<'m>(&mut self, payload: &'m [u8]) -> Result<StreamEvent<'m>, StreamError> {
@@ -832,6 +834,17 @@ fn parse<'m, T: Deserialize<'m>>(event_type: &'static str, payload: &'m [u8]) ->
     })
 }
 
+/// The capacity a block's text or tool input starts with: most are longer than one
+/// delta, so this saves the first few doublings.
+const BLOCK_CAPACITY: usize = 512;
+
+/// A block's text, starting with its first delta.
+fn block_string(first: &str) -> String {
+    let mut s = String::with_capacity(first.len().max(BLOCK_CAPACITY));
+    s.push_str(first);
+    s
+}
+
 /// Adds one delta to its block, after checking its kind.
 fn apply_delta(
     index: u32,
@@ -846,7 +859,7 @@ fn apply_delta(
     match delta {
         ContentBlockDelta::Text(t) => match content {
             BlockContent::Text(s) | BlockContent::Citations { text: s, .. } => s.push_str(t),
-            BlockContent::Empty => *content = BlockContent::Text(t.as_ref().to_owned()),
+            BlockContent::Empty => *content = BlockContent::Text(block_string(t)),
             _ => return Err(mismatch(content, BlockKind::Text)),
         },
         ContentBlockDelta::ToolUseInput(t) => match content {
@@ -857,7 +870,7 @@ fn apply_delta(
             BlockContent::Reasoning { text, .. } => text.push_str(t),
             BlockContent::Empty => {
                 *content = BlockContent::Reasoning {
-                    text: t.as_ref().to_owned(),
+                    text: block_string(t),
                     signature: None,
                 }
             }

@@ -10,6 +10,12 @@
 //! caller parses the payload with serde_json instead, which gives the same result or
 //! the error. So the scanner only has to be right about what it accepts; the unit
 //! tests below check it against serde_json on generated payloads.
+//!
+//! In front of it sits a cheaper path for the exact compact text Bedrock writes
+//! (`{"contentBlockIndex":N,"delta":{...},"p":"..."}`, no whitespace, that member
+//! order): literal prefixes are compared instead of keys being read, and the padding is
+//! only checked to be a plain string (usually by comparing it with the alphabet Bedrock
+//! pads with). It falls back to the general reader for anything else.
 
 use std::borrow::Cow;
 
@@ -133,7 +139,8 @@ impl<'a> Cursor<'a> {
         // The decoded text is never longer than what is left of the payload. Short
         // strings (tool-input fragments) all get the same small capacity, so the
         // allocator hands back the block the previous fragment freed.
-        let mut out: Vec<u8> = Vec::with_capacity(self.bytes.len().saturating_sub(self.pos).max(SMALL_STRING));
+        let mut out: Vec<u8> =
+            Vec::with_capacity(self.bytes.len().saturating_sub(self.pos).max(SMALL_STRING));
         let mut i = self.pos;
         let mut run_end = first;
         loop {
@@ -383,12 +390,17 @@ fn plain(b: &[u8]) -> bool {
     flags == 0
 }
 
+/// Bedrock's `"p"` padding is a prefix of this (the cheapest check comes first).
+const PADDING_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
 /// The end of a compact payload after its last real member: `}` or
 /// `,"p":"<plain>"}`.
 fn compact_end(rest: &[u8]) -> bool {
     match rest {
         [b'}'] => true,
-        [b',', b'"', b'p', b'"', b':', b'"', padding @ .., b'"', b'}'] => plain(padding),
+        [b',', b'"', b'p', b'"', b':', b'"', padding @ .., b'"', b'}'] => {
+            PADDING_ALPHABET.starts_with(padding) || plain(padding)
+        }
         _ => false,
     }
 }
@@ -557,7 +569,91 @@ mod tests {
         None
     }
 
+    #[test]
+    fn compact_shapes_take_the_compact_path() {
+        let (i, d) = compact_delta(br#"{"contentBlockIndex":12,"delta":{"text":"hi"},"p":"abc"}"#).unwrap();
+        assert_eq!(i, 12);
+        assert!(matches!(d, ContentBlockDelta::Text(Cow::Borrowed("hi"))));
+        let (_, d) =
+            compact_delta(br#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"a\":"}},"p":"ab"}"#)
+                .unwrap();
+        assert!(matches!(d, ContentBlockDelta::ToolUseInput(Cow::Owned(ref s)) if s == "{\"a\":"));
+        let (_, d) =
+            compact_delta(br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"r"}}}"#).unwrap();
+        assert!(matches!(d, ContentBlockDelta::ReasoningText(Cow::Borrowed("r"))));
+        let (_, d) =
+            compact_delta(br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"signature":"s"}}}"#)
+                .unwrap();
+        assert!(matches!(
+            d,
+            ContentBlockDelta::ReasoningSignature(Cow::Borrowed("s"))
+        ));
+        assert_eq!(
+            compact_stop(br#"{"contentBlockIndex":4294967295,"p":"abcdefghijklmnop"}"#),
+            Some(u32::MAX)
+        );
+        assert_eq!(compact_stop(br#"{"contentBlockIndex":0}"#), Some(0));
+        // Not compact (whitespace, other order, odd padding or index): left to the
+        // general reader or to serde_json.
+        for p in [
+            &br#"{"contentBlockIndex":0,"delta":{"text":"a"} }"#[..],
+            br#"{"contentBlockIndex":0,"p":"x","delta":{"text":"a"}}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"a"},"p":"x\"}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"a"},"p":"x"y"}"#,
+            b"{\"contentBlockIndex\":0,\"delta\":{\"text\":\"a\"},\"p\":\"abcdefgh\x01\"}",
+            br#"{"contentBlockIndex":0,"delta":{"text":"a"},"p":"x"}}"#,
+            br#"{"contentBlockIndex":00,"delta":{"text":"a"}}"#,
+            br#"{"contentBlockIndex":4294967296,"delta":{"text":"a"}}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"a"}"#,
+        ] {
+            assert!(compact_delta(p).is_none(), "{}", String::from_utf8_lossy(p));
+        }
+    }
+
+    /// Compact-looking payloads with odd indexes, paddings and endings.
+    fn compact_like() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![
+                Just("0".to_owned()),
+                Just("01".to_owned()),
+                Just("4294967296".to_owned()),
+                "[0-9]{1,11}"
+            ],
+            prop_oneof![
+                Just(r#""text":"#.to_owned()),
+                Just(r#""toolUse":{"input":"#.to_owned()),
+                Just(r#""reasoningContent":{"text":"#.to_owned()),
+                Just(r#""reasoningContent":{"signature":"#.to_owned()),
+            ],
+            "\"([a-z\\\"é\u{1}]|\\[nu\"])*\"",
+            prop_oneof![
+                Just("}".to_owned()),
+                Just("}}".to_owned()),
+                Just("}}}".to_owned())
+            ],
+            proptest::option::of("[a-z0-9\"\\\u{0}-\u{1f}é}]{0,20}"),
+            prop_oneof![Just(String::new()), Just("}".to_owned()), Just(" ".to_owned())],
+        )
+            .prop_map(|(i, kind, value, close, p, end)| {
+                let p = p.map(|p| format!(r#","p":"{p}""#)).unwrap_or_default();
+                format!(r#"{{"contentBlockIndex":{i},"delta":{{{kind}{value}{close}{p}}}{end}"#)
+            })
+    }
+
     proptest! {
+        #[test]
+        fn compact_accepts_only_what_serde_accepts(payload in compact_like()) {
+            if let Some((index, delta)) = compact_delta(payload.as_bytes()) {
+                let fast = serde_json::json!({"i": index, "d": serde_json::to_value(&delta).unwrap()});
+                prop_assert_eq!(Some(fast), serde_delta(payload.as_bytes()), "{}", payload);
+            }
+            let stop = payload.replacen(r#","delta":{"#, "", 1);
+            if let Some(i) = compact_stop(stop.as_bytes()) {
+                let w: Result<BlockStopWire, _> = serde_json::from_slice(stop.as_bytes());
+                prop_assert_eq!(w.ok().map(|w| w.index), Some(i), "{}", stop);
+            }
+        }
+
         #[test]
         fn scan_matches_naive(bytes in proptest::collection::vec(
             prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff, Just(b'a')], 0..80)) {
