@@ -16,8 +16,8 @@
 //!
 //! Both clients sign with SigV4 (static credentials). Everything runs on one
 //! current-thread tokio runtime: CPU cost per event or request, not wake-up latency.
-//! Criterion runs the comparisons; a plain timing pass then writes the summary table to
-//! `../notes/client-bench.md` (or `$CLIENT_BENCH_OUT`; `CLIENT_BENCH_SUMMARY=0` skips it).
+//! Criterion runs the comparisons; a plain timing pass then prints the summary table
+//! (also written to `$CLIENT_BENCH_OUT` when set; `CLIENT_BENCH_SUMMARY=0` skips it).
 
 use std::time::{Duration, Instant};
 
@@ -456,15 +456,11 @@ fn main() {
     }
     let table = summary(&s);
     println!("{table}");
-    let path = std::env::var("CLIENT_BENCH_OUT").unwrap_or_else(|_| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../notes/client-bench.md")
-            .display()
-            .to_string()
-    });
-    match std::fs::write(&path, &table) {
-        Ok(()) => eprintln!("wrote {path}"),
-        Err(e) => eprintln!("cannot write {path}: {e}"),
+    if let Ok(path) = std::env::var("CLIENT_BENCH_OUT") {
+        match std::fs::write(&path, &table) {
+            Ok(()) => eprintln!("wrote {path}"),
+            Err(e) => eprintln!("cannot write {path}: {e}"),
+        }
     }
     let Setup { rt, server, .. } = s;
     let _ = rt.block_on(server.shutdown());

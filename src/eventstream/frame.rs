@@ -314,6 +314,12 @@ macro_rules! header_shortcuts {
 }
 
 impl<'a> Frame<'a> {
+    /// The raw headers section (validated), for callers that match known layouts
+    /// byte for byte.
+    pub fn header_bytes(&self) -> &'a [u8] {
+        self.bytes.get(PRELUDE_LEN..self.headers_end).unwrap_or_default()
+    }
+
     /// The headers in wire order, borrowed from the frame.
     pub fn headers(&self) -> Headers<'a> {
         Headers::new(self.bytes.get(PRELUDE_LEN..self.headers_end).unwrap_or_default())

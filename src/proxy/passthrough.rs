@@ -84,7 +84,7 @@ impl Tally {
     fn observe(&mut self, frame: &Frame<'_>) {
         self.frames += 1;
         self.bytes += frame.as_bytes().len() as u64;
-        if frame.event_type() == Some("metadata") {
+        if is_metadata(frame) {
             if let Ok(MetadataPayload { usage: Some(usage) }) = serde_json::from_slice(frame.payload()) {
                 self.usage = Some(usage);
             }
@@ -220,6 +220,21 @@ impl FrameValidator {
             missing,
         })
     }
+}
+
+/// Whether this is a `metadata` event. Bedrock writes `:event-type` first, so its raw
+/// bytes are compared before the general header lookup (which validates UTF-8 again).
+fn is_metadata(frame: &Frame<'_>) -> bool {
+    const METADATA_FIRST: &[u8] = b"\x0b:event-type\x07\x00\x08metadata";
+    const EVENT_TYPE_FIRST: &[u8] = b"\x0b:event-type\x07";
+    let section = frame.header_bytes();
+    if section.starts_with(METADATA_FIRST) {
+        return true;
+    }
+    if section.starts_with(EVENT_TYPE_FIRST) {
+        return false;
+    }
+    frame.event_type() == Some("metadata")
 }
 
 /// An `exception` frame as Bedrock writes them: `:exception-type`, `:content-type`
@@ -435,6 +450,34 @@ mod tests {
             v.finish(),
             Err(EventStreamError::Truncated { missing: 3, .. })
         ));
+    }
+
+    #[test]
+    fn metadata_is_found_in_any_header_order() {
+        let payload = br#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#;
+        for first in [":event-type", ":message-type"] {
+            let builder = MessageBuilder::new();
+            let builder = if first == ":event-type" {
+                builder
+                    .string_header(":event-type", "metadata")
+                    .string_header(":message-type", "event")
+            } else {
+                builder
+                    .string_header(":message-type", "event")
+                    .string_header(":event-type", "metadata")
+            };
+            let m = builder.build(payload).unwrap();
+            let mut v = FrameValidator::new(Limits::default());
+            v.push(m.into_bytes()).unwrap();
+            assert_eq!(v.usage().map(|u| u.total_tokens), Some(3), "{first} first");
+        }
+        let not = MessageBuilder::new()
+            .string_header(":event-type", "metadataX")
+            .build(payload)
+            .unwrap();
+        let mut v = FrameValidator::new(Limits::default());
+        v.push(not.into_bytes()).unwrap();
+        assert_eq!(v.usage(), None);
     }
 
     #[test]
