@@ -44,9 +44,7 @@ use tokio::sync::Semaphore;
 pub use crate::client::auth::Auth as UpstreamAuth;
 pub use config::{ClientKey, ProxyConfig, ProxyTimeouts};
 pub use metrics::{Metrics, Rejection};
-pub use passthrough::{
-    exception_frame, validate_body, FrameValidator, StreamEnd, StreamSummary, StreamUsage,
-};
+pub use passthrough::{exception_frame, validate_body, FrameValidator, StreamEnd, StreamSummary};
 
 use crate::client::ClientError;
 use crate::eventstream::Limits;
@@ -315,7 +313,7 @@ async fn forward(
         let on_end = move |summary: StreamSummary| {
             let metrics = &guard.proxy.inner.metrics;
             metrics.forwarded(summary.frames, summary.bytes);
-            if let Some(u) = summary.usage {
+            if let Some(u) = &summary.usage {
                 metrics.tokens(u.input_tokens, u.output_tokens);
             }
             if let StreamEnd::Complete = summary.end {
@@ -327,8 +325,8 @@ async fn forward(
                 model_id = model,
                 frames = summary.frames,
                 bytes = summary.bytes,
-                input_tokens = summary.usage.map(|u| u.input_tokens),
-                output_tokens = summary.usage.map(|u| u.output_tokens),
+                input_tokens = summary.usage.as_ref().map(|u| u.input_tokens),
+                output_tokens = summary.usage.as_ref().map(|u| u.output_tokens),
                 latency_ms = started.elapsed().as_millis() as u64,
                 end = ?summary.end,
                 "stream forwarded"
@@ -392,17 +390,17 @@ impl Drop for InFlight {
 fn log_converse_usage(proxy: &Proxy, key_id: &str, model_id: &str, body: &Bytes, started: Instant) {
     #[derive(serde::Deserialize)]
     struct Body {
-        usage: Option<StreamUsage>,
+        usage: Option<crate::converse::TokenUsage>,
     }
     let usage = serde_json::from_slice::<Body>(body).ok().and_then(|b| b.usage);
-    if let Some(u) = usage {
+    if let Some(u) = &usage {
         proxy.inner.metrics.tokens(u.input_tokens, u.output_tokens);
     }
     tracing::info!(
         key_id,
         model_id,
-        input_tokens = usage.map(|u| u.input_tokens),
-        output_tokens = usage.map(|u| u.output_tokens),
+        input_tokens = usage.as_ref().map(|u| u.input_tokens),
+        output_tokens = usage.as_ref().map(|u| u.output_tokens),
         latency_ms = started.elapsed().as_millis() as u64,
         "converse forwarded"
     );

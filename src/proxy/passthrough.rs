@@ -13,28 +13,14 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt};
 use serde::Deserialize;
 
+use crate::converse::TokenUsage;
 use crate::eventstream::{
     decode_frame, EventStreamError, Frame, Limits, Message, MessageBuilder, Prelude, PRELUDE_LEN,
 };
 
-/// Token usage read from a stream's `metadata` event.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StreamUsage {
-    /// Input tokens.
-    #[serde(default)]
-    pub input_tokens: u64,
-    /// Output tokens.
-    #[serde(default)]
-    pub output_tokens: u64,
-    /// Total tokens.
-    #[serde(default)]
-    pub total_tokens: u64,
-}
-
 #[derive(Deserialize)]
 struct MetadataPayload {
-    usage: Option<StreamUsage>,
+    usage: Option<TokenUsage>,
 }
 
 /// Checks an event-stream body chunk by chunk and queues the validated bytes.
@@ -77,7 +63,7 @@ pub struct FrameValidator {
 struct Tally {
     frames: u64,
     bytes: u64,
-    usage: Option<StreamUsage>,
+    usage: Option<TokenUsage>,
 }
 
 impl Tally {
@@ -115,8 +101,8 @@ impl FrameValidator {
     }
 
     /// Token usage from the `metadata` event, once it has passed.
-    pub fn usage(&self) -> Option<StreamUsage> {
-        self.tally.usage
+    pub fn usage(&self) -> Option<&TokenUsage> {
+        self.tally.usage.as_ref()
     }
 
     /// Takes the next run of validated, frame-aligned bytes.
@@ -274,7 +260,7 @@ pub struct StreamSummary {
     /// Bytes forwarded (exception frames the proxy wrote not included).
     pub bytes: u64,
     /// Token usage from the `metadata` event, if it came.
-    pub usage: Option<StreamUsage>,
+    pub usage: Option<TokenUsage>,
     /// How the stream ended.
     pub end: StreamEnd,
 }
@@ -309,7 +295,7 @@ impl<S, F: FnOnce(StreamSummary)> State<S, F> {
             on_end(StreamSummary {
                 frames: self.validator.frames(),
                 bytes: self.validator.bytes(),
-                usage: self.validator.usage(),
+                usage: self.validator.tally.usage.take(),
                 end,
             });
         }
