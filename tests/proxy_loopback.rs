@@ -529,3 +529,21 @@ async fn upstream_requests_are_sigv4_signed_when_no_upstream_key_is_set() {
     );
     assert!(!auth.contains(CLIENT_KEY));
 }
+
+#[tokio::test]
+async fn oversized_json_answers_are_refused_not_buffered() {
+    let server = mock().await;
+    let mut config = config_for(&server.url());
+    config.limits = bedrock_converse::eventstream::Limits::default()
+        .max_headers_len(0)
+        .max_payload_len(64);
+    let gw = Gateway::start(config).await;
+    let resp = post(
+        &gw.url("us-east-1.mock.text", "converse"),
+        Some(CLIENT_KEY),
+        request_body("a long answer"),
+    )
+    .await;
+    assert_eq!(resp.status(), 502);
+    assert_eq!(gw.proxy.metrics().upstream_errors("ReadFailed"), 1);
+}

@@ -341,19 +341,21 @@ async fn forward(
             on_end,
         ))
     } else {
-        // A JSON answer (or an error body): small; read it whole to log usage.
-        match upstream.bytes().await {
+        // A JSON answer (or an error body): read it whole, within the same cap as a
+        // frame, to log usage.
+        let cap = usize::try_from(inner.config.limits.max_frame_len()).unwrap_or(usize::MAX);
+        match read_capped(upstream, cap).await {
             Ok(bytes) => {
                 log_converse_usage(&guard.proxy, &key_id, &model_id, &bytes, started);
                 drop(guard);
                 Body::from(bytes)
             }
-            Err(e) => {
+            Err(why) => {
                 inner.metrics.upstream_error("ReadFailed");
                 return error_response(
                     StatusCode::BAD_GATEWAY,
                     "ServiceUnavailableException",
-                    &format!("reading the upstream response failed: {e}"),
+                    &format!("reading the upstream response failed: {why}"),
                 );
             }
         }
@@ -365,6 +367,18 @@ async fn forward(
             &e.to_string(),
         )
     })
+}
+
+/// Reads a whole upstream body, refusing one longer than `cap` bytes.
+async fn read_capped(mut upstream: reqwest::Response, cap: usize) -> Result<Bytes, String> {
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = upstream.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > cap {
+            return Err(format!("the body exceeds {cap} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 fn body_too_large(max: usize) -> Response {
