@@ -547,3 +547,36 @@ async fn oversized_json_answers_are_refused_not_buffered() {
     assert_eq!(resp.status(), 502);
     assert_eq!(gw.proxy.metrics().upstream_errors("ReadFailed"), 1);
 }
+
+#[tokio::test]
+async fn a_trickled_request_body_times_out_and_frees_its_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = mock().await;
+    let mut config = config_for(&server.url());
+    config.max_concurrent_streams = 1;
+    config.timeouts.first_byte = Duration::from_millis(200);
+    let gw = Gateway::start(config).await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!(
+        "POST /model/us-east-1.mock.text/converse HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {CLIENT_KEY}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{",
+        gw.addr
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut answer))
+        .await
+        .expect("an answer, not a hang")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(server.request_count(), 0);
+    // The slot is free again.
+    let ok = post(
+        &gw.url("us-east-1.mock.text", "converse"),
+        Some(CLIENT_KEY),
+        request_body("x"),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+}

@@ -255,11 +255,20 @@ async fn forward(
         inner.metrics.reject(Rejection::BodyTooLarge);
         return body_too_large(max_body);
     }
-    let body = match axum::body::to_bytes(request.into_body(), max_body).await {
-        Ok(body) => body,
-        Err(_) => {
+    // A client that trickles its body must not hold a stream slot forever.
+    let read = axum::body::to_bytes(request.into_body(), max_body);
+    let body = match tokio::time::timeout(inner.config.timeouts.first_byte, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
             inner.metrics.reject(Rejection::BodyTooLarge);
             return body_too_large(max_body);
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "ValidationException",
+                "the request body did not arrive in time",
+            );
         }
     };
     inner.metrics.request(stream);
@@ -316,8 +325,7 @@ async fn forward(
             if let Some(u) = &summary.usage {
                 metrics.tokens(u.input_tokens, u.output_tokens);
             }
-            if let StreamEnd::Complete = summary.end {
-            } else {
+            if summary.end != StreamEnd::Complete {
                 metrics.upstream_error("StreamInterrupted");
             }
             tracing::info!(
