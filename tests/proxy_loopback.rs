@@ -580,3 +580,58 @@ async fn a_trickled_request_body_times_out_and_frees_its_slot() {
     .await;
     assert_eq!(ok.status(), 200);
 }
+
+/// Our own client, through the gateway and directly: the same assembled answers.
+#[tokio::test]
+async fn our_client_gets_through_the_proxy_what_it_gets_directly() {
+    use bedrock_converse::client::{BedrockClient, ChatEvent, Config, RequestParams};
+    use bedrock_converse::converse::{ConverseResponse, Message as ChatMessage};
+    use futures_util::StreamExt;
+
+    let server = mock().await;
+    let gw = Gateway::start(config_for(&server.url())).await;
+    let client = |url: String, key: &str| {
+        let text = serde_json::json!({ "providers": { "bedrock": {
+            "api": "bedrock", "url": url, "key": key, "region": "us-east-1"
+        } } })
+        .to_string();
+        let config = Config::parse_with_env(&text, &|_| None).expect("config");
+        BedrockClient::builder(config)
+            .env(|_| None)
+            .home(None)
+            .build()
+            .expect("client")
+    };
+    let direct = client(server.url(), UPSTREAM_KEY);
+    let proxied = client(format!("http://{}/model/", gw.addr), CLIENT_KEY);
+    let messages = [ChatMessage::user("the same, please")];
+    let params = RequestParams::default();
+    let normalise = |mut r: ConverseResponse| {
+        r.metrics = None;
+        serde_json::to_value(r).unwrap()
+    };
+    for model in ["bedrock/mock.text", "bedrock/mock.reasoning"] {
+        let a = direct.converse(model, &messages, &params).await.expect("direct");
+        let b = proxied
+            .converse(model, &messages, &params)
+            .await
+            .expect("proxied");
+        assert_eq!(normalise(a), normalise(b), "{model} /converse");
+
+        let mut finals = Vec::new();
+        for c in [&direct, &proxied] {
+            let mut stream = c
+                .converse_stream(model, &messages, &params)
+                .await
+                .expect("stream");
+            let mut done = None;
+            while let Some(event) = stream.next().await {
+                if let ChatEvent::Done(r) = event.expect("event") {
+                    done = Some(normalise(*r));
+                }
+            }
+            finals.push(done.expect("a final response"));
+        }
+        assert_eq!(finals[0], finals[1], "{model} /converse-stream");
+    }
+}
