@@ -635,3 +635,50 @@ async fn our_client_gets_through_the_proxy_what_it_gets_directly() {
         assert_eq!(finals[0], finals[1], "{model} /converse-stream");
     }
 }
+
+/// The official SDK's non-streaming `converse`: the text and the stop reason.
+async fn sdk_converse(endpoint: String, key: &str, model: &str) -> (String, String) {
+    use aws_sdk_bedrockruntime::config::{BehaviorVersion, Region, Token};
+    use aws_sdk_bedrockruntime::types::{
+        ContentBlock, ConversationRole, ConverseOutput, Message as SdkMessage,
+    };
+    let conf = aws_sdk_bedrockruntime::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .bearer_token(Token::new(key, None))
+        .auth_scheme_preference([aws_smithy_runtime_api::client::auth::http::HTTP_BEARER_AUTH_SCHEME_ID])
+        .build();
+    let out = aws_sdk_bedrockruntime::Client::from_conf(conf)
+        .converse()
+        .model_id(model)
+        .messages(
+            SdkMessage::builder()
+                .role(ConversationRole::User)
+                .content(ContentBlock::Text("through the gateway".into()))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("converse");
+    let text = match out.output() {
+        Some(ConverseOutput::Message(m)) => m
+            .content()
+            .iter()
+            .filter_map(|b| b.as_text().ok().cloned())
+            .collect::<String>(),
+        _ => String::new(),
+    };
+    (text, out.stop_reason().as_str().to_owned())
+}
+
+#[tokio::test]
+async fn official_sdk_converse_is_the_same_through_the_proxy() {
+    let server = mock().await;
+    let gw = Gateway::start(config_for(&server.url())).await;
+    let direct = sdk_converse(server.endpoint(), UPSTREAM_KEY, "us-east-1.mock.text").await;
+    let proxied = sdk_converse(format!("http://{}", gw.addr), CLIENT_KEY, "us-east-1.mock.text").await;
+    assert!(!direct.0.is_empty());
+    assert_eq!(direct, proxied);
+}
