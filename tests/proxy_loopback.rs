@@ -425,13 +425,9 @@ fn exception_frames_are_what_the_codec_reads() {
     assert_eq!(frame, again);
 }
 
-/// What the official SDK read from one ConverseStream call: the text, the event kinds
-/// and the stop reason.
-async fn sdk_stream(endpoint: String, key: &str, model: &str) -> (String, Vec<String>, Option<String>) {
+/// The official SDK client, with a bearer token, against `endpoint`.
+fn sdk_client(endpoint: String, key: &str) -> aws_sdk_bedrockruntime::Client {
     use aws_sdk_bedrockruntime::config::{BehaviorVersion, Region, Token};
-    use aws_sdk_bedrockruntime::types::{
-        ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamOutput, Message as SdkMessage,
-    };
     let conf = aws_sdk_bedrockruntime::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -439,17 +435,28 @@ async fn sdk_stream(endpoint: String, key: &str, model: &str) -> (String, Vec<St
         .bearer_token(Token::new(key, None))
         .auth_scheme_preference([aws_smithy_runtime_api::client::auth::http::HTTP_BEARER_AUTH_SCHEME_ID])
         .build();
-    let client = aws_sdk_bedrockruntime::Client::from_conf(conf);
+    aws_sdk_bedrockruntime::Client::from_conf(conf)
+}
+
+/// The one user message the SDK tests send.
+fn sdk_prompt() -> aws_sdk_bedrockruntime::types::Message {
+    use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, Message};
+    Message::builder()
+        .role(ConversationRole::User)
+        .content(ContentBlock::Text("through the gateway".into()))
+        .build()
+        .expect("a valid message")
+}
+
+/// What the official SDK read from one ConverseStream call: the text, the event kinds
+/// and the stop reason.
+async fn sdk_stream(endpoint: String, key: &str, model: &str) -> (String, Vec<String>, Option<String>) {
+    use aws_sdk_bedrockruntime::types::{ContentBlockDelta, ConverseStreamOutput};
+    let client = sdk_client(endpoint, key);
     let mut out = client
         .converse_stream()
         .model_id(model)
-        .messages(
-            SdkMessage::builder()
-                .role(ConversationRole::User)
-                .content(ContentBlock::Text("through the gateway".into()))
-                .build()
-                .unwrap(),
-        )
+        .messages(sdk_prompt())
         .send()
         .await
         .expect("converse_stream");
@@ -638,27 +645,11 @@ async fn our_client_gets_through_the_proxy_what_it_gets_directly() {
 
 /// The official SDK's non-streaming `converse`: the text and the stop reason.
 async fn sdk_converse(endpoint: String, key: &str, model: &str) -> (String, String) {
-    use aws_sdk_bedrockruntime::config::{BehaviorVersion, Region, Token};
-    use aws_sdk_bedrockruntime::types::{
-        ContentBlock, ConversationRole, ConverseOutput, Message as SdkMessage,
-    };
-    let conf = aws_sdk_bedrockruntime::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .bearer_token(Token::new(key, None))
-        .auth_scheme_preference([aws_smithy_runtime_api::client::auth::http::HTTP_BEARER_AUTH_SCHEME_ID])
-        .build();
-    let out = aws_sdk_bedrockruntime::Client::from_conf(conf)
+    use aws_sdk_bedrockruntime::types::ConverseOutput;
+    let out = sdk_client(endpoint, key)
         .converse()
         .model_id(model)
-        .messages(
-            SdkMessage::builder()
-                .role(ConversationRole::User)
-                .content(ContentBlock::Text("through the gateway".into()))
-                .build()
-                .unwrap(),
-        )
+        .messages(sdk_prompt())
         .send()
         .await
         .expect("converse");

@@ -346,17 +346,7 @@ impl BedrockClient {
             log_usage(&response);
             Ok(response)
         };
-        match deadline {
-            Some((after, at)) => {
-                tokio::time::timeout_at(at, call)
-                    .await
-                    .unwrap_or(Err(ClientError::Timeout {
-                        kind: TimeoutKind::Total,
-                        after,
-                    }))
-            }
-            None => call.await,
-        }
+        within_deadline(deadline, call).await
     }
 
     /// Calls `/converse-stream` (whatever `stream` says) and returns the reply as a
@@ -405,17 +395,7 @@ impl BedrockClient {
                 }
             }
         };
-        match deadline {
-            Some((after, at)) => {
-                tokio::time::timeout_at(at, call)
-                    .await
-                    .unwrap_or(Err(ClientError::Timeout {
-                        kind: TimeoutKind::Total,
-                        after,
-                    }))
-            }
-            None => call.await,
-        }
+        within_deadline(deadline, call).await
     }
 
     /// Calls `/converse-stream` or `/converse` as [`streams`](Self::streams) says and
@@ -439,6 +419,7 @@ impl BedrockClient {
         }
     }
 
+    /// The total deadline of a call starting now: the timeout and the instant it ends.
     fn deadline(&self) -> Option<(Duration, Instant)> {
         self.inner.options.timeouts.total.map(|d| (d, Instant::now() + d))
     }
@@ -618,5 +599,21 @@ fn log_usage(response: &ConverseResponse) {
             total_tokens = u.total_tokens,
             "token usage"
         );
+    }
+}
+
+/// Runs `call`, ending it with a total-timeout error once `deadline` passes.
+async fn within_deadline<T>(
+    deadline: Option<(Duration, Instant)>,
+    call: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    match deadline {
+        Some((after, at)) => tokio::time::timeout_at(at, call)
+            .await
+            .unwrap_or(Err(ClientError::Timeout {
+                kind: TimeoutKind::Total,
+                after,
+            })),
+        None => call.await,
     }
 }
