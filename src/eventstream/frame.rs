@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::EventStreamError;
-use super::header::{self, HeaderValue, Headers};
+use super::header::{self, names, FrameKind, HeaderValue, Headers};
 
 /// Bytes of the prelude: total length, headers length, prelude CRC.
 pub const PRELUDE_LEN: usize = 12;
@@ -273,49 +273,61 @@ pub struct Frame<'a> {
     headers_end: usize,
 }
 
-/// The header shortcuts shared by [`Frame`] and [`Message`].
+/// The header shortcuts shared by [`Frame`] and [`Message`]. Each answers Bedrock's
+/// usual event layout (`:event-type`, `:content-type: application/json`,
+/// `:message-type: event`) by two comparisons with constants, anything else by one walk
+/// over the raw headers.
 macro_rules! header_shortcuts {
-    () => {
+    ($lt:lifetime) => {
+        /// What kind of frame this is: an event and its type, an exception, an error.
+        #[inline]
+        pub fn kind(&self) -> FrameKind<$lt> {
+            header::kind(self.header_bytes())
+        }
+
         /// The `:event-type` header (for example `contentBlockDelta`).
-        pub fn event_type(&self) -> Option<&str> {
-            self.headers().get_str(":event-type")
+        #[inline]
+        pub fn event_type(&self) -> Option<&$lt str> {
+            header::find_str(self.header_bytes(), names::EVENT_TYPE)
         }
 
         /// The `:message-type` header: `event`, `exception` or `error`.
-        pub fn message_type(&self) -> Option<&str> {
-            self.headers().get_str(":message-type")
+        #[inline]
+        pub fn message_type(&self) -> Option<&$lt str> {
+            header::find_str(self.header_bytes(), names::MESSAGE_TYPE)
         }
 
         /// The `:exception-type` header of an exception frame.
-        pub fn exception_type(&self) -> Option<&str> {
-            self.headers().get_str(":exception-type")
+        #[inline]
+        pub fn exception_type(&self) -> Option<&$lt str> {
+            header::find_str(self.header_bytes(), names::EXCEPTION_TYPE)
         }
 
         /// The `:content-type` header (for example `application/json`).
-        pub fn content_type(&self) -> Option<&str> {
-            self.headers().get_str(":content-type")
+        pub fn content_type(&self) -> Option<&$lt str> {
+            header::find_str(self.header_bytes(), names::CONTENT_TYPE)
         }
 
         /// The `:error-code` header of an error frame.
-        pub fn error_code(&self) -> Option<&str> {
-            self.headers().get_str(":error-code")
+        pub fn error_code(&self) -> Option<&$lt str> {
+            header::find_str(self.header_bytes(), names::ERROR_CODE)
         }
 
         /// The `:error-message` header of an error frame.
-        pub fn error_message(&self) -> Option<&str> {
-            self.headers().get_str(":error-message")
+        pub fn error_message(&self) -> Option<&$lt str> {
+            header::find_str(self.header_bytes(), names::ERROR_MESSAGE)
         }
 
         /// The first header with this name.
-        pub fn header(&self, name: &str) -> Option<HeaderValue<'_>> {
+        pub fn header(&self, name: &str) -> Option<HeaderValue<$lt>> {
             self.headers().get(name)
         }
     };
 }
 
 impl<'a> Frame<'a> {
-    /// The raw headers section (validated), for callers that match known layouts
-    /// byte for byte.
+    /// The raw headers section (validated).
+    #[inline]
     pub fn header_bytes(&self) -> &'a [u8] {
         self.bytes.get(PRELUDE_LEN..self.headers_end).unwrap_or_default()
     }
@@ -336,7 +348,7 @@ impl<'a> Frame<'a> {
         self.bytes
     }
 
-    header_shortcuts!();
+    header_shortcuts!('a);
 }
 
 impl fmt::Debug for Frame<'_> {
@@ -461,7 +473,13 @@ impl Message {
         self.frame
     }
 
-    header_shortcuts!();
+    /// The raw headers section (validated).
+    #[inline]
+    pub fn header_bytes(&self) -> &[u8] {
+        self.frame.get(PRELUDE_LEN..self.headers_end).unwrap_or_default()
+    }
+
+    header_shortcuts!('_);
 }
 
 impl fmt::Debug for Message {

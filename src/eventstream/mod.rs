@@ -30,7 +30,7 @@ pub use error::{EventStreamError, LooksLike};
 pub use frame::{
     decode_frame, Frame, Limits, Message, MessageBuilder, MESSAGE_CRC_LEN, MIN_FRAME_LEN, PRELUDE_LEN,
 };
-pub use header::{HeaderValue, Headers};
+pub use header::{names, FrameKind, HeaderValue, Headers};
 
 #[cfg(feature = "proxy")]
 pub(crate) use frame::Prelude;
