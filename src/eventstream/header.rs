@@ -9,7 +9,7 @@
 
 use bytes::BufMut;
 
-use super::error::EventStreamError;
+use super::error::{DecodeError, EncodeError};
 
 /// Wire type byte of each header value type.
 mod type_byte {
@@ -140,9 +140,12 @@ impl<'a> HeaderValue<'a> {
 }
 
 /// Checks one header name and value for encoding.
-pub(crate) fn check_encodable(name: &str, value: &HeaderValue<'_>) -> Result<(), EventStreamError> {
-    if name.is_empty() || name.len() > usize::from(u8::MAX) {
-        return Err(EventStreamError::HeaderNameTooLong { len: name.len() });
+pub(crate) fn check_encodable(name: &str, value: &HeaderValue<'_>) -> Result<(), EncodeError> {
+    if name.is_empty() {
+        return Err(EncodeError::EmptyHeaderName);
+    }
+    if name.len() > usize::from(u8::MAX) {
+        return Err(EncodeError::HeaderNameTooLong { len: name.len() });
     }
     let len = match value {
         HeaderValue::ByteArray(b) => b.len(),
@@ -150,7 +153,7 @@ pub(crate) fn check_encodable(name: &str, value: &HeaderValue<'_>) -> Result<(),
         _ => 0,
     };
     if len > usize::from(u16::MAX) {
-        return Err(EventStreamError::HeaderValueTooLong { len });
+        return Err(EncodeError::HeaderValueTooLong { len });
     }
     Ok(())
 }
@@ -196,7 +199,7 @@ pub(crate) fn write_header(dst: &mut impl BufMut, name: &str, value: &HeaderValu
 /// and type bytes decide. Anything else, and every error, goes through the detailed
 /// walk, which names the offending header.
 #[inline]
-pub(crate) fn validate(section: &[u8], base: usize) -> Result<(), EventStreamError> {
+pub(crate) fn validate(section: &[u8], base: usize) -> Result<(), DecodeError> {
     if is_common_event_section(section) {
         return Ok(());
     }
@@ -205,7 +208,7 @@ pub(crate) fn validate(section: &[u8], base: usize) -> Result<(), EventStreamErr
 
 /// [`validate`] for sections other than the common event headers.
 #[inline(never)]
-fn validate_other(section: &[u8], base: usize) -> Result<(), EventStreamError> {
+fn validate_other(section: &[u8], base: usize) -> Result<(), DecodeError> {
     if is_ascii(section) && ascii_structure_ok(section) {
         return Ok(());
     }
@@ -488,7 +491,7 @@ fn ascii_structure_ok(section: &[u8]) -> bool {
 }
 
 /// [`validate`] header by header, with the offset of whatever is wrong.
-fn validate_detailed(section: &[u8], base: usize) -> Result<(), EventStreamError> {
+fn validate_detailed(section: &[u8], base: usize) -> Result<(), DecodeError> {
     let mut pos = 0usize;
     while pos < section.len() {
         let name_len = section[pos];
@@ -496,14 +499,14 @@ fn validate_detailed(section: &[u8], base: usize) -> Result<(), EventStreamError
         let name_end = name_start + usize::from(name_len);
         // The type byte must follow the name inside the section too.
         if name_len == 0 || name_end >= section.len() {
-            return Err(EventStreamError::InvalidHeaderNameLength {
+            return Err(DecodeError::InvalidHeaderNameLength {
                 len: name_len,
                 offset: base + pos,
             });
         }
         let name = &section[name_start..name_end];
         if !name.is_ascii() && std::str::from_utf8(name).is_err() {
-            return Err(EventStreamError::InvalidUtf8 {
+            return Err(DecodeError::InvalidUtf8 {
                 what: "name",
                 offset: base + name_start,
             });
@@ -520,7 +523,7 @@ fn validate_detailed(section: &[u8], base: usize) -> Result<(), EventStreamError
             type_byte::UUID => 16,
             type_byte::BYTE_ARRAY | type_byte::STRING => {
                 let Some(len_bytes) = section.get(value_start..value_start + 2) else {
-                    return Err(EventStreamError::HeaderValueOverrun {
+                    return Err(DecodeError::HeaderValueOverrun {
                         offset: base + value_start,
                         needed: 2,
                         available,
@@ -529,14 +532,14 @@ fn validate_detailed(section: &[u8], base: usize) -> Result<(), EventStreamError
                 let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
                 let data_start = value_start + 2;
                 let Some(data) = section.get(data_start..data_start + len) else {
-                    return Err(EventStreamError::HeaderValueOverrun {
+                    return Err(DecodeError::HeaderValueOverrun {
                         offset: base + value_start,
                         needed: 2 + len,
                         available,
                     });
                 };
                 if ty == type_byte::STRING && !data.is_ascii() && std::str::from_utf8(data).is_err() {
-                    return Err(EventStreamError::InvalidUtf8 {
+                    return Err(DecodeError::InvalidUtf8 {
                         what: "string value",
                         offset: base + data_start,
                     });
@@ -544,10 +547,10 @@ fn validate_detailed(section: &[u8], base: usize) -> Result<(), EventStreamError
                 pos = data_start + len;
                 continue;
             }
-            other => return Err(EventStreamError::InvalidHeaderType(other)),
+            other => return Err(DecodeError::InvalidHeaderType(other)),
         };
         if fixed > available {
-            return Err(EventStreamError::HeaderValueOverrun {
+            return Err(DecodeError::HeaderValueOverrun {
                 offset: base + value_start,
                 needed: fixed,
                 available,
@@ -686,17 +689,17 @@ mod tests {
         bad[5] = 10;
         assert!(matches!(
             validate(&bad, 0),
-            Err(EventStreamError::InvalidHeaderType(10))
+            Err(DecodeError::InvalidHeaderType(10))
         ));
         assert!(matches!(
             validate(&[0, 0], 0),
-            Err(EventStreamError::InvalidHeaderNameLength { len: 0, .. })
+            Err(DecodeError::InvalidHeaderNameLength { len: 0, .. })
         ));
         let mut bad_utf8 = bytes;
         bad_utf8[8] = 0xff;
         assert!(matches!(
             validate(&bad_utf8, 0),
-            Err(EventStreamError::InvalidUtf8 {
+            Err(DecodeError::InvalidUtf8 {
                 what: "string value",
                 ..
             })
@@ -876,10 +879,19 @@ mod tests {
 
     #[test]
     fn encoding_limits() {
-        assert!(check_encodable("", &HeaderValue::Bool(true)).is_err());
-        assert!(check_encodable(&"x".repeat(256), &HeaderValue::Bool(true)).is_err());
+        assert_eq!(
+            check_encodable("", &HeaderValue::Bool(true)),
+            Err(EncodeError::EmptyHeaderName)
+        );
+        assert_eq!(
+            check_encodable(&"x".repeat(256), &HeaderValue::Bool(true)),
+            Err(EncodeError::HeaderNameTooLong { len: 256 })
+        );
         let big = vec![0u8; 65536];
-        assert!(check_encodable("x", &HeaderValue::ByteArray(&big)).is_err());
+        assert_eq!(
+            check_encodable("x", &HeaderValue::ByteArray(&big)),
+            Err(EncodeError::HeaderValueTooLong { len: 65536 })
+        );
         assert!(check_encodable("x", &HeaderValue::ByteArray(&big[1..])).is_ok());
     }
 }
