@@ -6,21 +6,28 @@
 //! people testing their gateways use it.
 //!
 //! ```
-//! use bedrock_converse::server::{MockBedrock, Operation};
+//! use bedrock_converse::server::MockBedrock;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let server = MockBedrock::builder().bearer_key("test-key").start().await?;
 //! // ECA-style `url` config: the client appends `{modelId}/converse-stream`.
 //! assert!(server.url().ends_with("/model/")); // http://127.0.0.1:PORT/model/
 //!
-//! // The last part of the model id picks the scenario: here `tools`.
-//! let response = reqwest::Client::new()
-//!     .post(server.operation_url("us-east-1.mock.tools", Operation::Converse))
-//!     .header("authorization", "Bearer test-key")
-//!     .body(r#"{"messages":[{"role":"user","content":[{"text":"Weather in Paris?"}]}]}"#)
-//!     .send()
-//!     .await?;
-//! assert_eq!(response.status(), 200);
+//! // The last part of the model id picks the scenario: here `tools`. Any HTTP client
+//! // works; this one is a plain HTTP/1.1 request over tokio.
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! let body = r#"{"messages":[{"role":"user","content":[{"text":"Weather in Paris?"}]}]}"#;
+//! let mut tcp = tokio::net::TcpStream::connect(server.addr()).await?;
+//! tcp.write_all(format!(
+//!     "POST /model/us-east-1.mock.tools/converse HTTP/1.1\r\nhost: {}\r\n\
+//!      authorization: Bearer test-key\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+//!     server.addr(),
+//!     body.len(),
+//! ).as_bytes()).await?;
+//! let mut response = String::new();
+//! tcp.read_to_string(&mut response).await?;
+//! assert!(response.starts_with("HTTP/1.1 200 OK"));
+//! assert!(response.contains(r#""stopReason":"tool_use""#));
 //! assert_eq!(server.request_count(), 1);
 //! server.shutdown().await?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
