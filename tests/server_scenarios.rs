@@ -1,5 +1,8 @@
 //! The mock Bedrock server over raw HTTP: frame layout and padding, every scenario,
-//! authentication and request validation.
+//! authentication and request validation. reqwest (of the `client` feature) is the HTTP
+//! client here.
+
+#![cfg(all(feature = "server", feature = "client"))]
 
 use std::time::{Duration, SystemTime};
 
@@ -324,6 +327,61 @@ async fn reasoning_then_text() {
     let content = &json["output"]["message"]["content"];
     assert!(content[0]["reasoningContent"]["reasoningText"]["signature"].is_string());
     assert!(content[1]["text"].is_string());
+}
+
+#[tokio::test]
+async fn citations_and_redacted_reasoning_lose_nothing() {
+    use bedrock_converse::converse::{
+        ContentBlock, ConverseResponse, ReasoningContentBlock, StreamAssembler,
+    };
+
+    let server = server().await;
+    let body = user_body("What does the contract say?");
+    let frames = stream(&server, "mock.citations", &body).await;
+    let deltas: Vec<Value> = frames
+        .iter()
+        .filter(|m| m.event_type() == Some("contentBlockDelta"))
+        .map(payload)
+        .collect();
+    assert!(deltas[0]["delta"]["reasoningContent"]["redactedContent"].is_string());
+    let citation = deltas
+        .iter()
+        .find_map(|d| d["delta"].get("citation"))
+        .expect("a citation delta");
+    assert_eq!(
+        citation["sourceContent"][0]["text"],
+        "What does the contract say?"
+    );
+    assert_eq!(citation["location"]["documentChar"]["end"], 27);
+
+    // Streamed and assembled, or answered whole: the same content, citation and redacted
+    // bytes included.
+    let mut assembler = StreamAssembler::new();
+    for frame in &frames {
+        assembler.push(frame).expect("valid event");
+    }
+    let streamed = assembler.finish().expect("complete stream");
+    let json: Value = post(&url(&server, "mock.citations", "converse"), Some(KEY), &body)
+        .await
+        .json_value()
+        .await;
+    let whole: ConverseResponse = serde_json::from_value(json).expect("a Converse response");
+    assert_eq!(streamed.content(), whole.content());
+    let [ContentBlock::ReasoningContent(ReasoningContentBlock::RedactedContent(redacted)), ContentBlock::CitationsContent(cited)] =
+        streamed.content()
+    else {
+        panic!("{:?}", streamed.content());
+    };
+    assert_eq!(redacted.as_bytes(), b"mock redacted reasoning \x00\x01\x02\xff");
+    assert_eq!(cited.citations.len(), 1);
+    assert_eq!(
+        cited.citations[0].source_content[0].text.as_deref(),
+        Some("What does the contract say?")
+    );
+    assert_eq!(
+        cited.content[0].text.as_deref(),
+        Some(text_of(&frames, 1).as_str())
+    );
 }
 
 #[tokio::test]
