@@ -4,13 +4,12 @@
 
 #![cfg(all(feature = "client", feature = "server"))]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bedrock_converse::client::{
-    append_tool_results, tools_to_call, Auth, AwsCredentials, BedrockClient, ChatEvent, ClientError, Config,
-    ConverseStream, Endpoint, RequestParams, RetryPolicy, Secret, TimeoutKind, Timeouts,
+    append_tool_results, tools_to_call, Auth, AwsCredentials, BedrockClient, BedrockClientBuilder, ChatEvent,
+    ClientError, Config, ConverseStream, Endpoint, RequestParams, RetryPolicy, Secret, TimeoutKind, Timeouts,
 };
 use bedrock_converse::converse::{
     ContentBlock, ConverseResponse, ExceptionKind, Message, StopReason, StreamError,
@@ -19,32 +18,27 @@ use bedrock_converse::server::{MockBedrock, MockBedrockBuilder, MockBedrockHandl
 use futures_util::StreamExt;
 use serde_json::json;
 
+mod common;
+use common::loopback::{config_for, isolated_builder, quick_retry};
+use common::Capture;
+
 const KEY: &str = "loopback-test-key-5f2a";
 
-fn config_for(server: &MockBedrockHandle, key: Option<&str>) -> Config {
-    let mut provider = json!({"api": "bedrock", "url": server.url(), "region": "us-east-1"});
-    if let Some(k) = key {
-        provider["key"] = json!(k);
-    }
-    let text = json!({"providers": {"bedrock": provider}}).to_string();
-    Config::parse_with_env(&text, &|_| None).expect("config")
-}
-
-fn quick_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-    }
-}
-
 fn client_for(server: &MockBedrockHandle) -> BedrockClient {
-    BedrockClient::builder(config_for(server, Some(KEY)))
-        .retry(quick_retry())
-        .env(|_| None)
-        .home(None)
+    isolated_builder(config_for(server, Some(KEY)))
         .build()
         .expect("client")
+}
+
+/// A client of `server` that signs with `credentials` (SigV4, `us-east-1`).
+fn sigv4_builder(server: &MockBedrockHandle, credentials: AwsCredentials) -> BedrockClientBuilder {
+    isolated_builder(config_for(server, None)).auth(
+        "bedrock",
+        Auth::SigV4 {
+            credentials,
+            region: "us-east-1".into(),
+        },
+    )
 }
 
 async fn start() -> MockBedrockHandle {
@@ -349,10 +343,7 @@ async fn http_error_is_typed_and_not_retried() {
 #[tokio::test]
 async fn wrong_key_is_access_denied_and_not_retried() {
     let server = start().await;
-    let client = BedrockClient::builder(config_for(&server, Some("wrong-key")))
-        .retry(quick_retry())
-        .env(|_| None)
-        .home(None)
+    let client = isolated_builder(config_for(&server, Some("wrong-key")))
         .build()
         .expect("client");
     let err = client
@@ -383,10 +374,8 @@ async fn throttle_then_ok_succeeds_after_retries() {
     assert_eq!(server.request_count(), 3, "two 429s, then success");
     // With one attempt only, the 429 surfaces.
     server.reset();
-    let client1 = BedrockClient::builder(config_for(&server, Some(KEY)))
+    let client1 = isolated_builder(config_for(&server, Some(KEY)))
         .retry(RetryPolicy::none())
-        .env(|_| None)
-        .home(None)
         .build()
         .expect("client");
     let err = client1
@@ -482,11 +471,8 @@ async fn stall_is_cut_by_the_idle_timeout() {
         idle: Duration::from_millis(500),
         ..Timeouts::default()
     };
-    let client = BedrockClient::builder(config_for(&server, Some(KEY)))
-        .retry(quick_retry())
+    let client = isolated_builder(config_for(&server, Some(KEY)))
         .timeouts(timeouts)
-        .env(|_| None)
-        .home(None)
         .build()
         .expect("client");
     let stream = client
@@ -519,11 +505,8 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
         first_byte: Duration::from_millis(200),
         ..Timeouts::default()
     };
-    let client = BedrockClient::builder(config_for(&server, Some(KEY)))
-        .retry(quick_retry())
+    let client = isolated_builder(config_for(&server, Some(KEY)))
         .timeouts(timeouts)
-        .env(|_| None)
-        .home(None)
         .build()
         .expect("client");
     let err = client
@@ -546,11 +529,8 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
         total: Some(Duration::from_secs(1)),
         ..Timeouts::default()
     };
-    let client = BedrockClient::builder(config_for(&server, Some(KEY)))
-        .retry(quick_retry())
+    let client = isolated_builder(config_for(&server, Some(KEY)))
         .timeouts(timeouts)
-        .env(|_| None)
-        .home(None)
         .build()
         .expect("client");
     let err = client
@@ -633,10 +613,7 @@ async fn connection_refused_is_retried_then_typed() {
     let text = json!({"providers": {"bedrock": {"api": "bedrock", "key": KEY, "region": "us-east-1",
         "url": format!("http://127.0.0.1:{port}/model/")}}})
     .to_string();
-    let client = BedrockClient::builder(Config::parse_with_env(&text, &|_| None).expect("config"))
-        .retry(quick_retry())
-        .env(|_| None)
-        .home(None)
+    let client = isolated_builder(Config::parse_with_env(&text, &|_| None).expect("config"))
         .build()
         .expect("client");
     let err = client
@@ -650,9 +627,8 @@ async fn connection_refused_is_retried_then_typed() {
 #[tokio::test]
 async fn missing_credentials_is_typed() {
     let server = start().await;
-    let client = BedrockClient::builder(config_for(&server, None))
-        .env(|_| None)
-        .home(None)
+    let client = isolated_builder(config_for(&server, None))
+        .retry(RetryPolicy::default())
         .build()
         .expect("client");
     let err = client
@@ -686,14 +662,7 @@ async fn sigv4_requests_verify_at_the_server() {
         .await
         .expect("server");
     for token in [false, true] {
-        let client = BedrockClient::builder(config_for(&server, None))
-            .auth(
-                "bedrock",
-                Auth::SigV4 {
-                    credentials: creds(token),
-                    region: "us-east-1".into(),
-                },
-            )
+        let client = sigv4_builder(&server, creds(token))
             .retry(RetryPolicy::none())
             .build()
             .expect("client");
@@ -713,13 +682,12 @@ async fn sigv4_requests_verify_at_the_server() {
         drain(stream).await.1.expect("complete");
     }
     // Credentials from the environment getter work the same.
-    let client = BedrockClient::builder(config_for(&server, None))
+    let client = isolated_builder(config_for(&server, None))
         .env(|n| match n {
             "AWS_ACCESS_KEY_ID" => Some(AKID.to_string()),
             "AWS_SECRET_ACCESS_KEY" => Some(SECRET.to_string()),
             _ => None,
         })
-        .home(None)
         .retry(RetryPolicy::none())
         .build()
         .expect("client");
@@ -732,14 +700,7 @@ async fn sigv4_requests_verify_at_the_server() {
         secret_access_key: Secret::new("wrong"),
         ..creds(false)
     };
-    let client = BedrockClient::builder(config_for(&server, None))
-        .auth(
-            "bedrock",
-            Auth::SigV4 {
-                credentials: bad,
-                region: "us-east-1".into(),
-            },
-        )
+    let client = sigv4_builder(&server, bad)
         .retry(quick_retry())
         .build()
         .expect("client");
@@ -852,14 +813,7 @@ async fn sigv4_matches_the_official_sdk() {
 
         // Our client's request: the same encoded path as the SDK's, and a signature
         // the server verifies (same time).
-        let client = BedrockClient::builder(config_for(&server, None))
-            .auth(
-                "bedrock",
-                Auth::SigV4 {
-                    credentials: creds(token),
-                    region: "us-east-1".into(),
-                },
-            )
+        let client = sigv4_builder(&server, creds(token))
             .clock(move || time)
             .retry(RetryPolicy::none())
             .build()
@@ -890,29 +844,6 @@ async fn sigv4_matches_the_official_sdk() {
 }
 
 // ===== logging =====
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn no_secret_in_logs() {
@@ -956,14 +887,7 @@ async fn no_secret_in_logs() {
         .expect_err("400");
     tracing::debug!(client = ?client, "client debug output");
     // SigV4 with a session token.
-    let sig_client = BedrockClient::builder(config_for(&server, None))
-        .auth(
-            "bedrock",
-            Auth::SigV4 {
-                credentials: creds(true),
-                region: "us-east-1".into(),
-            },
-        )
+    let sig_client = sigv4_builder(&server, creds(true))
         .retry(RetryPolicy::none())
         .build()
         .expect("client");
@@ -992,7 +916,7 @@ async fn no_secret_in_logs() {
     assert_eq!(signatures.len(), 2);
     server.shutdown().await.expect("shutdown");
 
-    let logs = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8");
+    let logs = capture.text();
     // Debug logging did happen: endpoint, payload, status, usage.
     assert!(
         logs.contains("/model/us-east-1.mock.tools/converse-stream"),
@@ -1088,10 +1012,8 @@ fn client_at(url: &str, retry: RetryPolicy) -> BedrockClient {
     let text =
         json!({"providers": {"bedrock": {"api": "bedrock", "key": KEY, "region": "us-east-1", "url": url}}})
             .to_string();
-    BedrockClient::builder(Config::parse_with_env(&text, &|_| None).expect("config"))
+    isolated_builder(Config::parse_with_env(&text, &|_| None).expect("config"))
         .retry(retry)
-        .env(|_| None)
-        .home(None)
         .build()
         .expect("client")
 }

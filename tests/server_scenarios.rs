@@ -13,6 +13,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_util::codec::Decoder;
 
+mod common;
+use common::decode_body;
+
 const KEY: &str = "test-key";
 const PADDING: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
@@ -65,20 +68,6 @@ fn url(server: &MockBedrockHandle, model: &str, op: &str) -> String {
     format!("{}{model}/{op}", server.url())
 }
 
-/// Decodes a whole body: the frames, then the error that stopped decoding, if any.
-fn decode(body: &[u8]) -> (Vec<Message>, Option<EventStreamError>) {
-    let mut codec = EventStreamCodec::new();
-    let mut buf = BytesMut::from(body);
-    let mut out = Vec::new();
-    loop {
-        match codec.decode_eof(&mut buf) {
-            Ok(Some(m)) => out.push(m),
-            Ok(None) => return (out, None),
-            Err(e) => return (out, Some(e)),
-        }
-    }
-}
-
 fn payload(m: &Message) -> Value {
     serde_json::from_slice(m.payload()).expect("JSON payload")
 }
@@ -109,7 +98,7 @@ async fn stream(server: &MockBedrockHandle, model: &str, body: &Value) -> Vec<Me
     );
     assert!(resp.headers().contains_key("x-amzn-requestid"));
     let bytes = resp.bytes().await.expect("body");
-    let (frames, err) = decode(&bytes);
+    let (frames, err) = decode_body(&bytes);
     assert!(err.is_none(), "{err:?}");
     check_layout(&frames);
     frames
@@ -405,7 +394,7 @@ async fn exception_frame(model: &str) -> (Vec<Message>, Message) {
     .await;
     assert_eq!(resp.status(), 200);
     let bytes = resp.bytes().await.unwrap();
-    let (frames, err) = decode(&bytes);
+    let (frames, err) = decode_body(&bytes);
     assert!(err.is_none());
     let last = frames.last().unwrap().clone();
     assert_eq!(last.message_type(), Some("exception"));
@@ -582,7 +571,7 @@ async fn truncated_ends_mid_frame() {
     .await;
     assert_eq!(resp.status(), 200);
     let bytes = resp.bytes().await.expect("clean end of body");
-    let (frames, err) = decode(&bytes);
+    let (frames, err) = decode_body(&bytes);
     assert!(frames.len() > 3);
     assert!(matches!(err, Some(EventStreamError::Truncated { .. })), "{err:?}");
     let resp = post(
@@ -605,7 +594,7 @@ async fn corrupt_crc_flips_one_payload_byte() {
     )
     .await;
     let bytes = resp.bytes().await.unwrap();
-    let (frames, err) = decode(&bytes);
+    let (frames, err) = decode_body(&bytes);
     assert_eq!(frames.len(), 2);
     assert!(
         matches!(err, Some(EventStreamError::MessageCrcMismatch { .. })),
@@ -614,7 +603,7 @@ async fn corrupt_crc_flips_one_payload_byte() {
     // Skip the bad frame: the rest of the stream is valid.
     let first_two: usize = frames.iter().map(|m| m.as_bytes().len()).sum();
     let bad_len = u32::from_be_bytes(bytes[first_two..first_two + 4].try_into().unwrap()) as usize;
-    let (rest, err) = decode(&bytes[first_two + bad_len..]);
+    let (rest, err) = decode_body(&bytes[first_two + bad_len..]);
     assert!(err.is_none());
     assert_eq!(rest.last().unwrap().event_type(), Some("metadata"));
 }
@@ -1013,7 +1002,7 @@ async fn many_concurrent_streams() {
             tokio::spawn(async move {
                 let resp = post(&u, Some(KEY), &user_body(&format!("call {i}"))).await;
                 let bytes = resp.bytes().await.expect("body");
-                let (frames, err) = decode(&bytes);
+                let (frames, err) = decode_body(&bytes);
                 assert!(err.is_none(), "{err:?}");
                 frames.last().and_then(|m| m.event_type().map(str::to_owned))
             })
