@@ -53,6 +53,34 @@ fn hello() -> Vec<Message> {
     vec![Message::user("Hello there")]
 }
 
+/// `converse` of [`hello`] with default parameters.
+async fn converse_hello(client: &BedrockClient, model: &str) -> Result<ConverseResponse, ClientError> {
+    client.converse(model, &hello(), &RequestParams::default()).await
+}
+
+/// `converse_stream` of [`hello`] with default parameters.
+async fn stream_hello(client: &BedrockClient, model: &str) -> Result<ConverseStream, ClientError> {
+    client
+        .converse_stream(model, &hello(), &RequestParams::default())
+        .await
+}
+
+/// A client of `server` with the test key and these timeouts.
+fn client_with_timeouts(server: &MockBedrockHandle, timeouts: Timeouts) -> BedrockClient {
+    isolated_builder(config_for(server, Some(KEY)))
+        .timeouts(timeouts)
+        .build()
+        .expect("client")
+}
+
+/// Which timeout `err` is, if it is one.
+fn timeout_kind(err: &ClientError) -> Option<TimeoutKind> {
+    match err {
+        ClientError::Timeout { kind, .. } => Some(*kind),
+        _ => None,
+    }
+}
+
 /// Collects a stream: the events, and the final response or the error.
 async fn drain(
     mut stream: ConverseStream,
@@ -94,10 +122,7 @@ fn text_of(events: &[ChatEvent]) -> String {
 async fn text_stream_and_converse() {
     let server = start().await;
     let client = client_for(&server);
-    let stream = client
-        .converse_stream("bedrock/mock.text", &hello(), &RequestParams::default())
-        .await
-        .expect("head");
+    let stream = stream_hello(&client, "bedrock/mock.text").await.expect("head");
     let (events, result, _) = drain(stream).await;
     let response = result.expect("complete");
     assert!(matches!(events.first(), Some(ChatEvent::MessageStart { .. })));
@@ -111,8 +136,7 @@ async fn text_stream_and_converse() {
         .any(|e| matches!(e, ChatEvent::Metadata { usage: Some(_), .. })));
     assert!(response.usage.as_ref().is_some_and(|u| u.output_tokens > 0));
 
-    let sync = client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    let sync = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect("converse");
     assert_eq!(sync.text(), response.text());
@@ -134,12 +158,7 @@ async fn text_stream_and_converse() {
 async fn model_id_with_colon_is_percent_encoded_on_the_wire() {
     let server = start().await;
     let client = client_for(&server);
-    let r = client
-        .converse(
-            "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
-            &hello(),
-            &RequestParams::default(),
-        )
+    let r = converse_hello(&client, "bedrock/anthropic.claude-3-haiku-20240307-v1:0")
         .await
         .expect("converse");
     assert!(!r.text().is_empty());
@@ -159,16 +178,12 @@ async fn model_id_with_colon_is_percent_encoded_on_the_wire() {
 async fn trickle_one_byte_per_write_assembles() {
     let server = start().await;
     let client = client_for(&server);
-    let stream = client
-        .converse_stream("bedrock/mock.trickle", &hello(), &RequestParams::default())
-        .await
-        .expect("head");
+    let stream = stream_hello(&client, "bedrock/mock.trickle").await.expect("head");
     let (events, result, _) = drain(stream).await;
     let r = result.expect("complete");
     assert_eq!(r.text(), text_of(&events));
     assert!(!r.text().is_empty());
-    let sync = client
-        .converse("bedrock/mock.trickle", &hello(), &RequestParams::default())
+    let sync = converse_hello(&client, "bedrock/mock.trickle")
         .await
         .expect("converse");
     assert_eq!(sync.text(), r.text());
@@ -179,8 +194,7 @@ async fn trickle_one_byte_per_write_assembles() {
 async fn reasoning_stream() {
     let server = start().await;
     let client = client_for(&server);
-    let stream = client
-        .converse_stream("bedrock/mock.reasoning", &hello(), &RequestParams::default())
+    let stream = stream_hello(&client, "bedrock/mock.reasoning")
         .await
         .expect("head");
     let (events, result, _) = drain(stream).await;
@@ -317,13 +331,9 @@ async fn http_error_is_typed_and_not_retried() {
     for stream in [true, false] {
         server.reset();
         let err = if stream {
-            client
-                .converse_stream("bedrock/mock.http-error", &hello(), &RequestParams::default())
-                .await
-                .map(|_| ())
+            stream_hello(&client, "bedrock/mock.http-error").await.map(|_| ())
         } else {
-            client
-                .converse("bedrock/mock.http-error", &hello(), &RequestParams::default())
+            converse_hello(&client, "bedrock/mock.http-error")
                 .await
                 .map(|_| ())
         }
@@ -346,8 +356,7 @@ async fn wrong_key_is_access_denied_and_not_retried() {
     let client = isolated_builder(config_for(&server, Some("wrong-key")))
         .build()
         .expect("client");
-    let err = client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect_err("403");
     assert_eq!(err.status(), Some(403));
@@ -361,12 +370,7 @@ async fn wrong_key_is_access_denied_and_not_retried() {
 async fn throttle_then_ok_succeeds_after_retries() {
     let server = start().await;
     let client = client_for(&server);
-    let stream = client
-        .converse_stream(
-            "bedrock/mock.throttle-then-ok",
-            &hello(),
-            &RequestParams::default(),
-        )
+    let stream = stream_hello(&client, "bedrock/mock.throttle-then-ok")
         .await
         .expect("ok");
     let (_, result, _) = drain(stream).await;
@@ -378,12 +382,7 @@ async fn throttle_then_ok_succeeds_after_retries() {
         .retry(RetryPolicy::none())
         .build()
         .expect("client");
-    let err = client1
-        .converse(
-            "bedrock/mock.throttle-then-ok",
-            &hello(),
-            &RequestParams::default(),
-        )
+    let err = converse_hello(&client1, "bedrock/mock.throttle-then-ok")
         .await
         .expect_err("429");
     assert_eq!(err.status(), Some(429));
@@ -397,8 +396,7 @@ async fn throttle_then_ok_succeeds_after_retries() {
 async fn not_ready_is_retried() {
     let server = start().await;
     let client = client_for(&server);
-    let r = client
-        .converse("bedrock/mock.not-ready", &hello(), &RequestParams::default())
+    let r = converse_hello(&client, "bedrock/mock.not-ready")
         .await
         .expect("ok");
     assert!(!r.text().is_empty());
@@ -411,8 +409,7 @@ async fn not_ready_is_retried() {
 async fn server_error_exhausts_retries() {
     let server = start().await;
     let client = client_for(&server);
-    let err = client
-        .converse("bedrock/mock.server-error", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.server-error")
         .await
         .expect_err("500");
     assert_eq!(err.status(), Some(500));
@@ -430,10 +427,7 @@ async fn stream_exception_keeps_partial_and_is_not_retried() {
         ("bedrock/mock.throttling-exception", ExceptionKind::Throttling),
     ] {
         server.reset();
-        let stream = client
-            .converse_stream(model, &hello(), &RequestParams::default())
-            .await
-            .expect("head");
+        let stream = stream_hello(&client, model).await.expect("head");
         let (events, result, stream) = drain(stream).await;
         let err = result.expect_err("exception");
         match &err {
@@ -454,8 +448,7 @@ async fn stream_exception_keeps_partial_and_is_not_retried() {
     }
     // Non-streaming: HTTP 424 ModelErrorException.
     server.reset();
-    let err = client
-        .converse("bedrock/mock.exception", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.exception")
         .await
         .expect_err("424");
     assert_eq!(err.status(), Some(424));
@@ -471,26 +464,11 @@ async fn stall_is_cut_by_the_idle_timeout() {
         idle: Duration::from_millis(500),
         ..Timeouts::default()
     };
-    let client = isolated_builder(config_for(&server, Some(KEY)))
-        .timeouts(timeouts)
-        .build()
-        .expect("client");
-    let stream = client
-        .converse_stream("bedrock/mock.stall", &hello(), &RequestParams::default())
-        .await
-        .expect("head");
+    let client = client_with_timeouts(&server, timeouts);
+    let stream = stream_hello(&client, "bedrock/mock.stall").await.expect("head");
     let (events, result, stream) = drain(stream).await;
     let err = result.expect_err("stalled");
-    assert!(
-        matches!(
-            err,
-            ClientError::Timeout {
-                kind: TimeoutKind::Idle,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(timeout_kind(&err), Some(TimeoutKind::Idle), "{err:?}");
     assert!(!err.is_retryable());
     assert!(matches!(events.first(), Some(ChatEvent::MessageStart { .. })));
     assert_eq!(stream.partial().text(), text_of(&events));
@@ -505,52 +483,23 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
         first_byte: Duration::from_millis(200),
         ..Timeouts::default()
     };
-    let client = isolated_builder(config_for(&server, Some(KEY)))
-        .timeouts(timeouts)
-        .build()
-        .expect("client");
-    let err = client
-        .converse("bedrock/mock.stall", &hello(), &RequestParams::default())
+    let client = client_with_timeouts(&server, timeouts);
+    let err = converse_hello(&client, "bedrock/mock.stall")
         .await
         .expect_err("timeout");
-    assert!(
-        matches!(
-            err,
-            ClientError::Timeout {
-                kind: TimeoutKind::FirstByte,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(timeout_kind(&err), Some(TimeoutKind::FirstByte), "{err:?}");
 
     server.reset();
     let timeouts = Timeouts {
         total: Some(Duration::from_secs(1)),
         ..Timeouts::default()
     };
-    let client = isolated_builder(config_for(&server, Some(KEY)))
-        .timeouts(timeouts)
-        .build()
-        .expect("client");
-    let err = client
-        .converse("bedrock/mock.stall", &hello(), &RequestParams::default())
+    let client = client_with_timeouts(&server, timeouts);
+    let err = converse_hello(&client, "bedrock/mock.stall")
         .await
         .expect_err("timeout");
-    assert!(
-        matches!(
-            err,
-            ClientError::Timeout {
-                kind: TimeoutKind::Total,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let stream = client
-        .converse_stream("bedrock/mock.stall", &hello(), &RequestParams::default())
-        .await
-        .expect("head");
+    assert_eq!(timeout_kind(&err), Some(TimeoutKind::Total), "{err:?}");
+    let stream = stream_hello(&client, "bedrock/mock.stall").await.expect("head");
     let (_, result, _) = drain(stream).await;
     assert!(
         matches!(
@@ -569,8 +518,7 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
 async fn truncated_body_is_typed_with_partial() {
     let server = start().await;
     let client = client_for(&server);
-    let stream = client
-        .converse_stream("bedrock/mock.truncated", &hello(), &RequestParams::default())
+    let stream = stream_hello(&client, "bedrock/mock.truncated")
         .await
         .expect("head");
     let (events, result, stream) = drain(stream).await;
@@ -578,8 +526,7 @@ async fn truncated_body_is_typed_with_partial() {
     assert!(matches!(err, ClientError::Truncated), "{err:?}");
     assert_eq!(stream.partial().text(), text_of(&events));
     assert_eq!(server.request_count(), 1);
-    let err = client
-        .converse("bedrock/mock.truncated", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.truncated")
         .await
         .expect_err("cut");
     assert!(matches!(err, ClientError::ResponseJson(_)), "{err:?}");
@@ -590,8 +537,7 @@ async fn truncated_body_is_typed_with_partial() {
 async fn corrupt_crc_is_an_event_stream_error_with_partial() {
     let server = start().await;
     let client = client_for(&server);
-    let stream = client
-        .converse_stream("bedrock/mock.corrupt-crc", &hello(), &RequestParams::default())
+    let stream = stream_hello(&client, "bedrock/mock.corrupt-crc")
         .await
         .expect("head");
     let (events, result, stream) = drain(stream).await;
@@ -616,8 +562,7 @@ async fn connection_refused_is_retried_then_typed() {
     let client = isolated_builder(Config::parse_with_env(&text, &|_| None).expect("config"))
         .build()
         .expect("client");
-    let err = client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect_err("refused");
     assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
@@ -631,8 +576,7 @@ async fn missing_credentials_is_typed() {
         .retry(RetryPolicy::default())
         .build()
         .expect("client");
-    let err = client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect_err("no creds");
     assert!(matches!(err, ClientError::MissingCredentials(_)), "{err:?}");
@@ -666,19 +610,11 @@ async fn sigv4_requests_verify_at_the_server() {
             .retry(RetryPolicy::none())
             .build()
             .expect("client");
-        let r = client
-            .converse(
-                "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
-                &hello(),
-                &RequestParams::default(),
-            )
+        let r = converse_hello(&client, "bedrock/anthropic.claude-3-haiku-20240307-v1:0")
             .await
             .expect("signed request accepted");
         assert!(!r.text().is_empty());
-        let stream = client
-            .converse_stream("bedrock/mock.text", &hello(), &RequestParams::default())
-            .await
-            .expect("ok");
+        let stream = stream_hello(&client, "bedrock/mock.text").await.expect("ok");
         drain(stream).await.1.expect("complete");
     }
     // Credentials from the environment getter work the same.
@@ -691,8 +627,7 @@ async fn sigv4_requests_verify_at_the_server() {
         .retry(RetryPolicy::none())
         .build()
         .expect("client");
-    client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    converse_hello(&client, "bedrock/mock.text")
         .await
         .expect("env credentials");
     // A wrong secret is refused.
@@ -704,8 +639,7 @@ async fn sigv4_requests_verify_at_the_server() {
         .retry(quick_retry())
         .build()
         .expect("client");
-    let err = client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect_err("403");
     assert_eq!(err.status(), Some(403));
@@ -818,12 +752,7 @@ async fn sigv4_matches_the_official_sdk() {
             .retry(RetryPolicy::none())
             .build()
             .expect("client");
-        client
-            .converse(
-                "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
-                &hello(),
-                &RequestParams::default(),
-            )
+        converse_hello(&client, "bedrock/anthropic.claude-3-haiku-20240307-v1:0")
             .await
             .expect("our signed request");
         let our_req = server.last_request().expect("recorded");
@@ -877,12 +806,10 @@ async fn no_secret_in_logs() {
         .await
         .expect("head");
     drain(stream).await.1.expect("complete");
-    client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    converse_hello(&client, "bedrock/mock.text")
         .await
         .expect("converse");
-    client
-        .converse("bedrock/mock.http-error", &hello(), &RequestParams::default())
+    converse_hello(&client, "bedrock/mock.http-error")
         .await
         .expect_err("400");
     tracing::debug!(client = ?client, "client debug output");
@@ -891,14 +818,10 @@ async fn no_secret_in_logs() {
         .retry(RetryPolicy::none())
         .build()
         .expect("client");
-    sig_client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    converse_hello(&sig_client, "bedrock/mock.text")
         .await
         .expect("signed");
-    let stream = sig_client
-        .converse_stream("bedrock/mock.text", &hello(), &RequestParams::default())
-        .await
-        .expect("ok");
+    let stream = stream_hello(&sig_client, "bedrock/mock.text").await.expect("ok");
     drain(stream).await.1.expect("complete");
     let signatures: Vec<String> = server
         .requests()
