@@ -293,6 +293,33 @@ fn output_tokens(chars: usize) -> u64 {
     (chars as u64 / 4).max(1)
 }
 
+/// The deltas of `text`, split as models stream it, at block `index`; `kind` makes each
+/// piece a delta (`ContentBlockDelta::Text`, `ReasoningText`).
+fn split_text(index: u32, text: &str, kind: fn(String) -> ContentBlockDelta) -> impl Iterator<Item = Event> {
+    split_deltas(text)
+        .into_iter()
+        .map(move |piece| Event::ContentBlockDelta {
+            index,
+            delta: kind(piece),
+        })
+}
+
+/// A complete stream: `events`, then `messageStop` and `metadata` (its output tokens
+/// counted from `output_chars`).
+fn finished(
+    mut events: Vec<Event>,
+    stop_reason: &'static str,
+    view: &RequestView,
+    output_chars: usize,
+) -> Script {
+    events.push(Event::MessageStop { stop_reason });
+    events.push(Event::Metadata(Usage::new(
+        view.input_tokens,
+        output_tokens(output_chars),
+    )));
+    Script { events }
+}
+
 /// The text of the `text` scenario.
 pub(crate) fn text_answer(view: &RequestView) -> String {
     let quoted = match &view.last_user_text {
@@ -309,22 +336,10 @@ pub(crate) fn text_answer(view: &RequestView) -> String {
 
 /// The events of a scenario whose content is text only.
 pub(crate) fn text_script(text: &str, view: &RequestView) -> Script {
-    let deltas = split_deltas(text);
-    let mut events = Vec::with_capacity(deltas.len() + 4);
-    events.push(Event::MessageStart);
-    events.extend(deltas.into_iter().map(|t| Event::ContentBlockDelta {
-        index: 0,
-        delta: ContentBlockDelta::Text(t),
-    }));
+    let mut events = vec![Event::MessageStart];
+    events.extend(split_text(0, text, ContentBlockDelta::Text));
     events.push(Event::ContentBlockStop { index: 0 });
-    events.push(Event::MessageStop {
-        stop_reason: "end_turn",
-    });
-    events.push(Event::Metadata(Usage::new(
-        view.input_tokens,
-        output_tokens(text.len()),
-    )));
-    Script { events }
+    finished(events, "end_turn", view, text.len())
 }
 
 /// The events of the `long` scenario: `n` text deltas.
@@ -350,14 +365,7 @@ pub(crate) fn long_script(n: usize, view: &RequestView) -> Script {
         });
     }
     events.push(Event::ContentBlockStop { index: 0 });
-    events.push(Event::MessageStop {
-        stop_reason: "end_turn",
-    });
-    events.push(Event::Metadata(Usage::new(
-        view.input_tokens,
-        output_tokens(chars),
-    )));
-    Script { events }
+    finished(events, "end_turn", view, chars)
 }
 
 /// A `tooluse_` id of 22 random base-62 characters, like Bedrock's.
@@ -448,14 +456,7 @@ pub(crate) fn tools_script(view: &RequestView) -> Script {
     );
     let mut events = vec![Event::MessageStart];
     let mut chars = intro.len();
-    events.extend(
-        split_deltas(&intro)
-            .into_iter()
-            .map(|t| Event::ContentBlockDelta {
-                index: 0,
-                delta: ContentBlockDelta::Text(t),
-            }),
-    );
+    events.extend(split_text(0, &intro, ContentBlockDelta::Text));
     events.push(Event::ContentBlockStop { index: 0 });
     for (i, (name, schema)) in tools.into_iter().enumerate() {
         // At most 3 tools: the index cannot overflow.
@@ -483,14 +484,7 @@ pub(crate) fn tools_script(view: &RequestView) -> Script {
         );
         events.push(Event::ContentBlockStop { index });
     }
-    events.push(Event::MessageStop {
-        stop_reason: "tool_use",
-    });
-    events.push(Event::Metadata(Usage::new(
-        view.input_tokens,
-        output_tokens(chars),
-    )));
-    Script { events }
+    finished(events, "tool_use", view, chars)
 }
 
 /// The text answer once tool results came back.
@@ -525,14 +519,7 @@ pub(crate) fn reasoning_script(view: &RequestView) -> Script {
     let answer = "Here is my answer, after thinking it over: this reply comes from the mock \
                   Bedrock server's reasoning scenario.";
     let mut events = vec![Event::MessageStart];
-    events.extend(
-        split_deltas(&thinking)
-            .into_iter()
-            .map(|t| Event::ContentBlockDelta {
-                index: 0,
-                delta: ContentBlockDelta::ReasoningText(t),
-            }),
-    );
+    events.extend(split_text(0, &thinking, ContentBlockDelta::ReasoningText));
     events.push(Event::ContentBlockDelta {
         index: 0,
         delta: ContentBlockDelta::ReasoningText(String::new()),
@@ -544,23 +531,9 @@ pub(crate) fn reasoning_script(view: &RequestView) -> Script {
         ),
     });
     events.push(Event::ContentBlockStop { index: 0 });
-    events.extend(
-        split_deltas(answer)
-            .into_iter()
-            .map(|t| Event::ContentBlockDelta {
-                index: 1,
-                delta: ContentBlockDelta::Text(t),
-            }),
-    );
+    events.extend(split_text(1, answer, ContentBlockDelta::Text));
     events.push(Event::ContentBlockStop { index: 1 });
-    events.push(Event::MessageStop {
-        stop_reason: "end_turn",
-    });
-    events.push(Event::Metadata(Usage::new(
-        view.input_tokens,
-        output_tokens(thinking.len() + answer.len()),
-    )));
-    Script { events }
+    finished(events, "end_turn", view, thinking.len() + answer.len())
 }
 
 /// The events of the `citations` scenario: a redacted reasoning block (opaque bytes, as
@@ -583,14 +556,7 @@ pub(crate) fn citations_script(view: &RequestView) -> Script {
         });
     }
     events.push(Event::ContentBlockStop { index: 0 });
-    events.extend(
-        split_deltas(answer)
-            .into_iter()
-            .map(|t| Event::ContentBlockDelta {
-                index: 1,
-                delta: ContentBlockDelta::Text(t),
-            }),
-    );
+    events.extend(split_text(1, answer, ContentBlockDelta::Text));
     events.push(Event::ContentBlockDelta {
         index: 1,
         delta: ContentBlockDelta::Citation(json!({
@@ -600,27 +566,17 @@ pub(crate) fn citations_script(view: &RequestView) -> Script {
         })),
     });
     events.push(Event::ContentBlockStop { index: 1 });
-    events.push(Event::MessageStop {
-        stop_reason: "end_turn",
-    });
-    events.push(Event::Metadata(Usage::new(
-        view.input_tokens,
-        output_tokens(answer.len() + redacted.len()),
-    )));
-    Script { events }
+    finished(events, "end_turn", view, answer.len() + redacted.len())
 }
 
 /// Some text, then an exception frame instead of the rest.
 pub(crate) fn exception_script(exception_type: &'static str, payload: Value) -> Script {
     let mut events = vec![Event::MessageStart];
-    events.extend(
-        split_deltas("Let me start answering that, it will take a")
-            .into_iter()
-            .map(|t| Event::ContentBlockDelta {
-                index: 0,
-                delta: ContentBlockDelta::Text(t),
-            }),
-    );
+    events.extend(split_text(
+        0,
+        "Let me start answering that, it will take a",
+        ContentBlockDelta::Text,
+    ));
     events.push(Event::Exception {
         exception_type,
         payload,
