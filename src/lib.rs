@@ -37,6 +37,10 @@ pub mod eventstream;
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "client")]
+mod config_file;
+#[cfg(feature = "client")]
+mod error_type;
 #[cfg(feature = "proxy")]
 pub mod proxy;
 #[cfg(feature = "server")]

@@ -1,5 +1,7 @@
 //! `bedrock-converse decode` run as a program on good and bad bodies.
 
+#![cfg(feature = "cli")]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

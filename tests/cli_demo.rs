@@ -1,6 +1,8 @@
 //! Runs `bedrock-converse demo` (the README's first command) and `serve`, and checks
 //! their output.
 
+#![cfg(feature = "cli")]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 

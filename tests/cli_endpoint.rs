@@ -1,4 +1,5 @@
-//! `bedrock-converse endpoint`: runs the binary on the seed's configs.
+//! `bedrock-converse endpoint`: runs the binary on the example configs of the ECA editor's
+//! Bedrock provider documentation ("the seed").
 
 #![cfg(feature = "cli")]
 

@@ -4,13 +4,12 @@
 
 #![cfg(all(feature = "client", feature = "server"))]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bedrock_converse::client::{
-    append_tool_results, tools_to_call, Auth, AwsCredentials, BedrockClient, ChatEvent, ClientError, Config,
-    ConverseStream, Endpoint, RequestParams, RetryPolicy, Secret, TimeoutKind, Timeouts,
+    append_tool_results, tools_to_call, Auth, AwsCredentials, BedrockClient, BedrockClientBuilder, ChatEvent,
+    ClientError, Config, ConverseStream, Endpoint, RequestParams, RetryPolicy, Secret, TimeoutKind, Timeouts,
 };
 use bedrock_converse::converse::{
     ContentBlock, ConverseResponse, ExceptionKind, Message, StopReason, StreamError,
@@ -19,32 +18,27 @@ use bedrock_converse::server::{MockBedrock, MockBedrockBuilder, MockBedrockHandl
 use futures_util::StreamExt;
 use serde_json::json;
 
+mod common;
+use common::loopback::{config_for, isolated_builder, quick_retry};
+use common::Capture;
+
 const KEY: &str = "loopback-test-key-5f2a";
 
-fn config_for(server: &MockBedrockHandle, key: Option<&str>) -> Config {
-    let mut provider = json!({"api": "bedrock", "url": server.url(), "region": "us-east-1"});
-    if let Some(k) = key {
-        provider["key"] = json!(k);
-    }
-    let text = json!({"providers": {"bedrock": provider}}).to_string();
-    Config::parse_with_env(&text, &|_| None).expect("config")
-}
-
-fn quick_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-    }
-}
-
 fn client_for(server: &MockBedrockHandle) -> BedrockClient {
-    BedrockClient::builder(config_for(server, Some(KEY)))
-        .retry(quick_retry())
-        .env(|_| None)
-        .home(None)
+    isolated_builder(config_for(server, Some(KEY)))
         .build()
         .expect("client")
+}
+
+/// A client of `server` that signs with `credentials` (SigV4, `us-east-1`).
+fn sigv4_builder(server: &MockBedrockHandle, credentials: AwsCredentials) -> BedrockClientBuilder {
+    isolated_builder(config_for(server, None)).auth(
+        "bedrock",
+        Auth::SigV4 {
+            credentials,
+            region: "us-east-1".into(),
+        },
+    )
 }
 
 async fn start() -> MockBedrockHandle {
@@ -57,6 +51,34 @@ async fn start_with(builder: MockBedrockBuilder) -> MockBedrockHandle {
 
 fn hello() -> Vec<Message> {
     vec![Message::user("Hello there")]
+}
+
+/// `converse` of [`hello`] with default parameters.
+async fn converse_hello(client: &BedrockClient, model: &str) -> Result<ConverseResponse, ClientError> {
+    client.converse(model, &hello(), &RequestParams::default()).await
+}
+
+/// `converse_stream` of [`hello`] with default parameters.
+async fn stream_hello(client: &BedrockClient, model: &str) -> Result<ConverseStream, ClientError> {
+    client
+        .converse_stream(model, &hello(), &RequestParams::default())
+        .await
+}
+
+/// A client of `server` with the test key and these timeouts.
+fn client_with_timeouts(server: &MockBedrockHandle, timeouts: Timeouts) -> BedrockClient {
+    isolated_builder(config_for(server, Some(KEY)))
+        .timeouts(timeouts)
+        .build()
+        .expect("client")
+}
+
+/// Which timeout `err` is, if it is one.
+fn timeout_kind(err: &ClientError) -> Option<TimeoutKind> {
+    match err {
+        ClientError::Timeout { kind, .. } => Some(*kind),
+        _ => None,
+    }
 }
 
 /// Collects a stream: the events, and the final response or the error.
@@ -100,10 +122,7 @@ fn text_of(events: &[ChatEvent]) -> String {
 async fn text_stream_and_converse() {
     let server = start().await;
     let client = client_for(&server);
-    let stream = client
-        .converse_stream("bedrock/mock.text", &hello(), &RequestParams::default())
-        .await
-        .expect("head");
+    let stream = stream_hello(&client, "bedrock/mock.text").await.expect("head");
     let (events, result, _) = drain(stream).await;
     let response = result.expect("complete");
     assert!(matches!(events.first(), Some(ChatEvent::MessageStart { .. })));
@@ -117,8 +136,7 @@ async fn text_stream_and_converse() {
         .any(|e| matches!(e, ChatEvent::Metadata { usage: Some(_), .. })));
     assert!(response.usage.as_ref().is_some_and(|u| u.output_tokens > 0));
 
-    let sync = client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    let sync = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect("converse");
     assert_eq!(sync.text(), response.text());
@@ -140,12 +158,7 @@ async fn text_stream_and_converse() {
 async fn model_id_with_colon_is_percent_encoded_on_the_wire() {
     let server = start().await;
     let client = client_for(&server);
-    let r = client
-        .converse(
-            "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
-            &hello(),
-            &RequestParams::default(),
-        )
+    let r = converse_hello(&client, "bedrock/anthropic.claude-3-haiku-20240307-v1:0")
         .await
         .expect("converse");
     assert!(!r.text().is_empty());
@@ -165,16 +178,12 @@ async fn model_id_with_colon_is_percent_encoded_on_the_wire() {
 async fn trickle_one_byte_per_write_assembles() {
     let server = start().await;
     let client = client_for(&server);
-    let stream = client
-        .converse_stream("bedrock/mock.trickle", &hello(), &RequestParams::default())
-        .await
-        .expect("head");
+    let stream = stream_hello(&client, "bedrock/mock.trickle").await.expect("head");
     let (events, result, _) = drain(stream).await;
     let r = result.expect("complete");
     assert_eq!(r.text(), text_of(&events));
     assert!(!r.text().is_empty());
-    let sync = client
-        .converse("bedrock/mock.trickle", &hello(), &RequestParams::default())
+    let sync = converse_hello(&client, "bedrock/mock.trickle")
         .await
         .expect("converse");
     assert_eq!(sync.text(), r.text());
@@ -185,8 +194,7 @@ async fn trickle_one_byte_per_write_assembles() {
 async fn reasoning_stream() {
     let server = start().await;
     let client = client_for(&server);
-    let stream = client
-        .converse_stream("bedrock/mock.reasoning", &hello(), &RequestParams::default())
+    let stream = stream_hello(&client, "bedrock/mock.reasoning")
         .await
         .expect("head");
     let (events, result, _) = drain(stream).await;
@@ -323,13 +331,9 @@ async fn http_error_is_typed_and_not_retried() {
     for stream in [true, false] {
         server.reset();
         let err = if stream {
-            client
-                .converse_stream("bedrock/mock.http-error", &hello(), &RequestParams::default())
-                .await
-                .map(|_| ())
+            stream_hello(&client, "bedrock/mock.http-error").await.map(|_| ())
         } else {
-            client
-                .converse("bedrock/mock.http-error", &hello(), &RequestParams::default())
+            converse_hello(&client, "bedrock/mock.http-error")
                 .await
                 .map(|_| ())
         }
@@ -349,14 +353,10 @@ async fn http_error_is_typed_and_not_retried() {
 #[tokio::test]
 async fn wrong_key_is_access_denied_and_not_retried() {
     let server = start().await;
-    let client = BedrockClient::builder(config_for(&server, Some("wrong-key")))
-        .retry(quick_retry())
-        .env(|_| None)
-        .home(None)
+    let client = isolated_builder(config_for(&server, Some("wrong-key")))
         .build()
         .expect("client");
-    let err = client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect_err("403");
     assert_eq!(err.status(), Some(403));
@@ -370,12 +370,7 @@ async fn wrong_key_is_access_denied_and_not_retried() {
 async fn throttle_then_ok_succeeds_after_retries() {
     let server = start().await;
     let client = client_for(&server);
-    let stream = client
-        .converse_stream(
-            "bedrock/mock.throttle-then-ok",
-            &hello(),
-            &RequestParams::default(),
-        )
+    let stream = stream_hello(&client, "bedrock/mock.throttle-then-ok")
         .await
         .expect("ok");
     let (_, result, _) = drain(stream).await;
@@ -383,18 +378,11 @@ async fn throttle_then_ok_succeeds_after_retries() {
     assert_eq!(server.request_count(), 3, "two 429s, then success");
     // With one attempt only, the 429 surfaces.
     server.reset();
-    let client1 = BedrockClient::builder(config_for(&server, Some(KEY)))
+    let client1 = isolated_builder(config_for(&server, Some(KEY)))
         .retry(RetryPolicy::none())
-        .env(|_| None)
-        .home(None)
         .build()
         .expect("client");
-    let err = client1
-        .converse(
-            "bedrock/mock.throttle-then-ok",
-            &hello(),
-            &RequestParams::default(),
-        )
+    let err = converse_hello(&client1, "bedrock/mock.throttle-then-ok")
         .await
         .expect_err("429");
     assert_eq!(err.status(), Some(429));
@@ -408,8 +396,7 @@ async fn throttle_then_ok_succeeds_after_retries() {
 async fn not_ready_is_retried() {
     let server = start().await;
     let client = client_for(&server);
-    let r = client
-        .converse("bedrock/mock.not-ready", &hello(), &RequestParams::default())
+    let r = converse_hello(&client, "bedrock/mock.not-ready")
         .await
         .expect("ok");
     assert!(!r.text().is_empty());
@@ -422,8 +409,7 @@ async fn not_ready_is_retried() {
 async fn server_error_exhausts_retries() {
     let server = start().await;
     let client = client_for(&server);
-    let err = client
-        .converse("bedrock/mock.server-error", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.server-error")
         .await
         .expect_err("500");
     assert_eq!(err.status(), Some(500));
@@ -441,10 +427,7 @@ async fn stream_exception_keeps_partial_and_is_not_retried() {
         ("bedrock/mock.throttling-exception", ExceptionKind::Throttling),
     ] {
         server.reset();
-        let stream = client
-            .converse_stream(model, &hello(), &RequestParams::default())
-            .await
-            .expect("head");
+        let stream = stream_hello(&client, model).await.expect("head");
         let (events, result, stream) = drain(stream).await;
         let err = result.expect_err("exception");
         match &err {
@@ -465,8 +448,7 @@ async fn stream_exception_keeps_partial_and_is_not_retried() {
     }
     // Non-streaming: HTTP 424 ModelErrorException.
     server.reset();
-    let err = client
-        .converse("bedrock/mock.exception", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.exception")
         .await
         .expect_err("424");
     assert_eq!(err.status(), Some(424));
@@ -482,29 +464,11 @@ async fn stall_is_cut_by_the_idle_timeout() {
         idle: Duration::from_millis(500),
         ..Timeouts::default()
     };
-    let client = BedrockClient::builder(config_for(&server, Some(KEY)))
-        .retry(quick_retry())
-        .timeouts(timeouts)
-        .env(|_| None)
-        .home(None)
-        .build()
-        .expect("client");
-    let stream = client
-        .converse_stream("bedrock/mock.stall", &hello(), &RequestParams::default())
-        .await
-        .expect("head");
+    let client = client_with_timeouts(&server, timeouts);
+    let stream = stream_hello(&client, "bedrock/mock.stall").await.expect("head");
     let (events, result, stream) = drain(stream).await;
     let err = result.expect_err("stalled");
-    assert!(
-        matches!(
-            err,
-            ClientError::Timeout {
-                kind: TimeoutKind::Idle,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(timeout_kind(&err), Some(TimeoutKind::Idle), "{err:?}");
     assert!(!err.is_retryable());
     assert!(matches!(events.first(), Some(ChatEvent::MessageStart { .. })));
     assert_eq!(stream.partial().text(), text_of(&events));
@@ -519,58 +483,23 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
         first_byte: Duration::from_millis(200),
         ..Timeouts::default()
     };
-    let client = BedrockClient::builder(config_for(&server, Some(KEY)))
-        .retry(quick_retry())
-        .timeouts(timeouts)
-        .env(|_| None)
-        .home(None)
-        .build()
-        .expect("client");
-    let err = client
-        .converse("bedrock/mock.stall", &hello(), &RequestParams::default())
+    let client = client_with_timeouts(&server, timeouts);
+    let err = converse_hello(&client, "bedrock/mock.stall")
         .await
         .expect_err("timeout");
-    assert!(
-        matches!(
-            err,
-            ClientError::Timeout {
-                kind: TimeoutKind::FirstByte,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(timeout_kind(&err), Some(TimeoutKind::FirstByte), "{err:?}");
 
     server.reset();
     let timeouts = Timeouts {
         total: Some(Duration::from_secs(1)),
         ..Timeouts::default()
     };
-    let client = BedrockClient::builder(config_for(&server, Some(KEY)))
-        .retry(quick_retry())
-        .timeouts(timeouts)
-        .env(|_| None)
-        .home(None)
-        .build()
-        .expect("client");
-    let err = client
-        .converse("bedrock/mock.stall", &hello(), &RequestParams::default())
+    let client = client_with_timeouts(&server, timeouts);
+    let err = converse_hello(&client, "bedrock/mock.stall")
         .await
         .expect_err("timeout");
-    assert!(
-        matches!(
-            err,
-            ClientError::Timeout {
-                kind: TimeoutKind::Total,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let stream = client
-        .converse_stream("bedrock/mock.stall", &hello(), &RequestParams::default())
-        .await
-        .expect("head");
+    assert_eq!(timeout_kind(&err), Some(TimeoutKind::Total), "{err:?}");
+    let stream = stream_hello(&client, "bedrock/mock.stall").await.expect("head");
     let (_, result, _) = drain(stream).await;
     assert!(
         matches!(
@@ -589,8 +518,7 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
 async fn truncated_body_is_typed_with_partial() {
     let server = start().await;
     let client = client_for(&server);
-    let stream = client
-        .converse_stream("bedrock/mock.truncated", &hello(), &RequestParams::default())
+    let stream = stream_hello(&client, "bedrock/mock.truncated")
         .await
         .expect("head");
     let (events, result, stream) = drain(stream).await;
@@ -598,8 +526,7 @@ async fn truncated_body_is_typed_with_partial() {
     assert!(matches!(err, ClientError::Truncated), "{err:?}");
     assert_eq!(stream.partial().text(), text_of(&events));
     assert_eq!(server.request_count(), 1);
-    let err = client
-        .converse("bedrock/mock.truncated", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.truncated")
         .await
         .expect_err("cut");
     assert!(matches!(err, ClientError::ResponseJson(_)), "{err:?}");
@@ -610,8 +537,7 @@ async fn truncated_body_is_typed_with_partial() {
 async fn corrupt_crc_is_an_event_stream_error_with_partial() {
     let server = start().await;
     let client = client_for(&server);
-    let stream = client
-        .converse_stream("bedrock/mock.corrupt-crc", &hello(), &RequestParams::default())
+    let stream = stream_hello(&client, "bedrock/mock.corrupt-crc")
         .await
         .expect("head");
     let (events, result, stream) = drain(stream).await;
@@ -633,14 +559,10 @@ async fn connection_refused_is_retried_then_typed() {
     let text = json!({"providers": {"bedrock": {"api": "bedrock", "key": KEY, "region": "us-east-1",
         "url": format!("http://127.0.0.1:{port}/model/")}}})
     .to_string();
-    let client = BedrockClient::builder(Config::parse_with_env(&text, &|_| None).expect("config"))
-        .retry(quick_retry())
-        .env(|_| None)
-        .home(None)
+    let client = isolated_builder(Config::parse_with_env(&text, &|_| None).expect("config"))
         .build()
         .expect("client");
-    let err = client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect_err("refused");
     assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
@@ -650,13 +572,11 @@ async fn connection_refused_is_retried_then_typed() {
 #[tokio::test]
 async fn missing_credentials_is_typed() {
     let server = start().await;
-    let client = BedrockClient::builder(config_for(&server, None))
-        .env(|_| None)
-        .home(None)
+    let client = isolated_builder(config_for(&server, None))
+        .retry(RetryPolicy::default())
         .build()
         .expect("client");
-    let err = client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect_err("no creds");
     assert!(matches!(err, ClientError::MissingCredentials(_)), "{err:?}");
@@ -686,45 +606,28 @@ async fn sigv4_requests_verify_at_the_server() {
         .await
         .expect("server");
     for token in [false, true] {
-        let client = BedrockClient::builder(config_for(&server, None))
-            .auth(
-                "bedrock",
-                Auth::SigV4 {
-                    credentials: creds(token),
-                    region: "us-east-1".into(),
-                },
-            )
+        let client = sigv4_builder(&server, creds(token))
             .retry(RetryPolicy::none())
             .build()
             .expect("client");
-        let r = client
-            .converse(
-                "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
-                &hello(),
-                &RequestParams::default(),
-            )
+        let r = converse_hello(&client, "bedrock/anthropic.claude-3-haiku-20240307-v1:0")
             .await
             .expect("signed request accepted");
         assert!(!r.text().is_empty());
-        let stream = client
-            .converse_stream("bedrock/mock.text", &hello(), &RequestParams::default())
-            .await
-            .expect("ok");
+        let stream = stream_hello(&client, "bedrock/mock.text").await.expect("ok");
         drain(stream).await.1.expect("complete");
     }
     // Credentials from the environment getter work the same.
-    let client = BedrockClient::builder(config_for(&server, None))
+    let client = isolated_builder(config_for(&server, None))
         .env(|n| match n {
             "AWS_ACCESS_KEY_ID" => Some(AKID.to_string()),
             "AWS_SECRET_ACCESS_KEY" => Some(SECRET.to_string()),
             _ => None,
         })
-        .home(None)
         .retry(RetryPolicy::none())
         .build()
         .expect("client");
-    client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    converse_hello(&client, "bedrock/mock.text")
         .await
         .expect("env credentials");
     // A wrong secret is refused.
@@ -732,19 +635,11 @@ async fn sigv4_requests_verify_at_the_server() {
         secret_access_key: Secret::new("wrong"),
         ..creds(false)
     };
-    let client = BedrockClient::builder(config_for(&server, None))
-        .auth(
-            "bedrock",
-            Auth::SigV4 {
-                credentials: bad,
-                region: "us-east-1".into(),
-            },
-        )
+    let client = sigv4_builder(&server, bad)
         .retry(quick_retry())
         .build()
         .expect("client");
-    let err = client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    let err = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect_err("403");
     assert_eq!(err.status(), Some(403));
@@ -852,24 +747,12 @@ async fn sigv4_matches_the_official_sdk() {
 
         // Our client's request: the same encoded path as the SDK's, and a signature
         // the server verifies (same time).
-        let client = BedrockClient::builder(config_for(&server, None))
-            .auth(
-                "bedrock",
-                Auth::SigV4 {
-                    credentials: creds(token),
-                    region: "us-east-1".into(),
-                },
-            )
+        let client = sigv4_builder(&server, creds(token))
             .clock(move || time)
             .retry(RetryPolicy::none())
             .build()
             .expect("client");
-        client
-            .converse(
-                "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
-                &hello(),
-                &RequestParams::default(),
-            )
+        converse_hello(&client, "bedrock/anthropic.claude-3-haiku-20240307-v1:0")
             .await
             .expect("our signed request");
         let our_req = server.last_request().expect("recorded");
@@ -890,29 +773,6 @@ async fn sigv4_matches_the_official_sdk() {
 }
 
 // ===== logging =====
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn no_secret_in_logs() {
@@ -946,35 +806,22 @@ async fn no_secret_in_logs() {
         .await
         .expect("head");
     drain(stream).await.1.expect("complete");
-    client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    converse_hello(&client, "bedrock/mock.text")
         .await
         .expect("converse");
-    client
-        .converse("bedrock/mock.http-error", &hello(), &RequestParams::default())
+    converse_hello(&client, "bedrock/mock.http-error")
         .await
         .expect_err("400");
     tracing::debug!(client = ?client, "client debug output");
     // SigV4 with a session token.
-    let sig_client = BedrockClient::builder(config_for(&server, None))
-        .auth(
-            "bedrock",
-            Auth::SigV4 {
-                credentials: creds(true),
-                region: "us-east-1".into(),
-            },
-        )
+    let sig_client = sigv4_builder(&server, creds(true))
         .retry(RetryPolicy::none())
         .build()
         .expect("client");
-    sig_client
-        .converse("bedrock/mock.text", &hello(), &RequestParams::default())
+    converse_hello(&sig_client, "bedrock/mock.text")
         .await
         .expect("signed");
-    let stream = sig_client
-        .converse_stream("bedrock/mock.text", &hello(), &RequestParams::default())
-        .await
-        .expect("ok");
+    let stream = stream_hello(&sig_client, "bedrock/mock.text").await.expect("ok");
     drain(stream).await.1.expect("complete");
     let signatures: Vec<String> = server
         .requests()
@@ -992,7 +839,7 @@ async fn no_secret_in_logs() {
     assert_eq!(signatures.len(), 2);
     server.shutdown().await.expect("shutdown");
 
-    let logs = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8");
+    let logs = capture.text();
     // Debug logging did happen: endpoint, payload, status, usage.
     assert!(
         logs.contains("/model/us-east-1.mock.tools/converse-stream"),
@@ -1088,10 +935,8 @@ fn client_at(url: &str, retry: RetryPolicy) -> BedrockClient {
     let text =
         json!({"providers": {"bedrock": {"api": "bedrock", "key": KEY, "region": "us-east-1", "url": url}}})
             .to_string();
-    BedrockClient::builder(Config::parse_with_env(&text, &|_| None).expect("config"))
+    isolated_builder(Config::parse_with_env(&text, &|_| None).expect("config"))
         .retry(retry)
-        .env(|_| None)
-        .home(None)
         .build()
         .expect("client")
 }

@@ -21,21 +21,8 @@ const WARM_UP_FRAMES: usize = 2_000;
 const MEASURED_FRAMES: usize = 10_000;
 const READ: usize = 16 * 1024;
 
-/// A small xorshift generator: deterministic, no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod common;
+use common::XorShift;
 
 const EVENT_TYPES: [&str; 5] = [
     "messageStart",
@@ -51,7 +38,7 @@ fn bedrock_frames(n: usize, rng: &mut XorShift) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..n {
         let event_type = EVENT_TYPES[i % EVENT_TYPES.len()];
-        let target = 100 + rng.below(201) as usize;
+        let target = 100 + rng.below(201);
         let head = format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"token {i}"}},"p":""#);
         let pad_len = target.saturating_sub(head.len() + 2);
         let pad: String = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -1,5 +1,8 @@
 //! The mock Bedrock server over raw HTTP: frame layout and padding, every scenario,
-//! authentication and request validation.
+//! authentication and request validation. reqwest (of the `client` feature) is the HTTP
+//! client here.
+
+#![cfg(all(feature = "server", feature = "client"))]
 
 use std::time::{Duration, SystemTime};
 
@@ -9,6 +12,9 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_util::codec::Decoder;
+
+mod common;
+use common::decode_body;
 
 const KEY: &str = "test-key";
 const PADDING: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -62,20 +68,6 @@ fn url(server: &MockBedrockHandle, model: &str, op: &str) -> String {
     format!("{}{model}/{op}", server.url())
 }
 
-/// Decodes a whole body: the frames, then the error that stopped decoding, if any.
-fn decode(body: &[u8]) -> (Vec<Message>, Option<EventStreamError>) {
-    let mut codec = EventStreamCodec::new();
-    let mut buf = BytesMut::from(body);
-    let mut out = Vec::new();
-    loop {
-        match codec.decode_eof(&mut buf) {
-            Ok(Some(m)) => out.push(m),
-            Ok(None) => return (out, None),
-            Err(e) => return (out, Some(e)),
-        }
-    }
-}
-
 fn payload(m: &Message) -> Value {
     serde_json::from_slice(m.payload()).expect("JSON payload")
 }
@@ -106,7 +98,7 @@ async fn stream(server: &MockBedrockHandle, model: &str, body: &Value) -> Vec<Me
     );
     assert!(resp.headers().contains_key("x-amzn-requestid"));
     let bytes = resp.bytes().await.expect("body");
-    let (frames, err) = decode(&bytes);
+    let (frames, err) = decode_body(&bytes);
     assert!(err.is_none(), "{err:?}");
     check_layout(&frames);
     frames
@@ -327,6 +319,61 @@ async fn reasoning_then_text() {
 }
 
 #[tokio::test]
+async fn citations_and_redacted_reasoning_lose_nothing() {
+    use bedrock_converse::converse::{
+        ContentBlock, ConverseResponse, ReasoningContentBlock, StreamAssembler,
+    };
+
+    let server = server().await;
+    let body = user_body("What does the contract say?");
+    let frames = stream(&server, "mock.citations", &body).await;
+    let deltas: Vec<Value> = frames
+        .iter()
+        .filter(|m| m.event_type() == Some("contentBlockDelta"))
+        .map(payload)
+        .collect();
+    assert!(deltas[0]["delta"]["reasoningContent"]["redactedContent"].is_string());
+    let citation = deltas
+        .iter()
+        .find_map(|d| d["delta"].get("citation"))
+        .expect("a citation delta");
+    assert_eq!(
+        citation["sourceContent"][0]["text"],
+        "What does the contract say?"
+    );
+    assert_eq!(citation["location"]["documentChar"]["end"], 27);
+
+    // Streamed and assembled, or answered whole: the same content, citation and redacted
+    // bytes included.
+    let mut assembler = StreamAssembler::new();
+    for frame in &frames {
+        assembler.push(frame).expect("valid event");
+    }
+    let streamed = assembler.finish().expect("complete stream");
+    let json: Value = post(&url(&server, "mock.citations", "converse"), Some(KEY), &body)
+        .await
+        .json_value()
+        .await;
+    let whole: ConverseResponse = serde_json::from_value(json).expect("a Converse response");
+    assert_eq!(streamed.content(), whole.content());
+    let [ContentBlock::ReasoningContent(ReasoningContentBlock::RedactedContent(redacted)), ContentBlock::CitationsContent(cited)] =
+        streamed.content()
+    else {
+        panic!("{:?}", streamed.content());
+    };
+    assert_eq!(redacted.as_bytes(), b"mock redacted reasoning \x00\x01\x02\xff");
+    assert_eq!(cited.citations.len(), 1);
+    assert_eq!(
+        cited.citations[0].source_content[0].text.as_deref(),
+        Some("What does the contract say?")
+    );
+    assert_eq!(
+        cited.content[0].text.as_deref(),
+        Some(text_of(&frames, 1).as_str())
+    );
+}
+
+#[tokio::test]
 async fn long_stream_has_configured_deltas() {
     let server = server().await;
     let frames = stream(&server, "mock.long", &user_body("go")).await;
@@ -347,7 +394,7 @@ async fn exception_frame(model: &str) -> (Vec<Message>, Message) {
     .await;
     assert_eq!(resp.status(), 200);
     let bytes = resp.bytes().await.unwrap();
-    let (frames, err) = decode(&bytes);
+    let (frames, err) = decode_body(&bytes);
     assert!(err.is_none());
     let last = frames.last().unwrap().clone();
     assert_eq!(last.message_type(), Some("exception"));
@@ -524,7 +571,7 @@ async fn truncated_ends_mid_frame() {
     .await;
     assert_eq!(resp.status(), 200);
     let bytes = resp.bytes().await.expect("clean end of body");
-    let (frames, err) = decode(&bytes);
+    let (frames, err) = decode_body(&bytes);
     assert!(frames.len() > 3);
     assert!(
         matches!(err, Some(EventStreamError::Decode(DecodeError::Truncated { .. }))),
@@ -550,7 +597,7 @@ async fn corrupt_crc_flips_one_payload_byte() {
     )
     .await;
     let bytes = resp.bytes().await.unwrap();
-    let (frames, err) = decode(&bytes);
+    let (frames, err) = decode_body(&bytes);
     assert_eq!(frames.len(), 2);
     assert!(
         matches!(
@@ -562,7 +609,7 @@ async fn corrupt_crc_flips_one_payload_byte() {
     // Skip the bad frame: the rest of the stream is valid.
     let first_two: usize = frames.iter().map(|m| m.as_bytes().len()).sum();
     let bad_len = u32::from_be_bytes(bytes[first_two..first_two + 4].try_into().unwrap()) as usize;
-    let (rest, err) = decode(&bytes[first_two + bad_len..]);
+    let (rest, err) = decode_body(&bytes[first_two + bad_len..]);
     assert!(err.is_none());
     assert_eq!(rest.last().unwrap().event_type(), Some("metadata"));
 }
@@ -961,7 +1008,7 @@ async fn many_concurrent_streams() {
             tokio::spawn(async move {
                 let resp = post(&u, Some(KEY), &user_body(&format!("call {i}"))).await;
                 let bytes = resp.bytes().await.expect("body");
-                let (frames, err) = decode(&bytes);
+                let (frames, err) = decode_body(&bytes);
                 assert!(err.is_none(), "{err:?}");
                 frames.last().and_then(|m| m.event_type().map(str::to_owned))
             })

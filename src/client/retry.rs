@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::error::ClientError;
+use crate::error_type::clean_error_type;
 
 /// Exponential backoff with jitter.
 ///
@@ -57,26 +58,6 @@ impl RetryPolicy {
     }
 }
 
-/// Cleans an error type the way the SDKs do: `ValidationException:http://internal...`
-/// becomes `ValidationException`, `aws.protocoltests#FooError` becomes `FooError`.
-///
-/// # Examples
-///
-/// ```
-/// use bedrock_converse::client::retry::sanitize_error_type;
-/// assert_eq!(
-///     sanitize_error_type("ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/"),
-///     "ValidationException"
-/// );
-/// assert_eq!(sanitize_error_type("com.amazon.coral.service#ThrottlingException"), "ThrottlingException");
-/// assert_eq!(sanitize_error_type(" ModelNotReadyException "), "ModelNotReadyException");
-/// ```
-pub fn sanitize_error_type(raw: &str) -> &str {
-    let before_colon = raw.split(':').next().unwrap_or(raw);
-    let after_hash = before_colon.rsplit('#').next().unwrap_or(before_colon);
-    after_hash.trim()
-}
-
 /// Builds [`ClientError::Service`] from a failed response's status, headers and body.
 /// The type comes from `x-amzn-errortype`, else the body's `__type` or `code`; the
 /// message from the body's `message` or `Message`, else the body text (cut at 1 KiB).
@@ -90,8 +71,8 @@ pub fn service_error(status: u16, headers: &http::HeaderMap, body: &[u8]) -> Cli
             .map(str::to_string)
     };
     let error_type = header("x-amzn-errortype")
-        .map(|t| sanitize_error_type(t).to_string())
-        .or_else(|| from_body(&["__type", "code", "Code"]).map(|t| sanitize_error_type(&t).to_string()))
+        .map(|t| clean_error_type(t).to_string())
+        .or_else(|| from_body(&["__type", "code", "Code"]).map(|t| clean_error_type(&t).to_string()))
         .filter(|t| !t.is_empty());
     let message = from_body(&["message", "Message", "errorMessage"]).or_else(|| {
         let text = String::from_utf8_lossy(body);

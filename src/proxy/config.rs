@@ -26,9 +26,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use crate::client::auth::Auth;
-use crate::client::config::{expand_env, home_dir, strip_json_comments, Config};
+use crate::client::config::Config;
 use crate::client::endpoint::base_url;
 use crate::client::ClientError;
+use crate::config_file::{expand_env, home_dir, strip_json_comments};
 use crate::eventstream::Limits;
 
 /// How a model id is encoded in the upstream path: as the official SDKs encode a URI

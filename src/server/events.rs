@@ -1,6 +1,8 @@
 //! ConverseStream events as the server writes them: frames with Bedrock's header layout
 //! and `"p"` padding, or the same content folded into a Converse JSON response.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use crate::eventstream::{EventStreamError, Message, MessageBuilder};
@@ -8,25 +10,21 @@ use crate::eventstream::{EventStreamError, Message, MessageBuilder};
 /// The padding alphabet of real streams; `"p"` is a prefix of it.
 const PADDING: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
-/// One event of a scripted response.
+/// One event of a scripted response, named as layer 2 names it
+/// ([`StreamEvent`](crate::converse::StreamEvent)), owned.
 #[derive(Debug, Clone)]
 pub(crate) enum Event {
+    /// `messageStart` (role `assistant`).
     MessageStart,
-    Delta {
-        index: u32,
-        delta: Delta,
-    },
-    ToolStart {
-        index: u32,
-        tool_use_id: String,
-        name: String,
-    },
-    BlockStop {
-        index: u32,
-    },
-    MessageStop {
-        stop_reason: &'static str,
-    },
+    /// `contentBlockStart`.
+    ContentBlockStart { index: u32, start: ContentBlockStart },
+    /// `contentBlockDelta`.
+    ContentBlockDelta { index: u32, delta: ContentBlockDelta },
+    /// `contentBlockStop`.
+    ContentBlockStop { index: u32 },
+    /// `messageStop`.
+    MessageStop { stop_reason: &'static str },
+    /// `metadata`.
     Metadata(Usage),
     /// An exception frame (`:message-type` exception) with this payload.
     Exception {
@@ -35,13 +33,46 @@ pub(crate) enum Event {
     },
 }
 
-/// The delta kinds the scenarios use.
+/// The `start` of a `contentBlockStart` event, as
+/// [`converse::ContentBlockStart`](crate::converse::ContentBlockStart) names it.
 #[derive(Debug, Clone)]
-pub(crate) enum Delta {
+pub(crate) enum ContentBlockStart {
+    /// `toolUse`: a tool call begins.
+    ToolUse { tool_use_id: String, name: String },
+}
+
+/// The `delta` of a `contentBlockDelta` event, as
+/// [`converse::ContentBlockDelta`](crate::converse::ContentBlockDelta) names it.
+#[derive(Debug, Clone)]
+pub(crate) enum ContentBlockDelta {
+    /// `text`.
     Text(String),
-    ToolInput(String),
+    /// `toolUse.input`: a fragment of the tool call's JSON input.
+    ToolUseInput(String),
+    /// `reasoningContent.text`.
     ReasoningText(String),
+    /// `reasoningContent.signature`.
     ReasoningSignature(String),
+    /// `reasoningContent.redactedContent`: these bytes, sent as base64.
+    ReasoningRedacted(Vec<u8>),
+    /// `citation`: a `CitationsDelta` object (`title`, `sourceContent`, `location`).
+    Citation(Value),
+}
+
+impl ContentBlockDelta {
+    /// The delta's JSON, as ConverseStream writes it.
+    fn to_json(&self) -> Value {
+        match self {
+            ContentBlockDelta::Text(t) => json!({ "text": t }),
+            ContentBlockDelta::ToolUseInput(f) => json!({ "toolUse": { "input": f } }),
+            ContentBlockDelta::ReasoningText(t) => json!({ "reasoningContent": { "text": t } }),
+            ContentBlockDelta::ReasoningSignature(s) => json!({ "reasoningContent": { "signature": s } }),
+            ContentBlockDelta::ReasoningRedacted(b) => {
+                json!({ "reasoningContent": { "redactedContent": BASE64.encode(b) } })
+            }
+            ContentBlockDelta::Citation(c) => json!({ "citation": c }),
+        }
+    }
 }
 
 /// Token counts of the `metadata` event.
@@ -99,24 +130,9 @@ impl Event {
         let pad = pad_len(seq);
         let (event_type, payload) = match self {
             Event::MessageStart => ("messageStart", padded(vec![("role", json!("assistant"))], pad)),
-            Event::Delta { index, delta } => {
-                let delta = match delta {
-                    Delta::Text(t) => json!({ "text": t }),
-                    Delta::ToolInput(f) => json!({ "toolUse": { "input": f } }),
-                    Delta::ReasoningText(t) => json!({ "reasoningContent": { "text": t } }),
-                    Delta::ReasoningSignature(s) => {
-                        json!({ "reasoningContent": { "signature": s } })
-                    }
-                };
-                (
-                    "contentBlockDelta",
-                    padded(vec![("contentBlockIndex", json!(index)), ("delta", delta)], pad),
-                )
-            }
-            Event::ToolStart {
+            Event::ContentBlockStart {
                 index,
-                tool_use_id,
-                name,
+                start: ContentBlockStart::ToolUse { tool_use_id, name },
             } => (
                 "contentBlockStart",
                 padded(
@@ -130,7 +146,14 @@ impl Event {
                     pad,
                 ),
             ),
-            Event::BlockStop { index } => (
+            Event::ContentBlockDelta { index, delta } => (
+                "contentBlockDelta",
+                padded(
+                    vec![("contentBlockIndex", json!(index)), ("delta", delta.to_json())],
+                    pad,
+                ),
+            ),
+            Event::ContentBlockStop { index } => (
                 "contentBlockStop",
                 padded(vec![("contentBlockIndex", json!(index))], pad),
             ),
@@ -167,11 +190,79 @@ impl Event {
     }
 }
 
-/// One content block being folded.
+/// One content block being folded, as the assembler folds it.
 enum Block {
     Text(String),
     Tool { id: String, name: String, input: String },
     Reasoning { text: String, signature: String },
+    Redacted(Vec<u8>),
+    Citations { text: String, citations: Vec<Value> },
+}
+
+impl Block {
+    /// The block a first delta opens.
+    fn opened_by(delta: &ContentBlockDelta) -> Block {
+        match delta {
+            ContentBlockDelta::ReasoningText(_) | ContentBlockDelta::ReasoningSignature(_) => {
+                Block::Reasoning {
+                    text: String::new(),
+                    signature: String::new(),
+                }
+            }
+            ContentBlockDelta::ReasoningRedacted(_) => Block::Redacted(Vec::new()),
+            _ => Block::Text(String::new()),
+        }
+    }
+
+    /// Adds a delta; a delta of another kind is ignored, except that a citation turns a
+    /// text block into a cited one.
+    fn push(&mut self, delta: &ContentBlockDelta) {
+        match (self, delta) {
+            (Block::Text(s) | Block::Citations { text: s, .. }, ContentBlockDelta::Text(t)) => s.push_str(t),
+            (Block::Tool { input, .. }, ContentBlockDelta::ToolUseInput(f)) => input.push_str(f),
+            (Block::Reasoning { text, .. }, ContentBlockDelta::ReasoningText(t)) => text.push_str(t),
+            (Block::Reasoning { signature, .. }, ContentBlockDelta::ReasoningSignature(s)) => {
+                signature.push_str(s)
+            }
+            (Block::Redacted(bytes), ContentBlockDelta::ReasoningRedacted(b)) => bytes.extend_from_slice(b),
+            (Block::Citations { citations, .. }, ContentBlockDelta::Citation(c)) => citations.push(c.clone()),
+            (block @ Block::Text(_), ContentBlockDelta::Citation(c)) => {
+                let text = match block {
+                    Block::Text(s) => std::mem::take(s),
+                    _ => String::new(),
+                };
+                *block = Block::Citations {
+                    text,
+                    citations: vec![c.clone()],
+                };
+            }
+            _ => {}
+        }
+    }
+
+    /// The block's Converse JSON.
+    fn into_json(self) -> Value {
+        match self {
+            Block::Text(text) => json!({ "text": text }),
+            Block::Tool { id, name, input } => {
+                let input: Value = if input.is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_str(&input).unwrap_or(Value::String(input))
+                };
+                json!({ "toolUse": { "input": input, "name": name, "toolUseId": id } })
+            }
+            Block::Reasoning { text, signature } => json!({
+                "reasoningContent": { "reasoningText": { "signature": signature, "text": text } }
+            }),
+            Block::Redacted(bytes) => {
+                json!({ "reasoningContent": { "redactedContent": BASE64.encode(bytes) } })
+            }
+            Block::Citations { text, citations } => json!({
+                "citationsContent": { "citations": citations, "content": [{ "text": text }] }
+            }),
+        }
+    }
 }
 
 impl Script {
@@ -193,10 +284,9 @@ impl Script {
         let mut usage = Usage::new(0, 0);
         for event in &self.events {
             match event {
-                Event::ToolStart {
+                Event::ContentBlockStart {
                     index,
-                    tool_use_id,
-                    name,
+                    start: ContentBlockStart::ToolUse { tool_use_id, name },
                 } => blocks.push((
                     *index,
                     Block::Tool {
@@ -205,30 +295,13 @@ impl Script {
                         input: String::new(),
                     },
                 )),
-                Event::Delta { index, delta } => {
-                    let pos = match blocks.iter().position(|(i, _)| i == index) {
-                        Some(pos) => pos,
+                Event::ContentBlockDelta { index, delta } => {
+                    match blocks.iter_mut().find(|(i, _)| i == index) {
+                        Some((_, block)) => block.push(delta),
                         None => {
-                            let block = match delta {
-                                Delta::ReasoningText(_) | Delta::ReasoningSignature(_) => Block::Reasoning {
-                                    text: String::new(),
-                                    signature: String::new(),
-                                },
-                                _ => Block::Text(String::new()),
-                            };
+                            let mut block = Block::opened_by(delta);
+                            block.push(delta);
                             blocks.push((*index, block));
-                            blocks.len() - 1
-                        }
-                    };
-                    if let Some((_, block)) = blocks.get_mut(pos) {
-                        match (block, delta) {
-                            (Block::Text(s), Delta::Text(t)) => s.push_str(t),
-                            (Block::Tool { input, .. }, Delta::ToolInput(f)) => input.push_str(f),
-                            (Block::Reasoning { text, .. }, Delta::ReasoningText(t)) => text.push_str(t),
-                            (Block::Reasoning { signature, .. }, Delta::ReasoningSignature(s)) => {
-                                signature.push_str(s)
-                            }
-                            _ => {}
                         }
                     }
                 }
@@ -237,23 +310,7 @@ impl Script {
                 _ => {}
             }
         }
-        let content: Vec<Value> = blocks
-            .into_iter()
-            .map(|(_, block)| match block {
-                Block::Text(text) => json!({ "text": text }),
-                Block::Tool { id, name, input } => {
-                    let input: Value = if input.is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(&input).unwrap_or(Value::String(input))
-                    };
-                    json!({ "toolUse": { "input": input, "name": name, "toolUseId": id } })
-                }
-                Block::Reasoning { text, signature } => json!({
-                    "reasoningContent": { "reasoningText": { "signature": signature, "text": text } }
-                }),
-            })
-            .collect();
+        let content: Vec<Value> = blocks.into_iter().map(|(_, block)| block.into_json()).collect();
         json!({
             "metrics": { "latencyMs": latency_ms },
             "output": { "message": { "content": content, "role": "assistant" } },

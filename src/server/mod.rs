@@ -6,21 +6,28 @@
 //! people testing their gateways use it.
 //!
 //! ```
-//! use bedrock_converse::server::{MockBedrock, Operation};
+//! use bedrock_converse::server::MockBedrock;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let server = MockBedrock::builder().bearer_key("test-key").start().await?;
-//! // ECA-style `url` config: the client appends `{modelId}/converse-stream`.
+//! // The form a provider config's `url` takes: clients append `{modelId}/converse-stream`.
 //! assert!(server.url().ends_with("/model/")); // http://127.0.0.1:PORT/model/
 //!
-//! // The last part of the model id picks the scenario: here `tools`.
-//! let response = reqwest::Client::new()
-//!     .post(server.operation_url("us-east-1.mock.tools", Operation::Converse))
-//!     .header("authorization", "Bearer test-key")
-//!     .body(r#"{"messages":[{"role":"user","content":[{"text":"Weather in Paris?"}]}]}"#)
-//!     .send()
-//!     .await?;
-//! assert_eq!(response.status(), 200);
+//! // The last part of the model id picks the scenario: here `tools`. Any HTTP client
+//! // works; this one is a plain HTTP/1.1 request over tokio.
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! let body = r#"{"messages":[{"role":"user","content":[{"text":"Weather in Paris?"}]}]}"#;
+//! let mut tcp = tokio::net::TcpStream::connect(server.addr()).await?;
+//! tcp.write_all(format!(
+//!     "POST /model/us-east-1.mock.tools/converse HTTP/1.1\r\nhost: {}\r\n\
+//!      authorization: Bearer test-key\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+//!     server.addr(),
+//!     body.len(),
+//! ).as_bytes()).await?;
+//! let mut response = String::new();
+//! tcp.read_to_string(&mut response).await?;
+//! assert!(response.starts_with("HTTP/1.1 200 OK"));
+//! assert!(response.contains(r#""stopReason":"tool_use""#));
 //! assert_eq!(server.request_count(), 1);
 //! server.shutdown().await?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -55,7 +62,8 @@
 //!
 //! The scenario is picked by the model id: the part after the last `.` of the
 //! percent-decoded model id, so `us-east-1.mock.tools` (or just `tools`) runs `tools`.
-//! Clients prefix a region, ECA-style. An unknown name runs `text`.
+//! Clients may put a region before it (`us-east-1.mock.tools`), as the client's
+//! `regionPrefix` setting does. An unknown name runs `text`.
 //!
 //! | scenario | `/converse-stream` | `/converse` |
 //! | --- | --- | --- |
@@ -63,6 +71,7 @@
 //! | `long` | [`MockBedrockBuilder::long_deltas`] text deltas (default 2,000), for benchmarks; with no [`frame_delay`](MockBedrockBuilder::frame_delay) the frames go out in ~16 KiB chunks, many frames per chunk, so the server is not the bottleneck | the same text |
 //! | `tools` | a short text block, then one tool block per tool of `toolConfig` (at most 3; `get_weather` and `add` when none), inputs in small JSON fragments; `tool_use`. When the last user message carries `toolResult` blocks: a text answer that uses the results; `end_turn` | the same content |
 //! | `reasoning` | `reasoningContent.text` deltas, an empty text delta, a `signature` delta, then a text block at index 1 | `reasoningContent.reasoningText{text,signature}` then `text` |
+//! | `citations` | `reasoningContent.redactedContent` deltas (base64 of opaque bytes) at index 0, then a text block at index 1 ending in a `citation` delta whose `sourceContent` quotes the last user text (`location.documentChar`) | `reasoningContent.redactedContent`, then `citationsContent{content:[{text}],citations}` |
 //! | `exception` | some text, then a `modelStreamErrorException` frame `{message, originalStatusCode, originalMessage}` | HTTP 424 `ModelErrorException` |
 //! | `throttling-exception` | some text, then a `throttlingException` frame | HTTP 429 `ThrottlingException` |
 //! | `http-error` | HTTP 400 `ValidationException` | same |
@@ -434,7 +443,7 @@ impl MockBedrockHandle {
     }
 
     /// The URL prefix to append `{modelId}/converse[-stream]` to, e.g.
-    /// `http://127.0.0.1:PORT/model/` (ECA-style `url` config).
+    /// `http://127.0.0.1:PORT/model/` (the form a provider config's `url` takes).
     pub fn url(&self) -> String {
         format!("http://{}/model/", self.addr)
     }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde_json::{json, Map, Value};
 
-use super::events::{Delta, Event, Script, Usage};
+use super::events::{ContentBlockDelta, ContentBlockStart, Event, Script, Usage};
 
 /// What the mock server does for a request, chosen by the model id (see the
 /// [module docs](super#scenarios)).
@@ -19,6 +19,8 @@ pub enum Scenario {
     Tools,
     /// Reasoning text and signature, then text.
     Reasoning,
+    /// Redacted reasoning, then a text answer with a citation of the request.
+    Citations,
     /// Some text, then a `modelStreamErrorException` frame.
     Exception,
     /// Some text, then a `throttlingException` frame.
@@ -43,11 +45,12 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order of the module docs' table.
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 15] = [
         Scenario::Text,
         Scenario::Long,
         Scenario::Tools,
         Scenario::Reasoning,
+        Scenario::Citations,
         Scenario::Exception,
         Scenario::ThrottlingException,
         Scenario::HttpError,
@@ -67,6 +70,7 @@ impl Scenario {
             Scenario::Long => "long",
             Scenario::Tools => "tools",
             Scenario::Reasoning => "reasoning",
+            Scenario::Citations => "citations",
             Scenario::Exception => "exception",
             Scenario::ThrottlingException => "throttling-exception",
             Scenario::HttpError => "http-error",
@@ -289,6 +293,33 @@ fn output_tokens(chars: usize) -> u64 {
     (chars as u64 / 4).max(1)
 }
 
+/// The deltas of `text`, split as models stream it, at block `index`; `kind` makes each
+/// piece a delta (`ContentBlockDelta::Text`, `ReasoningText`).
+fn split_text(index: u32, text: &str, kind: fn(String) -> ContentBlockDelta) -> impl Iterator<Item = Event> {
+    split_deltas(text)
+        .into_iter()
+        .map(move |piece| Event::ContentBlockDelta {
+            index,
+            delta: kind(piece),
+        })
+}
+
+/// A complete stream: `events`, then `messageStop` and `metadata` (its output tokens
+/// counted from `output_chars`).
+fn finished(
+    mut events: Vec<Event>,
+    stop_reason: &'static str,
+    view: &RequestView,
+    output_chars: usize,
+) -> Script {
+    events.push(Event::MessageStop { stop_reason });
+    events.push(Event::Metadata(Usage::new(
+        view.input_tokens,
+        output_tokens(output_chars),
+    )));
+    Script { events }
+}
+
 /// The text of the `text` scenario.
 pub(crate) fn text_answer(view: &RequestView) -> String {
     let quoted = match &view.last_user_text {
@@ -305,22 +336,10 @@ pub(crate) fn text_answer(view: &RequestView) -> String {
 
 /// The events of a scenario whose content is text only.
 pub(crate) fn text_script(text: &str, view: &RequestView) -> Script {
-    let deltas = split_deltas(text);
-    let mut events = Vec::with_capacity(deltas.len() + 4);
-    events.push(Event::MessageStart);
-    events.extend(deltas.into_iter().map(|t| Event::Delta {
-        index: 0,
-        delta: Delta::Text(t),
-    }));
-    events.push(Event::BlockStop { index: 0 });
-    events.push(Event::MessageStop {
-        stop_reason: "end_turn",
-    });
-    events.push(Event::Metadata(Usage::new(
-        view.input_tokens,
-        output_tokens(text.len()),
-    )));
-    Script { events }
+    let mut events = vec![Event::MessageStart];
+    events.extend(split_text(0, text, ContentBlockDelta::Text));
+    events.push(Event::ContentBlockStop { index: 0 });
+    finished(events, "end_turn", view, text.len())
 }
 
 /// The events of the `long` scenario: `n` text deltas.
@@ -340,20 +359,13 @@ pub(crate) fn long_script(n: usize, view: &RequestView) -> Script {
             word.to_owned()
         };
         chars += text.len();
-        events.push(Event::Delta {
+        events.push(Event::ContentBlockDelta {
             index: 0,
-            delta: Delta::Text(text),
+            delta: ContentBlockDelta::Text(text),
         });
     }
-    events.push(Event::BlockStop { index: 0 });
-    events.push(Event::MessageStop {
-        stop_reason: "end_turn",
-    });
-    events.push(Event::Metadata(Usage::new(
-        view.input_tokens,
-        output_tokens(chars),
-    )));
-    Script { events }
+    events.push(Event::ContentBlockStop { index: 0 });
+    finished(events, "end_turn", view, chars)
 }
 
 /// A `tooluse_` id of 22 random base-62 characters, like Bedrock's.
@@ -444,39 +456,35 @@ pub(crate) fn tools_script(view: &RequestView) -> Script {
     );
     let mut events = vec![Event::MessageStart];
     let mut chars = intro.len();
-    events.extend(split_deltas(&intro).into_iter().map(|t| Event::Delta {
-        index: 0,
-        delta: Delta::Text(t),
-    }));
-    events.push(Event::BlockStop { index: 0 });
+    events.extend(split_text(0, &intro, ContentBlockDelta::Text));
+    events.push(Event::ContentBlockStop { index: 0 });
     for (i, (name, schema)) in tools.into_iter().enumerate() {
         // At most 3 tools: the index cannot overflow.
         let index = u32::try_from(i + 1).unwrap_or(u32::MAX);
         let input = tool_input(name, schema).to_string();
         chars += input.len() + name.len();
-        events.push(Event::ToolStart {
+        events.push(Event::ContentBlockStart {
             index,
-            tool_use_id: tool_use_id(),
-            name: name.clone(),
+            start: ContentBlockStart::ToolUse {
+                tool_use_id: tool_use_id(),
+                name: name.clone(),
+            },
         });
-        events.push(Event::Delta {
+        events.push(Event::ContentBlockDelta {
             index,
-            delta: Delta::ToolInput(String::new()),
+            delta: ContentBlockDelta::ToolUseInput(String::new()),
         });
-        events.extend(split_fragments(&input).into_iter().map(|f| Event::Delta {
-            index,
-            delta: Delta::ToolInput(f),
-        }));
-        events.push(Event::BlockStop { index });
+        events.extend(
+            split_fragments(&input)
+                .into_iter()
+                .map(|f| Event::ContentBlockDelta {
+                    index,
+                    delta: ContentBlockDelta::ToolUseInput(f),
+                }),
+        );
+        events.push(Event::ContentBlockStop { index });
     }
-    events.push(Event::MessageStop {
-        stop_reason: "tool_use",
-    });
-    events.push(Event::Metadata(Usage::new(
-        view.input_tokens,
-        output_tokens(chars),
-    )));
-    Script { events }
+    finished(events, "tool_use", view, chars)
 }
 
 /// The text answer once tool results came back.
@@ -511,47 +519,64 @@ pub(crate) fn reasoning_script(view: &RequestView) -> Script {
     let answer = "Here is my answer, after thinking it over: this reply comes from the mock \
                   Bedrock server's reasoning scenario.";
     let mut events = vec![Event::MessageStart];
-    events.extend(split_deltas(&thinking).into_iter().map(|t| Event::Delta {
+    events.extend(split_text(0, &thinking, ContentBlockDelta::ReasoningText));
+    events.push(Event::ContentBlockDelta {
         index: 0,
-        delta: Delta::ReasoningText(t),
-    }));
-    events.push(Event::Delta {
-        index: 0,
-        delta: Delta::ReasoningText(String::new()),
+        delta: ContentBlockDelta::ReasoningText(String::new()),
     });
-    events.push(Event::Delta {
+    events.push(Event::ContentBlockDelta {
         index: 0,
-        delta: Delta::ReasoningSignature(
+        delta: ContentBlockDelta::ReasoningSignature(
             "EqQBCkgIARABGAIiQMockSignatureAbcdefghijklmnopqrstuvwxyz0123456789+/Zm9vYmFy".to_owned(),
         ),
     });
-    events.push(Event::BlockStop { index: 0 });
-    events.extend(split_deltas(answer).into_iter().map(|t| Event::Delta {
+    events.push(Event::ContentBlockStop { index: 0 });
+    events.extend(split_text(1, answer, ContentBlockDelta::Text));
+    events.push(Event::ContentBlockStop { index: 1 });
+    finished(events, "end_turn", view, thinking.len() + answer.len())
+}
+
+/// The events of the `citations` scenario: a redacted reasoning block (opaque bytes, as
+/// Bedrock sends when the model's thinking was flagged), then a text block that cites the
+/// last user message.
+pub(crate) fn citations_script(view: &RequestView) -> Script {
+    let quoted = match &view.last_user_text {
+        Some(t) => clip(t, 120),
+        None => "(no text)".to_owned(),
+    };
+    let answer = "According to your message, this is what you asked about; the mock server's \
+                  citations scenario cites it.";
+    let redacted: Vec<u8> = b"mock redacted reasoning \x00\x01\x02\xff".to_vec();
+    let (first, second) = redacted.split_at(redacted.len() / 2);
+    let mut events = vec![Event::MessageStart];
+    for part in [first, second] {
+        events.push(Event::ContentBlockDelta {
+            index: 0,
+            delta: ContentBlockDelta::ReasoningRedacted(part.to_vec()),
+        });
+    }
+    events.push(Event::ContentBlockStop { index: 0 });
+    events.extend(split_text(1, answer, ContentBlockDelta::Text));
+    events.push(Event::ContentBlockDelta {
         index: 1,
-        delta: Delta::Text(t),
-    }));
-    events.push(Event::BlockStop { index: 1 });
-    events.push(Event::MessageStop {
-        stop_reason: "end_turn",
+        delta: ContentBlockDelta::Citation(json!({
+            "location": { "documentChar": { "documentIndex": 0, "end": quoted.chars().count(), "start": 0 } },
+            "sourceContent": [{ "text": quoted }],
+            "title": "the last user message",
+        })),
     });
-    events.push(Event::Metadata(Usage::new(
-        view.input_tokens,
-        output_tokens(thinking.len() + answer.len()),
-    )));
-    Script { events }
+    events.push(Event::ContentBlockStop { index: 1 });
+    finished(events, "end_turn", view, answer.len() + redacted.len())
 }
 
 /// Some text, then an exception frame instead of the rest.
 pub(crate) fn exception_script(exception_type: &'static str, payload: Value) -> Script {
     let mut events = vec![Event::MessageStart];
-    events.extend(
-        split_deltas("Let me start answering that, it will take a")
-            .into_iter()
-            .map(|t| Event::Delta {
-                index: 0,
-                delta: Delta::Text(t),
-            }),
-    );
+    events.extend(split_text(
+        0,
+        "Let me start answering that, it will take a",
+        ContentBlockDelta::Text,
+    ));
     events.push(Event::Exception {
         exception_type,
         payload,

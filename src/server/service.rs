@@ -189,76 +189,104 @@ async fn respond(
     seen.model_id = Some(model_id);
     seen.operation = Some(operation);
     seen.scenario = Some(scenario);
-
-    if let Err(denied) = auth::check(&shared.config, &parts.method, &parts.uri, &parts.headers, body) {
-        let ns = if denied.error_type == "AccessDeniedException" {
-            BEDROCK_NS
-        } else {
-            CORAL_NS
-        };
-        return error_with_body(StatusCode::FORBIDDEN, denied.error_type, ns, denied.body, rid);
-    }
-    let json: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "ValidationException",
-                &format!("Malformed input request: {e}, please reformat your input and try again."),
-                rid,
-            )
-        }
+    let json = match admit(shared, parts, body, rid) {
+        Ok(json) => json,
+        Err(refused) => return *refused,
     };
-    if let Err(message) = validate::validate(&json) {
-        return error(StatusCode::BAD_REQUEST, "ValidationException", &message, rid);
-    }
     let count = {
         let mut state = shared.lock();
         let n = state.per_scenario.entry(scenario).or_insert(0);
         *n += 1;
         *n
     };
-    match scenario {
-        Scenario::HttpError => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "ValidationException",
-                "The model returned the following errors: the mock scenario `http-error` rejects every request. Pick another scenario and try again.",
-                rid,
-            )
-        }
-        Scenario::ThrottleThenOk if count <= 2 => {
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "ThrottlingException",
-                "Too many requests, please wait before trying again.",
-                rid,
-            )
-        }
-        Scenario::NotReady if count <= 1 => {
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "ModelNotReadyException",
-                "Model is not ready for inference. Wait and try your request again.",
-                rid,
-            )
-        }
-        Scenario::ServerError => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalServerException",
-                "The system encountered an unexpected error during processing. Try your request again.",
-                rid,
-            )
-        }
-        _ => {}
+    if let Some(failure) = scenario_failure(scenario, count, rid) {
+        return failure;
     }
-
     let view = RequestView::from_request(&json, body.len());
-    let script = match scenario {
-        Scenario::Long => scenario::long_script(shared.config.long_deltas, &view),
-        Scenario::Tools => scenario::tools_script(&view),
-        Scenario::Reasoning => scenario::reasoning_script(&view),
+    let script = script_of(scenario, &view, shared.config.long_deltas);
+    match operation {
+        Operation::Converse => converse(shared, scenario, &script, rid, start).await,
+        Operation::ConverseStream => converse_stream(shared, scenario, script, rid, start),
+    }
+}
+
+/// Authentication, then the body as JSON, then validation: the request's JSON, or the
+/// 403 or 400 response that refuses it (boxed: a response is large, and refusals rare).
+fn admit(
+    shared: &Shared,
+    parts: &::http::request::Parts,
+    body: &Bytes,
+    rid: &str,
+) -> Result<Value, Box<Response>> {
+    if let Err(denied) = auth::check(&shared.config, &parts.method, &parts.uri, &parts.headers, body) {
+        let ns = if denied.error_type == "AccessDeniedException" {
+            BEDROCK_NS
+        } else {
+            CORAL_NS
+        };
+        return Err(Box::new(error_with_body(
+            StatusCode::FORBIDDEN,
+            denied.error_type,
+            ns,
+            denied.body,
+            rid,
+        )));
+    }
+    let json: Value = serde_json::from_slice(body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            &format!("Malformed input request: {e}, please reformat your input and try again."),
+            rid,
+        ))
+    })?;
+    validate::validate(&json).map_err(|message| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            &message,
+            rid,
+        ))
+    })?;
+    Ok(json)
+}
+
+/// The HTTP error a scenario answers with instead of content, `count` being this
+/// request's number among the scenario's requests.
+fn scenario_failure(scenario: Scenario, count: u64, rid: &str) -> Option<Response> {
+    let (status, error_type, message) = match scenario {
+        Scenario::HttpError => (
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "The model returned the following errors: the mock scenario `http-error` rejects every request. Pick another scenario and try again.",
+        ),
+        Scenario::ThrottleThenOk if count <= 2 => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "ThrottlingException",
+            "Too many requests, please wait before trying again.",
+        ),
+        Scenario::NotReady if count <= 1 => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "ModelNotReadyException",
+            "Model is not ready for inference. Wait and try your request again.",
+        ),
+        Scenario::ServerError => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerException",
+            "The system encountered an unexpected error during processing. Try your request again.",
+        ),
+        _ => return None,
+    };
+    Some(error(status, error_type, message, rid))
+}
+
+/// The events a scenario answers with (`long_deltas` for [`Scenario::Long`]).
+fn script_of(scenario: Scenario, view: &RequestView, long_deltas: usize) -> Script {
+    match scenario {
+        Scenario::Long => scenario::long_script(long_deltas, view),
+        Scenario::Tools => scenario::tools_script(view),
+        Scenario::Reasoning => scenario::reasoning_script(view),
+        Scenario::Citations => scenario::citations_script(view),
         Scenario::Exception => scenario::exception_script(
             "modelStreamErrorException",
             json!({
@@ -271,11 +299,7 @@ async fn respond(
             "throttlingException",
             json!({ "message": "Too many tokens, please wait before trying again." }),
         ),
-        _ => scenario::text_script(&scenario::text_answer(&view), &view),
-    };
-    match operation {
-        Operation::Converse => converse(shared, scenario, &script, rid, start).await,
-        Operation::ConverseStream => converse_stream(shared, scenario, script, rid, start),
+        _ => scenario::text_script(&scenario::text_answer(view), view),
     }
 }
 

@@ -22,6 +22,9 @@ const CONTENT_BLOCK_KINDS: [&str; 14] = [
     "toolRemoval",
 ];
 
+/// A conversation that does not start with a user message.
+const NOT_USER_FIRST: &str = "A conversation must start with a user message. Try again with a conversation that starts with a user message.";
+
 /// Checks a Converse / ConverseStream request body. `Err` holds the message of the 400
 /// `ValidationException`.
 pub(crate) fn validate(body: &Value) -> Result<(), String> {
@@ -38,115 +41,7 @@ pub(crate) fn validate(body: &Value) -> Result<(), String> {
             )
         }
     };
-    if messages.is_empty() {
-        return Err("A conversation must start with a user message. Try again with a conversation that starts with a user message.".to_owned());
-    }
-    let mut has_tool_blocks = false;
-    let mut previous_tool_ids: Vec<&str> = Vec::new();
-    let mut previous_role: Option<&str> = None;
-    for (i, message) in messages.iter().enumerate() {
-        let role = message.get("role").and_then(Value::as_str);
-        let role = match role {
-            Some(r @ ("user" | "assistant")) => r,
-            Some(other) => {
-                return Err(format!(
-                    "1 validation error detected: Value '{other}' at 'messages.{}.member.role' failed to satisfy constraint: Member must satisfy enum value set: [user, assistant]",
-                    i + 1
-                ))
-            }
-            None => {
-                return Err(format!(
-                    "1 validation error detected: Value null at 'messages.{}.member.role' failed to satisfy constraint: Member must not be null",
-                    i + 1
-                ))
-            }
-        };
-        if i == 0 && role != "user" {
-            return Err("A conversation must start with a user message. Try again with a conversation that starts with a user message.".to_owned());
-        }
-        if previous_role == Some(role) {
-            return Err("A conversation must alternate between user and assistant roles. Make sure the conversation alternates between user and assistant roles and try again.".to_owned());
-        }
-        previous_role = Some(role);
-
-        let content = match message.get("content") {
-            Some(Value::Array(c)) if !c.is_empty() => c,
-            _ => {
-                return Err(format!(
-                    "The content field in the Message object at messages.{i} is empty. Add a ContentBlock object to the content field and try again."
-                ))
-            }
-        };
-        let mut tool_use_ids = Vec::new();
-        let mut tool_result_ids = Vec::new();
-        for (j, block) in content.iter().enumerate() {
-            let kind = block_kind(block)
-                .map_err(|why| format!("The ContentBlock object at messages.{i}.content.{j} {why}"))?;
-            match kind {
-                "text" => {
-                    let blank = block
-                        .get("text")
-                        .and_then(Value::as_str)
-                        .map_or(true, |t| t.trim().is_empty());
-                    if blank {
-                        return Err(format!(
-                            "The text field in the ContentBlock object at messages.{i}.content.{j} is blank. Add text to the text field, and try again."
-                        ));
-                    }
-                }
-                "toolUse" => {
-                    has_tool_blocks = true;
-                    if role != "assistant" {
-                        return Err(format!(
-                            "The toolUse block at messages.{i}.content.{j} is only allowed in an assistant message."
-                        ));
-                    }
-                    let tool_use = block.get("toolUse");
-                    let id = tool_use.and_then(|t| t.get("toolUseId")).and_then(Value::as_str);
-                    let name = tool_use.and_then(|t| t.get("name")).and_then(Value::as_str);
-                    match (id, name) {
-                        (Some(id), Some(_)) if !id.is_empty() => tool_use_ids.push(id),
-                        _ => {
-                            return Err(format!(
-                                "The toolUse block at messages.{i}.content.{j} must have a toolUseId, a name and an input."
-                            ))
-                        }
-                    }
-                }
-                "toolResult" => {
-                    has_tool_blocks = true;
-                    if role != "user" {
-                        return Err(format!(
-                            "The toolResult block at messages.{i}.content.{j} is only allowed in a user message."
-                        ));
-                    }
-                    let result = block.get("toolResult");
-                    match result.and_then(|t| t.get("toolUseId")).and_then(Value::as_str) {
-                        Some(id) if !id.is_empty() => tool_result_ids.push(id),
-                        _ => {
-                            return Err(format!(
-                                "The toolResult block at messages.{i}.content.{j} must have a toolUseId."
-                            ))
-                        }
-                    }
-                    if !result.and_then(|t| t.get("content")).is_some_and(Value::is_array) {
-                        return Err(format!(
-                            "1 validation error detected: Value null at 'messages.{}.member.content.{}.member.toolResult.content' failed to satisfy constraint: Member must not be null",
-                            i + 1,
-                            j + 1
-                        ));
-                    }
-                }
-                _ => {}
-            }
-        }
-        if role == "user" {
-            check_tool_results(i, &previous_tool_ids, &tool_result_ids)?;
-            previous_tool_ids.clear();
-        } else {
-            previous_tool_ids = tool_use_ids;
-        }
-    }
+    let has_tool_blocks = check_messages(messages)?;
     if has_tool_blocks && obj.get("toolConfig").map_or(true, Value::is_null) {
         return Err(
             "The toolConfig field must be defined when using toolUse and toolResult content blocks."
@@ -157,6 +52,145 @@ pub(crate) fn validate(body: &Value) -> Result<(), String> {
         check_inference_config(config)?;
     }
     Ok(())
+}
+
+/// The tool ids one message's blocks carry.
+#[derive(Default)]
+struct ToolIds<'a> {
+    uses: Vec<&'a str>,
+    results: Vec<&'a str>,
+}
+
+/// Checks the conversation: roles alternate from `user`, every message has valid blocks,
+/// and tool results answer the tool calls before them. `Ok` says whether any tool block
+/// was seen.
+fn check_messages(messages: &[Value]) -> Result<bool, String> {
+    if messages.is_empty() {
+        return Err(NOT_USER_FIRST.to_owned());
+    }
+    let mut has_tool_blocks = false;
+    let mut previous_tool_ids: Vec<&str> = Vec::new();
+    let mut previous_role: Option<&str> = None;
+    for (i, message) in messages.iter().enumerate() {
+        let role = check_role(i, message, previous_role)?;
+        previous_role = Some(role);
+        let content = match message.get("content") {
+            Some(Value::Array(c)) if !c.is_empty() => c,
+            _ => {
+                return Err(format!(
+                    "The content field in the Message object at messages.{i} is empty. Add a ContentBlock object to the content field and try again."
+                ))
+            }
+        };
+        let mut ids = ToolIds::default();
+        for (j, block) in content.iter().enumerate() {
+            has_tool_blocks |= check_block(i, j, role, block, &mut ids)?;
+        }
+        if role == "user" {
+            check_tool_results(i, &previous_tool_ids, &ids.results)?;
+            previous_tool_ids.clear();
+        } else {
+            previous_tool_ids = ids.uses;
+        }
+    }
+    Ok(has_tool_blocks)
+}
+
+/// The role of message `i`, checked against the enum and against the one before it.
+fn check_role<'a>(i: usize, message: &'a Value, previous: Option<&str>) -> Result<&'a str, String> {
+    let role = match message.get("role").and_then(Value::as_str) {
+        Some(r @ ("user" | "assistant")) => r,
+        Some(other) => {
+            return Err(format!(
+                "1 validation error detected: Value '{other}' at 'messages.{}.member.role' failed to satisfy constraint: Member must satisfy enum value set: [user, assistant]",
+                i + 1
+            ))
+        }
+        None => {
+            return Err(format!(
+                "1 validation error detected: Value null at 'messages.{}.member.role' failed to satisfy constraint: Member must not be null",
+                i + 1
+            ))
+        }
+    };
+    if i == 0 && role != "user" {
+        return Err(NOT_USER_FIRST.to_owned());
+    }
+    if previous == Some(role) {
+        return Err("A conversation must alternate between user and assistant roles. Make sure the conversation alternates between user and assistant roles and try again.".to_owned());
+    }
+    Ok(role)
+}
+
+/// Checks block `j` of message `i` (whose role is `role`), adding its tool ids to `ids`.
+/// `Ok` says whether it is a tool block.
+fn check_block<'a>(
+    i: usize,
+    j: usize,
+    role: &str,
+    block: &'a Value,
+    ids: &mut ToolIds<'a>,
+) -> Result<bool, String> {
+    let kind = block_kind(block)
+        .map_err(|why| format!("The ContentBlock object at messages.{i}.content.{j} {why}"))?;
+    match kind {
+        "text" => {
+            let blank = block
+                .get("text")
+                .and_then(Value::as_str)
+                .map_or(true, |t| t.trim().is_empty());
+            if blank {
+                return Err(format!(
+                    "The text field in the ContentBlock object at messages.{i}.content.{j} is blank. Add text to the text field, and try again."
+                ));
+            }
+            Ok(false)
+        }
+        "toolUse" => {
+            if role != "assistant" {
+                return Err(format!(
+                    "The toolUse block at messages.{i}.content.{j} is only allowed in an assistant message."
+                ));
+            }
+            let tool_use = block.get("toolUse");
+            let id = tool_use.and_then(|t| t.get("toolUseId")).and_then(Value::as_str);
+            let name = tool_use.and_then(|t| t.get("name")).and_then(Value::as_str);
+            match (id, name) {
+                (Some(id), Some(_)) if !id.is_empty() => ids.uses.push(id),
+                _ => {
+                    return Err(format!(
+                        "The toolUse block at messages.{i}.content.{j} must have a toolUseId, a name and an input."
+                    ))
+                }
+            }
+            Ok(true)
+        }
+        "toolResult" => {
+            if role != "user" {
+                return Err(format!(
+                    "The toolResult block at messages.{i}.content.{j} is only allowed in a user message."
+                ));
+            }
+            let result = block.get("toolResult");
+            match result.and_then(|t| t.get("toolUseId")).and_then(Value::as_str) {
+                Some(id) if !id.is_empty() => ids.results.push(id),
+                _ => {
+                    return Err(format!(
+                        "The toolResult block at messages.{i}.content.{j} must have a toolUseId."
+                    ))
+                }
+            }
+            if !result.and_then(|t| t.get("content")).is_some_and(Value::is_array) {
+                return Err(format!(
+                    "1 validation error detected: Value null at 'messages.{}.member.content.{}.member.toolResult.content' failed to satisfy constraint: Member must not be null",
+                    i + 1,
+                    j + 1
+                ));
+            }
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// The one member of a `ContentBlock` union, or why it is not one.

@@ -1,0 +1,139 @@
+//! What the test files share: a deterministic random generator, a body decoder, a
+//! log-capture writer, and a client set up against the built-in server. Each test file takes it with `mod common;`.
+//!
+//! Each test file is its own crate and uses only some of these, hence the `allow`.
+#![allow(dead_code)]
+
+// ===== random input =====
+
+/// A small xorshift generator: deterministic, no dependency.
+pub(crate) struct XorShift(pub(crate) u64);
+
+impl XorShift {
+    /// The next 64 random bits.
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        // The remainder is below `n`, a `usize`: it fits back.
+        (self.next() % n as u64) as usize
+    }
+
+    /// Fills `out` with random bytes.
+    pub(crate) fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+// ===== bodies =====
+
+/// Decodes a whole event-stream body: the frames, then the error that stopped decoding,
+/// if any.
+pub(crate) fn decode_body(
+    body: &[u8],
+) -> (
+    Vec<bedrock_converse::eventstream::Message>,
+    Option<bedrock_converse::eventstream::EventStreamError>,
+) {
+    use tokio_util::codec::Decoder;
+
+    let mut codec = bedrock_converse::eventstream::EventStreamCodec::new();
+    let mut buf = bytes::BytesMut::from(body);
+    let mut out = Vec::new();
+    loop {
+        match codec.decode_eof(&mut buf) {
+            Ok(Some(m)) => out.push(m),
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+}
+
+// ===== logs =====
+
+/// A `tracing_subscriber` writer that keeps everything written, for tests that read the
+/// logs (`.with_writer(capture.clone())`, then [`Capture::text`]).
+#[cfg(feature = "client")]
+#[derive(Clone, Default)]
+pub(crate) struct Capture(pub(crate) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(feature = "client")]
+impl Capture {
+    /// Everything written so far, as text.
+    pub(crate) fn text(&self) -> String {
+        let bytes = self.0.lock().expect("lock").clone();
+        String::from_utf8(bytes).expect("utf-8 logs")
+    }
+}
+
+#[cfg(feature = "client")]
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(feature = "client")]
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+// ===== a client of the built-in server =====
+
+#[cfg(all(feature = "client", feature = "server"))]
+pub(crate) mod loopback {
+    use std::time::Duration;
+
+    use bedrock_converse::client::{BedrockClient, BedrockClientBuilder, Config, RetryPolicy};
+    use bedrock_converse::server::MockBedrockHandle;
+    use serde_json::json;
+
+    /// A config with one provider `bedrock` pointed at `server`, with `key` as its Bearer
+    /// key (`None`: SigV4).
+    pub(crate) fn config_for(server: &MockBedrockHandle, key: Option<&str>) -> Config {
+        let mut provider = json!({"api": "bedrock", "url": server.url(), "region": "us-east-1"});
+        if let Some(k) = key {
+            provider["key"] = json!(k);
+        }
+        let text = json!({"providers": {"bedrock": provider}}).to_string();
+        Config::parse_with_env(&text, &|_| None).expect("config")
+    }
+
+    /// Three attempts, milliseconds apart.
+    pub(crate) fn quick_retry() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+        }
+    }
+
+    /// A builder for `config` that reads nothing of this machine (no environment, no home
+    /// directory) and retries quickly; a test sets the rest before `build`.
+    pub(crate) fn isolated_builder(config: Config) -> BedrockClientBuilder {
+        BedrockClient::builder(config)
+            .retry(quick_retry())
+            .env(|_| None)
+            .home(None)
+    }
+}
