@@ -670,7 +670,15 @@ fn pump(guard: InFlight, ctx: StreamContext, upstream: reqwest::Response) -> Bod
     tokio::spawn(async move {
         let mut validated = std::pin::pin!(validated);
         let forward = async {
-            while let Some(Ok(chunk)) = validated.next().await {
+            loop {
+                // A client that goes away while upstream is quiet ends the stream too.
+                let chunk = tokio::select! {
+                    item = validated.next() => match item {
+                        Some(Ok(chunk)) => chunk,
+                        _ => break,
+                    },
+                    () = tx.closed() => return Some(None),
+                };
                 match tokio::time::timeout(idle, tx.send(chunk)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return Some(None),
