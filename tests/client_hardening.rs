@@ -89,17 +89,27 @@ async fn redirects_are_a_typed_error_and_never_followed() {
             .converse("bedrock/m", &messages, &RequestParams::default())
             .await
             .unwrap_err();
-        assert!(matches!(err, ClientError::Redirect { status: s } if s == status), "{err:?}");
+        assert!(
+            matches!(err, ClientError::Redirect { status: s } if s == status),
+            "{err:?}"
+        );
         assert!(err.to_string().contains(&status.to_string()), "{err}");
         let err = client
             .converse_stream("bedrock/m", &messages, &RequestParams::default())
             .await
             .unwrap_err();
-        assert!(matches!(err, ClientError::Redirect { status: s } if s == status), "{err:?}");
+        assert!(
+            matches!(err, ClientError::Redirect { status: s } if s == status),
+            "{err:?}"
+        );
         // Not retried either: one request per call.
         assert_eq!(hits.load(Ordering::SeqCst), 2);
     }
-    assert_eq!(contacts.load(Ordering::SeqCst), 0, "the redirect target was never contacted");
+    assert_eq!(
+        contacts.load(Ordering::SeqCst),
+        0,
+        "the redirect target was never contacted"
+    );
 }
 
 /// Old code: `.` is not label-encoded, so `..` (with `regionPrefix: false`) was sent
@@ -117,7 +127,10 @@ async fn dot_segment_model_ids_are_refused_before_sending() {
             .converse(&model, &[Message::user("x")], &RequestParams::default())
             .await
             .unwrap_err();
-        assert!(matches!(&err, ClientError::InvalidModelId { model_id } if model_id == id), "{err:?}");
+        assert!(
+            matches!(&err, ClientError::InvalidModelId { model_id } if model_id == id),
+            "{err:?}"
+        );
         let err = client.endpoint(&model, true).unwrap_err();
         assert!(matches!(err, ClientError::InvalidModelId { .. }), "{err:?}");
     }
@@ -143,13 +156,23 @@ async fn the_assembled_reply_is_capped() {
         max_assembled_len: 64 * 1024,
         ..ClientOptions::default()
     };
-    let client = BedrockClient::builder(config.clone()).options(options).build().unwrap();
+    let client = BedrockClient::builder(config.clone())
+        .options(options)
+        .build()
+        .unwrap();
     let stream = client
-        .converse_stream("bedrock/mock.long", &[Message::user("x")], &RequestParams::default())
+        .converse_stream(
+            "bedrock/mock.long",
+            &[Message::user("x")],
+            &RequestParams::default(),
+        )
         .await
         .unwrap();
     let (err, partial) = stream.into_response().await.unwrap_err();
-    assert!(matches!(err, ClientError::AssembledTooLarge { limit: 65536 }), "{err:?}");
+    assert!(
+        matches!(err, ClientError::AssembledTooLarge { limit: 65536 }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("max_assembled_len"), "{err}");
     let kept = partial.text().len();
     assert!(kept <= 64 * 1024 + 16 * 1024, "kept {kept}");
@@ -157,7 +180,11 @@ async fn the_assembled_reply_is_capped() {
     let whole = BedrockClient::builder(config)
         .build()
         .unwrap()
-        .send_request("bedrock/mock.long", &[Message::user("x")], &RequestParams::default())
+        .send_request(
+            "bedrock/mock.long",
+            &[Message::user("x")],
+            &RequestParams::default(),
+        )
         .await
         .unwrap();
     assert!(whole.text().len() > 64 * 1024, "{}", whole.text().len());

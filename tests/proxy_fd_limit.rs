@@ -125,6 +125,9 @@ async fn serves_a_good_client_with_1100_idle_connections_under_1024_open_files()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(served, 5, "good requests served with 1,100 idle connections open");
-    assert!(gateway.0.try_wait().unwrap().is_none(), "the gateway is still running");
+    assert!(
+        gateway.0.try_wait().unwrap().is_none(),
+        "the gateway is still running"
+    );
     assert_eq!(idle.len(), 1100);
 }

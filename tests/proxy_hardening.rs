@@ -159,7 +159,9 @@ async fn slowloris_and_idle_connections_are_closed_by_their_timeouts() {
             let mut tcp = TcpStream::connect(addr).await.unwrap();
             let head = b"POST /model/m/converse HTTP/1.1\r\nhost: x\r\nx-pad: ".repeat(4);
             for byte in head.iter().cycle().take(400) {
-                if tcp.write_all(&[*byte]).await.is_err() || closed_within(&mut tcp, Duration::from_millis(50)).await {
+                if tcp.write_all(&[*byte]).await.is_err()
+                    || closed_within(&mut tcp, Duration::from_millis(50)).await
+                {
                     return true;
                 }
             }
@@ -180,7 +182,9 @@ async fn slowloris_and_idle_connections_are_closed_by_their_timeouts() {
     // An HTTP/1 keep-alive connection that served one request and then idles.
     let keep_alive = tokio::spawn(async move {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
-        tcp.write_all(b"GET /nothing HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        tcp.write_all(b"GET /nothing HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
         closed_within(&mut tcp, Duration::from_secs(10)).await
     });
     let mut closed = 0;
@@ -188,11 +192,19 @@ async fn slowloris_and_idle_connections_are_closed_by_their_timeouts() {
         closed += usize::from(t.await.unwrap());
     }
     assert_eq!(closed, 100, "every slowloris and idle connection is closed");
-    assert!(keep_alive.await.unwrap(), "an idle keep-alive connection is closed");
-    let m = gw.proxy.metrics();
-    assert!(eventually(250, || m.connections_open() == 0).await, "{}", m.connections_open());
     assert!(
-        m.connections_closed(ConnectionClose::HeaderTimeout) + m.connections_closed(ConnectionClose::Idle) >= 25,
+        keep_alive.await.unwrap(),
+        "an idle keep-alive connection is closed"
+    );
+    let m = gw.proxy.metrics();
+    assert!(
+        eventually(250, || m.connections_open() == 0).await,
+        "{}",
+        m.connections_open()
+    );
+    assert!(
+        m.connections_closed(ConnectionClose::HeaderTimeout) + m.connections_closed(ConnectionClose::Idle)
+            >= 25,
         "the preface-only HTTP/2 connections are closed by the watchdog"
     );
     // The gateway still serves.
@@ -321,7 +333,11 @@ async fn a_stream_past_the_total_timeout_ends_with_an_exception_frame() {
     let mut config = config_for(&server.url());
     config.timeouts.total = Duration::from_millis(400);
     let gw = Gateway::start(config).await;
-    let resp = post(&gw.url("us-east-1.mock.text", "converse-stream"), request_body("x")).await;
+    let resp = post(
+        &gw.url("us-east-1.mock.text", "converse-stream"),
+        request_body("x"),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let body = resp.bytes().await.unwrap();
     let mut codec = bedrock_converse::eventstream::EventStreamCodec::new();
@@ -367,7 +383,10 @@ async fn a_slow_upload_is_visible_and_bounded() {
         .text()
         .await
         .unwrap();
-    assert!(metrics_text.contains("bedrock_proxy_streams_in_flight 1\n"), "{metrics_text}");
+    assert!(
+        metrics_text.contains("bedrock_proxy_streams_in_flight 1\n"),
+        "{metrics_text}"
+    );
     // Trickle: a byte every 50 ms, until the gateway answers.
     let mut answer = Vec::new();
     let mut buf = [0u8; 1024];
@@ -458,7 +477,11 @@ async fn dot_segment_model_ids_are_refused_and_never_reach_upstream() {
         }
     }
     // `..` and the empty id as written (clients normalise `..` themselves, raw TCP does not).
-    for path in ["/model/../converse", "/model//converse", "/model/%2e%2e/../converse"] {
+    for path in [
+        "/model/../converse",
+        "/model//converse",
+        "/model/%2e%2e/../converse",
+    ] {
         let request = format!(
             "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {CLIENT_KEY}\r\n\
              content-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
@@ -469,7 +492,11 @@ async fn dot_segment_model_ids_are_refused_and_never_reach_upstream() {
             "{path}: {answer}"
         );
     }
-    assert_eq!(*seen.lock().unwrap(), Vec::<String>::new(), "nothing reached the upstream");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Vec::<String>::new(),
+        "nothing reached the upstream"
+    );
     assert!(gw.proxy.metrics().rejected(Rejection::InvalidModelId) >= 14);
     // Everything else is one segment: `/` and `:` encoded, dots inside kept.
     let ok = post(&gw.url("a..b%2Fc:0", "converse"), "{}".to_owned()).await;
@@ -537,11 +564,18 @@ async fn upstream_redirects_are_never_followed() {
             assert!(resp.headers().get("location").is_none());
             let text = resp.text().await.unwrap();
             assert!(text.contains(&format!("HTTP {status}")), "{text}");
-            assert!(!text.contains(&upstream.to_string()), "no upstream address: {text}");
+            assert!(
+                !text.contains(&upstream.to_string()),
+                "no upstream address: {text}"
+            );
         }
         assert_eq!(gw.proxy.metrics().upstream_errors("Redirect"), 2);
     }
-    assert_eq!(contacts.load(Ordering::SeqCst), 0, "the redirect target was never contacted");
+    assert_eq!(
+        contacts.load(Ordering::SeqCst),
+        0,
+        "the redirect target was never contacted"
+    );
 }
 
 /// Old code: 502/503 bodies carried reqwest's error text, upstream URL included.
@@ -569,16 +603,31 @@ async fn metrics_need_a_key_or_their_own_address() {
     let url = format!("http://{}/metrics", gw.addr);
     let anon = reqwest::get(&url).await.unwrap();
     assert_eq!(anon.status(), 401);
-    let keyed = reqwest::Client::new().get(&url).bearer_auth(CLIENT_KEY).send().await.unwrap();
+    let keyed = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(keyed.status(), 200);
 
     let mut config = config_for(&server.url());
     config.metrics_key = Some("metrics-key".to_owned());
     let gw = Gateway::start(config).await;
     let url = format!("http://{}/metrics", gw.addr);
-    let client_key = reqwest::Client::new().get(&url).bearer_auth(CLIENT_KEY).send().await.unwrap();
+    let client_key = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(client_key.status(), 403);
-    let metrics_key = reqwest::Client::new().get(&url).bearer_auth("metrics-key").send().await.unwrap();
+    let metrics_key = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth("metrics-key")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(metrics_key.status(), 200);
 
     let mut config = config_for(&server.url());
@@ -594,9 +643,15 @@ async fn metrics_need_a_key_or_their_own_address() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_addr = listener.local_addr().unwrap();
     tokio::spawn(gw.proxy.clone().serve_metrics(listener, std::future::pending()));
-    let own = reqwest::get(format!("http://{metrics_addr}/metrics")).await.unwrap();
+    let own = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap();
     assert_eq!(own.status(), 200);
-    assert!(own.text().await.unwrap().contains("bedrock_proxy_connections_open"));
+    assert!(own
+        .text()
+        .await
+        .unwrap()
+        .contains("bedrock_proxy_connections_open"));
 }
 
 /// Old code: of two `Authorization` headers the first won, and `BEARER` was refused.
@@ -626,7 +681,10 @@ async fn authorization_is_parsed_per_rfc_9110() {
 #[tokio::test]
 async fn a_truncated_json_answer_is_a_502() {
     let app = axum::Router::new().fallback(|| async {
-        ([("content-type", "application/json")], r#"{"output":{"message":{"role":"assistant","content":[{"te"#)
+        (
+            [("content-type", "application/json")],
+            r#"{"output":{"message":{"role":"assistant","content":[{"te"#,
+        )
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -236,7 +236,13 @@ mod tests {
                 "{bad:?}"
             );
         }
-        for ok in ["...", "a..b", ".x", "us-east-1..", "arn:aws:bedrock:us-east-1:1:x/y"] {
+        for ok in [
+            "...",
+            "a..b",
+            ".x",
+            "us-east-1..",
+            "arn:aws:bedrock:us-east-1:1:x/y",
+        ] {
             assert!(check_model_id(ok).is_ok(), "{ok:?}");
         }
     }

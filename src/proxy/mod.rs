@@ -488,14 +488,23 @@ async fn forward(
                 detail = failure.detail,
                 "upstream request failed"
             );
-            return error_response(StatusCode::SERVICE_UNAVAILABLE, &failure.error_type, failure.message);
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &failure.error_type,
+                failure.message,
+            );
         }
     };
     let status = upstream.status();
     if status.is_redirection() {
         // Never followed (see `Proxy::new`), and not passed on: the client would follow it.
         inner.metrics.upstream_error("Redirect");
-        tracing::warn!(key_id, model_id, status = status.as_u16(), "upstream redirected; not followed");
+        tracing::warn!(
+            key_id,
+            model_id,
+            status = status.as_u16(),
+            "upstream redirected; not followed"
+        );
         return error_response(
             StatusCode::BAD_GATEWAY,
             "ServiceUnavailableException",
@@ -562,7 +571,12 @@ async fn forward(
                     && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
                 {
                     inner.metrics.upstream_error("IncompleteJson");
-                    tracing::warn!(key_id, model_id, len = bytes.len(), "upstream answer is not one complete JSON value");
+                    tracing::warn!(
+                        key_id,
+                        model_id,
+                        len = bytes.len(),
+                        "upstream answer is not one complete JSON value"
+                    );
                     return error_response(
                         StatusCode::BAD_GATEWAY,
                         "ServiceUnavailableException",
@@ -935,8 +949,20 @@ mod tests {
             assert_eq!(bearer_token(&headers(&[ok])), Ok("k1"), "{ok}");
         }
         assert_eq!(bearer_token(&headers(&["Bearer abc+/=="])), Ok("abc+/=="));
-        for bad in ["", "Bearer", "Bearer ", "Basic k1", "Bearerk1", "Bearer k1 k2", "Bearer k\t1"] {
-            assert_eq!(bearer_token(&headers(&[bad])), Err(Rejection::MissingKey), "{bad:?}");
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Basic k1",
+            "Bearerk1",
+            "Bearer k1 k2",
+            "Bearer k\t1",
+        ] {
+            assert_eq!(
+                bearer_token(&headers(&[bad])),
+                Err(Rejection::MissingKey),
+                "{bad:?}"
+            );
         }
         assert_eq!(
             bearer_token(&headers(&["Bearer k1", "Bearer k2"])),

@@ -317,7 +317,8 @@ mod tests {
     fn terminal_escapes_are_made_visible() {
         // Old behaviour: written as received, so OSC 0 retitled the terminal and OSC 8
         // planted a link.
-        let hostile = "hi \x1b]0;pwned\x07 \x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\ \x1b[8mhidden\r\u{9b}2J";
+        let hostile =
+            "hi \x1b]0;pwned\x07 \x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\ \x1b[8mhidden\r\u{9b}2J";
         let shown = neutralise(hostile, true);
         assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
         assert_eq!(
