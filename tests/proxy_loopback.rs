@@ -230,7 +230,10 @@ async fn streams_and_json_match_the_direct_answer() {
             }
         }
     }
-    let metrics = reqwest::get(format!("http://{}/metrics", gw.addr))
+    let metrics = reqwest::Client::new()
+        .get(format!("http://{}/metrics", gw.addr))
+        .bearer_auth(CLIENT_KEY)
+        .send()
         .await
         .unwrap()
         .text()
@@ -562,6 +565,7 @@ async fn a_trickled_request_body_times_out_and_frees_its_slot() {
     let mut config = config_for(&server.url());
     config.max_concurrent_streams = 1;
     config.timeouts.first_byte = Duration::from_millis(200);
+    config.timeouts.request_body = Duration::from_millis(200);
     let gw = Gateway::start(config).await;
     let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let head = format!(

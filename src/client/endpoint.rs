@@ -16,6 +16,7 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::config::{ProviderConfig, ResolvedModel};
+use super::ClientError;
 
 /// Everything but the RFC 3986 unreserved characters, as the SDKs' label encoding.
 const LABEL: &AsciiSet = &NON_ALPHANUMERIC
@@ -83,6 +84,30 @@ impl Endpoint {
     pub fn for_model(model: &ResolvedModel<'_>, stream: bool) -> Endpoint {
         Endpoint::new(model.provider, &model.model_name, model.region_prefix, stream)
     }
+}
+
+/// Checks that a model id (as sent, region prefix applied) stays one path segment: the
+/// label encoding covers every character but `.`, so the dot segments `.` and `..`,
+/// and the empty id, are refused (URL parsers resolve `%2e%2e` like `..`).
+///
+/// # Errors
+///
+/// [`ClientError::InvalidModelId`].
+///
+/// # Examples
+///
+/// ```
+/// use bedrock_converse::client::endpoint::check_model_id;
+/// assert!(check_model_id("us.anthropic.claude-v2:0").is_ok());
+/// assert!(check_model_id("..").is_err());
+/// ```
+pub fn check_model_id(model_id: &str) -> Result<(), ClientError> {
+    if matches!(model_id, "" | "." | "..") {
+        return Err(ClientError::InvalidModelId {
+            model_id: model_id.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// The base URL ending in `/`: the configured `url`, or the AWS endpoint of the region.
@@ -201,6 +226,25 @@ mod tests {
         let p = ProviderConfig::new("b", "us-east-1");
         assert!(build_endpoint(&p, "global.anthropic.z", true)
             .ends_with("/model/global.anthropic.z/converse-stream"));
+    }
+
+    #[test]
+    fn dot_segment_ids_are_refused() {
+        for bad in ["", ".", ".."] {
+            assert!(
+                matches!(check_model_id(bad), Err(ClientError::InvalidModelId { .. })),
+                "{bad:?}"
+            );
+        }
+        for ok in [
+            "...",
+            "a..b",
+            ".x",
+            "us-east-1..",
+            "arn:aws:bedrock:us-east-1:1:x/y",
+        ] {
+            assert!(check_model_id(ok).is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

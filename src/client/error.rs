@@ -113,6 +113,27 @@ pub enum ClientError {
         /// The `x-amzn-requestid` header, when sent.
         request_id: Option<String>,
     },
+    /// The endpoint answered with a redirect (3xx). Bedrock never redirects, and
+    /// following one would send the prompt and the credentials elsewhere: never followed.
+    #[error("HTTP {status}: the endpoint answered with a redirect, which is not followed")]
+    Redirect {
+        /// The HTTP status (301, 302, 303, 307, 308).
+        status: u16,
+    },
+    /// A model id that cannot be one URL path segment: empty, `.` or `..` (URL
+    /// normalisation would drop it or climb out of `/model/`).
+    #[error("invalid model id {model_id:?}: it must not be empty, `.` or `..`")]
+    InvalidModelId {
+        /// The model id as it would be sent.
+        model_id: String,
+    },
+    /// A streamed reply assembled more text, tool input and reasoning than
+    /// [`ClientOptions::max_assembled_len`](super::ClientOptions::max_assembled_len).
+    #[error("the streamed reply exceeds max_assembled_len ({limit} bytes)")]
+    AssembledTooLarge {
+        /// The limit.
+        limit: usize,
+    },
     /// The `/converse` body is larger than [`ClientOptions::max_body_len`](super::ClientOptions::max_body_len).
     #[error("the response body exceeds {limit} bytes")]
     BodyTooLarge {

@@ -104,6 +104,9 @@ pub struct ClientOptions {
     pub timeouts: Timeouts,
     /// The largest `/converse` or error body read. Default 64 MiB.
     pub max_body_len: usize,
+    /// The most text, tool input and reasoning a streamed reply may assemble, in
+    /// bytes ([`ClientError::AssembledTooLarge`] past it). Default 64 MiB.
+    pub max_assembled_len: usize,
 }
 
 impl Default for ClientOptions {
@@ -112,6 +115,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             timeouts: Timeouts::default(),
             max_body_len: 64 << 20,
+            max_assembled_len: 64 << 20,
         }
     }
 }
@@ -182,6 +186,8 @@ impl BedrockClientBuilder {
     }
 
     /// Uses this reqwest client (its own timeouts then apply instead of `connect`).
+    /// Build it with `redirect(reqwest::redirect::Policy::none())`: a redirect it
+    /// follows sends the request, `x-amz-security-token` included, to the new host.
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
         self
@@ -223,6 +229,10 @@ impl BedrockClientBuilder {
                 .connect_timeout(self.options.timeouts.connect)
                 .tcp_nodelay(true)
                 .pool_idle_timeout(Duration::from_secs(60))
+                // Bedrock never redirects; reqwest's default policy would re-send the
+                // prompt and `x-amz-security-token` to another host.
+                .redirect(reqwest::redirect::Policy::none())
+                .referer(false)
                 .build()
                 .map_err(ClientError::HttpClient)?,
         };
@@ -309,7 +319,9 @@ impl BedrockClient {
     /// [`ClientError::UnknownProvider`].
     pub fn endpoint(&self, model: &str, stream: bool) -> Result<Endpoint, ClientError> {
         let resolved = self.inner.config.resolve_model(model)?;
-        Ok(Endpoint::for_model(&resolved, stream))
+        let endpoint = Endpoint::for_model(&resolved, stream);
+        endpoint::check_model_id(&endpoint.model_id)?;
+        Ok(endpoint)
     }
 
     /// Whether a call to `model` with `params` streams: `params.stream`, else the
@@ -379,7 +391,8 @@ impl BedrockClient {
                     self.inner.options.timeouts.idle,
                     deadline,
                     EventStreamCodec::new(),
-                );
+                )
+                .with_max_assembled(self.inner.options.max_assembled_len);
                 // Wait for the first event: until then nothing has reached the caller,
                 // so a failure here (an in-stream throttling exception, a connection
                 // closed before the first frame) may still be retried.
@@ -434,6 +447,7 @@ impl BedrockClient {
         let resolved = self.inner.config.resolve_model(model)?;
         let prepared = request::build_request(&resolved, messages, params)?;
         let endpoint = Endpoint::for_model(&resolved, stream);
+        endpoint::check_model_id(&endpoint.model_id)?;
         let body = serde_json::to_vec(&prepared.body).map_err(|e| ClientError::InvalidParameter {
             name: "body".into(),
             reason: e.to_string(),
@@ -458,6 +472,11 @@ impl BedrockClient {
         loop {
             let attempt_no = *attempt;
             let err = match self.send_once(endpoint, auth, body.clone()).await {
+                Ok(response) if response.status().is_redirection() => {
+                    let status = response.status().as_u16();
+                    tracing::debug!(status, "redirect refused");
+                    return Err(ClientError::Redirect { status });
+                }
                 Ok(response) if response.status().is_success() => {
                     tracing::debug!(
                         status = response.status().as_u16(),

@@ -177,6 +177,9 @@ pub struct ConverseStream {
     total: Option<(Duration, Pin<Box<Sleep>>)>,
     state: State,
     frames: u64,
+    /// Text, tool input and reasoning assembled so far, and the most allowed.
+    assembled: usize,
+    max_assembled: usize,
 }
 
 impl fmt::Debug for ConverseStream {
@@ -212,7 +215,15 @@ impl ConverseStream {
             total: total.map(|(d, at)| (d, Box::pin(tokio::time::sleep_until(at)))),
             state: State::Streaming,
             frames: 0,
+            assembled: 0,
+            max_assembled: usize::MAX,
         }
+    }
+
+    /// Caps the text, tool input and reasoning the stream assembles.
+    pub(crate) fn with_max_assembled(mut self, max: usize) -> ConverseStream {
+        self.max_assembled = max;
+        self
     }
 
     /// Everything assembled so far (after a failure: up to the failure).
@@ -331,6 +342,13 @@ impl ConverseStream {
                 }),
             },
             StreamEvent::ContentBlockDelta { index, delta } => {
+                let grown = match &delta {
+                    ContentBlockDelta::Text(t) | ContentBlockDelta::ReasoningText(t) => t.len(),
+                    ContentBlockDelta::ToolUseInput(f) => f.len(),
+                    ContentBlockDelta::ReasoningSignature(s) => s.len(),
+                    _ => msg.payload().len(),
+                };
+                self.assembled = self.assembled.saturating_add(grown);
                 let ev = match delta {
                     ContentBlockDelta::Text(t) => ChatEvent::TextDelta {
                         index,
@@ -464,6 +482,10 @@ impl Stream for ConverseStream {
                 Ok(Some(msg)) => {
                     if let Err(e) = this.on_message(&msg) {
                         return this.fail(ClientError::Stream(e));
+                    }
+                    if this.assembled > this.max_assembled {
+                        let limit = this.max_assembled;
+                        return this.fail(ClientError::AssembledTooLarge { limit });
                     }
                     continue;
                 }

@@ -10,7 +10,14 @@
 //!     "clientKeys": { "team-a": "${env:TEAM_A_KEY}" },
 //!     "maxBodyBytes": 20971520,               // optional, default 20 MiB
 //!     "maxConcurrentStreams": 512,            // optional
-//!     "timeouts": { "connectMs": 5000, "firstByteMs": 60000, "idleMs": 60000, "totalMs": 900000 }
+//!     "maxBufferedBytes": 268435456,          // optional: all buffered bodies together, 256 MiB
+//!     "metricsListen": "127.0.0.1:9100",      // optional: /metrics there, not on `listen`
+//!     "metricsKey": "${env:METRICS_KEY}",     // optional: else /metrics takes a client key
+//!     "timeouts": { "connectMs": 5000, "firstByteMs": 60000, "idleMs": 60000, "totalMs": 900000,
+//!                   "requestBodyMs": 60000 },
+//!     "connections": { "max": 512, "headerReadTimeoutMs": 10000, "keepAliveIdleMs": 60000,
+//!                      "http2MaxConcurrentStreams": 32, "http2MaxPendingAcceptResetStreams": 20,
+//!                      "http2MaxLocalErrorResetStreams": 64, "maxHeaderListBytes": 65536 }
 //!   }
 //! }
 //! ```
@@ -33,7 +40,9 @@ use crate::config_file::{expand_env, home_dir, strip_json_comments};
 use crate::eventstream::Limits;
 
 /// How a model id is encoded in the upstream path: as the official SDKs encode a URI
-/// label (`:` becomes `%3A`, `/` becomes `%2F`).
+/// label (`:` becomes `%3A`, `/` becomes `%2F`). The dot-segment ids `.` and `..` are
+/// refused before this ([`ProxyConfig::model_id_allowed`]): no encoding of them
+/// survives URL normalisation (`%2e` is a dot too).
 pub(crate) const MODEL_ID_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
@@ -57,26 +66,71 @@ impl std::fmt::Debug for ClientKey {
     }
 }
 
-/// Upstream timeouts.
+/// Timeouts of a forwarded request: the client's upload, then the upstream call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProxyTimeouts {
+    /// Reading the client's whole request body, from the moment it took a stream slot
+    /// (past it: 408). Default 60 s.
+    pub request_body: Duration,
     /// TCP and TLS connect.
     pub connect: Duration,
     /// From sending the request to the response head.
     pub first_byte: Duration,
-    /// Longest gap between upstream body chunks before the stream is ended.
+    /// Longest gap between upstream body chunks before the stream is ended, and the
+    /// longest a client may leave a streamed reply unread before it is cut.
     pub idle: Duration,
-    /// The whole upstream request, body included.
+    /// The whole forwarded request, the streamed reply included, whether or not the
+    /// client reads it.
     pub total: Duration,
 }
 
 impl Default for ProxyTimeouts {
     fn default() -> Self {
         ProxyTimeouts {
+            request_body: Duration::from_secs(60),
             connect: Duration::from_secs(5),
             first_byte: Duration::from_secs(60),
             idle: Duration::from_secs(60),
             total: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Limits on client connections, enforced by the accept loop and hyper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open client connections at most; past it a new connection is accepted and closed
+    /// at once. Default 512 (below the common 1,024 open-files limit, with room for
+    /// upstream connections).
+    pub max_connections: usize,
+    /// From accepting a connection (HTTP/1: from waiting for each request head) until
+    /// its request head is complete; past it the connection is closed. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// How long a connection with no request in flight stays open. Default 60 s.
+    pub keep_alive_idle: Duration,
+    /// HTTP/2 streams at once on one connection. Default 32.
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2 streams reset by the client before they were served, at most at once
+    /// (the rapid-reset flood). Default 20.
+    pub http2_max_pending_accept_reset_streams: usize,
+    /// HTTP/2 streams the gateway reset for protocol errors before it closes the
+    /// connection. Default 64.
+    pub http2_max_local_error_reset_streams: usize,
+    /// Largest request header block (HTTP/2 header list, CONTINUATION frames included;
+    /// HTTP/1 read buffer). Default 64 KiB.
+    pub max_header_list_bytes: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_idle: Duration::from_secs(60),
+            http2_max_concurrent_streams: 32,
+            http2_max_pending_accept_reset_streams: 20,
+            http2_max_local_error_reset_streams: 64,
+            max_header_list_bytes: 64 * 1024,
         }
     }
 }
@@ -98,8 +152,18 @@ pub struct ProxyConfig {
     pub max_concurrent_streams: usize,
     /// Frame limits for validating upstream streams.
     pub limits: Limits,
-    /// Upstream timeouts.
+    /// Request timeouts.
     pub timeouts: ProxyTimeouts,
+    /// Client connection limits.
+    pub connections: ConnectionLimits,
+    /// All request and response bodies buffered at once, in bytes; past it new
+    /// requests get 503. Default 256 MiB.
+    pub max_buffered_bytes: usize,
+    /// Where `/metrics` is served instead of the client port (`None`: on the client
+    /// port, behind a key).
+    pub metrics_listen: Option<String>,
+    /// The bearer key `/metrics` takes on the client port (`None`: any client key).
+    pub metrics_key: Option<String>,
 }
 
 impl ProxyConfig {
@@ -107,6 +171,8 @@ impl ProxyConfig {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
     /// Default concurrent stream cap.
     pub const DEFAULT_MAX_CONCURRENT_STREAMS: usize = 512;
+    /// Default budget for buffered bodies: 256 MiB.
+    pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 * 1024 * 1024;
 
     /// A config with defaults for everything but the upstream and the client keys.
     pub fn new(upstream_base: impl Into<String>, upstream_auth: Auth, client_keys: Vec<ClientKey>) -> Self {
@@ -123,6 +189,10 @@ impl ProxyConfig {
             max_concurrent_streams: Self::DEFAULT_MAX_CONCURRENT_STREAMS,
             limits: Limits::default(),
             timeouts: ProxyTimeouts::default(),
+            connections: ConnectionLimits::default(),
+            max_buffered_bytes: Self::DEFAULT_MAX_BUFFERED_BYTES,
+            metrics_listen: None,
+            metrics_key: None,
         }
     }
 
@@ -215,13 +285,67 @@ impl ProxyConfig {
             };
             let d = ProxyTimeouts::default();
             out.timeouts = ProxyTimeouts {
+                request_body: ms("requestBodyMs", d.request_body)?,
                 connect: ms("connectMs", d.connect)?,
                 first_byte: ms("firstByteMs", d.first_byte)?,
                 idle: ms("idleMs", d.idle)?,
                 total: ms("totalMs", d.total)?,
             };
         }
+        if let Some(n) = number(block.get("maxBufferedBytes"), "maxBufferedBytes")? {
+            out.max_buffered_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(listen) = block.get("metricsListen").and_then(Value::as_str) {
+            out.metrics_listen = Some(expand_env(listen, env, "proxy.metricsListen")?);
+        }
+        if let Some(key) = block.get("metricsKey").and_then(Value::as_str) {
+            let key = expand_env(key, env, "proxy.metricsKey")?;
+            if key.is_empty() {
+                return Err(invalid("metricsKey is empty".to_owned()));
+            }
+            out.metrics_key = Some(key);
+        }
+        if let Some(c) = block.get("connections") {
+            let d = ConnectionLimits::default();
+            let ms = |name: &str, default: Duration| -> Result<Duration, ClientError> {
+                Ok(number(c.get(name), name)?.map_or(default, Duration::from_millis))
+            };
+            let count = |name: &str, default: u64| -> Result<u64, ClientError> {
+                Ok(number(c.get(name), name)?.unwrap_or(default).max(1))
+            };
+            let to_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+            let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+            // The defaults below are small constants: `usize as u64` is lossless.
+            out.connections = ConnectionLimits {
+                max_connections: to_usize(count("max", d.max_connections as u64)?),
+                header_read_timeout: ms("headerReadTimeoutMs", d.header_read_timeout)?,
+                keep_alive_idle: ms("keepAliveIdleMs", d.keep_alive_idle)?,
+                http2_max_concurrent_streams: to_u32(count(
+                    "http2MaxConcurrentStreams",
+                    u64::from(d.http2_max_concurrent_streams),
+                )?),
+                http2_max_pending_accept_reset_streams: to_usize(count(
+                    "http2MaxPendingAcceptResetStreams",
+                    d.http2_max_pending_accept_reset_streams as u64,
+                )?),
+                http2_max_local_error_reset_streams: to_usize(count(
+                    "http2MaxLocalErrorResetStreams",
+                    d.http2_max_local_error_reset_streams as u64,
+                )?),
+                max_header_list_bytes: to_u32(count(
+                    "maxHeaderListBytes",
+                    u64::from(d.max_header_list_bytes),
+                )?),
+            };
+        }
         Ok(out)
+    }
+
+    /// Whether a model id (as decoded from the request path) may be forwarded: not
+    /// empty, and not a dot segment (`.`, `..`), which URL parsers remove or resolve
+    /// (`/model/../converse` is `/converse`) even when percent-encoded.
+    pub fn model_id_allowed(model_id: &str) -> bool {
+        !matches!(model_id, "" | "." | "..")
     }
 
     /// The upstream URL for a model id (as decoded from the request path) and operation.

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 /// Why the proxy refused a request itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
-    /// No `Authorization: Bearer` header (401).
+    /// No `Authorization: Bearer` header, more than one, or a malformed one (401).
     MissingKey,
     /// A key that is not configured (403).
     UnknownKey,
@@ -18,15 +18,27 @@ pub enum Rejection {
     BodyTooLarge,
     /// Concurrent stream cap reached (429).
     TooManyStreams,
+    /// The request body did not arrive within the request-body timeout (408).
+    BodyTimeout,
+    /// The request body broke off: client disconnect, bad chunked encoding (400).
+    BodyReadFailed,
+    /// A model id that cannot be one path segment: empty, `.` or `..` (400).
+    InvalidModelId,
+    /// The buffered-bodies budget is spent (503).
+    MemoryBudget,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 5] = [
+    const ALL: [Rejection; 9] = [
         Rejection::MissingKey,
         Rejection::UnknownKey,
         Rejection::NotFound,
         Rejection::BodyTooLarge,
         Rejection::TooManyStreams,
+        Rejection::BodyTimeout,
+        Rejection::BodyReadFailed,
+        Rejection::InvalidModelId,
+        Rejection::MemoryBudget,
     ];
 
     fn label(self) -> &'static str {
@@ -36,6 +48,57 @@ impl Rejection {
             Rejection::NotFound => "not_found",
             Rejection::BodyTooLarge => "body_too_large",
             Rejection::TooManyStreams => "too_many_streams",
+            Rejection::BodyTimeout => "body_timeout",
+            Rejection::BodyReadFailed => "body_read_failed",
+            Rejection::InvalidModelId => "invalid_model_id",
+            Rejection::MemoryBudget => "memory_budget",
+        }
+    }
+}
+
+/// Why the gateway cut a stream it was forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamCut {
+    /// The client left the reply unread for longer than the idle timeout.
+    SlowReader,
+    /// The whole request took longer than the total timeout.
+    Total,
+}
+
+impl StreamCut {
+    const ALL: [StreamCut; 2] = [StreamCut::SlowReader, StreamCut::Total];
+
+    fn label(self) -> &'static str {
+        match self {
+            StreamCut::SlowReader => "slow_reader",
+            StreamCut::Total => "total_timeout",
+        }
+    }
+}
+
+/// Why the accept loop closed a client connection itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionClose {
+    /// The connection cap was reached: closed as soon as accepted.
+    OverCap,
+    /// No complete request head within the header-read timeout.
+    HeaderTimeout,
+    /// No request in flight for the keep-alive idle timeout.
+    Idle,
+}
+
+impl ConnectionClose {
+    const ALL: [ConnectionClose; 3] = [
+        ConnectionClose::OverCap,
+        ConnectionClose::HeaderTimeout,
+        ConnectionClose::Idle,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            ConnectionClose::OverCap => "over_cap",
+            ConnectionClose::HeaderTimeout => "header_timeout",
+            ConnectionClose::Idle => "idle",
         }
     }
 }
@@ -51,7 +114,10 @@ pub struct Metrics {
     bytes: AtomicU64,
     input_tokens: AtomicU64,
     output_tokens: AtomicU64,
-    rejected: [AtomicU64; 5],
+    rejected: [AtomicU64; Rejection::ALL.len()],
+    cut: [AtomicU64; StreamCut::ALL.len()],
+    connections_open: AtomicU64,
+    connections_closed: [AtomicU64; ConnectionClose::ALL.len()],
     upstream_errors: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -68,6 +134,47 @@ impl Metrics {
         if let Some(i) = Rejection::ALL.iter().position(|r| *r == why) {
             self.rejected[i].fetch_add(1, Relaxed);
         }
+    }
+
+    pub(crate) fn cut(&self, why: StreamCut) {
+        if let Some(i) = StreamCut::ALL.iter().position(|r| *r == why) {
+            self.cut[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn connection_ended(&self) {
+        self.connections_open.fetch_sub(1, Relaxed);
+    }
+
+    pub(crate) fn connection_closed(&self, why: ConnectionClose) {
+        if let Some(i) = ConnectionClose::ALL.iter().position(|r| *r == why) {
+            self.connections_closed[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Client connections open now.
+    pub fn connections_open(&self) -> u64 {
+        self.connections_open.load(Relaxed)
+    }
+
+    /// Client connections the gateway closed for this reason so far.
+    pub fn connections_closed(&self, why: ConnectionClose) -> u64 {
+        ConnectionClose::ALL
+            .iter()
+            .position(|r| *r == why)
+            .map_or(0, |i| self.connections_closed[i].load(Relaxed))
+    }
+
+    /// Streams the gateway cut for this reason so far.
+    pub fn cuts(&self, why: StreamCut) -> u64 {
+        StreamCut::ALL
+            .iter()
+            .position(|r| *r == why)
+            .map_or(0, |i| self.cut[i].load(Relaxed))
     }
 
     pub(crate) fn stream_started(&self) {
@@ -176,6 +283,46 @@ impl Metrics {
             "counter",
             "Requests refused by the proxy, by reason.",
             &rejected,
+        );
+        let labelled = |pairs: Vec<(&str, u64)>| -> Vec<(String, u64)> {
+            pairs
+                .into_iter()
+                .map(|(l, v)| (format!("{{reason=\"{l}\"}}"), v))
+                .collect()
+        };
+        let cut = labelled(
+            StreamCut::ALL
+                .iter()
+                .zip(&self.cut)
+                .map(|(r, c)| (r.label(), c.load(Relaxed)))
+                .collect(),
+        );
+        let cut: Vec<(&str, u64)> = cut.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "bedrock_proxy_streams_cut_total",
+            "counter",
+            "Streams the proxy cut itself, by reason.",
+            &cut,
+        );
+        metric(
+            "bedrock_proxy_connections_open",
+            "gauge",
+            "Client connections open now.",
+            &[("", self.connections_open.load(Relaxed))],
+        );
+        let closed = labelled(
+            ConnectionClose::ALL
+                .iter()
+                .zip(&self.connections_closed)
+                .map(|(r, c)| (r.label(), c.load(Relaxed)))
+                .collect(),
+        );
+        let closed: Vec<(&str, u64)> = closed.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "bedrock_proxy_connections_closed_total",
+            "counter",
+            "Client connections the proxy closed itself, by reason.",
+            &closed,
         );
         let errors: Vec<(String, u64)> = {
             let map = self.upstream_errors.lock().unwrap_or_else(|p| p.into_inner());

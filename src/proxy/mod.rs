@@ -3,31 +3,40 @@
 //! and forwards `POST /model/{modelId}/converse` and `/converse-stream` to Bedrock.
 //!
 //! ```text
-//! client ──Bearer──► proxy ──SigV4──► Bedrock
-//!                      │ ◄── event-stream frames ──
-//!                      └── FrameValidator: each frame checked, forwarded as the same bytes;
-//!                          corrupt / failed / idle upstream ─► one `exception` frame, then end
+//! client ──Bearer──► accept loop ──► proxy ──SigV4──► Bedrock
+//!     (connection cap, header /        │ ◄── event-stream frames ──
+//!      idle timeouts, HTTP/2 limits)   └── FrameValidator: each frame checked, forwarded as the
+//!                                          same bytes through a bounded channel; corrupt / failed /
+//!                                          idle upstream, unread or overlong reply ─► one
+//!                                          `exception` frame (when it can be written), then end
 //! ```
 //!
 //! - Only `POST /model/{modelId}/converse` and `/converse-stream` are forwarded
 //!   (everything else is 404). The upstream host comes from config, never from the
-//!   request: no open relay.
-//! - Client keys come from config and are compared in constant time; a missing key is
-//!   401, an unknown one 403, both with a Bedrock-shaped JSON error. The client's
-//!   `Authorization` is never forwarded.
-//! - Limits: request body size (413), concurrent upstream requests (429
-//!   `ThrottlingException`), upstream timeouts (connect, first byte, idle, total).
+//!   request: no open relay. A model id is one path segment: empty, `.` and `..` (in any
+//!   encoding) are refused with a 400 `ValidationException`. Upstream redirects are
+//!   never followed (a 3xx is a 502 naming the status).
+//! - Client keys come from config and are compared in constant time; a missing,
+//!   repeated or malformed `Authorization` is 401, an unknown key 403, both with a
+//!   Bedrock-shaped JSON error. The client's `Authorization` is never forwarded.
+//! - Limits ([`ProxyConfig`], [`ConnectionLimits`], [`ProxyTimeouts`]): connections
+//!   (cap, header-read and keep-alive idle timeouts, HTTP/2 streams and reset floods),
+//!   request body size (413) and upload time (408), concurrent upstream requests (429
+//!   `ThrottlingException`), a budget for all buffered bodies (503), upstream timeouts
+//!   (connect, first byte, idle, total) that hold whether or not the client reads.
 //!   Memory per stream is bounded by the largest frame the [`Limits`] allow.
-//! - `GET /metrics`: Prometheus text ([`Metrics`]).
+//! - `GET /metrics`: Prometheus text ([`Metrics`]), behind a key or on its own address.
 //!
 //! The pieces are usable in another service: [`FrameValidator`] (sans-IO) and
 //! [`validate_body`] (a `Stream` adapter) are the validating pass-through; see
 //! `examples/embed_passthrough.rs`.
 
 mod config;
+mod listener;
 mod metrics;
 mod passthrough;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,14 +45,14 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::Router;
-use bytes::Bytes;
-use tokio::sync::Semaphore;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use crate::client::auth::Auth as UpstreamAuth;
-pub use config::{ClientKey, ProxyConfig, ProxyTimeouts};
-pub use metrics::{Metrics, Rejection};
+pub use config::{ClientKey, ConnectionLimits, ProxyConfig, ProxyTimeouts};
+pub use metrics::{ConnectionClose, Metrics, Rejection, StreamCut};
 pub use passthrough::{exception_frame, validate_body, FrameValidator, StreamEnd, StreamSummary};
 
 use crate::client::ClientError;
@@ -60,8 +69,15 @@ const FORWARDED_RESPONSE_HEADERS: [&str; 4] = [
     "x-amzn-bedrock-trace",
 ];
 
-/// The gateway: configuration, the upstream HTTP client, the stream cap and the
-/// counters. Cheap to clone.
+/// Validated chunks queued between the upstream reader and the client's connection.
+const STREAM_QUEUE: usize = 8;
+
+/// Slices a buffered `/converse` answer is written in, so its budget share is held
+/// until the client has taken (nearly) all of it.
+const REPLY_SLICE: usize = 64 * 1024;
+
+/// The gateway: configuration, the upstream HTTP client, the stream cap, the memory
+/// budget and the counters. Cheap to clone.
 #[derive(Clone)]
 pub struct Proxy {
     inner: Arc<Inner>,
@@ -71,7 +87,9 @@ struct Inner {
     config: ProxyConfig,
     http: reqwest::Client,
     streams: Arc<Semaphore>,
-    metrics: Metrics,
+    /// One permit per byte of buffered request or response body.
+    budget: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -94,15 +112,25 @@ impl Proxy {
             .connect_timeout(config.timeouts.connect)
             .tcp_nodelay(true)
             .timeout(config.timeouts.total)
+            // Bedrock never redirects; following one would re-send the signed request
+            // (and `x-amz-security-token`) to wherever `Location` points.
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .build()
             .map_err(ClientError::HttpClient)?;
-        let streams = Arc::new(Semaphore::new(config.max_concurrent_streams));
+        let streams = Arc::new(Semaphore::new(
+            config.max_concurrent_streams.clamp(1, Semaphore::MAX_PERMITS),
+        ));
+        let budget = Arc::new(Semaphore::new(
+            config.max_buffered_bytes.min(Semaphore::MAX_PERMITS),
+        ));
         Ok(Proxy {
             inner: Arc::new(Inner {
                 config,
                 http,
                 streams,
-                metrics: Metrics::default(),
+                budget,
+                metrics: Arc::new(Metrics::default()),
             }),
         })
     }
@@ -112,18 +140,33 @@ impl Proxy {
         &self.inner.metrics
     }
 
-    /// The axum router: the two Bedrock routes, `/metrics`, and 404 for the rest.
+    /// The axum router: the two Bedrock routes, `/metrics` (unless it has its own
+    /// address, [`ProxyConfig::metrics_listen`]), and 404 for the rest.
     pub fn router(&self) -> Router {
-        Router::new()
+        let router = Router::new()
             .route("/model/{model_id}/converse", post(converse))
-            .route("/model/{model_id}/converse-stream", post(converse_stream))
-            .route("/metrics", get(metrics_text))
+            .route("/model/{model_id}/converse-stream", post(converse_stream));
+        let router = if self.inner.config.metrics_listen.is_none() {
+            router.route("/metrics", get(metrics_with_key))
+        } else {
+            router
+        };
+        router
             .fallback(not_found)
             .method_not_allowed_fallback(not_found)
             .with_state(self.clone())
     }
 
-    /// Serves on `listener` until `shutdown` completes.
+    /// The router of the metrics address: `GET /metrics` without a key, 404 for the rest.
+    pub fn metrics_router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(metrics_text))
+            .fallback(not_found)
+            .with_state(self.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` completes, with the connection limits of
+    /// the config; then waits for open connections to finish their requests.
     ///
     /// # Errors
     ///
@@ -133,13 +176,25 @@ impl Proxy {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        // Frames are small and latency-sensitive: no Nagle delay on client sockets.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        let router = self.router();
+        let limits = self.inner.config.connections;
+        listener::serve(router, listener, limits, self.inner.metrics.clone(), shutdown).await
+    }
+
+    /// Serves [`metrics_router`](Self::metrics_router) on `listener` (the
+    /// [`ProxyConfig::metrics_listen`] address) until `shutdown` completes.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors from the listener.
+    pub async fn serve_metrics(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = self.metrics_router();
+        let limits = self.inner.config.connections;
+        listener::serve(router, listener, limits, self.inner.metrics.clone(), shutdown).await
     }
 }
 
@@ -173,6 +228,22 @@ async fn metrics_text(State(proxy): State<Proxy>) -> Response {
     response
 }
 
+/// `/metrics` on the client port: the metrics key, or any client key without one.
+async fn metrics_with_key(State(proxy): State<Proxy>, headers: HeaderMap) -> Response {
+    let allowed = match bearer_token(&headers) {
+        Err(why) => Err(why),
+        Ok(token) => match &proxy.inner.config.metrics_key {
+            Some(key) if constant_time_eq(token.as_bytes(), key.as_bytes()) => Ok(()),
+            Some(_) => Err(Rejection::UnknownKey),
+            None => find_key(&proxy, token).map(|_| ()),
+        },
+    };
+    match allowed {
+        Ok(()) => metrics_text(State(proxy)).await,
+        Err(why) => refuse(&proxy, why),
+    }
+}
+
 async fn converse(state: State<Proxy>, path: Path<String>, request: Request) -> Response {
     forward(state, path, request, false).await
 }
@@ -189,15 +260,29 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The id of the client key in `headers`, or why the request is refused.
-fn authenticate<'a>(proxy: &'a Proxy, headers: &HeaderMap) -> Result<&'a str, Rejection> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or(Rejection::MissingKey)?;
+/// The token of the one `Authorization: Bearer <token>` header (RFC 9110 §11: the
+/// scheme is case-insensitive, one or more spaces before a token68). None, two, or a
+/// malformed one is [`Rejection::MissingKey`].
+fn bearer_token(headers: &HeaderMap) -> Result<&str, Rejection> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(Rejection::MissingKey);
+    };
+    let value = value.to_str().map_err(|_| Rejection::MissingKey)?;
+    let (scheme, rest) = value.split_once(' ').ok_or(Rejection::MissingKey)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Rejection::MissingKey);
+    }
+    let token = rest.trim_start_matches(' ');
+    let token68 = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
+    if token.is_empty() || !token.bytes().all(token68) {
+        return Err(Rejection::MissingKey);
+    }
+    Ok(token)
+}
+
+/// The id of the client key `presented`, or [`Rejection::UnknownKey`].
+fn find_key<'a>(proxy: &'a Proxy, presented: &str) -> Result<&'a str, Rejection> {
     // Check every key (no early exit), so timing does not tell which key matched.
     let mut found = None;
     for key in &proxy.inner.config.client_keys {
@@ -208,6 +293,11 @@ fn authenticate<'a>(proxy: &'a Proxy, headers: &HeaderMap) -> Result<&'a str, Re
     found.ok_or(Rejection::UnknownKey)
 }
 
+/// The id of the client key in `headers`, or why the request is refused.
+fn authenticate<'a>(proxy: &'a Proxy, headers: &HeaderMap) -> Result<&'a str, Rejection> {
+    find_key(proxy, bearer_token(headers)?)
+}
+
 /// The Bedrock-shaped answer to a refused key.
 fn refuse(proxy: &Proxy, why: Rejection) -> Response {
     proxy.inner.metrics.reject(why);
@@ -215,7 +305,7 @@ fn refuse(proxy: &Proxy, why: Rejection) -> Response {
         Rejection::MissingKey => error_response(
             StatusCode::UNAUTHORIZED,
             "UnrecognizedClientException",
-            "missing Authorization: Bearer <key>",
+            "missing Authorization: Bearer <key> (exactly one)",
         ),
         _ => error_response(
             StatusCode::FORBIDDEN,
@@ -223,6 +313,86 @@ fn refuse(proxy: &Proxy, why: Rejection) -> Response {
             "the key in Authorization is not allowed to use this gateway",
         ),
     }
+}
+
+/// Why a request body could not be read.
+enum BodyError {
+    TooLarge,
+    Timeout,
+    Broken,
+    Budget,
+}
+
+/// Bytes of the memory budget, taken without waiting.
+fn reserve(budget: &Arc<Semaphore>, held: &mut Option<OwnedSemaphorePermit>, n: usize) -> bool {
+    if n == 0 {
+        return true;
+    }
+    let Ok(n) = u32::try_from(n) else {
+        return false;
+    };
+    match budget.clone().try_acquire_many_owned(n) {
+        Ok(permit) => {
+            match held {
+                Some(h) => h.merge(permit),
+                None => *held = Some(permit),
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Reads a request body within `max` bytes, the budget and `deadline`.
+async fn read_request_body(
+    proxy: &Proxy,
+    body: Body,
+    declared: Option<usize>,
+    deadline: tokio::time::Instant,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), BodyError> {
+    let inner = &proxy.inner;
+    let max = inner.config.max_body_bytes;
+    let mut held = None;
+    // A declared length is reserved before the first byte is read.
+    if let Some(len) = declared {
+        if !reserve(&inner.budget, &mut held, len) {
+            return Err(BodyError::Budget);
+        }
+    }
+    let mut reserved = declared.unwrap_or(0);
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut out = BytesMut::with_capacity(reserved.min(max));
+        while let Some(chunk) = stream.next().await {
+            // A client that went away or sent a bad chunk size.
+            let chunk = chunk.map_err(|_| BodyError::Broken)?;
+            let grown = out.len().saturating_add(chunk.len());
+            if grown > max {
+                return Err(BodyError::TooLarge);
+            }
+            if grown > reserved {
+                if !reserve(&inner.budget, &mut held, grown - reserved) {
+                    return Err(BodyError::Budget);
+                }
+                reserved = grown;
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    };
+    match tokio::time::timeout_at(deadline, read).await {
+        Ok(Ok(body)) => Ok((body, held)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(BodyError::Timeout),
+    }
+}
+
+fn budget_spent() -> Response {
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailableException",
+        "this gateway is buffering too much right now; retry later",
+    )
 }
 
 async fn forward(
@@ -237,6 +407,15 @@ async fn forward(
         Ok(id) => id.to_owned(),
         Err(why) => return refuse(&proxy, why),
     };
+    // `Path` percent-decoded the segment: `%2e%2E` is `..` here.
+    if !ProxyConfig::model_id_allowed(&model_id) {
+        inner.metrics.reject(Rejection::InvalidModelId);
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "the model identifier must not be empty, `.` or `..`",
+        );
+    }
     let Ok(permit) = inner.streams.clone().try_acquire_owned() else {
         inner.metrics.reject(Rejection::TooManyStreams);
         return error_response(
@@ -245,6 +424,14 @@ async fn forward(
             "too many concurrent requests through this gateway; retry later",
         );
     };
+    // The slot is taken: the gauge moves now, and the upload runs on the slot's clock.
+    let guard = InFlight::new(proxy.clone(), permit);
+    let now = tokio::time::Instant::now();
+    let total_deadline = now.checked_add(inner.config.timeouts.total);
+    let body_deadline = now
+        .checked_add(inner.config.timeouts.request_body)
+        .or(total_deadline)
+        .unwrap_or_else(far_future);
     let max_body = inner.config.max_body_bytes;
     let declared_len = request
         .headers()
@@ -255,41 +442,78 @@ async fn forward(
         inner.metrics.reject(Rejection::BodyTooLarge);
         return body_too_large(max_body);
     }
-    // A client that trickles its body must not hold a stream slot forever.
-    let read = axum::body::to_bytes(request.into_body(), max_body);
-    let body = match tokio::time::timeout(inner.config.timeouts.first_byte, read).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(_)) => {
-            inner.metrics.reject(Rejection::BodyTooLarge);
-            return body_too_large(max_body);
-        }
-        Err(_) => {
-            return error_response(
-                StatusCode::REQUEST_TIMEOUT,
-                "ValidationException",
-                "the request body did not arrive in time",
-            );
-        }
-    };
+    let (body, body_budget) =
+        match read_request_body(&proxy, request.into_body(), declared_len, body_deadline).await {
+            Ok(read) => read,
+            Err(BodyError::TooLarge) => {
+                inner.metrics.reject(Rejection::BodyTooLarge);
+                return body_too_large(max_body);
+            }
+            Err(BodyError::Timeout) => {
+                inner.metrics.reject(Rejection::BodyTimeout);
+                return error_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "ValidationException",
+                    "the request body did not arrive in time",
+                );
+            }
+            Err(BodyError::Broken) => {
+                inner.metrics.reject(Rejection::BodyReadFailed);
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    "the request body could not be read",
+                );
+            }
+            Err(BodyError::Budget) => {
+                inner.metrics.reject(Rejection::MemoryBudget);
+                return budget_spent();
+            }
+        };
     inner.metrics.request(stream);
-    inner.metrics.stream_started();
-    let guard = InFlight {
-        proxy: proxy.clone(),
-        _permit: permit,
-    };
 
     let operation = if stream { "converse-stream" } else { "converse" };
     let url = inner.config.upstream_url(&model_id, operation);
     tracing::debug!(key_id, model_id, url, "forwarding");
-    let upstream = match send_upstream(&proxy, &url, body).await {
+    let upstream = send_upstream(&proxy, &url, body).await;
+    drop(body_budget);
+    let upstream = match upstream {
         Ok(r) => r,
-        Err((error_type, message)) => {
-            inner.metrics.upstream_error(&error_type);
-            tracing::warn!(key_id, model_id, error_type, message, "upstream request failed");
-            return error_response(StatusCode::SERVICE_UNAVAILABLE, &error_type, &message);
+        Err(failure) => {
+            inner.metrics.upstream_error(&failure.error_type);
+            tracing::warn!(
+                key_id,
+                model_id,
+                error_type = failure.error_type,
+                detail = failure.detail,
+                "upstream request failed"
+            );
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &failure.error_type,
+                failure.message,
+            );
         }
     };
     let status = upstream.status();
+    if status.is_redirection() {
+        // Never followed (see `Proxy::new`), and not passed on: the client would follow it.
+        inner.metrics.upstream_error("Redirect");
+        tracing::warn!(
+            key_id,
+            model_id,
+            status = status.as_u16(),
+            "upstream redirected; not followed"
+        );
+        return error_response(
+            StatusCode::BAD_GATEWAY,
+            "ServiceUnavailableException",
+            &format!(
+                "upstream answered HTTP {}, a redirect; redirects are not followed",
+                status.as_u16()
+            ),
+        );
+    }
     let mut builder = Response::builder().status(status.as_u16());
     for name in FORWARDED_RESPONSE_HEADERS {
         if let Some(v) = upstream.headers().get(name) {
@@ -312,81 +536,269 @@ async fn forward(
             "upstream error"
         );
     }
-    let is_event_stream = upstream
+    let content_type = upstream
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(EVENT_STREAM));
+        .unwrap_or("");
+    let is_event_stream = content_type.starts_with(EVENT_STREAM);
+    let is_json = content_type.starts_with("application/json");
     let body = if stream && status.is_success() && is_event_stream {
-        let model = model_id.clone();
-        let on_end = move |summary: StreamSummary| {
+        let ctx = StreamContext {
+            key_id,
+            model_id,
+            started,
+            deadline: total_deadline,
+        };
+        pump(guard, ctx, upstream)
+    } else {
+        // A JSON answer (or an error body): read it whole, within the same cap as a
+        // frame and the memory budget, to check it and log usage.
+        let cap = usize::try_from(inner.config.limits.max_frame_len()).unwrap_or(usize::MAX);
+        let read = read_capped(&proxy, upstream, cap);
+        let read = match total_deadline {
+            Some(at) => tokio::time::timeout_at(at, read)
+                .await
+                .unwrap_or(Err(ReadError::Broken("the total timeout passed".to_owned()))),
+            None => read.await,
+        };
+        match read {
+            Ok((bytes, budget)) => {
+                // A 200 JSON answer that is not one complete JSON value (cut short
+                // upstream) would reach SDKs as an empty success.
+                if status.is_success()
+                    && (is_json || !stream)
+                    && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
+                {
+                    inner.metrics.upstream_error("IncompleteJson");
+                    tracing::warn!(
+                        key_id,
+                        model_id,
+                        len = bytes.len(),
+                        "upstream answer is not one complete JSON value"
+                    );
+                    return error_response(
+                        StatusCode::BAD_GATEWAY,
+                        "ServiceUnavailableException",
+                        "the upstream answer was cut short",
+                    );
+                }
+                if status.is_success() {
+                    log_converse_usage(&guard.proxy, &key_id, &model_id, &bytes, started);
+                }
+                drop(guard);
+                budgeted_body(bytes, budget)
+            }
+            Err(ReadError::Budget) => {
+                inner.metrics.reject(Rejection::MemoryBudget);
+                return budget_spent();
+            }
+            Err(ReadError::Broken(why)) => {
+                inner.metrics.upstream_error("ReadFailed");
+                tracing::warn!(key_id, model_id, why, "reading the upstream response failed");
+                return error_response(
+                    StatusCode::BAD_GATEWAY,
+                    "ServiceUnavailableException",
+                    "reading the upstream response failed",
+                );
+            }
+        }
+    };
+    builder.body(body).unwrap_or_else(|_| {
+        error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerException",
+            "the response could not be built",
+        )
+    })
+}
+
+/// An instant no deadline reaches (about 30 years on).
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(86400 * 365 * 30)
+}
+
+/// What a streamed reply logs.
+struct StreamContext {
+    key_id: String,
+    model_id: String,
+    started: Instant,
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// Forwards a validated event stream through a bounded queue from a task of its own,
+/// so the deadlines hold whether or not the client reads: a reply left unread for the
+/// idle timeout, or running past the total timeout, is cut and its slot freed. A cut
+/// stream ends with an `exception` frame when the queue has room for it; otherwise the
+/// connection is broken off, so the client never takes a cut stream for a whole one.
+fn pump(guard: InFlight, ctx: StreamContext, upstream: reqwest::Response) -> Body {
+    let proxy = guard.proxy.clone();
+    let config = &proxy.inner.config;
+    let idle = config.timeouts.idle;
+    let limits: Limits = config.limits;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(STREAM_QUEUE);
+    let clean = Arc::new(AtomicBool::new(false));
+    let StreamContext {
+        key_id,
+        model_id,
+        started,
+        deadline,
+    } = ctx;
+    let on_end = {
+        let (key_id, model_id) = (key_id.clone(), model_id.clone());
+        move |summary: StreamSummary| {
             let metrics = &guard.proxy.inner.metrics;
             metrics.forwarded(summary.frames, summary.bytes);
             if let Some(u) = &summary.usage {
                 metrics.tokens(u.input_tokens, u.output_tokens);
             }
-            if summary.end != StreamEnd::Complete {
+            let latency_ms = started.elapsed().as_millis() as u64;
+            if summary.end == StreamEnd::Complete {
+                tracing::info!(
+                    key_id,
+                    model_id,
+                    frames = summary.frames,
+                    bytes = summary.bytes,
+                    input_tokens = summary.usage.as_ref().map(|u| u.input_tokens),
+                    output_tokens = summary.usage.as_ref().map(|u| u.output_tokens),
+                    latency_ms,
+                    "stream forwarded"
+                );
+            } else {
                 metrics.upstream_error("StreamInterrupted");
-            }
-            tracing::info!(
-                key_id,
-                model_id = model,
-                frames = summary.frames,
-                bytes = summary.bytes,
-                input_tokens = summary.usage.as_ref().map(|u| u.input_tokens),
-                output_tokens = summary.usage.as_ref().map(|u| u.output_tokens),
-                latency_ms = started.elapsed().as_millis() as u64,
-                end = ?summary.end,
-                "stream forwarded"
-            );
-            drop(guard);
-        };
-        let limits: Limits = inner.config.limits;
-        Body::from_stream(validate_body(
-            upstream.bytes_stream(),
-            limits,
-            inner.config.timeouts.idle,
-            on_end,
-        ))
-    } else {
-        // A JSON answer (or an error body): read it whole, within the same cap as a
-        // frame, to log usage.
-        let cap = usize::try_from(inner.config.limits.max_frame_len()).unwrap_or(usize::MAX);
-        match read_capped(upstream, cap).await {
-            Ok(bytes) => {
-                log_converse_usage(&guard.proxy, &key_id, &model_id, &bytes, started);
-                drop(guard);
-                Body::from(bytes)
-            }
-            Err(why) => {
-                inner.metrics.upstream_error("ReadFailed");
-                return error_response(
-                    StatusCode::BAD_GATEWAY,
-                    "ServiceUnavailableException",
-                    &format!("reading the upstream response failed: {why}"),
+                tracing::warn!(
+                    key_id,
+                    model_id,
+                    frames = summary.frames,
+                    bytes = summary.bytes,
+                    latency_ms,
+                    end = ?summary.end,
+                    "stream failed"
                 );
             }
+            drop(guard);
         }
     };
-    builder.body(body).unwrap_or_else(|e| {
-        error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalServerException",
-            &e.to_string(),
-        )
-    })
+    let validated = validate_body(upstream.bytes_stream(), limits, idle, on_end);
+    let done = clean.clone();
+    tokio::spawn(async move {
+        let mut validated = std::pin::pin!(validated);
+        let forward = async {
+            loop {
+                // A client that goes away while upstream is quiet ends the stream too.
+                let chunk = tokio::select! {
+                    item = validated.next() => match item {
+                        Some(Ok(chunk)) => chunk,
+                        _ => break,
+                    },
+                    () = tx.closed() => return Some(None),
+                };
+                match tokio::time::timeout(idle, tx.send(chunk)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Some(None),
+                    Err(_) => return Some(Some(StreamCut::SlowReader)),
+                }
+            }
+            None
+        };
+        let outcome = match deadline {
+            Some(at) => tokio::time::timeout_at(at, forward)
+                .await
+                .unwrap_or(Some(Some(StreamCut::Total))),
+            None => forward.await,
+        };
+        match outcome {
+            // The validated stream ended (with its own exception frame if it failed).
+            None => done.store(true, Ordering::Release),
+            // The client went away.
+            Some(None) => {}
+            Some(Some(why)) => {
+                proxy.inner.metrics.cut(why);
+                let message = match why {
+                    StreamCut::SlowReader => format!("the client read nothing for {} ms", idle.as_millis()),
+                    StreamCut::Total => "the request exceeded this gateway's total timeout".to_owned(),
+                };
+                tracing::warn!(key_id, model_id, reason = ?why, "stream cut");
+                let frame = exception_frame("serviceUnavailableException", &message).into_bytes();
+                if tx.try_send(frame).is_ok() {
+                    done.store(true, Ordering::Release);
+                }
+            }
+        }
+        // Dropping `validated` drops the upstream body (cancelling the request) and,
+        // if the stream did not end, the slot.
+    });
+    let stream = futures_util::stream::unfold(Some((rx, clean)), |state| async move {
+        let (mut rx, clean) = state?;
+        match rx.recv().await {
+            Some(bytes) => Some((Ok(bytes), Some((rx, clean)))),
+            None if clean.load(Ordering::Acquire) => None,
+            None => Some((Err(std::io::Error::other("stream cut by the gateway")), None)),
+        }
+    });
+    Body::from_stream(stream)
 }
 
-/// Reads a whole upstream body, refusing one longer than `cap` bytes.
-async fn read_capped(mut upstream: reqwest::Response, cap: usize) -> Result<Bytes, String> {
-    let mut body = bytes::BytesMut::new();
-    while let Some(chunk) = upstream.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > cap {
-            return Err(format!("the body exceeds {cap} bytes"));
+/// Why an upstream body could not be buffered.
+enum ReadError {
+    Budget,
+    Broken(String),
+}
+
+/// Reads a whole upstream body within `cap` bytes and the memory budget.
+async fn read_capped(
+    proxy: &Proxy,
+    mut upstream: reqwest::Response,
+    cap: usize,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), ReadError> {
+    let budget = &proxy.inner.budget;
+    let mut held = None;
+    let mut body = BytesMut::new();
+    // A declared length within the cap is reserved at once.
+    let mut reserved = 0;
+    if let Some(len) = upstream.content_length().and_then(|l| usize::try_from(l).ok()) {
+        if len <= cap {
+            if !reserve(budget, &mut held, len) {
+                return Err(ReadError::Budget);
+            }
+            reserved = len;
+            body.reserve(len);
+        }
+    }
+    while let Some(chunk) = upstream
+        .chunk()
+        .await
+        .map_err(|e| ReadError::Broken(e.without_url().to_string()))?
+    {
+        let grown = body.len().saturating_add(chunk.len());
+        if grown > cap {
+            return Err(ReadError::Broken(format!("the body exceeds {cap} bytes")));
+        }
+        if grown > reserved {
+            if !reserve(budget, &mut held, grown - reserved) {
+                return Err(ReadError::Budget);
+            }
+            reserved = grown;
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body.freeze())
+    Ok((body.freeze(), held))
+}
+
+/// A buffered answer written in slices; its share of the budget is given back once the
+/// last slice is taken (or the client goes away).
+fn budgeted_body(bytes: Bytes, budget: Option<OwnedSemaphorePermit>) -> Body {
+    if budget.is_none() || bytes.len() <= REPLY_SLICE {
+        return Body::from(bytes);
+    }
+    let slices = futures_util::stream::unfold((bytes, budget), |(mut rest, budget)| async move {
+        if rest.is_empty() {
+            return None;
+        }
+        let slice = rest.split_to(rest.len().min(REPLY_SLICE));
+        Some((Ok::<_, std::convert::Infallible>(slice), (rest, budget)))
+    });
+    Body::from_stream(slices)
 }
 
 fn body_too_large(max: usize) -> Response {
@@ -400,7 +812,17 @@ fn body_too_large(max: usize) -> Response {
 /// Holds the stream permit and the in-flight gauge for one forwarded request.
 struct InFlight {
     proxy: Proxy,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl InFlight {
+    fn new(proxy: Proxy, permit: OwnedSemaphorePermit) -> InFlight {
+        proxy.inner.metrics.stream_started();
+        InFlight {
+            proxy,
+            _permit: permit,
+        }
+    }
 }
 
 impl Drop for InFlight {
@@ -434,9 +856,17 @@ fn clean_error_type(raw: &str) -> String {
     no_suffix.rsplit('#').next().unwrap_or(no_suffix).to_owned()
 }
 
+/// An upstream call that produced no response: the type and message the client sees
+/// (no upstream address in them) and the detail for the log.
+struct UpstreamFailure {
+    error_type: String,
+    message: &'static str,
+    detail: String,
+}
+
 /// Sends the request upstream, signed, and waits for the response head (bounded by the
-/// first-byte timeout). Errors are `(error type, message)` for a 503.
-async fn send_upstream(proxy: &Proxy, url: &str, body: Bytes) -> Result<reqwest::Response, (String, String)> {
+/// first-byte timeout).
+async fn send_upstream(proxy: &Proxy, url: &str, body: Bytes) -> Result<reqwest::Response, UpstreamFailure> {
     let config = &proxy.inner.config;
     let headers = config
         .upstream_auth
@@ -447,7 +877,11 @@ async fn send_upstream(proxy: &Proxy, url: &str, body: Bytes) -> Result<reqwest:
             &body,
             std::time::SystemTime::now(),
         )
-        .map_err(|e| ("SigningFailed".to_owned(), e.to_string()))?;
+        .map_err(|e| UpstreamFailure {
+            error_type: "SigningFailed".to_owned(),
+            message: "the gateway could not sign the upstream request",
+            detail: e.to_string(),
+        })?;
     let mut request = proxy
         .inner
         .http
@@ -459,14 +893,19 @@ async fn send_upstream(proxy: &Proxy, url: &str, body: Bytes) -> Result<reqwest:
     }
     match tokio::time::timeout(config.timeouts.first_byte, request.send()).await {
         Ok(Ok(response)) => Ok(response),
-        Ok(Err(e)) => Err(("ServiceUnavailableException".to_owned(), format!("upstream: {e}"))),
-        Err(_) => Err((
-            "ServiceUnavailableException".to_owned(),
-            format!(
-                "upstream sent no response within {} ms",
+        Ok(Err(e)) => Err(UpstreamFailure {
+            error_type: "ServiceUnavailableException".to_owned(),
+            message: "the upstream could not be reached",
+            detail: e.without_url().to_string(),
+        }),
+        Err(_) => Err(UpstreamFailure {
+            error_type: "ServiceUnavailableException".to_owned(),
+            message: "the upstream sent no response in time",
+            detail: format!(
+                "no response head within {} ms",
                 config.timeouts.first_byte.as_millis()
             ),
-        )),
+        }),
     }
 }
 
@@ -492,5 +931,53 @@ mod tests {
             clean_error_type("aws.protocols#ThrottlingException"),
             "ThrottlingException"
         );
+    }
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_parsing_follows_rfc_9110() {
+        // Old code: `BEARER k` was refused, the first of two headers won, and the
+        // token was trimmed.
+        for ok in ["Bearer k1", "bearer k1", "BEARER k1", "bEaReR   k1"] {
+            assert_eq!(bearer_token(&headers(&[ok])), Ok("k1"), "{ok}");
+        }
+        assert_eq!(bearer_token(&headers(&["Bearer abc+/=="])), Ok("abc+/=="));
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Basic k1",
+            "Bearerk1",
+            "Bearer k1 k2",
+            "Bearer k\t1",
+        ] {
+            assert_eq!(
+                bearer_token(&headers(&[bad])),
+                Err(Rejection::MissingKey),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            bearer_token(&headers(&["Bearer k1", "Bearer k2"])),
+            Err(Rejection::MissingKey)
+        );
+        assert_eq!(bearer_token(&HeaderMap::new()), Err(Rejection::MissingKey));
+    }
+
+    #[test]
+    fn dot_segments_are_not_model_ids() {
+        for bad in ["", ".", ".."] {
+            assert!(!ProxyConfig::model_id_allowed(bad), "{bad:?}");
+        }
+        for ok in ["...", ".a", "a..b", "us.anthropic.claude-v2:0", "a/b"] {
+            assert!(ProxyConfig::model_id_allowed(ok), "{ok:?}");
+        }
     }
 }

@@ -2,6 +2,11 @@
 //!
 //! stdout gets the answer text and the tool calls; stderr gets the progress indication
 //! (while waiting for the first byte), reasoning, usage and errors.
+//!
+//! Model text is the peer's: written to a terminal, its control characters (ESC and
+//! so ANSI / OSC sequences, CR, BEL, C1 controls) are shown as `^[`, `^M`, `<U+009B>`
+//! instead of acting on the terminal (title, hidden text, links). `--raw`, or output
+//! that is not a terminal, writes the text as received.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -38,6 +43,9 @@ pub(crate) struct Args {
     /// A system prompt.
     #[arg(long)]
     system: Option<String>,
+    /// Write model text as received, escape sequences included, even to a terminal.
+    #[arg(long)]
+    raw: bool,
     /// The prompt.
     prompt: String,
 }
@@ -76,9 +84,9 @@ pub(crate) fn run(args: Args) -> ExitCode {
     let messages = [Message::user(args.prompt.clone())];
     let result = runtime.block_on(async {
         if stream {
-            chat_stream(&client, &model, &messages, &params).await
+            chat_stream(&client, &model, &messages, &params, args.raw).await
         } else {
-            chat_once(&client, &model, &messages, &params).await
+            chat_once(&client, &model, &messages, &params, args.raw).await
         }
     });
     match result {
@@ -146,8 +154,11 @@ async fn chat_stream(
     model: &str,
     messages: &[Message],
     params: &RequestParams,
+    raw: bool,
 ) -> Result<(), ClientError> {
     let endpoint = client.endpoint(model, true)?;
+    let clean_out = !raw && std::io::stdout().is_terminal();
+    let clean_err = !raw && std::io::stderr().is_terminal();
     let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
     let mut stream = match client.converse_stream(model, messages, params).await {
         Ok(s) => s,
@@ -185,7 +196,7 @@ async fn chat_stream(
                     eprintln!();
                     in_reasoning = false;
                 }
-                let _ = out.write_all(text.as_bytes());
+                let _ = out.write_all(neutralise(&text, clean_out).as_bytes());
                 let _ = out.flush();
                 at_line_start = text.ends_with('\n');
             }
@@ -194,13 +205,19 @@ async fn chat_stream(
                     eprint!("[reasoning] ");
                     in_reasoning = true;
                 }
-                eprint!("{text}");
+                eprint!("{}", neutralise(&text, clean_err));
             }
             ChatEvent::ToolCall { call, .. } => {
                 if !at_line_start {
                     let _ = writeln!(out);
                 }
-                let _ = writeln!(out, "[tool call] {} {} (id {})", call.name, call.input, call.id);
+                let _ = writeln!(
+                    out,
+                    "[tool call] {} {} (id {})",
+                    neutralise(&call.name, clean_out),
+                    call.input,
+                    neutralise(&call.id, clean_out)
+                );
                 let _ = out.flush();
                 at_line_start = true;
             }
@@ -223,19 +240,27 @@ async fn chat_once(
     model: &str,
     messages: &[Message],
     params: &RequestParams,
+    raw: bool,
 ) -> Result<(), ClientError> {
     let endpoint = client.endpoint(model, false)?;
     let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
     let result = client.converse(model, messages, params).await;
     progress.stop().await;
     let response = result?;
+    let clean = !raw && std::io::stdout().is_terminal();
     let mut out = std::io::stdout().lock();
     let text = response.text();
     if !text.is_empty() {
-        let _ = writeln!(out, "{}", text.trim_end_matches('\n'));
+        let _ = writeln!(out, "{}", neutralise(text.trim_end_matches('\n'), clean));
     }
     for call in tools_to_call(&response) {
-        let _ = writeln!(out, "[tool call] {} {} (id {})", call.name, call.input, call.id);
+        let _ = writeln!(
+            out,
+            "[tool call] {} {} (id {})",
+            neutralise(&call.name, clean),
+            call.input,
+            neutralise(&call.id, clean)
+        );
     }
     let _ = out.flush();
     print_summary(&response);
@@ -258,5 +283,49 @@ fn print_summary(response: &ConverseResponse) {
             "usage: {input_tokens} input + {output_tokens} output = {total_tokens} tokens (stop: {stop})"
         ),
         None => eprintln!("usage: not reported (stop: {stop})"),
+    }
+}
+
+/// `text` with its terminal control characters made visible when `clean` (caret
+/// notation for C0 and DEL, `<U+XXXX>` for C1); newlines and tabs stay.
+fn neutralise(text: &str, clean: bool) -> std::borrow::Cow<'_, str> {
+    let is_control = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !clean || !text.chars().any(is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if !is_control(c) => out.push(c),
+            '\u{7f}' => out.push_str("^?"),
+            // C0: `^@` .. `^_` (ESC is `^[`); the cast is of a char below 0x20.
+            c if (c as u32) < 0x20 => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            c => out.push_str(&format!("<U+{:04X}>", c as u32)),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::neutralise;
+
+    #[test]
+    fn terminal_escapes_are_made_visible() {
+        // Old behaviour: written as received, so OSC 0 retitled the terminal and OSC 8
+        // planted a link.
+        let hostile =
+            "hi \x1b]0;pwned\x07 \x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\ \x1b[8mhidden\r\u{9b}2J";
+        let shown = neutralise(hostile, true);
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert_eq!(
+            shown,
+            "hi ^[]0;pwned^G ^[]8;;http://evil^[\\link^[]8;;^[\\ ^[[8mhidden^M<U+009B>2J"
+        );
+        assert_eq!(neutralise("line\n\tok", true), "line\n\tok");
+        assert_eq!(neutralise(hostile, false), hostile);
     }
 }

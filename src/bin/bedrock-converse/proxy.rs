@@ -65,6 +65,16 @@ pub(crate) fn run(args: Args) -> ExitCode {
             }
         };
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let metrics_listener = match &config.metrics_listen {
+            None => None,
+            Some(at) => match tokio::net::TcpListener::bind(at).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!("bedrock-converse proxy: cannot listen on {at} (metricsListen): {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+        };
         let upstream = config.upstream_base.clone();
         let proxy = match Proxy::new(config) {
             Ok(p) => p,
@@ -74,6 +84,17 @@ pub(crate) fn run(args: Args) -> ExitCode {
             }
         };
         println!("bedrock-converse proxy listening on http://{addr}/model/ -> {upstream}");
+        if let Some(l) = metrics_listener {
+            let at = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            println!("bedrock-converse proxy metrics on http://{at}/metrics");
+            let serving = proxy.clone();
+            tokio::spawn(async move {
+                let forever = std::future::pending::<()>();
+                if let Err(e) = serving.serve_metrics(l, forever).await {
+                    eprintln!("bedrock-converse proxy: metrics listener: {e}");
+                }
+            });
+        }
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };

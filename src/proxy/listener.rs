@@ -1,0 +1,272 @@
+//! The accept loop: a connection cap, hyper's HTTP/1 and HTTP/2 limits, and a watchdog
+//! per connection that closes it when no request is in flight.
+//!
+//! ```text
+//! accept ─► slot free? ── no ──► close at once (counted: over_cap)
+//!              │ yes
+//!              ▼
+//!        hyper auto (HTTP/1 or HTTP/2 by preface) ─► axum router
+//!              │
+//!   watchdog: no request head within header_read_timeout of accept ─► close
+//!             no request in flight for keep_alive_idle             ─► close
+//! ```
+//!
+//! The watchdog counts requests, not bytes: a peer that trickles a request head or
+//! keeps an idle HTTP/2 connection alive with pings is still closed. Requests in flight
+//! are bounded by their own deadlines (request body, first byte, idle, total).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, HttpBody};
+use axum::Router;
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::time::Instant;
+
+use super::config::ConnectionLimits;
+use super::metrics::{ConnectionClose, Metrics};
+
+/// Serves `router` on `listener` with `limits` until `shutdown` completes, then lets
+/// open connections finish their requests.
+pub(crate) async fn serve(
+    router: Router,
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(max));
+    let builder = Arc::new(builder(&limits));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                // Out of file descriptors (EMFILE) and the like: wait a little instead of
+                // spinning; the connections that hold them are closed by their timeouts.
+                tracing::debug!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics.connection_closed(ConnectionClose::OverCap);
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let router = router.clone();
+        let builder = builder.clone();
+        let metrics = metrics.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            metrics.connection_opened();
+            let tracker = Arc::new(Tracker::new());
+            let service = {
+                let tracker = tracker.clone();
+                hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                    let guard = tracker.start();
+                    let mut router = router.clone();
+                    async move {
+                        let response = tower_service::Service::call(&mut router, request).await;
+                        response.map(|r| r.map(|body| Body::new(Tracked { body, _guard: guard })))
+                    }
+                })
+            };
+            let conn = builder.serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(conn);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    why = tracker.expired(&limits) => {
+                        metrics.connection_closed(why);
+                        break;
+                    }
+                    changed = stop.changed(), if !stopping => {
+                        stopping = true;
+                        if changed.is_ok() {
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
+            metrics.connection_ended();
+            drop(slot);
+        });
+    }
+    let _ = stop_tx.send(true);
+    // Every connection holds a slot: all slots back means all connections closed.
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
+    Ok(())
+}
+
+/// hyper's connection settings from the limits.
+fn builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The HTTP/1 read buffer bounds a request head (hyper's minimum is 8 KiB).
+    let head_buf = usize::try_from(limits.max_header_list_bytes)
+        .unwrap_or(usize::MAX)
+        .max(8192);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(head_buf);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(limits.http2_max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(limits.http2_max_local_error_reset_streams)
+        .max_header_list_size(limits.max_header_list_bytes);
+    builder
+}
+
+// ===== impl Tracker =====
+
+/// Requests in flight on one connection, and since when it has had none.
+struct Tracker {
+    state: Mutex<TrackerState>,
+    changed: Notify,
+}
+
+struct TrackerState {
+    in_flight: usize,
+    /// When `in_flight` last became 0 (or the connection was accepted).
+    idle_since: Instant,
+    /// Whether any request head arrived yet.
+    served: bool,
+}
+
+impl Tracker {
+    fn new() -> Tracker {
+        Tracker {
+            state: Mutex::new(TrackerState {
+                in_flight: 0,
+                idle_since: Instant::now(),
+                served: false,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TrackerState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A request head arrived; the request is in flight until the guard drops (with
+    /// its response body).
+    fn start(self: &Arc<Self>) -> RequestGuard {
+        {
+            let mut state = self.lock();
+            state.in_flight += 1;
+            state.served = true;
+        }
+        self.changed.notify_one();
+        RequestGuard {
+            tracker: self.clone(),
+        }
+    }
+
+    fn end(&self) {
+        {
+            let mut state = self.lock();
+            state.in_flight = state.in_flight.saturating_sub(1);
+            if state.in_flight == 0 {
+                state.idle_since = Instant::now();
+            }
+        }
+        self.changed.notify_one();
+    }
+
+    /// Completes when the connection has been without a request for too long.
+    async fn expired(&self, limits: &ConnectionLimits) -> ConnectionClose {
+        loop {
+            let notified = self.changed.notified();
+            let deadline = {
+                let state = self.lock();
+                if state.in_flight > 0 {
+                    None
+                } else if state.served {
+                    Some((
+                        state.idle_since.checked_add(limits.keep_alive_idle),
+                        ConnectionClose::Idle,
+                    ))
+                } else {
+                    Some((
+                        state.idle_since.checked_add(limits.header_read_timeout),
+                        ConnectionClose::HeaderTimeout,
+                    ))
+                }
+            };
+            match deadline {
+                // A request is in flight: wait until that changes.
+                None => notified.await,
+                // A deadline past the end of time: only a change can end the wait.
+                Some((None, _)) => notified.await,
+                Some((Some(at), why)) => {
+                    tokio::select! {
+                        () = notified => {}
+                        () = tokio::time::sleep_until(at) => {
+                            let state = self.lock();
+                            if state.in_flight == 0 && Instant::now() >= at {
+                                return why;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One request in flight on a connection.
+struct RequestGuard {
+    tracker: Arc<Tracker>,
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.tracker.end();
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is dropped.
+struct Tracked {
+    body: Body,
+    _guard: RequestGuard,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
