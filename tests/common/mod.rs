@@ -137,3 +137,58 @@ pub(crate) mod loopback {
             .home(None)
     }
 }
+
+// ===== official Python SDKs =====
+
+/// The Python interpreter that has the official `openai`, `anthropic` and `boto3`
+/// packages (`.ci/run` installs them into `target/pyvenv` and sets
+/// `BEDROCK_CONVERSE_PYTHON`). `None` (after saying why) when they are not installed
+/// and `CI` is not set; a panic when `CI` is set, so that CI cannot skip the cross-checks.
+pub(crate) fn python_with_sdks() -> Option<std::path::PathBuf> {
+    let candidates = [
+        std::env::var_os("BEDROCK_CONVERSE_PYTHON").map(std::path::PathBuf::from),
+        Some(std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/pyvenv/bin/python"
+        ))),
+    ];
+    for python in candidates.into_iter().flatten() {
+        let ok = std::process::Command::new(&python)
+            .args(["-c", "import openai, anthropic, boto3"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ok {
+            return Some(python);
+        }
+    }
+    let why = "the official Python SDKs are not installed: run `bash .ci/run`, or \
+               `python3 -m venv target/pyvenv && target/pyvenv/bin/pip install -r .ci/python-requirements.txt`";
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set and {why}");
+    }
+    eprintln!("skipping: {why}");
+    None
+}
+
+/// Runs `script` with the SDK interpreter, `env` added, and returns its stdout; panics
+/// with its stderr when it fails.
+pub(crate) fn run_python(python: &std::path::Path, script: &str, env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .envs(env.iter().copied())
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("ALL_PROXY")
+        .output()
+        .expect("start python");
+    assert!(
+        out.status.success(),
+        "python failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
