@@ -338,18 +338,23 @@ struct BlockDeltaWire<'a> {
     delta: DeltaWire<'a>,
 }
 
+/// A string that borrows from the input when it has no escapes. (serde borrows a
+/// `Cow` field only when the field's type is the `Cow` itself, not `Option<Cow>`.)
+#[derive(Deserialize)]
+struct CowStr<'a>(#[serde(borrow)] Cow<'a, str>);
+
 #[derive(Deserialize)]
 struct DeltaWire<'a> {
     #[serde(rename = "type", borrow)]
     ty: Cow<'a, str>,
     #[serde(default, borrow)]
-    text: Option<Cow<'a, str>>,
+    text: Option<CowStr<'a>>,
     #[serde(default, borrow)]
-    partial_json: Option<Cow<'a, str>>,
+    partial_json: Option<CowStr<'a>>,
     #[serde(default, borrow)]
-    thinking: Option<Cow<'a, str>>,
+    thinking: Option<CowStr<'a>>,
     #[serde(default, borrow)]
-    signature: Option<Cow<'a, str>>,
+    signature: Option<CowStr<'a>>,
     #[serde(default, borrow)]
     citation: Option<&'a RawValue>,
 }
@@ -370,9 +375,9 @@ struct MessageDeltaWire<'a> {
 #[derive(Deserialize, Default)]
 struct StopWire<'a> {
     #[serde(default, borrow)]
-    stop_reason: Option<Cow<'a, str>>,
+    stop_reason: Option<CowStr<'a>>,
     #[serde(default, borrow)]
-    stop_sequence: Option<Cow<'a, str>>,
+    stop_sequence: Option<CowStr<'a>>,
 }
 
 /// The token counts of a `usage` object; every member optional (a `message_delta`
@@ -896,12 +901,12 @@ impl Assembly {
             source: serde::de::Error::missing_field(field),
         };
         let delta = match &*d.ty {
-            "text_delta" => NativeDelta::Text(d.text.ok_or_else(|| missing("text"))?),
+            "text_delta" => NativeDelta::Text(d.text.ok_or_else(|| missing("text"))?.0),
             "input_json_delta" => {
-                NativeDelta::InputJson(d.partial_json.ok_or_else(|| missing("partial_json"))?)
+                NativeDelta::InputJson(d.partial_json.ok_or_else(|| missing("partial_json"))?.0)
             }
-            "thinking_delta" => NativeDelta::Thinking(d.thinking.ok_or_else(|| missing("thinking"))?),
-            "signature_delta" => NativeDelta::Signature(d.signature.ok_or_else(|| missing("signature"))?),
+            "thinking_delta" => NativeDelta::Thinking(d.thinking.ok_or_else(|| missing("thinking"))?.0),
+            "signature_delta" => NativeDelta::Signature(d.signature.ok_or_else(|| missing("signature"))?.0),
             "citations_delta" => NativeDelta::Citation(d.citation.ok_or_else(|| missing("citation"))?.get()),
             _ => {
                 return Err(InvokeError::InvalidEvent {
@@ -983,15 +988,15 @@ impl Assembly {
             });
         };
         if let Some(reason) = &wire.delta.stop_reason {
-            message.stop_reason = Some(reason.clone().into_owned());
+            message.stop_reason = Some(reason.0.clone().into_owned());
         }
         if let Some(seq) = &wire.delta.stop_sequence {
-            message.stop_sequence = Some(seq.clone().into_owned());
+            message.stop_sequence = Some(seq.0.clone().into_owned());
         }
         let usage = wire.usage.unwrap_or_default();
         apply_usage(&mut message.usage, &usage);
         Ok(AnthropicEvent::MessageDelta {
-            stop_reason: wire.delta.stop_reason,
+            stop_reason: wire.delta.stop_reason.map(|s| s.0),
             output_tokens: usage.output_tokens,
         })
     }
