@@ -169,7 +169,34 @@ pub fn native_events(message: &AnthropicMessage, fragment_len: usize) -> Vec<Vec
         map.insert("amazon-bedrock-invocationMetrics".to_owned(), json!(m));
     }
     events.push(stop);
-    events.into_iter().map(|e| e.to_string().into_bytes()).collect()
+    events.into_iter().map(|e| type_first(&e)).collect()
+}
+
+/// `event` as JSON with its `type` member first, as Bedrock sends native events (and
+/// as the readers' fast path expects); the other members follow in map order.
+fn type_first(event: &Value) -> Vec<u8> {
+    let Some(map) = event.as_object() else {
+        return event.to_string().into_bytes();
+    };
+    let mut out = Vec::with_capacity(64);
+    out.push(b'{');
+    let mut first = true;
+    let ty = map.get_key_value("type");
+    for (k, v) in ty
+        .into_iter()
+        .chain(map.iter().filter(|(k, _)| k.as_str() != "type"))
+    {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        // Keys and values are `serde_json` values: writing them cannot fail.
+        let _ = serde_json::to_writer(&mut out, k);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut out, v);
+    }
+    out.push(b'}');
+    out
 }
 
 /// [`native_events`], each wrapped in a [`chunk_frame`].
