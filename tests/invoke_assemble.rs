@@ -445,6 +445,17 @@ fn hostile_events_never_panic() {
         }
         let _ = asm.finish().map_err(|e| e.to_string());
     }
+    // A known prefix does not make junk valid.
+    for junk in [
+        &br#"{"type":"ping"junk"#[..],
+        br#"{"type":"ping""#,
+        br#"{"type":"new_thing",}"#,
+    ] {
+        assert!(matches!(
+            AnthropicAssembler::new().push(junk),
+            Err(InvokeError::InvalidEvent { .. })
+        ));
+    }
     // The escaped type is still understood.
     assert!(matches!(
         AnthropicAssembler::new().push(br#"{"type":"pi\u006eg"}"#),

@@ -807,7 +807,11 @@ impl Assembly {
         let ty = event_type(event).map_err(invalid("unknown"))?;
         match &*ty {
             "content_block_delta" => self.delta(event),
-            "ping" => Ok(AnthropicEvent::Ping),
+            "ping" => {
+                // The type came from the prefix: the rest must still be JSON.
+                serde_json::from_slice::<serde::de::IgnoredAny>(event).map_err(invalid("ping"))?;
+                Ok(AnthropicEvent::Ping)
+            }
             "message_start" => self.message_start(event),
             "content_block_start" => self.block_start(event),
             "content_block_stop" => self.block_stop(event),
@@ -822,7 +826,10 @@ impl Assembly {
                 self.model_error = Some(error.to_string());
                 Err(error)
             }
-            _ => Ok(AnthropicEvent::Unknown { event_type: ty }),
+            _ => {
+                serde_json::from_slice::<serde::de::IgnoredAny>(event).map_err(invalid("unknown"))?;
+                Ok(AnthropicEvent::Unknown { event_type: ty })
+            }
         }
     }
 
