@@ -433,6 +433,14 @@ fn invalid(event_type: &'static str) -> impl FnOnce(serde_json::Error) -> Invoke
     move |source| InvokeError::InvalidEvent { event_type, source }
 }
 
+fn order(event_type: &'static str, index: Option<u32>, problem: EventOrder) -> InvokeError {
+    InvokeError::OutOfOrder {
+        event_type,
+        index,
+        problem,
+    }
+}
+
 // ===== impl AnthropicAssembler =====
 
 /// One content block being assembled.
@@ -769,22 +777,13 @@ impl Assembly {
         (message, first_err)
     }
 
-    fn order(&self, event_type: &'static str, index: Option<u32>, problem: EventOrder) -> InvokeError {
-        let _ = self;
-        InvokeError::OutOfOrder {
-            event_type,
-            index,
-            problem,
-        }
-    }
-
     /// The common checks of every event but `ping` and `error`.
     fn check_started(&self, event_type: &'static str, index: Option<u32>) -> Result<(), InvokeError> {
         if self.message.is_none() {
-            return Err(self.order(event_type, index, EventOrder::BeforeMessageStart));
+            return Err(order(event_type, index, EventOrder::BeforeMessageStart));
         }
         if self.stopped {
-            return Err(self.order(event_type, index, EventOrder::AfterMessageStop));
+            return Err(order(event_type, index, EventOrder::AfterMessageStop));
         }
         Ok(())
     }
@@ -795,9 +794,9 @@ impl Assembly {
         // A u32 always fits in usize on the 32- and 64-bit targets this crate supports.
         let i = index as usize;
         match self.blocks.get(i) {
-            None => Err(self.order(event_type, Some(index), EventOrder::UnknownBlock)),
+            None => Err(order(event_type, Some(index), EventOrder::UnknownBlock)),
             Some(slot) if slot.stopped => {
-                Err(self.order(event_type, Some(index), EventOrder::BlockAlreadyStopped))
+                Err(order(event_type, Some(index), EventOrder::BlockAlreadyStopped))
             }
             Some(_) => Ok(i),
         }
@@ -836,7 +835,7 @@ impl Assembly {
     fn message_start<'a>(&mut self, event: &'a [u8]) -> Result<AnthropicEvent<'a>, InvokeError> {
         let wire: MessageStartWire = serde_json::from_slice(event).map_err(invalid("message_start"))?;
         if self.message.is_some() {
-            return Err(self.order("message_start", None, EventOrder::Duplicate));
+            return Err(order("message_start", None, EventOrder::Duplicate));
         }
         let mut message = wire.message;
         // Blocks come as events; a start with content is kept as sent in `extra`-free form.
@@ -853,7 +852,7 @@ impl Assembly {
         // A u32 always fits in usize on the 32- and 64-bit targets this crate supports.
         let i = index as usize;
         if i < self.blocks.len() {
-            return Err(self.order(TY, Some(index), EventOrder::BlockAlreadyStarted));
+            return Err(order(TY, Some(index), EventOrder::BlockAlreadyStarted));
         }
         if self.blocks.len() >= AnthropicAssembler::MAX_BLOCKS {
             return Err(InvokeError::TooManyBlocks {
@@ -862,7 +861,7 @@ impl Assembly {
             });
         }
         if i > self.blocks.len() {
-            return Err(self.order(TY, Some(index), EventOrder::IndexGap));
+            return Err(order(TY, Some(index), EventOrder::IndexGap));
         }
         let fields: BlockFieldsWire = serde_json::from_str(wire.content_block.get()).map_err(invalid(TY))?;
         let state = match fields.ty.as_str() {
@@ -1013,7 +1012,7 @@ impl Assembly {
         let wire: MessageStopWire = serde_json::from_slice(event).map_err(invalid(TY))?;
         self.check_started(TY, None)?;
         if let Some(open) = self.blocks.iter().zip(0u32..).find(|(s, _)| !s.stopped) {
-            return Err(self.order(TY, Some(open.1), EventOrder::BlockStillOpen));
+            return Err(order(TY, Some(open.1), EventOrder::BlockStillOpen));
         }
         if let Some(message) = self.message.as_mut() {
             if wire.metrics.is_some() {
