@@ -34,6 +34,7 @@
 
 pub mod converse;
 pub mod eventstream;
+pub mod invoke;
 
 #[cfg(feature = "client")]
 pub mod client;
