@@ -41,5 +41,7 @@ pub mod client;
 pub mod proxy;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "translate")]
+pub mod translate;
 
 pub use eventstream::{EventStreamCodec, EventStreamError, Message};
