@@ -382,7 +382,11 @@ impl Block {
                     Some(s) if bytes.is_empty() => s,
                     _ => MediaSource::Bytes(Blob::from(bytes)),
                 };
-                Some(ContentBlock::Image(ImageBlock { format, source, extra }))
+                Some(ContentBlock::Image(ImageBlock {
+                    format,
+                    source,
+                    extra,
+                }))
             }
         };
         out.extend(block);
@@ -519,8 +523,7 @@ impl ToolUseState<'_> {
     /// The finished input (`{}` when empty), once the block is stopped; parse it with
     /// [`ToolInput::parse`] or [`ToolInput::to_value`].
     pub fn input(&self) -> Option<ToolInput> {
-        self.stopped
-            .then(|| tool_input(self.input_text.to_owned(), true))
+        self.stopped.then(|| tool_input(self.input_text.to_owned(), true))
     }
 }
 
@@ -993,7 +996,11 @@ impl StreamAssembler {
 
     /// A string delta read by the fast path: decoded straight into its block's buffer;
     /// the event borrows the payload (no escapes) or the decoded text in the buffer.
-    fn on_fast_delta<'a>(&'a mut self, index: u32, fast: FastDelta<'a>) -> Result<StreamEvent<'a>, StreamError> {
+    fn on_fast_delta<'a>(
+        &'a mut self,
+        index: u32,
+        fast: FastDelta<'a>,
+    ) -> Result<StreamEvent<'a>, StreamError> {
         let (pos, create) = self.delta_target(index, DeltaKind::fast(fast.kind))?;
         let buffer = self
             .target_block(index, pos, create)
@@ -1266,7 +1273,6 @@ enum BedrockEvent<'m> {
 fn frame_str<'m>(frame: &Frame<'m>, name: &str) -> Option<&'m str> {
     frame.headers().get_str(name)
 }
-
 
 /// Parses a payload, naming the event (and the block index, when readable) on error.
 fn parse<'m, T: Deserialize<'m>>(event_type: &'static str, payload: &'m [u8]) -> Result<T, StreamError> {

@@ -375,7 +375,6 @@ fn block(b: &Value, field: &str, documents: &mut usize) -> Result<ContentBlock, 
             ContentBlock::ToolUse(ToolUseBlock {
                 tool_use_id: str_field(b, "id", field)?.to_owned(),
                 name: str_field(b, "name", field)?.to_owned(),
-                #[allow(clippy::useless_conversion)] // `input` becomes raw JSON text in the assembler rewrite
                 input: input.into(),
                 r#type: None,
                 extra: Extra::new(),

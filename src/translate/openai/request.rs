@@ -549,7 +549,6 @@ fn tool_call(call: &Value, field: &str) -> Result<ContentBlock, TranslateError> 
     Ok(ContentBlock::ToolUse(ToolUseBlock {
         tool_use_id: id.to_owned(),
         name: name.to_owned(),
-        #[allow(clippy::useless_conversion)] // `input` becomes raw JSON text in the assembler rewrite
         input: input.into(),
         r#type: None,
         extra: Extra::new(),
