@@ -129,3 +129,90 @@ pub(crate) fn parse_sse(text: &str) -> Vec<Sse> {
     }
     out
 }
+
+/// Rebuilds the message from SSE events the way the `anthropic` SDK's accumulator does,
+/// checking the event grammar on the way.
+pub(crate) fn accumulate(events: &[Sse]) -> Value {
+    let mut message = Value::Null;
+    let mut partial_json: Vec<String> = Vec::new();
+    let mut open: Vec<bool> = Vec::new();
+    let mut stopped = false;
+    for (n, e) in events.iter().enumerate() {
+        let name = e.event.as_deref().expect("named events");
+        assert_eq!(e.data["type"], name, "event name matches the data's type");
+        assert!(!stopped, "nothing after message_stop");
+        match name {
+            "message_start" => {
+                assert_eq!(n, 0);
+                message = e.data["message"].clone();
+            }
+            "ping" => {}
+            "content_block_start" => {
+                let i = e.data["index"].as_u64().unwrap() as usize;
+                let content = message["content"].as_array_mut().unwrap();
+                assert_eq!(i, content.len(), "blocks start in index order");
+                content.push(e.data["content_block"].clone());
+                partial_json.push(String::new());
+                open.push(true);
+            }
+            "content_block_delta" => {
+                let i = e.data["index"].as_u64().unwrap() as usize;
+                assert!(open[i], "delta for an open block");
+                let block = &mut message["content"][i];
+                let d = &e.data["delta"];
+                match d["type"].as_str().unwrap() {
+                    "text_delta" => {
+                        let t = format!(
+                            "{}{}",
+                            block["text"].as_str().unwrap(),
+                            d["text"].as_str().unwrap()
+                        );
+                        block["text"] = serde_json::json!(t);
+                    }
+                    "thinking_delta" => {
+                        assert!(d.get("signature").is_none(), "no signature on thinking_delta");
+                        let t = format!(
+                            "{}{}",
+                            block["thinking"].as_str().unwrap(),
+                            d["thinking"].as_str().unwrap()
+                        );
+                        block["thinking"] = serde_json::json!(t);
+                    }
+                    "signature_delta" => block["signature"] = d["signature"].clone(),
+                    "input_json_delta" => partial_json[i].push_str(d["partial_json"].as_str().unwrap()),
+                    "citations_delta" => {
+                        if block.get("citations").is_none() {
+                            block["citations"] = serde_json::json!([]);
+                        }
+                        block["citations"]
+                            .as_array_mut()
+                            .unwrap()
+                            .push(d["citation"].clone());
+                    }
+                    other => panic!("unknown delta {other}"),
+                }
+            }
+            "content_block_stop" => {
+                let i = e.data["index"].as_u64().unwrap() as usize;
+                assert!(open[i]);
+                open[i] = false;
+                if !partial_json[i].is_empty() {
+                    message["content"][i]["input"] = serde_json::from_str(&partial_json[i]).unwrap();
+                }
+            }
+            "message_delta" => {
+                assert!(open.iter().all(|o| !o), "blocks closed before message_delta");
+                message["stop_reason"] = e.data["delta"]["stop_reason"].clone();
+                message["stop_sequence"] = e.data["delta"]["stop_sequence"].clone();
+                message["usage"] = e.data["usage"].clone();
+            }
+            "message_stop" => stopped = true,
+            "error" => {
+                message["error"] = e.data["error"].clone();
+                stopped = true;
+            }
+            other => panic!("unknown event {other}"),
+        }
+    }
+    message
+}

@@ -376,5 +376,5 @@ fn delta_head<B: BufMut>(at: u32, buf: &mut B) {
 }
 
 fn delta_tail<B: BufMut>(buf: &mut B) {
-    buf.put_slice(b"}\n\n");
+    buf.put_slice(b"}}\n\n");
 }
