@@ -82,7 +82,7 @@ impl MessagesStreamWriter {
         MessagesStreamWriter {
             id: id.to_owned(),
             model: model.to_owned(),
-            slots: Vec::new(),
+            slots: Vec::with_capacity(8),
             next_index: 0,
             started: false,
             stop: None,

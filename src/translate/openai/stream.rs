@@ -69,7 +69,7 @@ impl ChatStreamWriter {
         ChatStreamWriter {
             prefix,
             include_usage,
-            tools: Vec::new(),
+            tools: Vec::with_capacity(4),
             started: false,
             usage: None,
             ended: false,
