@@ -14,8 +14,22 @@
 //! inputs in 4 to 12 byte fragments), `mixed` (reasoning with signature, text, two
 //! parallel tool calls, text).
 //!
+//! The `hard_*` streams come from `tests/common/corpus.rs` (included by path; the
+//! tests use the same generator): every JSON escape, surrogate pairs and raw UTF-8,
+//! one payload in eight with shuffled members and the `"p"` padding anywhere, tool
+//! input fragments of 1 to 64 bytes cut anywhere (also right after a backslash),
+//! reasoning with signatures, parallel tool calls interleaved: `hard_text` (2000
+//! text deltas), `hard_tool` (12 tool calls with ~1.5 KiB inputs), `hard_mixed`.
+//!
+//! The baseline parses each tool input into a `serde_json::Value` tree, as the SDK
+//! does into its `Document`; this crate keeps the checked text. The two responses are
+//! compared as JSON values.
+//!
 //! A second group, `tool_input_parse`, compares serde_json and simd-json on tool-input
 //! sized documents (the assembler parses each tool input once, at `contentBlockStop`).
+
+#[path = "../tests/common/corpus.rs"]
+mod corpus;
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -23,7 +37,7 @@ use std::hint::black_box;
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use bedrock_converse::converse::{
     ContentBlock, ConverseMetrics, ConverseOutput, ConverseResponse, Extra, Message, ReasoningContentBlock,
-    ReasoningTextBlock, Role, StopReason, StreamAssembler, TokenUsage, ToolUseBlock,
+    ReasoningTextBlock, Role, StopReason, StreamAssembler, TokenUsage, ToolInput, ToolUseBlock,
 };
 use bedrock_converse::eventstream::{EventStreamCodec, MessageBuilder};
 use bytes::BytesMut;
@@ -326,7 +340,9 @@ struct BBlock {
     reasoning: Option<(String, Option<String>)>,
 }
 
-fn baseline(body: &[u8], buf: &mut BytesMut) -> ConverseResponse {
+/// The baseline's response (tool inputs left as `{}`) and its tool inputs, parsed.
+fn baseline(body: &[u8], buf: &mut BytesMut) -> (ConverseResponse, Vec<Value>) {
+    let mut tool_inputs = Vec::new();
     let mut decoder = MessageFrameDecoder::new();
     let mut blocks: BTreeMap<u32, BBlock> = BTreeMap::new();
     let mut role = Role::Assistant;
@@ -402,15 +418,16 @@ fn baseline(body: &[u8], buf: &mut BytesMut) -> ConverseResponse {
         .into_values()
         .map(|b| {
             if let Some((tool_use_id, name, raw)) = b.tool {
-                let input = if raw.is_empty() {
+                let input: Value = if raw.is_empty() {
                     json!({})
                 } else {
                     serde_json::from_str(&raw).expect("input")
                 };
+                tool_inputs.push(input);
                 ContentBlock::ToolUse(ToolUseBlock {
                     tool_use_id,
                     name,
-                    input,
+                    input: ToolInput::empty_object(),
                     r#type: None,
                     extra: Extra::new(),
                 })
@@ -424,7 +441,7 @@ fn baseline(body: &[u8], buf: &mut BytesMut) -> ConverseResponse {
             }
         })
         .collect();
-    ConverseResponse {
+    let response = ConverseResponse {
         output: ConverseOutput {
             message: Some(Message { role, content }),
             extra: Extra::new(),
@@ -435,19 +452,45 @@ fn baseline(body: &[u8], buf: &mut BytesMut) -> ConverseResponse {
         additional_model_response_fields: additional,
         trace: None,
         extra: Extra::new(),
+    };
+    (response, tool_inputs)
+}
+
+/// The baseline's response with its parsed tool inputs put in, as a JSON value.
+fn baseline_value((mut response, inputs): (ConverseResponse, Vec<Value>)) -> Value {
+    let mut inputs = inputs.into_iter();
+    if let Some(m) = response.output.message.as_mut() {
+        for block in &mut m.content {
+            if let ContentBlock::ToolUse(t) = block {
+                t.input = ToolInput::from(inputs.next().expect("input"));
+            }
+        }
     }
+    serde_json::to_value(&response).expect("json")
 }
 
 fn assemble(c: &mut Criterion) {
     let mut group = c.benchmark_group("assemble");
+    let hard = |events: Vec<corpus::Event>| {
+        let n = events.len();
+        (corpus::wire(&events), n)
+    };
     for (name, (body, events)) in [
         ("text", text_stream()),
         ("tool", tool_stream()),
         ("mixed", mixed_stream()),
+        ("hard_text", hard(corpus::text_stream(11, 2000))),
+        ("hard_tool", hard(corpus::tool_stream(12))),
+        ("hard_mixed", hard(corpus::mixed_stream(13))),
     ] {
         let mut buf = BytesMut::new();
         // Both sides must build the same response.
-        assert_eq!(ours(&body, &mut buf), baseline(&body, &mut buf), "{name}");
+        let expected = baseline_value(baseline(&body, &mut buf));
+        assert_eq!(
+            serde_json::to_value(ours(&body, &mut buf)).expect("json"),
+            expected,
+            "{name}"
+        );
         eprintln!("{name}: {events} events, {} bytes", body.len());
         group.throughput(Throughput::Elements(events as u64));
         group.bench_with_input(BenchmarkId::new("ours", name), &body, |b, body| {

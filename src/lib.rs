@@ -46,5 +46,7 @@ mod error_type;
 pub mod proxy;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "translate")]
+pub mod translate;
 
 pub use eventstream::{EventStreamCodec, EventStreamError, Message};

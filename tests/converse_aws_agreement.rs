@@ -332,7 +332,7 @@ fn ours(body: &[u8]) -> Outcome {
             ContentBlock::ToolUse(t) => Block::Tool {
                 id: t.tool_use_id.clone(),
                 name: t.name.clone(),
-                input: t.input.clone(),
+                input: t.input.to_value(),
             },
             ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(t)) => Block::Reasoning {
                 text: t.text.clone(),

@@ -340,6 +340,14 @@ impl ConverseStream {
                     index: Some(index),
                     kind: kind.into_owned(),
                 }),
+                ContentBlockStart::ToolResult { .. } => self.pending.push_back(ChatEvent::Other {
+                    index: Some(index),
+                    kind: "toolResult".into(),
+                }),
+                ContentBlockStart::Image { .. } => self.pending.push_back(ChatEvent::Other {
+                    index: Some(index),
+                    kind: "image".into(),
+                }),
             },
             StreamEvent::ContentBlockDelta { index, delta } => {
                 let grown = match &delta {
@@ -390,6 +398,14 @@ impl ConverseStream {
                     ContentBlockDelta::Unknown { kind, .. } => ChatEvent::Other {
                         index: Some(index),
                         kind: kind.into_owned(),
+                    },
+                    ContentBlockDelta::ToolResult(_) => ChatEvent::Other {
+                        index: Some(index),
+                        kind: "toolResult".into(),
+                    },
+                    ContentBlockDelta::Image(_) => ChatEvent::Other {
+                        index: Some(index),
+                        kind: "image".into(),
                     },
                 };
                 self.pending.push_back(ev);

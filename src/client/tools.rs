@@ -13,7 +13,7 @@ pub fn tools_to_call(response: &ConverseResponse) -> Vec<ToolCall> {
         .map(|t| ToolCall {
             id: t.tool_use_id.clone(),
             name: t.name.clone(),
-            input: t.input.clone(),
+            input: t.input.to_value(),
         })
         .collect()
 }

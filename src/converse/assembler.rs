@@ -1,6 +1,9 @@
 //! [`StreamAssembler`]: event-stream messages in, [`StreamEvent`]s out, and the
 //! finished [`ConverseResponse`] at the end.
 
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -11,11 +14,12 @@ use super::event::{
     BlockDeltaWire, BlockStartWire, BlockStopWire, ContentBlockDelta, ContentBlockStart, IndexOnly,
     MessageStartWire, MessageStopWire, MetadataWire, StreamEvent,
 };
-use super::json;
+use super::json::{self, FastDelta, FastKind};
 use super::types::{
     Blob, Citation, CitationGeneratedContent, CitationsContentBlock, ContentBlock, ConverseMetrics,
-    ConverseOutput, ConverseResponse, Extra, Message, ReasoningContentBlock, ReasoningTextBlock, Role,
-    StopReason, TokenUsage, ToolUseBlock,
+    ConverseOutput, ConverseResponse, Extra, ImageBlock, MediaSource, Message, ReasoningContentBlock,
+    ReasoningTextBlock, Role, StopReason, TokenUsage, ToolInput, ToolResultBlock, ToolResultContentBlock,
+    ToolUseBlock,
 };
 use crate::eventstream::{Frame, Message as EventMessage, PRELUDE_LEN};
 
@@ -31,14 +35,16 @@ enum Phase {
 }
 
 /// One content block being assembled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Block {
     index: u32,
     stopped: bool,
     content: BlockContent,
+    /// Start and delta members this crate does not know, by name, in arrival order.
+    unknown: Vec<(String, Vec<Value>)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum BlockContent {
     /// Started with an empty or unknown `start`, no assembled delta yet.
     Empty,
@@ -49,8 +55,8 @@ enum BlockContent {
         r#type: Option<String>,
         /// The concatenated input fragments.
         input: String,
-        /// The parsed input, set at `contentBlockStop` when it is valid JSON.
-        parsed: Option<Value>,
+        /// Set at `contentBlockStop`, once `input` is known to be one JSON value.
+        checked: bool,
     },
     Reasoning {
         text: String,
@@ -61,6 +67,73 @@ enum BlockContent {
         text: String,
         citations: Vec<Citation>,
     },
+    ToolResult {
+        tool_use_id: String,
+        r#type: Option<String>,
+        status: Option<String>,
+        content: Vec<ToolResultContentBlock>,
+    },
+    Image {
+        format: String,
+        /// Concatenated `source.bytes`.
+        bytes: Vec<u8>,
+        /// A `source` other than bytes (`s3Location`, ...).
+        source: Option<MediaSource>,
+        error: Option<Value>,
+    },
+}
+
+/// What a delta is, for the kind checks done before anything changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeltaKind {
+    Text,
+    ToolInput,
+    ReasoningText,
+    ReasoningSignature,
+    Redacted,
+    Citation,
+    ToolResult,
+    Image,
+    Unknown,
+}
+
+impl DeltaKind {
+    fn of(delta: &ContentBlockDelta<'_>) -> DeltaKind {
+        match delta {
+            ContentBlockDelta::Text(_) => DeltaKind::Text,
+            ContentBlockDelta::ToolUseInput(_) => DeltaKind::ToolInput,
+            ContentBlockDelta::ReasoningText(_) => DeltaKind::ReasoningText,
+            ContentBlockDelta::ReasoningSignature(_) => DeltaKind::ReasoningSignature,
+            ContentBlockDelta::ReasoningRedacted(_) => DeltaKind::Redacted,
+            ContentBlockDelta::Citation(_) => DeltaKind::Citation,
+            ContentBlockDelta::ToolResult(_) => DeltaKind::ToolResult,
+            ContentBlockDelta::Image(_) => DeltaKind::Image,
+            ContentBlockDelta::Unknown { .. } => DeltaKind::Unknown,
+        }
+    }
+
+    fn fast(kind: FastKind) -> DeltaKind {
+        match kind {
+            FastKind::Text => DeltaKind::Text,
+            FastKind::ToolInput => DeltaKind::ToolInput,
+            FastKind::ReasoningText => DeltaKind::ReasoningText,
+            FastKind::ReasoningSignature => DeltaKind::ReasoningSignature,
+        }
+    }
+
+    /// The block kind this delta builds (for error messages).
+    fn block_kind(self) -> BlockKind {
+        match self {
+            DeltaKind::Text => BlockKind::Text,
+            DeltaKind::ToolInput => BlockKind::ToolUse,
+            DeltaKind::ReasoningText | DeltaKind::ReasoningSignature => BlockKind::ReasoningText,
+            DeltaKind::Redacted => BlockKind::RedactedReasoning,
+            DeltaKind::Citation => BlockKind::Citations,
+            DeltaKind::ToolResult => BlockKind::ToolResult,
+            DeltaKind::Image => BlockKind::Image,
+            DeltaKind::Unknown => BlockKind::Other,
+        }
+    }
 }
 
 impl BlockContent {
@@ -72,76 +145,302 @@ impl BlockContent {
             BlockContent::Reasoning { .. } => BlockKind::ReasoningText,
             BlockContent::Redacted(_) => BlockKind::RedactedReasoning,
             BlockContent::Citations { .. } => BlockKind::Citations,
+            BlockContent::ToolResult { .. } => BlockKind::ToolResult,
+            BlockContent::Image { .. } => BlockKind::Image,
         }
     }
 
-    /// The content block this becomes in a response (`None` for an empty block).
-    fn into_content_block(self) -> Option<ContentBlock> {
-        Some(match self {
-            BlockContent::Empty => return None,
-            BlockContent::Text(text) => ContentBlock::Text(text),
+    /// Whether a delta of `kind` may be added to this block.
+    fn accepts(&self, kind: DeltaKind) -> bool {
+        matches!(
+            (self, kind),
+            (_, DeltaKind::Unknown)
+                | (
+                    BlockContent::Empty,
+                    DeltaKind::Text
+                        | DeltaKind::ReasoningText
+                        | DeltaKind::ReasoningSignature
+                        | DeltaKind::Redacted
+                        | DeltaKind::Citation
+                        | DeltaKind::ToolResult
+                        | DeltaKind::Image
+                )
+                | (
+                    BlockContent::Text(_) | BlockContent::Citations { .. },
+                    DeltaKind::Text | DeltaKind::Citation
+                )
+                | (BlockContent::ToolUse { .. }, DeltaKind::ToolInput)
+                | (
+                    BlockContent::Reasoning { .. },
+                    DeltaKind::ReasoningText | DeltaKind::ReasoningSignature
+                )
+                | (BlockContent::Redacted(_), DeltaKind::Redacted)
+                | (BlockContent::ToolResult { .. }, DeltaKind::ToolResult)
+                | (BlockContent::Image { .. }, DeltaKind::Image)
+        )
+    }
+
+    /// The string buffer a string delta of `kind` appends to, turning an empty block
+    /// into the right kind first. `None` if the block does not take such a delta
+    /// (checked with [`accepts`](Self::accepts) before).
+    fn buffer(&mut self, kind: FastKind) -> Option<&mut String> {
+        if matches!(self, BlockContent::Empty) {
+            *self = match kind {
+                FastKind::Text => BlockContent::Text(String::with_capacity(BLOCK_CAPACITY)),
+                FastKind::ReasoningText => BlockContent::Reasoning {
+                    text: String::with_capacity(BLOCK_CAPACITY),
+                    signature: None,
+                },
+                FastKind::ReasoningSignature => BlockContent::Reasoning {
+                    text: String::new(),
+                    signature: None,
+                },
+                FastKind::ToolInput => return None,
+            };
+        }
+        match (self, kind) {
+            (BlockContent::Text(s) | BlockContent::Citations { text: s, .. }, FastKind::Text)
+            | (BlockContent::ToolUse { input: s, .. }, FastKind::ToolInput)
+            | (BlockContent::Reasoning { text: s, .. }, FastKind::ReasoningText) => Some(s),
+            (BlockContent::Reasoning { signature, .. }, FastKind::ReasoningSignature) => {
+                Some(signature.get_or_insert_with(String::new))
+            }
+            _ => None,
+        }
+    }
+
+    /// Adds a delta that [`accepts`](Self::accepts) allowed (unknown members go to
+    /// the block's `unknown` list instead).
+    fn apply(&mut self, delta: &ContentBlockDelta<'_>) {
+        let string = |kind: FastKind, content: &mut BlockContent, s: &str| {
+            if let Some(buf) = content.buffer(kind) {
+                buf.push_str(s);
+            }
+        };
+        match delta {
+            ContentBlockDelta::Text(t) => string(FastKind::Text, self, t),
+            ContentBlockDelta::ToolUseInput(t) => string(FastKind::ToolInput, self, t),
+            ContentBlockDelta::ReasoningText(t) => string(FastKind::ReasoningText, self, t),
+            ContentBlockDelta::ReasoningSignature(t) => string(FastKind::ReasoningSignature, self, t),
+            ContentBlockDelta::ReasoningRedacted(b) => match self {
+                BlockContent::Redacted(v) => v.extend_from_slice(b.as_bytes()),
+                _ => *self = BlockContent::Redacted(b.as_bytes().to_vec()),
+            },
+            ContentBlockDelta::Citation(c) => match self {
+                BlockContent::Citations { citations, .. } => citations.push(Citation::clone(c)),
+                BlockContent::Text(s) => {
+                    *self = BlockContent::Citations {
+                        text: std::mem::take(s),
+                        citations: vec![Citation::clone(c)],
+                    }
+                }
+                _ => {
+                    *self = BlockContent::Citations {
+                        text: String::new(),
+                        citations: vec![Citation::clone(c)],
+                    }
+                }
+            },
+            ContentBlockDelta::ToolResult(items) => {
+                if matches!(self, BlockContent::Empty) {
+                    *self = BlockContent::ToolResult {
+                        tool_use_id: String::new(),
+                        r#type: None,
+                        status: None,
+                        content: Vec::new(),
+                    };
+                }
+                if let BlockContent::ToolResult { content, .. } = self {
+                    for item in items {
+                        match (content.last_mut(), item) {
+                            // Text items continue the text before them, as text deltas do.
+                            (Some(ToolResultContentBlock::Text(s)), ToolResultContentBlock::Text(t)) => {
+                                s.push_str(t)
+                            }
+                            _ => content.push(item.clone()),
+                        }
+                    }
+                }
+            }
+            ContentBlockDelta::Image(image) => {
+                if matches!(self, BlockContent::Empty) {
+                    *self = BlockContent::Image {
+                        format: String::new(),
+                        bytes: Vec::new(),
+                        source: None,
+                        error: None,
+                    };
+                }
+                if let BlockContent::Image {
+                    bytes, source, error, ..
+                } = self
+                {
+                    match &image.source {
+                        Some(MediaSource::Bytes(b)) => bytes.extend_from_slice(b.as_bytes()),
+                        Some(other) => *source = Some(other.clone()),
+                        None => {}
+                    }
+                    if image.error.is_some() {
+                        error.clone_from(&image.error);
+                    }
+                }
+            }
+            ContentBlockDelta::Unknown { .. } => {}
+        }
+    }
+}
+
+impl Block {
+    fn new(index: u32, content: BlockContent) -> Block {
+        Block {
+            index,
+            stopped: false,
+            content,
+            unknown: Vec::new(),
+        }
+    }
+
+    /// Keeps a member this crate does not know.
+    fn keep_unknown(&mut self, kind: &str, value: Value) {
+        match self.unknown.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, values)) => values.push(value),
+            None => self.unknown.push((kind.to_owned(), vec![value])),
+        }
+    }
+
+    /// The content blocks this becomes in a response (none for an empty block).
+    fn into_content_blocks(self, out: &mut Vec<ContentBlock>) {
+        let mut unknown = Extra::new();
+        for (kind, mut values) in self.unknown {
+            // One member as it came; a member sent several times as the list of its values.
+            let value = if values.len() == 1 {
+                values.pop().unwrap_or(Value::Null)
+            } else {
+                Value::Array(values)
+            };
+            unknown.insert(kind, value);
+        }
+        let block = match self.content {
+            BlockContent::Empty => None,
+            BlockContent::Text(text) => Some(ContentBlock::Text(text)),
             BlockContent::ToolUse {
                 tool_use_id,
                 name,
-                r#type,
                 input,
-                parsed,
-            } => ContentBlock::ToolUse(ToolUseBlock {
+                checked,
+                r#type,
+            } => Some(ContentBlock::ToolUse(ToolUseBlock {
                 tool_use_id,
                 name,
-                // An unfinished or invalid input is kept as its raw text.
-                input: parsed.unwrap_or_else(|| parse_tool_input(&input).unwrap_or(Value::String(input))),
+                input: tool_input(input, checked),
                 r#type,
-                extra: Extra::new(),
-            }),
-            BlockContent::Reasoning { text, signature } => {
-                ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(ReasoningTextBlock {
-                    text,
-                    signature,
-                }))
-            }
-            BlockContent::Redacted(bytes) => {
-                ContentBlock::ReasoningContent(ReasoningContentBlock::RedactedContent(Blob::from(bytes)))
-            }
+                extra: std::mem::take(&mut unknown),
+            })),
+            BlockContent::Reasoning { text, signature } => Some(ContentBlock::ReasoningContent(
+                ReasoningContentBlock::ReasoningText(ReasoningTextBlock { text, signature }),
+            )),
+            BlockContent::Redacted(bytes) => Some(ContentBlock::ReasoningContent(
+                ReasoningContentBlock::RedactedContent(Blob::from(bytes)),
+            )),
             BlockContent::Citations { text, citations } => {
-                ContentBlock::CitationsContent(CitationsContentBlock {
+                Some(ContentBlock::CitationsContent(CitationsContentBlock {
                     content: vec![CitationGeneratedContent {
                         text: Some(text),
                         extra: Extra::new(),
                     }],
                     citations,
-                })
+                }))
             }
-        })
+            BlockContent::ToolResult {
+                tool_use_id,
+                r#type,
+                status,
+                content,
+            } => {
+                let mut extra = std::mem::take(&mut unknown);
+                if let Some(t) = r#type {
+                    extra.insert("type".to_owned(), Value::String(t));
+                }
+                Some(ContentBlock::ToolResult(ToolResultBlock {
+                    tool_use_id,
+                    content,
+                    status,
+                    extra,
+                }))
+            }
+            BlockContent::Image {
+                format,
+                bytes,
+                source,
+                error,
+            } => {
+                let mut extra = std::mem::take(&mut unknown);
+                if let Some(e) = error {
+                    extra.insert("error".to_owned(), e);
+                }
+                let source = match source {
+                    Some(s) if bytes.is_empty() => s,
+                    _ => MediaSource::Bytes(Blob::from(bytes)),
+                };
+                Some(ContentBlock::Image(ImageBlock {
+                    format,
+                    source,
+                    extra,
+                }))
+            }
+        };
+        out.extend(block);
+        // Members of a block kind with no room for them follow it as a block of their own.
+        if !unknown.is_empty() {
+            out.push(ContentBlock::Other(unknown));
+        }
     }
 }
 
-/// Parses a tool call's concatenated input; an empty input means no arguments (`{}`).
-fn parse_tool_input(input: &str) -> Result<Value, serde_json::Error> {
+/// A tool call's input as the response carries it: the text when it is one JSON value
+/// (`{}` when empty), else (an unfinished or invalid input) the raw text as a JSON string.
+fn tool_input(input: String, checked: bool) -> ToolInput {
     if input.trim_start().is_empty() {
-        return Ok(Value::Object(serde_json::Map::new()));
+        return ToolInput::empty_object();
     }
-    serde_json::from_str(input)
+    if checked || check_json(&input).is_ok() {
+        ToolInput::checked(input)
+    } else {
+        ToolInput::from(Value::String(input))
+    }
+}
+
+/// Checks that `text` is one JSON value, building no tree.
+fn check_json(text: &str) -> Result<(), serde_json::Error> {
+    if text.trim_start().is_empty() {
+        return Ok(());
+    }
+    serde_json::from_str::<IgnoredAny>(text).map(|_| ())
 }
 
 /// The sans-IO ConverseStream assembler.
 ///
 /// Feed it every decoded [`Message`](crate::eventstream::Message) in order with
 /// [`push`](Self::push); each call returns the typed event (borrowing from the
-/// message) and updates the response being assembled. At the end call
-/// [`finish`](Self::finish).
+/// message, or from the assembler for decoded escapes) and updates the response
+/// being assembled. At the end call [`finish`](Self::finish).
 ///
 /// What it does for you:
 ///
 /// - stitches deltas per content block index (blocks may interleave, as with parallel
 ///   tool calls); text blocks may start without `contentBlockStart`;
-/// - concatenates tool-input fragments and parses them as JSON at `contentBlockStop`
-///   (an empty input becomes `{}`);
+/// - decodes escaped strings straight into the block's buffer (no allocation per
+///   delta: allocations grow with blocks, not deltas);
+/// - concatenates tool-input fragments and checks at `contentBlockStop` that they form
+///   one JSON value, without building a tree; the input is kept as the text the model
+///   wrote ([`ToolInput`]; an empty input becomes `{}`);
 /// - keeps reasoning text together with its signature, redacted reasoning as bytes,
-///   and citations together with the text they cite;
+///   citations together with the text they cite, server tool results
+///   (`toolResult` blocks with their items and status) and generated images;
 /// - accepts `metadata` before or after `messageStop`, and a stream without it;
 /// - turns exception and error frames into [`StreamError`]s;
-/// - passes unknown event types, delta kinds and JSON members through.
+/// - keeps event types, start and delta members it does not know: unknown events
+///   are passed through, unknown members are kept in the assembled block as they came.
 ///
 /// After any error the assembler keeps everything assembled so far:
 /// [`partial`](Self::partial) / [`into_partial`](Self::into_partial) return it, and a
@@ -194,6 +493,40 @@ impl Default for StreamAssembler {
     }
 }
 
+/// The state of one content block, as [`StreamAssembler::block`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlockState {
+    /// The block's kind so far.
+    pub kind: BlockKind,
+    /// Whether its `contentBlockStop` has arrived.
+    pub stopped: bool,
+}
+
+/// A tool call being assembled, as [`StreamAssembler::tool_use`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ToolUseState<'s> {
+    /// `toolUseId`.
+    pub tool_use_id: &'s str,
+    /// `name`.
+    pub name: &'s str,
+    /// `type`, when the start had one.
+    pub r#type: Option<&'s str>,
+    /// The input text received so far.
+    pub input_text: &'s str,
+    /// Whether its `contentBlockStop` arrived (the input is then one JSON value).
+    pub stopped: bool,
+}
+
+impl ToolUseState<'_> {
+    /// The finished input (`{}` when empty), once the block is stopped; parse it with
+    /// [`ToolInput::parse`] or [`ToolInput::to_value`].
+    pub fn input(&self) -> Option<ToolInput> {
+        self.stopped.then(|| tool_input(self.input_text.to_owned(), true))
+    }
+}
+
 // ===== impl StreamAssembler =====
 
 impl StreamAssembler {
@@ -229,16 +562,17 @@ impl StreamAssembler {
 
     /// Feeds one decoded message.
     ///
-    /// Returns the typed event, borrowing from `message`, or `None` for frames that
-    /// carry nothing for the caller (an `initial-response` event).
+    /// Returns the typed event, or `None` for frames that carry nothing for the caller
+    /// (an `initial-response` event). The event borrows from `message` and, for
+    /// decoded escapes, from the assembler (drop it before the next `push`).
     ///
     /// # Errors
     ///
     /// [`StreamError::Service`] for an exception frame, [`StreamError::ErrorFrame`] for
     /// an error frame, and the protocol errors: missing headers, invalid payloads,
     /// events out of order, a delta of the wrong kind for its block, invalid tool
-    /// input JSON (at `contentBlockStop`). The assembled state is kept in every case.
-    pub fn push<'m>(&mut self, message: &'m EventMessage) -> Result<Option<StreamEvent<'m>>, StreamError> {
+    /// input JSON (at `contentBlockStop`). A rejected event changes nothing.
+    pub fn push<'a>(&'a mut self, message: &'a EventMessage) -> Result<Option<StreamEvent<'a>>, StreamError> {
         self.push_frame(message.as_frame())
     }
 
@@ -248,7 +582,7 @@ impl StreamAssembler {
     /// # Errors
     ///
     /// As [`push`](Self::push).
-    pub fn push_frame<'m>(&mut self, frame: Frame<'m>) -> Result<Option<StreamEvent<'m>>, StreamError> {
+    pub fn push_frame<'a>(&'a mut self, frame: Frame<'a>) -> Result<Option<StreamEvent<'a>>, StreamError> {
         match bedrock_event_type(frame.as_bytes()) {
             Some(BedrockEvent::Delta) => return self.on_delta(frame.payload()),
             Some(BedrockEvent::Stop) => return self.on_block_stop(frame.payload()),
@@ -287,11 +621,11 @@ impl StreamAssembler {
     }
 
     /// Handles an event message by its `:event-type`.
-    fn on_event<'m>(
-        &mut self,
-        event_type: &'m str,
-        payload: &'m [u8],
-    ) -> Result<Option<StreamEvent<'m>>, StreamError> {
+    fn on_event<'a>(
+        &'a mut self,
+        event_type: &'a str,
+        payload: &'a [u8],
+    ) -> Result<Option<StreamEvent<'a>>, StreamError> {
         match event_type {
             "contentBlockDelta" => self.on_delta(payload),
             "contentBlockStart" => self.on_block_start(payload).map(Some),
@@ -306,9 +640,9 @@ impl StreamAssembler {
 
     /// Ends the stream and returns the assembled response.
     ///
-    /// A stream is complete when it had `messageStart`, `messageStop`, a
-    /// `contentBlockStop` for every block, and valid input JSON for every tool call.
-    /// `metadata` is optional (usage and metrics are then `None`).
+    /// A stream is complete when it had `messageStart`, `messageStop`, and a
+    /// `contentBlockStop` for every block (accepted only when a tool call's input is
+    /// one JSON value). `metadata` is optional (usage and metrics are then `None`).
     ///
     /// # Errors
     ///
@@ -335,16 +669,17 @@ impl StreamAssembler {
             missing.push(Missing::MessageStart);
         }
         for block in &self.blocks {
-            if !block.stopped {
-                missing.push(Missing::ContentBlockStop { index: block.index });
-            } else if let BlockContent::ToolUse {
-                name, parsed: None, ..
-            } = &block.content
-            {
-                missing.push(Missing::ToolInput {
-                    index: block.index,
-                    name: name.clone(),
-                });
+            if block.stopped {
+                continue;
+            }
+            missing.push(Missing::ContentBlockStop { index: block.index });
+            if let BlockContent::ToolUse { name, input, .. } = &block.content {
+                if check_json(input).is_err() {
+                    missing.push(Missing::ToolInput {
+                        index: block.index,
+                        name: name.clone(),
+                    });
+                }
             }
         }
         if self.phase != Phase::Stopped {
@@ -363,11 +698,10 @@ impl StreamAssembler {
 
     /// Everything assembled so far, as a response, without copying.
     pub fn into_partial(self) -> ConverseResponse {
-        let content: Vec<ContentBlock> = self
-            .blocks
-            .into_iter()
-            .filter_map(|b| b.content.into_content_block())
-            .collect();
+        let mut content: Vec<ContentBlock> = Vec::with_capacity(self.blocks.len());
+        for block in self.blocks {
+            block.into_content_blocks(&mut content);
+        }
         let message = if self.role.is_none() && content.is_empty() && self.phase == Phase::BeforeStart {
             None
         } else {
@@ -410,16 +744,53 @@ impl StreamAssembler {
         self.exception.as_ref()
     }
 
-    /// The raw (concatenated) input text of the tool call in block `index`.
-    pub fn tool_input_raw(&self, index: u32) -> Option<&str> {
-        let pos = self.find(index).ok()?;
-        match &self.blocks.get(pos)?.content {
-            BlockContent::ToolUse { input, .. } => Some(input),
+    /// The kind of block `index` and whether it is stopped; `None` if no event
+    /// opened it.
+    pub fn block(&self, index: u32) -> Option<BlockState> {
+        let block = self.blocks.get(self.find(index).ok()?)?;
+        Some(BlockState {
+            kind: block.content.kind(),
+            stopped: block.stopped,
+        })
+    }
+
+    /// The tool call in block `index` (its id, name and the input so far), or `None`
+    /// if that block is not a tool call. A client layer asks this instead of tracking
+    /// tool blocks itself; after the block's `contentBlockStop`,
+    /// [`ToolUseState::input`] is the checked input.
+    pub fn tool_use(&self, index: u32) -> Option<ToolUseState<'_>> {
+        match &self.blocks.get(self.find(index).ok()?)? {
+            Block {
+                content:
+                    BlockContent::ToolUse {
+                        tool_use_id,
+                        name,
+                        r#type,
+                        input,
+                        ..
+                    },
+                stopped,
+                ..
+            } => Some(ToolUseState {
+                tool_use_id,
+                name,
+                r#type: r#type.as_deref(),
+                input_text: input,
+                stopped: *stopped,
+            }),
             _ => None,
         }
     }
 
+    /// The raw (concatenated) input text of the tool call in block `index`.
+    pub fn tool_input_raw(&self, index: u32) -> Option<&str> {
+        self.tool_use(index).map(|t| t.input_text)
+    }
+
     // ===== event handlers =====
+    //
+    // Each handler reads and checks everything first and changes the state only once
+    // nothing can fail any more.
 
     /// Checks that one more block is allowed.
     fn check_block_limit(&self, index: u32) -> Result<(), StreamError> {
@@ -441,14 +812,12 @@ impl StreamAssembler {
         }
     }
 
-    /// Checks that content may arrive now (between start and stop).
-    fn check_streaming(&mut self, event_type: &'static str, index: Option<u32>) -> Result<(), StreamError> {
+    /// Checks that content may arrive now (between start and stop). Changes nothing:
+    /// [`enter_streaming`](Self::enter_streaming) does, once the event is accepted.
+    fn check_streaming(&self, event_type: &'static str, index: Option<u32>) -> Result<(), StreamError> {
         match self.phase {
             Phase::Streaming => Ok(()),
-            Phase::BeforeStart if self.allow_missing_message_start => {
-                self.phase = Phase::Streaming;
-                Ok(())
-            }
+            Phase::BeforeStart if self.allow_missing_message_start => Ok(()),
             Phase::BeforeStart => Err(StreamError::OutOfOrder {
                 event_type,
                 index,
@@ -459,6 +828,13 @@ impl StreamAssembler {
                 index,
                 problem: OrderProblem::AfterMessageStop,
             }),
+        }
+    }
+
+    /// After [`check_streaming`](Self::check_streaming) passed and the event is accepted.
+    fn enter_streaming(&mut self) {
+        if self.phase == Phase::BeforeStart {
+            self.phase = Phase::Streaming;
         }
     }
 
@@ -495,6 +871,7 @@ impl StreamAssembler {
             });
         };
         self.check_block_limit(index)?;
+        let mut unknown = None;
         let content = match &wire.start.0 {
             ContentBlockStart::ToolUse {
                 tool_use_id,
@@ -505,77 +882,147 @@ impl StreamAssembler {
                 name: name.as_ref().to_owned(),
                 r#type: r#type.as_deref().map(str::to_owned),
                 input: String::with_capacity(BLOCK_CAPACITY),
-                parsed: None,
+                checked: false,
             },
-            _ => BlockContent::Empty,
+            ContentBlockStart::ToolResult {
+                tool_use_id,
+                r#type,
+                status,
+            } => BlockContent::ToolResult {
+                tool_use_id: tool_use_id.as_ref().to_owned(),
+                r#type: r#type.as_deref().map(str::to_owned),
+                status: status.as_deref().map(str::to_owned),
+                content: Vec::new(),
+            },
+            ContentBlockStart::Image { format } => BlockContent::Image {
+                format: format.as_ref().to_owned(),
+                bytes: Vec::new(),
+                source: None,
+                error: None,
+            },
+            ContentBlockStart::Unknown { kind, value } => {
+                unknown = Some((kind, raw_value(ET, index, value)?));
+                BlockContent::Empty
+            }
+            ContentBlockStart::Empty => BlockContent::Empty,
         };
-        self.blocks.insert(
-            pos,
-            Block {
-                index,
-                stopped: false,
-                content,
-            },
-        );
+        self.enter_streaming();
+        let mut block = Block::new(index, content);
+        if let Some((kind, value)) = unknown {
+            block.keep_unknown(kind, value);
+        }
+        self.blocks.insert(pos, block);
         Ok(StreamEvent::ContentBlockStart {
             index,
             start: wire.start.0,
         })
     }
 
-    /// Returns the event already wrapped, so the (large) result is built in place.
-    fn on_delta<'m>(&mut self, payload: &'m [u8]) -> Result<Option<StreamEvent<'m>>, StreamError> {
+    /// The block a delta of `kind` for `index` goes to: its position, and whether it
+    /// has to be created there. Changes nothing.
+    fn delta_target(&self, index: u32, kind: DeltaKind) -> Result<(usize, bool), StreamError> {
         const ET: &str = "contentBlockDelta";
-        let (index, delta) = match json::delta_event(payload) {
-            Some(fast) => fast,
-            None => {
-                let wire: BlockDeltaWire<'m> = parse(ET, payload)?;
-                (wire.index, wire.delta.0)
-            }
-        };
         self.check_streaming(ET, Some(index))?;
-        let pos = match self.find(index) {
-            Ok(pos) => pos,
+        match self.find(index) {
+            Ok(pos) => {
+                let Some(block) = self.blocks.get(pos) else {
+                    return Err(StreamError::OutOfOrder {
+                        event_type: ET,
+                        index: Some(index),
+                        problem: OrderProblem::UnknownBlock,
+                    });
+                };
+                if block.stopped {
+                    return Err(StreamError::OutOfOrder {
+                        event_type: ET,
+                        index: Some(index),
+                        problem: OrderProblem::BlockAlreadyStopped,
+                    });
+                }
+                if !block.content.accepts(kind) {
+                    return Err(StreamError::DeltaKindMismatch {
+                        index,
+                        block: block.content.kind(),
+                        delta: kind.block_kind(),
+                    });
+                }
+                Ok((pos, false))
+            }
             Err(pos) => {
-                match delta {
-                    ContentBlockDelta::ToolUseInput(_) => {
-                        return Err(StreamError::OutOfOrder {
-                            event_type: ET,
-                            index: Some(index),
-                            problem: OrderProblem::ToolInputWithoutStart,
-                        })
-                    }
-                    // Not assembled: no block for it.
-                    ContentBlockDelta::Unknown { .. } => {
-                        return Ok(Some(StreamEvent::ContentBlockDelta { index, delta }))
-                    }
-                    _ => {}
+                if kind == DeltaKind::ToolInput {
+                    return Err(StreamError::OutOfOrder {
+                        event_type: ET,
+                        index: Some(index),
+                        problem: OrderProblem::ToolInputWithoutStart,
+                    });
                 }
                 self.check_block_limit(index)?;
-                self.blocks.insert(
-                    pos,
-                    Block {
-                        index,
-                        stopped: false,
-                        content: BlockContent::Empty,
-                    },
-                );
-                pos
+                Ok((pos, true))
             }
-        };
-        let Some(block) = self.blocks.get_mut(pos) else {
-            // `find` returned a valid position.
-            return Ok(Some(StreamEvent::ContentBlockDelta { index, delta }));
-        };
-        if block.stopped {
-            return Err(StreamError::OutOfOrder {
-                event_type: ET,
-                index: Some(index),
-                problem: OrderProblem::BlockAlreadyStopped,
-            });
         }
-        apply_delta(index, &mut block.content, &delta)?;
+    }
+
+    /// The block at `pos`, created first when `create` says so (after
+    /// [`delta_target`](Self::delta_target) accepted the delta).
+    fn target_block(&mut self, index: u32, pos: usize, create: bool) -> Option<&mut Block> {
+        self.enter_streaming();
+        if create {
+            self.blocks.insert(pos, Block::new(index, BlockContent::Empty));
+        }
+        self.blocks.get_mut(pos)
+    }
+
+    fn on_delta<'a>(&'a mut self, payload: &'a [u8]) -> Result<Option<StreamEvent<'a>>, StreamError> {
+        const ET: &str = "contentBlockDelta";
+        if let Some((index, fast)) = json::delta_event(payload) {
+            return self.on_fast_delta(index, fast).map(Some);
+        }
+        let wire: BlockDeltaWire<'a> = parse(ET, payload)?;
+        let (index, delta) = (wire.index, wire.delta.0);
+        let kind = DeltaKind::of(&delta);
+        let unknown = match &delta {
+            ContentBlockDelta::Unknown { kind, value } => Some((kind.clone(), raw_value(ET, index, value)?)),
+            _ => None,
+        };
+        let (pos, create) = self.delta_target(index, kind)?;
+        if let Some(block) = self.target_block(index, pos, create) {
+            match unknown {
+                Some((kind, value)) => block.keep_unknown(&kind, value),
+                None => block.content.apply(&delta),
+            }
+        }
         Ok(Some(StreamEvent::ContentBlockDelta { index, delta }))
+    }
+
+    /// A string delta read by the fast path: decoded straight into its block's buffer;
+    /// the event borrows the payload (no escapes) or the decoded text in the buffer.
+    fn on_fast_delta<'a>(
+        &'a mut self,
+        index: u32,
+        fast: FastDelta<'a>,
+    ) -> Result<StreamEvent<'a>, StreamError> {
+        let (pos, create) = self.delta_target(index, DeltaKind::fast(fast.kind))?;
+        let buffer = self
+            .target_block(index, pos, create)
+            .and_then(|b| b.content.buffer(fast.kind));
+        let text: Cow<'a, str> = match (buffer, fast.text.plain()) {
+            (Some(buf), Some(plain)) => {
+                buf.push_str(plain);
+                Cow::Borrowed(plain)
+            }
+            (Some(buf), None) => {
+                let start = buf.len();
+                fast.text.decode_into(buf);
+                let buf: &'a String = buf;
+                Cow::Borrowed(buf.get(start..).unwrap_or_default())
+            }
+            // `delta_target` accepted it, so the buffer exists; decode anyway.
+            (None, _) => fast.text.to_cow(),
+        };
+        Ok(StreamEvent::ContentBlockDelta {
+            index,
+            delta: json::typed_delta(fast.kind, text),
+        })
     }
 
     /// Returns the event already wrapped, as [`on_delta`](Self::on_delta).
@@ -587,10 +1034,10 @@ impl StreamAssembler {
         };
         self.check_streaming(ET, Some(index))?;
         let block = match self.find(index) {
-            Ok(pos) => self.blocks.get_mut(pos),
+            Ok(pos) => self.blocks.get(pos).map(|b| (pos, b)),
             Err(_) => None,
         };
-        let Some(block) = block else {
+        let Some((pos, block)) = block else {
             return Err(StreamError::OutOfOrder {
                 event_type: ET,
                 index: Some(index),
@@ -604,26 +1051,28 @@ impl StreamAssembler {
                 problem: OrderProblem::BlockAlreadyStopped,
             });
         }
-        block.stopped = true;
         if let BlockContent::ToolUse {
             tool_use_id,
             name,
             input,
-            parsed,
             ..
-        } = &mut block.content
+        } = &block.content
         {
-            match parse_tool_input(input) {
-                Ok(v) => *parsed = Some(v),
-                Err(source) => {
-                    return Err(StreamError::InvalidToolInput {
-                        index,
-                        name: name.clone(),
-                        tool_use_id: tool_use_id.clone(),
-                        raw: input.clone(),
-                        source,
-                    })
-                }
+            if let Err(source) = check_json(input) {
+                return Err(StreamError::InvalidToolInput {
+                    index,
+                    name: name.clone(),
+                    tool_use_id: tool_use_id.clone(),
+                    raw: input.clone(),
+                    source,
+                });
+            }
+        }
+        self.enter_streaming();
+        if let Some(block) = self.blocks.get_mut(pos) {
+            block.stopped = true;
+            if let BlockContent::ToolUse { checked, .. } = &mut block.content {
+                *checked = true;
             }
         }
         Ok(Some(StreamEvent::ContentBlockStop { index }))
@@ -834,82 +1283,19 @@ fn parse<'m, T: Deserialize<'m>>(event_type: &'static str, payload: &'m [u8]) ->
     })
 }
 
+/// An unknown member's value, kept as a JSON value.
+fn raw_value(
+    event_type: &'static str,
+    index: u32,
+    raw: &serde_json::value::RawValue,
+) -> Result<Value, StreamError> {
+    serde_json::from_str(raw.get()).map_err(|source| StreamError::InvalidPayload {
+        event_type,
+        index: Some(index),
+        source,
+    })
+}
+
 /// The capacity a block's text or tool input starts with: most are longer than one
 /// delta, so this saves the first few doublings.
 const BLOCK_CAPACITY: usize = 512;
-
-/// A block's text, starting with its first delta.
-fn block_string(first: &str) -> String {
-    let mut s = String::with_capacity(first.len().max(BLOCK_CAPACITY));
-    s.push_str(first);
-    s
-}
-
-/// Adds one delta to its block, after checking its kind.
-fn apply_delta(
-    index: u32,
-    content: &mut BlockContent,
-    delta: &ContentBlockDelta<'_>,
-) -> Result<(), StreamError> {
-    let mismatch = |content: &BlockContent, delta: BlockKind| StreamError::DeltaKindMismatch {
-        index,
-        block: content.kind(),
-        delta,
-    };
-    match delta {
-        ContentBlockDelta::Text(t) => match content {
-            BlockContent::Text(s) | BlockContent::Citations { text: s, .. } => s.push_str(t),
-            BlockContent::Empty => *content = BlockContent::Text(block_string(t)),
-            _ => return Err(mismatch(content, BlockKind::Text)),
-        },
-        ContentBlockDelta::ToolUseInput(t) => match content {
-            BlockContent::ToolUse { input, .. } => input.push_str(t),
-            _ => return Err(mismatch(content, BlockKind::ToolUse)),
-        },
-        ContentBlockDelta::ReasoningText(t) => match content {
-            BlockContent::Reasoning { text, .. } => text.push_str(t),
-            BlockContent::Empty => {
-                *content = BlockContent::Reasoning {
-                    text: block_string(t),
-                    signature: None,
-                }
-            }
-            _ => return Err(mismatch(content, BlockKind::ReasoningText)),
-        },
-        ContentBlockDelta::ReasoningSignature(t) => match content {
-            BlockContent::Reasoning { signature, .. } => {
-                signature.get_or_insert_with(String::new).push_str(t);
-            }
-            BlockContent::Empty => {
-                *content = BlockContent::Reasoning {
-                    text: String::new(),
-                    signature: Some(t.as_ref().to_owned()),
-                }
-            }
-            _ => return Err(mismatch(content, BlockKind::ReasoningText)),
-        },
-        ContentBlockDelta::ReasoningRedacted(b) => match content {
-            BlockContent::Redacted(v) => v.extend_from_slice(b.as_bytes()),
-            BlockContent::Empty => *content = BlockContent::Redacted(b.as_bytes().to_vec()),
-            _ => return Err(mismatch(content, BlockKind::RedactedReasoning)),
-        },
-        ContentBlockDelta::Citation(c) => match content {
-            BlockContent::Citations { citations, .. } => citations.push(Citation::clone(c)),
-            BlockContent::Text(s) => {
-                *content = BlockContent::Citations {
-                    text: std::mem::take(s),
-                    citations: vec![Citation::clone(c)],
-                }
-            }
-            BlockContent::Empty => {
-                *content = BlockContent::Citations {
-                    text: String::new(),
-                    citations: vec![Citation::clone(c)],
-                }
-            }
-            _ => return Err(mismatch(content, BlockKind::Citations)),
-        },
-        ContentBlockDelta::Unknown { .. } => {}
-    }
-    Ok(())
-}

@@ -72,8 +72,9 @@ pub enum StreamError {
         /// The delta's kind.
         delta: BlockKind,
     },
-    /// The concatenated input of a tool call is not valid JSON. The block is kept, with
-    /// the raw text as its `input` (a JSON string) in partial responses.
+    /// The concatenated input of a tool call is not valid JSON, at its
+    /// `contentBlockStop`. The stop is rejected, so the block stays open; partial
+    /// responses carry the raw text as its `input` (a JSON string).
     #[error("tool {name:?} ({tool_use_id}) in content block {index} has invalid input JSON: {source}")]
     InvalidToolInput {
         /// The content block index.
@@ -157,6 +158,12 @@ pub enum BlockKind {
     RedactedReasoning,
     /// Text with `citation` deltas.
     Citations,
+    /// `toolResult`: the result of a server-side tool.
+    ToolResult,
+    /// `image`.
+    Image,
+    /// A kind this crate does not know, kept as it arrived.
+    Other,
 }
 
 impl fmt::Display for BlockKind {
@@ -168,6 +175,9 @@ impl fmt::Display for BlockKind {
             BlockKind::ReasoningText => "reasoning text",
             BlockKind::RedactedReasoning => "redacted reasoning",
             BlockKind::Citations => "citation",
+            BlockKind::ToolResult => "toolResult",
+            BlockKind::Image => "image",
+            BlockKind::Other => "unknown",
         })
     }
 }

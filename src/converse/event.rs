@@ -10,12 +10,17 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::types::{Blob, Citation, ConverseMetrics, Role, StopReason, TokenUsage};
+use super::types::{
+    Blob, Citation, ConverseMetrics, Extra, MediaSource, Role, StopReason, TokenUsage, ToolResultContentBlock,
+};
 
 /// One event of a ConverseStream.
 ///
-/// Strings borrow from the frame's payload when the JSON string has no escapes
-/// ([`Cow::Borrowed`]); escaped strings are decoded into [`Cow::Owned`].
+/// Strings borrow from the frame's payload when the JSON string has no escapes. The
+/// text, tool-input and reasoning strings of a delta that has escapes are decoded
+/// straight into the assembler's buffer for their block and borrow from there, so
+/// they are [`Cow::Borrowed`] too (an event can therefore borrow the assembler until
+/// it is dropped); other escaped strings are [`Cow::Owned`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum StreamEvent<'a> {
@@ -82,9 +87,24 @@ pub enum ContentBlockStart<'a> {
         /// `type` (e.g. `server_tool_use`).
         r#type: Option<Cow<'a, str>>,
     },
+    /// `toolResult`: the result of a server-side tool (e.g. web search) begins; its
+    /// content follows as deltas.
+    ToolResult {
+        /// `toolUseId` of the call it answers.
+        tool_use_id: Cow<'a, str>,
+        /// `type`.
+        r#type: Option<Cow<'a, str>>,
+        /// `status`: `success` or `error`.
+        status: Option<Cow<'a, str>>,
+    },
+    /// `image`: a generated image begins; its source follows as deltas.
+    Image {
+        /// `format`: `png`, `jpeg`, `gif` or `webp`.
+        format: Cow<'a, str>,
+    },
     /// An empty `start` (`{}`).
     Empty,
-    /// Another kind (`toolResult`, `image`, ...), unparsed.
+    /// Another kind, unparsed (kept in the assembled block as it arrived).
     Unknown {
         /// The member's name.
         kind: Cow<'a, str>,
@@ -109,13 +129,31 @@ pub enum ContentBlockDelta<'a> {
     ReasoningRedacted(Blob),
     /// `citation`.
     Citation(Box<Citation>),
-    /// Another kind (`toolResult`, `image`, ...), unparsed; not assembled.
+    /// `toolResult`: content items (`text`, `json`) of a server tool's result.
+    ToolResult(Vec<ToolResultContentBlock>),
+    /// `image`: the image's `source` or an `error`.
+    Image(Box<ImageDelta>),
+    /// Another kind, unparsed; kept in the assembled response as it arrived.
     Unknown {
         /// The member's name.
         kind: Cow<'a, str>,
         /// The member's value.
         value: &'a RawValue,
     },
+}
+
+/// `ImageBlockDelta`: part of a generated image.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageDelta {
+    /// `source`: the image bytes (base64 in JSON) or its S3 location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<MediaSource>,
+    /// `error` (an `ErrorBlock`: `message`), as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+    /// Other members, as sent.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 // ===== impl Serialize =====
@@ -219,6 +257,19 @@ impl Serialize for ContentBlockStart<'_> {
             #[serde(skip_serializing_if = "Option::is_none")]
             r#type: Option<&'b str>,
         }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ToolResultBody<'b> {
+            tool_use_id: &'b str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            r#type: Option<&'b str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            status: Option<&'b str>,
+        }
+        #[derive(Serialize)]
+        struct ImageBody<'b> {
+            format: &'b str,
+        }
         let mut map = s.serialize_map(None)?;
         match self {
             ContentBlockStart::ToolUse {
@@ -233,6 +284,19 @@ impl Serialize for ContentBlockStart<'_> {
                     r#type: r#type.as_deref(),
                 },
             )?,
+            ContentBlockStart::ToolResult {
+                tool_use_id,
+                r#type,
+                status,
+            } => map.serialize_entry(
+                "toolResult",
+                &ToolResultBody {
+                    tool_use_id,
+                    r#type: r#type.as_deref(),
+                    status: status.as_deref(),
+                },
+            )?,
+            ContentBlockStart::Image { format } => map.serialize_entry("image", &ImageBody { format })?,
             ContentBlockStart::Empty => {}
             ContentBlockStart::Unknown { kind, value } => map.serialize_entry(kind, value)?,
         }
@@ -267,6 +331,8 @@ impl Serialize for ContentBlockDelta<'_> {
                 map.serialize_entry("reasoningContent", &ReasoningBody::RedactedContent(b))?
             }
             ContentBlockDelta::Citation(c) => map.serialize_entry("citation", c)?,
+            ContentBlockDelta::ToolResult(items) => map.serialize_entry("toolResult", items)?,
+            ContentBlockDelta::Image(image) => map.serialize_entry("image", image)?,
             ContentBlockDelta::Unknown { kind, value } => map.serialize_entry(kind, value)?,
         }
         map.end()
@@ -399,6 +465,23 @@ struct ToolUseStartWire<'a> {
     r#type: Option<CowStrField<'a>>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolResultStartWire<'a> {
+    #[serde(borrow)]
+    tool_use_id: CowStrField<'a>,
+    #[serde(borrow, default)]
+    r#type: Option<CowStrField<'a>>,
+    #[serde(borrow, default)]
+    status: Option<CowStrField<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ImageStartWire<'a> {
+    #[serde(borrow)]
+    format: CowStrField<'a>,
+}
+
 /// [`CowStr`] as a derive-friendly field.
 #[derive(Deserialize)]
 #[serde(transparent)]
@@ -416,16 +499,31 @@ impl<'de: 'a, 'a> Deserialize<'de> for StartWire<'a> {
                 let start = visit_union(
                     map,
                     |key, map: &mut A| {
-                        if key == "toolUse" {
-                            let t: ToolUseStartWire<'de> = map.next_value()?;
-                            Ok(Some(ContentBlockStart::ToolUse {
-                                tool_use_id: t.tool_use_id.0 .0,
-                                name: t.name.0 .0,
-                                r#type: t.r#type.map(|t| t.0 .0),
-                            }))
-                        } else {
-                            Ok(None)
-                        }
+                        Ok(Some(match key {
+                            "toolUse" => {
+                                let t: ToolUseStartWire<'de> = map.next_value()?;
+                                ContentBlockStart::ToolUse {
+                                    tool_use_id: t.tool_use_id.0 .0,
+                                    name: t.name.0 .0,
+                                    r#type: t.r#type.map(|t| t.0 .0),
+                                }
+                            }
+                            "toolResult" => {
+                                let t: ToolResultStartWire<'de> = map.next_value()?;
+                                ContentBlockStart::ToolResult {
+                                    tool_use_id: t.tool_use_id.0 .0,
+                                    r#type: t.r#type.map(|t| t.0 .0),
+                                    status: t.status.map(|t| t.0 .0),
+                                }
+                            }
+                            "image" => {
+                                let t: ImageStartWire<'de> = map.next_value()?;
+                                ContentBlockStart::Image {
+                                    format: t.format.0 .0,
+                                }
+                            }
+                            _ => return Ok(None),
+                        }))
                     },
                     |kind, value| ContentBlockStart::Unknown { kind, value },
                 )?;
@@ -498,6 +596,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for DeltaWire<'a> {
                             }
                             "reasoningContent" => map.next_value::<ReasoningWire<'de>>()?.0,
                             "citation" => ContentBlockDelta::Citation(Box::new(map.next_value()?)),
+                            "toolResult" => ContentBlockDelta::ToolResult(map.next_value()?),
+                            "image" => ContentBlockDelta::Image(Box::new(map.next_value()?)),
                             _ => return Ok(None),
                         }))
                     },
@@ -533,10 +633,10 @@ mod tests {
     #[test]
     fn unknown_delta_passes_through() {
         let w: BlockDeltaWire<'_> =
-            serde_json::from_slice(br#"{"contentBlockIndex":0,"delta":{"image":{"x":1}}}"#).unwrap();
+            serde_json::from_slice(br#"{"contentBlockIndex":0,"delta":{"video":{"x":1}}}"#).unwrap();
         match w.delta.0 {
             ContentBlockDelta::Unknown { kind, value } => {
-                assert_eq!(kind, "image");
+                assert_eq!(kind, "video");
                 assert_eq!(value.get(), r#"{"x":1}"#);
             }
             other => panic!("{other:?}"),

@@ -1,15 +1,18 @@
 //! The fast path for the hot events: a hand-written scanner for the exact shapes of
 //! `contentBlockDelta` (text, tool input, reasoning text or signature) and
-//! `contentBlockStop` payloads, with `"p"` padding anywhere at the top level.
+//! `contentBlockStop` payloads, with `"p"` padding anywhere at the top level or inside
+//! the delta, members in any order.
 //!
-//! It finds the end of each string eight bytes at a time, checks only the strings it
-//! returns for UTF-8, borrows them when they have no escapes and decodes them
-//! otherwise. Anything it does not recognise (another member,
-//! another delta kind, a duplicate key, an escaped key, a number that is not a plain
-//! `u32`, a control character, a lone surrogate, ...) makes it return `None`, and the
-//! caller parses the payload with serde_json instead, which gives the same result or
-//! the error. So the scanner only has to be right about what it accepts; the unit
-//! tests below check it against serde_json on generated payloads.
+//! It finds the end of each string eight bytes at a time and checks the strings it
+//! returns (escapes and UTF-8) without decoding them: a [`JsonStr`] is the raw text
+//! between the quotes, known to be valid, which the assembler later decodes straight
+//! into the block's own buffer ([`JsonStr::decode_into`]), so an escaped delta costs no
+//! allocation. Anything it does not recognise (another member, another delta kind, a
+//! duplicate key, an escaped key, a number that is not a plain `u32`, a control
+//! character, a lone surrogate, ...) makes it return `None`, and the caller parses the
+//! payload with serde_json instead, which gives the same result or the error. So the
+//! scanner only has to be right about what it accepts; the unit tests below check it
+//! against serde_json on generated payloads.
 //!
 //! In front of it sits a cheaper path for the exact compact text Bedrock writes
 //! (`{"contentBlockIndex":N,"delta":{...},"p":"..."}`, no whitespace, that member
@@ -62,8 +65,166 @@ fn scan(rest: &[u8]) -> Option<usize> {
     None
 }
 
-/// The least capacity of a decoded string.
-const SMALL_STRING: usize = 112;
+// ===== JsonStr =====
+
+/// The text between the quotes of a JSON string, checked to be valid (UTF-8, escapes,
+/// surrogate pairs) but not decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JsonStr<'a> {
+    raw: &'a str,
+    escaped: bool,
+}
+
+impl<'a> JsonStr<'a> {
+    /// The string itself when it has no escapes.
+    pub(crate) fn plain(&self) -> Option<&'a str> {
+        (!self.escaped).then_some(self.raw)
+    }
+
+    /// Appends the decoded string to `out`. Reserves at most the raw length (decoding
+    /// never makes a string longer).
+    pub(crate) fn decode_into(&self, out: &mut String) {
+        if !self.escaped {
+            out.push_str(self.raw);
+            return;
+        }
+        out.reserve(self.raw.len());
+        let mut rest = self.raw;
+        while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
+            let (run, tail) = rest.split_at(at);
+            out.push_str(run);
+            // `tail` starts with the backslash; the escape was checked when scanned.
+            let b = tail.as_bytes();
+            let (ch, used) = match b.get(1) {
+                Some(b'"') => ('"', 2),
+                Some(b'\\') => ('\\', 2),
+                Some(b'/') => ('/', 2),
+                Some(b'b') => ('\u{8}', 2),
+                Some(b'f') => ('\u{c}', 2),
+                Some(b'n') => ('\n', 2),
+                Some(b'r') => ('\r', 2),
+                Some(b't') => ('\t', 2),
+                Some(b'u') => {
+                    let hi = hex4(b.get(2..6)).unwrap_or(0xFFFD);
+                    if (0xD800..0xDC00).contains(&hi) {
+                        let lo = hex4(b.get(8..12)).unwrap_or(0xDC00);
+                        let code = 0x10000 + ((hi - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF);
+                        (char::from_u32(code).unwrap_or('\u{FFFD}'), 12)
+                    } else {
+                        (char::from_u32(hi).unwrap_or('\u{FFFD}'), 6)
+                    }
+                }
+                _ => ('\u{FFFD}', 2),
+            };
+            out.push(ch);
+            rest = tail.get(used..).unwrap_or_default();
+        }
+        out.push_str(rest);
+    }
+
+    /// The decoded string: borrowed when it has no escapes (allocates otherwise).
+    pub(crate) fn to_cow(self) -> Cow<'a, str> {
+        match self.plain() {
+            Some(s) => Cow::Borrowed(s),
+            None => {
+                let mut s = String::with_capacity(self.raw.len());
+                self.decode_into(&mut s);
+                Cow::Owned(s)
+            }
+        }
+    }
+}
+
+/// Four hex digits.
+fn hex4(digits: Option<&[u8]>) -> Option<u32> {
+    let mut v = 0u32;
+    for &d in digits? {
+        v = v * 16 + char::from(d).to_digit(16)?;
+    }
+    Some(v)
+}
+
+/// Checks the escapes of a string that starts at `start` and whose first escape is
+/// at `first`; returns the position of the closing quote.
+fn check_escaped(bytes: &[u8], first: usize) -> Option<usize> {
+    let mut i = first;
+    loop {
+        match bytes.get(i)? {
+            b'"' => return Some(i),
+            b'\\' => {
+                let esc = *bytes.get(i + 1)?;
+                i += 2;
+                match esc {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    b'u' => {
+                        let hi = hex4(bytes.get(i..i + 4))?;
+                        i += 4;
+                        if (0xD800..0xDC00).contains(&hi) {
+                            if bytes.get(i..i + 2)? != b"\\u" {
+                                return None;
+                            }
+                            let lo = hex4(bytes.get(i + 2..i + 6))?;
+                            if !(0xDC00..0xE000).contains(&lo) {
+                                return None;
+                            }
+                            i += 6;
+                        } else if (0xDC00..0xE000).contains(&hi) {
+                            // A lone trailing surrogate: serde_json rejects it.
+                            return None;
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        }
+        i += scan(bytes.get(i..)?)?;
+    }
+}
+
+/// The kind of a delta the fast path reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FastKind {
+    /// `text`.
+    Text,
+    /// `toolUse.input`.
+    ToolInput,
+    /// `reasoningContent.text`.
+    ReasoningText,
+    /// `reasoningContent.signature`.
+    ReasoningSignature,
+}
+
+/// A delta read by the fast path: its kind and its (undecoded) string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FastDelta<'a> {
+    pub(crate) kind: FastKind,
+    pub(crate) text: JsonStr<'a>,
+}
+
+impl<'a> FastDelta<'a> {
+    /// The typed delta, with the string decoded (allocates when it has escapes).
+    #[cfg(test)]
+    pub(crate) fn to_delta(self) -> ContentBlockDelta<'a> {
+        let s = self.text.to_cow();
+        match self.kind {
+            FastKind::Text => ContentBlockDelta::Text(s),
+            FastKind::ToolInput => ContentBlockDelta::ToolUseInput(s),
+            FastKind::ReasoningText => ContentBlockDelta::ReasoningText(s),
+            FastKind::ReasoningSignature => ContentBlockDelta::ReasoningSignature(s),
+        }
+    }
+}
+
+/// Wraps a decoded string as the delta of `kind`.
+pub(crate) fn typed_delta(kind: FastKind, s: Cow<'_, str>) -> ContentBlockDelta<'_> {
+    match kind {
+        FastKind::Text => ContentBlockDelta::Text(s),
+        FastKind::ToolInput => ContentBlockDelta::ToolUseInput(s),
+        FastKind::ReasoningText => ContentBlockDelta::ReasoningText(s),
+        FastKind::ReasoningSignature => ContentBlockDelta::ReasoningSignature(s),
+    }
+}
 
 /// Reads a payload. Only the strings it returns are checked for UTF-8: keys are
 /// compared with ASCII names and the padding is skipped, as serde_json does.
@@ -102,102 +263,23 @@ impl<'a> Cursor<'a> {
         self.pos == self.bytes.len()
     }
 
-    /// A JSON string; borrowed when it has no escapes.
-    fn string(&mut self) -> Option<Cow<'a, str>> {
+    /// A JSON string, checked, not decoded.
+    fn string(&mut self) -> Option<JsonStr<'a>> {
         self.eat(b'"')?;
         self.string_rest()
     }
 
     /// The rest of a JSON string whose opening quote is consumed.
-    fn string_rest(&mut self) -> Option<Cow<'a, str>> {
+    fn string_rest(&mut self) -> Option<JsonStr<'a>> {
         let start = self.pos;
-        let end = start + scan(self.bytes.get(start..)?)?;
-        match self.bytes.get(end) {
-            Some(b'"') => {
-                self.pos = end + 1;
-                std::str::from_utf8(self.bytes.get(start..end)?)
-                    .ok()
-                    .map(Cow::Borrowed)
-            }
-            _ => self.escaped_string(end).map(Cow::Owned),
-        }
-    }
-
-    /// Opens a string: its start and the position of the first `"` or `\\` in it.
-    fn plain_string(&mut self) -> Option<(usize, usize)> {
-        self.eat(b'"')?;
-        let start = self.pos;
-        let end = start + scan(self.bytes.get(start..)?)?;
-        Some((start, end))
-    }
-
-    /// The rest of a string that has escapes: it starts at `pos` and its first
-    /// escape is at `first`. The text is decoded as bytes and checked for UTF-8 once
-    /// at the end (decoded escapes are whole characters, so this accepts exactly
-    /// what checking each unescaped run would).
-    fn escaped_string(&mut self, first: usize) -> Option<String> {
-        // The decoded text is never longer than what is left of the payload. Short
-        // strings (tool-input fragments) all get the same small capacity, so the
-        // allocator hands back the block the previous fragment freed.
-        let mut out: Vec<u8> =
-            Vec::with_capacity(self.bytes.len().saturating_sub(self.pos).max(SMALL_STRING));
-        let mut i = self.pos;
-        let mut run_end = first;
-        loop {
-            out.extend_from_slice(self.bytes.get(i..run_end)?);
-            i = run_end;
-            match self.bytes.get(i)? {
-                b'"' => {
-                    self.pos = i + 1;
-                    return String::from_utf8(out).ok();
-                }
-                b'\\' => {
-                    let esc = *self.bytes.get(i + 1)?;
-                    i += 2;
-                    match esc {
-                        b'"' => out.push(b'"'),
-                        b'\\' => out.push(b'\\'),
-                        b'/' => out.push(b'/'),
-                        b'b' => out.push(0x08),
-                        b'f' => out.push(0x0c),
-                        b'n' => out.push(b'\n'),
-                        b'r' => out.push(b'\r'),
-                        b't' => out.push(b'\t'),
-                        b'u' => {
-                            let hi = self.hex4(i)?;
-                            i += 4;
-                            let code = if (0xD800..0xDC00).contains(&hi) {
-                                if self.bytes.get(i..i + 2)? != b"\\u" {
-                                    return None;
-                                }
-                                let lo = self.hex4(i + 2)?;
-                                if !(0xDC00..0xE000).contains(&lo) {
-                                    return None;
-                                }
-                                i += 6;
-                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                            } else {
-                                hi
-                            };
-                            let mut utf8 = [0u8; 4];
-                            out.extend_from_slice(char::from_u32(code)?.encode_utf8(&mut utf8).as_bytes());
-                        }
-                        _ => return None,
-                    }
-                }
-                _ => return None,
-            }
-            run_end = i + scan(self.bytes.get(i..)?)?;
-        }
-    }
-
-    fn hex4(&self, at: usize) -> Option<u32> {
-        let digits = self.bytes.get(at..at + 4)?;
-        let mut v = 0u32;
-        for &d in digits {
-            v = v * 16 + char::from(d).to_digit(16)?;
-        }
-        Some(v)
+        let first = start + scan(self.bytes.get(start..)?)?;
+        let (end, escaped) = match self.bytes.get(first) {
+            Some(b'"') => (first, false),
+            _ => (check_escaped(self.bytes, first)?, true),
+        };
+        let raw = std::str::from_utf8(self.bytes.get(start..end)?).ok()?;
+        self.pos = end + 1;
+        Some(JsonStr { raw, escaped })
     }
 
     /// One of `names` as an object key, and the `:` after it; `None` for any other key.
@@ -214,70 +296,102 @@ impl<'a> Cursor<'a> {
         Some(name)
     }
 
-    /// The bytes of a string without escapes (the `"p"` padding).
-    fn raw_string(&mut self) -> Option<&'a [u8]> {
-        let (start, end) = self.plain_string()?;
+    /// Skips a string without escapes (the `"p"` padding).
+    fn padding(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        let end = self.pos + scan(self.bytes.get(self.pos..)?)?;
         if self.bytes.get(end) != Some(&b'"') {
             return None;
         }
         self.pos = end + 1;
-        self.bytes.get(start..end)
+        Some(())
     }
 
     /// A plain non-negative integer that fits in `u32` (no sign, fraction or exponent).
     fn u32(&mut self) -> Option<u32> {
         self.skip_ws();
-        let start = self.pos;
-        let mut v: u32 = 0;
-        while let Some(&d) = self.bytes.get(self.pos) {
-            if !d.is_ascii_digit() {
-                break;
-            }
-            v = v.checked_mul(10)?.checked_add(u32::from(d - b'0'))?;
-            self.pos += 1;
-        }
-        let len = self.pos - start;
-        // serde_json rejects leading zeros; leave those (and everything else) to it.
-        if len == 0 || (len > 1 && self.bytes.get(start) == Some(&b'0')) {
-            return None;
-        }
+        let (v, n) = leading_u32(self.bytes.get(self.pos..)?)?;
+        self.pos += n;
         if let Some(b'.' | b'e' | b'E') = self.bytes.get(self.pos) {
             return None;
         }
         Some(v)
     }
 
-    /// `{"<key>": "<string>"}` with one member; returns both.
-    fn single_string_member(&mut self, names: &[&'static [u8]]) -> Option<(&'static [u8], Cow<'a, str>)> {
-        self.eat(b'{')?;
-        let key = self.key(names)?;
-        let value = self.string()?;
-        self.eat(b'}')?;
-        Some((key, value))
+    /// After a member: `,` (more follow: `true`) or `}` (the end: `false`).
+    fn next_member(&mut self) -> Option<bool> {
+        match self.peek()? {
+            b',' => {
+                self.pos += 1;
+                Some(true)
+            }
+            b'}' => {
+                self.pos += 1;
+                Some(false)
+            }
+            _ => None,
+        }
     }
 
-    fn delta(&mut self) -> Option<ContentBlockDelta<'a>> {
+    /// An object with exactly one of `names` (a string) and at most one `"p"` padding
+    /// member, in any order.
+    fn string_member(&mut self, names: &[&'static [u8]]) -> Option<(&'static [u8], JsonStr<'a>)> {
         self.eat(b'{')?;
-        let delta = match self.key(&[b"text", b"toolUse", b"reasoningContent"])? {
-            b"text" => ContentBlockDelta::Text(self.string()?),
-            b"toolUse" => match self.single_string_member(&[b"input"])? {
-                (b"input", s) => ContentBlockDelta::ToolUseInput(s),
+        let mut found = None;
+        let mut padding = false;
+        loop {
+            match self.key(names)? {
+                b"p" if !padding => {
+                    padding = true;
+                    self.padding()?;
+                }
+                b"p" => return None,
+                name if found.is_none() => found = Some((name, self.string()?)),
                 _ => return None,
-            },
-            b"reasoningContent" => match self.single_string_member(&[b"text", b"signature"])? {
-                (b"text", s) => ContentBlockDelta::ReasoningText(s),
-                (b"signature", s) => ContentBlockDelta::ReasoningSignature(s),
+            }
+            if !self.next_member()? {
+                return found;
+            }
+        }
+    }
+
+    fn delta(&mut self) -> Option<FastDelta<'a>> {
+        self.eat(b'{')?;
+        let mut found = None;
+        let mut padding = false;
+        loop {
+            let kind = match self.key(&[b"text", b"toolUse", b"reasoningContent", b"p"])? {
+                b"p" if !padding => {
+                    padding = true;
+                    self.padding()?;
+                    None
+                }
+                _ if found.is_some() => return None,
+                b"text" => Some((FastKind::Text, self.string()?)),
+                b"toolUse" => match self.string_member(&[b"input", b"p"])? {
+                    (b"input", s) => Some((FastKind::ToolInput, s)),
+                    _ => return None,
+                },
+                b"reasoningContent" => match self.string_member(&[b"text", b"signature", b"p"])? {
+                    (b"text", s) => Some((FastKind::ReasoningText, s)),
+                    (b"signature", s) => Some((FastKind::ReasoningSignature, s)),
+                    _ => return None,
+                },
                 _ => return None,
-            },
-            _ => return None,
-        };
-        self.eat(b'}')?;
-        Some(delta)
+            };
+            if let Some(k) = kind {
+                found = Some(k);
+            }
+            if !self.next_member()? {
+                let (kind, text) = found?;
+                return Some(FastDelta { kind, text });
+            }
+        }
     }
 }
 
 /// A `contentBlockDelta` payload of a common shape, or `None` (then use serde_json).
-pub(crate) fn delta_event(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)> {
+pub(crate) fn delta_event(payload: &[u8]) -> Option<(u32, FastDelta<'_>)> {
     if let Some(compact) = compact_delta(payload) {
         return Some(compact);
     }
@@ -292,17 +406,12 @@ pub(crate) fn delta_event(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)
             b"delta" if delta.is_none() => delta = Some(c.delta()?),
             b"p" if !padding => {
                 padding = true;
-                c.raw_string()?;
+                c.padding()?;
             }
             _ => return None,
         }
-        match c.peek()? {
-            b',' => c.pos += 1,
-            b'}' => {
-                c.pos += 1;
-                break;
-            }
-            _ => return None,
+        if !c.next_member()? {
+            break;
         }
     }
     if !c.at_end() {
@@ -325,17 +434,12 @@ pub(crate) fn stop_event(payload: &[u8]) -> Option<u32> {
             b"contentBlockIndex" if index.is_none() => index = Some(c.u32()?),
             b"p" if !padding => {
                 padding = true;
-                c.raw_string()?;
+                c.padding()?;
             }
             _ => return None,
         }
-        match c.peek()? {
-            b',' => c.pos += 1,
-            b'}' => {
-                c.pos += 1;
-                break;
-            }
-            _ => return None,
+        if !c.next_member()? {
+            break;
         }
     }
     if !c.at_end() {
@@ -407,19 +511,19 @@ fn compact_end(rest: &[u8]) -> bool {
 
 /// A `contentBlockDelta` payload in the compact shape (text, tool input, reasoning
 /// text or signature), or `None`.
-fn compact_delta(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)> {
+fn compact_delta(payload: &[u8]) -> Option<(u32, FastDelta<'_>)> {
     let rest = payload.strip_prefix(INDEX_PREFIX)?;
     let (index, digits) = leading_u32(rest)?;
     let rest = rest.get(digits..)?.strip_prefix(br#","delta":{""#)?;
     // (kind, bytes before the string, closing braces after it)
-    let (kind, skip, close): (u8, usize, &[u8]) = if rest.starts_with(br#"text":""#) {
-        (0, 7, b"}")
+    let (kind, skip, close): (FastKind, usize, &[u8]) = if rest.starts_with(br#"text":""#) {
+        (FastKind::Text, 7, b"}")
     } else if rest.starts_with(br#"toolUse":{"input":""#) {
-        (1, 19, b"}}")
+        (FastKind::ToolInput, 19, b"}}")
     } else if rest.starts_with(br#"reasoningContent":{"text":""#) {
-        (2, 27, b"}}")
+        (FastKind::ReasoningText, 27, b"}}")
     } else if rest.starts_with(br#"reasoningContent":{"signature":""#) {
-        (3, 32, b"}}")
+        (FastKind::ReasoningSignature, 32, b"}}")
     } else {
         return None;
     };
@@ -431,13 +535,7 @@ fn compact_delta(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)> {
     if !compact_end(c.bytes.get(c.pos..)?.strip_prefix(close)?) {
         return None;
     }
-    let delta = match kind {
-        0 => ContentBlockDelta::Text(text),
-        1 => ContentBlockDelta::ToolUseInput(text),
-        2 => ContentBlockDelta::ReasoningText(text),
-        _ => ContentBlockDelta::ReasoningSignature(text),
-    };
-    Some((index, delta))
+    Some((index, FastDelta { kind, text }))
 }
 
 /// A `contentBlockStop` payload in the compact shape, or `None`.
@@ -453,27 +551,36 @@ mod tests {
     use crate::converse::event::{BlockDeltaWire, BlockStopWire};
     use proptest::prelude::*;
 
+    fn delta_event_typed(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)> {
+        delta_event(payload).map(|(i, d)| (i, d.to_delta()))
+    }
+
+    fn compact_delta_typed(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)> {
+        compact_delta(payload).map(|(i, d)| (i, d.to_delta()))
+    }
+
     fn serde_delta(payload: &[u8]) -> Option<serde_json::Value> {
         let w: BlockDeltaWire<'_> = serde_json::from_slice(payload).ok()?;
         Some(serde_json::json!({"i": w.index, "d": serde_json::to_value(&w.delta.0).ok()?}))
     }
 
     fn fast_delta(payload: &[u8]) -> Option<serde_json::Value> {
-        let (index, delta) = delta_event(payload)?;
+        let (index, delta) = delta_event_typed(payload)?;
         Some(serde_json::json!({"i": index, "d": serde_json::to_value(&delta).ok()?}))
     }
 
     #[test]
     fn common_shapes() {
-        let (i, d) = delta_event(br#"{"contentBlockIndex":2,"delta":{"text":"hi"},"p":"abc"}"#).unwrap();
+        let (i, d) =
+            delta_event_typed(br#"{"contentBlockIndex":2,"delta":{"text":"hi"},"p":"abc"}"#).unwrap();
         assert_eq!(i, 2);
         assert!(matches!(d, ContentBlockDelta::Text(Cow::Borrowed("hi"))));
-        let (_, d) = delta_event(
+        let (_, d) = delta_event_typed(
             br#"{"p":"a", "contentBlockIndex" : 0 , "delta":{"toolUse":{"input":"{\"x\": 7}"}}}"#,
         )
         .unwrap();
         assert!(matches!(d, ContentBlockDelta::ToolUseInput(Cow::Owned(ref s)) if s == "{\"x\": 7}"));
-        let (_, d) = delta_event(
+        let (_, d) = delta_event_typed(
             br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"\ud83d\ude00\u00e9"}}}"#,
         )
         .unwrap();
@@ -482,12 +589,12 @@ mod tests {
         // Strings longer than the one-pass scan.
         let long = "x".repeat(100);
         let p = format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"{long}\n{long}"}}}}"#);
-        let (_, d) = delta_event(p.as_bytes()).unwrap();
+        let (_, d) = delta_event_typed(p.as_bytes()).unwrap();
         assert!(matches!(d, ContentBlockDelta::Text(Cow::Owned(ref s)) if *s == format!("{long}\n{long}")));
         let p = format!("{{\"contentBlockIndex\":0,\"delta\":{{\"text\":\"{long}\x01\"}}}}");
-        assert!(delta_event(p.as_bytes()).is_none());
+        assert!(delta_event_typed(p.as_bytes()).is_none());
         let p = format!("{{\"contentBlockIndex\":0,\"delta\":{{\"text\":\"a\\n{long}\x01\"}}}}");
-        assert!(delta_event(p.as_bytes()).is_none());
+        assert!(delta_event_typed(p.as_bytes()).is_none());
         // Left to serde_json:
         for p in [
             &br#"{"contentBlockIndex":01,"delta":{"text":"a"}}"#[..],
@@ -500,7 +607,7 @@ mod tests {
             br#"{"contentBlockIndex":4294967296,"delta":{"text":"a"}}"#,
             br#"{"contentBlockIndex":1,"delta":{"text":"a"},"q":1}"#,
         ] {
-            assert!(delta_event(p).is_none(), "{}", String::from_utf8_lossy(p));
+            assert!(delta_event_typed(p).is_none(), "{}", String::from_utf8_lossy(p));
         }
     }
 
@@ -571,18 +678,21 @@ mod tests {
 
     #[test]
     fn compact_shapes_take_the_compact_path() {
-        let (i, d) = compact_delta(br#"{"contentBlockIndex":12,"delta":{"text":"hi"},"p":"abc"}"#).unwrap();
+        let (i, d) =
+            compact_delta_typed(br#"{"contentBlockIndex":12,"delta":{"text":"hi"},"p":"abc"}"#).unwrap();
         assert_eq!(i, 12);
         assert!(matches!(d, ContentBlockDelta::Text(Cow::Borrowed("hi"))));
-        let (_, d) =
-            compact_delta(br#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"a\":"}},"p":"ab"}"#)
-                .unwrap();
+        let (_, d) = compact_delta_typed(
+            br#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"a\":"}},"p":"ab"}"#,
+        )
+        .unwrap();
         assert!(matches!(d, ContentBlockDelta::ToolUseInput(Cow::Owned(ref s)) if s == "{\"a\":"));
         let (_, d) =
-            compact_delta(br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"r"}}}"#).unwrap();
+            compact_delta_typed(br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"r"}}}"#)
+                .unwrap();
         assert!(matches!(d, ContentBlockDelta::ReasoningText(Cow::Borrowed("r"))));
         let (_, d) =
-            compact_delta(br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"signature":"s"}}}"#)
+            compact_delta_typed(br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"signature":"s"}}}"#)
                 .unwrap();
         assert!(matches!(
             d,
@@ -606,7 +716,7 @@ mod tests {
             br#"{"contentBlockIndex":4294967296,"delta":{"text":"a"}}"#,
             br#"{"contentBlockIndex":0,"delta":{"text":"a"}"#,
         ] {
-            assert!(compact_delta(p).is_none(), "{}", String::from_utf8_lossy(p));
+            assert!(compact_delta_typed(p).is_none(), "{}", String::from_utf8_lossy(p));
         }
     }
 
@@ -643,7 +753,7 @@ mod tests {
     proptest! {
         #[test]
         fn compact_accepts_only_what_serde_accepts(payload in compact_like()) {
-            if let Some((index, delta)) = compact_delta(payload.as_bytes()) {
+            if let Some((index, delta)) = compact_delta_typed(payload.as_bytes()) {
                 let fast = serde_json::json!({"i": index, "d": serde_json::to_value(&delta).unwrap()});
                 prop_assert_eq!(Some(fast), serde_delta(payload.as_bytes()), "{}", payload);
             }

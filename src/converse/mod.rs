@@ -72,12 +72,12 @@ mod event;
 mod json;
 mod types;
 
-pub use assembler::StreamAssembler;
+pub use assembler::{BlockState, StreamAssembler, ToolUseState};
 pub use error::{BlockKind, ExceptionKind, Incomplete, Missing, OrderProblem, ServiceException, StreamError};
-pub use event::{ContentBlockDelta, ContentBlockStart, StreamEvent};
+pub use event::{ContentBlockDelta, ContentBlockStart, ImageDelta, StreamEvent};
 pub use types::{
     Blob, CachePointBlock, Citation, CitationGeneratedContent, CitationSourceContent, CitationsContentBlock,
     ContentBlock, ConverseMetrics, ConverseOutput, ConverseResponse, DocumentBlock, Extra, ImageBlock,
     MediaSource, Message, ReasoningContentBlock, ReasoningTextBlock, Role, S3Location, StopReason,
-    TokenUsage, ToolResultBlock, ToolResultContentBlock, ToolUseBlock,
+    TokenUsage, ToolInput, ToolResultBlock, ToolResultContentBlock, ToolUseBlock,
 };

@@ -421,14 +421,226 @@ pub struct ToolUseBlock {
     pub tool_use_id: String,
     /// `name`.
     pub name: String,
-    /// `input`: the arguments, a JSON document.
-    pub input: Value,
+    /// `input`: the arguments, a JSON document, kept as the text the model wrote.
+    pub input: ToolInput,
     /// `type` (e.g. `server_tool_use`; Claude also sends `tool_use`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
     /// Other members, as sent.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+impl ToolUseBlock {
+    /// The arguments deserialized into `T` (parsed on each call).
+    ///
+    /// # Errors
+    ///
+    /// When the input does not have the shape of `T`.
+    pub fn input<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        self.input.parse()
+    }
+}
+
+/// A tool call's `input`: one JSON value, kept as the text it arrived as (checked to be
+/// valid JSON, no tree built). [`parse`](Self::parse) or [`to_value`](Self::to_value)
+/// read it when asked; serialized with serde_json it is written back byte for byte.
+///
+/// # Examples
+///
+/// ```
+/// use bedrock_converse::converse::ToolInput;
+///
+/// let input = ToolInput::from_json(r#"{"city": "Oslo", "days": 3}"#.to_owned())?;
+/// assert_eq!(input.as_str(), r#"{"city": "Oslo", "days": 3}"#);
+/// assert_eq!(input, serde_json::json!({"city": "Oslo", "days": 3}));
+/// #[derive(serde::Deserialize)]
+/// struct Args { city: String }
+/// assert_eq!(input.parse::<Args>()?.city, "Oslo");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ToolInput(String);
+
+impl ToolInput {
+    /// Checks that `text` is one JSON value (no tree is built) and keeps it.
+    ///
+    /// # Errors
+    ///
+    /// What serde_json says when it is not.
+    pub fn from_json(text: String) -> Result<ToolInput, serde_json::Error> {
+        serde_json::from_str::<de::IgnoredAny>(&text)?;
+        Ok(ToolInput(text))
+    }
+
+    /// Text already checked to be one JSON value.
+    pub(crate) fn checked(text: String) -> ToolInput {
+        ToolInput(text)
+    }
+
+    /// `{}`: no arguments.
+    pub fn empty_object() -> ToolInput {
+        ToolInput("{}".to_owned())
+    }
+
+    /// The JSON text, as the model wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The JSON text.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// Parses the input into `T`.
+    ///
+    /// # Errors
+    ///
+    /// When the input does not have the shape of `T`.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+
+    /// Parses the input into a [`Value`] tree.
+    pub fn to_value(&self) -> Value {
+        // The text was checked when this was made; `Null` cannot happen.
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl fmt::Debug for ToolInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ToolInput({})", self.0)
+    }
+}
+
+impl fmt::Display for ToolInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<Value> for ToolInput {
+    fn from(v: Value) -> ToolInput {
+        ToolInput(v.to_string())
+    }
+}
+
+impl From<&Value> for ToolInput {
+    fn from(v: &Value) -> ToolInput {
+        ToolInput(v.to_string())
+    }
+}
+
+/// Compares the parsed values (`{"a":1}` equals `{ "a": 1 }`).
+impl PartialEq<Value> for ToolInput {
+    fn eq(&self, other: &Value) -> bool {
+        self.to_value() == *other
+    }
+}
+
+impl Serialize for ToolInput {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+/// Rebuilds the JSON text from whatever deserializer it comes through (serde's own
+/// buffering, used by `flatten` and untagged variants, cannot carry a `RawValue`),
+/// keeping the members in their order.
+impl<'de> Deserialize<'de> for ToolInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut out = Vec::new();
+        de::DeserializeSeed::deserialize(Transcode(&mut out), d)?;
+        String::from_utf8(out)
+            .map(ToolInput)
+            .map_err(|_| de::Error::custom("tool input is not UTF-8"))
+    }
+}
+
+/// Writes the JSON value it deserializes into a buffer.
+struct Transcode<'o>(&'o mut Vec<u8>);
+
+impl<'de> de::DeserializeSeed<'de> for Transcode<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Transcode<'_> {
+    fn write<T: Serialize + ?Sized, E: de::Error>(self, v: &T) -> Result<(), E> {
+        serde_json::to_writer(&mut *self.0, v).map_err(E::custom)
+    }
+}
+
+impl<'de> Visitor<'de> for Transcode<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.write(&v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.write(&v)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.write(&v)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.write(&v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.write(v)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.push(b'[');
+        let mut first = true;
+        loop {
+            if !first {
+                self.0.push(b',');
+            }
+            if seq.next_element_seed(Transcode(&mut *self.0))?.is_none() {
+                if !first {
+                    // Take back the comma written before the end was known.
+                    self.0.pop();
+                }
+                break;
+            }
+            first = false;
+        }
+        self.0.push(b']');
+        Ok(())
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.0.push(b'{');
+        let mut first = true;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !first {
+                self.0.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut *self.0, &*key).map_err(de::Error::custom)?;
+            self.0.push(b':');
+            map.next_value_seed(Transcode(&mut *self.0))?;
+        }
+        self.0.push(b'}');
+        Ok(())
+    }
 }
 
 /// `ToolResultBlock`.

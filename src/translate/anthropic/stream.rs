@@ -1,0 +1,380 @@
+//! [`MessagesStreamWriter`]: ConverseStream events → Anthropic Messages SSE.
+
+use bytes::BufMut;
+
+use super::response::{citation, stop_reason, Usage};
+use crate::converse::{ContentBlockDelta, ContentBlockStart, StopReason, StreamEvent, TokenUsage};
+use crate::translate::error::{ApiError, ErrorClass};
+use crate::translate::write::{base64_str, json_str, json_value, uint};
+
+/// The kind of an open Anthropic content block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Thinking,
+    Redacted,
+    ToolUse,
+}
+
+/// One Converse block: its Converse index, its Anthropic index, its kind, open or not.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    block: u32,
+    index: u32,
+    kind: Kind,
+    open: bool,
+}
+
+/// Writes the Anthropic Messages stream for one ConverseStream: feed it each
+/// [`StreamEvent`] in order ([`push`](Self::push)), then [`finish`](Self::finish), or
+/// [`error`](Self::error) if the stream failed. Each call appends whole SSE events
+/// (`event: ...\ndata: {...}\n\n`) to the caller's buffer; text, tool-input, thinking
+/// and signature deltas allocate nothing once the buffer and the block table have grown.
+///
+/// What a client sees:
+/// - `message_start` (usage zero: Bedrock counts tokens at the end), then a `ping`;
+/// - per content block, in the order blocks start (Converse block indexes map to
+///   Anthropic's 0, 1, ... even when blocks interleave): `content_block_start`, its
+///   deltas (`text_delta`, `citations_delta`, `input_json_delta`, `thinking_delta`,
+///   `signature_delta` — the signature only ever on a `signature_delta`), and
+///   `content_block_stop`; redacted reasoning as a `redacted_thinking` block whose
+///   `data` comes whole in its start;
+/// - `message_delta` with `stop_reason`, `stop_sequence` and the usage
+///   (`input_tokens`, `output_tokens`, `cache_read_input_tokens`,
+///   `cache_creation_input_tokens`), then `message_stop` — at `metadata`, or at
+///   [`finish`](Self::finish) if the stream had none.
+///
+/// [`ping`](Self::ping) writes a `ping` whenever the caller's timer says so (this type
+/// has no clock).
+///
+/// # Examples
+///
+/// ```
+/// use bedrock_converse::converse::{ContentBlockDelta, Role, StopReason, StreamEvent};
+/// use bedrock_converse::translate::anthropic::MessagesStreamWriter;
+///
+/// let mut w = MessagesStreamWriter::new("msg_1", "claude");
+/// let mut sse = Vec::new();
+/// w.push(&StreamEvent::MessageStart { role: Role::Assistant }, &mut sse);
+/// w.push(&StreamEvent::ContentBlockDelta { index: 0, delta: ContentBlockDelta::Text("Hi".into()) }, &mut sse);
+/// w.push(&StreamEvent::ContentBlockStop { index: 0 }, &mut sse);
+/// w.push(&StreamEvent::MessageStop { stop_reason: StopReason::EndTurn, additional_model_response_fields: None }, &mut sse);
+/// w.finish(&mut sse);
+/// let text = String::from_utf8(sse).unwrap();
+/// assert!(text.contains(r#"{"type":"text_delta","text":"Hi"}"#));
+/// assert!(text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct MessagesStreamWriter {
+    id: String,
+    model: String,
+    slots: Vec<Slot>,
+    next_index: u32,
+    started: bool,
+    stop: Option<(&'static str, Option<String>)>,
+    usage: Option<Usage>,
+    ended: bool,
+}
+
+impl MessagesStreamWriter {
+    /// A writer for one response: the message `id` and the `model` to report.
+    pub fn new(id: &str, model: &str) -> MessagesStreamWriter {
+        MessagesStreamWriter {
+            id: id.to_owned(),
+            model: model.to_owned(),
+            slots: Vec::with_capacity(8),
+            next_index: 0,
+            started: false,
+            stop: None,
+            usage: None,
+            ended: false,
+        }
+    }
+
+    /// Whether the stream has ended (`message_stop` or an error written); later calls
+    /// write nothing.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Appends the SSE events for one Converse event (often one, sometimes none).
+    pub fn push<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
+        if self.ended {
+            return;
+        }
+        match event {
+            StreamEvent::MessageStart { .. } => self.start(buf),
+            StreamEvent::ContentBlockStart {
+                index,
+                start:
+                    ContentBlockStart::ToolUse {
+                        tool_use_id,
+                        name,
+                        r#type,
+                    },
+            } => {
+                self.start(buf);
+                if self.slot(*index).is_some() {
+                    return;
+                }
+                self.open(*index, Kind::ToolUse, buf);
+                let kind = if r#type.as_deref() == Some("server_tool_use") {
+                    "server_tool_use"
+                } else {
+                    "tool_use"
+                };
+                buf.put_slice(b"{\"type\":\"");
+                buf.put_slice(kind.as_bytes());
+                buf.put_slice(b"\",\"id\":");
+                json_str(buf, tool_use_id);
+                buf.put_slice(b",\"name\":");
+                json_str(buf, name);
+                buf.put_slice(b",\"input\":{}}");
+                end_start(buf);
+            }
+            StreamEvent::ContentBlockDelta { index, delta } => self.delta(*index, delta, buf),
+            StreamEvent::ContentBlockStop { index } => {
+                if let Some(i) = self.slot(*index) {
+                    if self.slots[i].open {
+                        self.slots[i].open = false;
+                        let at = self.slots[i].index;
+                        block_stop(at, buf);
+                    }
+                }
+            }
+            StreamEvent::MessageStop {
+                stop_reason: reason,
+                additional_model_response_fields,
+            } => {
+                self.start(buf);
+                match stop_reason(reason) {
+                    Some(r) => {
+                        let seq = if *reason == StopReason::StopSequence {
+                            additional_model_response_fields
+                                .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
+                                .and_then(|v| super::response::stop_sequence(Some(&v)))
+                        } else {
+                            None
+                        };
+                        self.stop = Some((r, seq));
+                    }
+                    None => {
+                        let err =
+                            ApiError::new(ErrorClass::ModelError, format!("the model stopped with {reason}"));
+                        self.error(&err, buf);
+                    }
+                }
+            }
+            StreamEvent::Metadata { usage, .. } => {
+                if let Some(u) = usage {
+                    self.usage = Some(Usage::from(u));
+                }
+                if self.stop.is_some() {
+                    self.end(buf);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Records usage that came some other way than a `metadata` event.
+    pub fn set_usage(&mut self, usage: &TokenUsage) {
+        self.usage = Some(Usage::from(usage));
+    }
+
+    /// Writes `event: ping` (call it while waiting on the model, on the caller's timer).
+    pub fn ping<B: BufMut>(&mut self, buf: &mut B) {
+        if !self.ended {
+            buf.put_slice(b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
+        }
+    }
+
+    /// Ends the stream: `message_delta` and `message_stop` if `metadata` did not
+    /// already write them.
+    pub fn finish<B: BufMut>(&mut self, buf: &mut B) {
+        if !self.ended {
+            self.start(buf);
+            self.end(buf);
+        }
+    }
+
+    /// Ends the stream with `event: error` (which the `anthropic` SDK raises as an
+    /// `APIStatusError` of the error's type), after everything written before it.
+    pub fn error<B: BufMut>(&mut self, err: &ApiError, buf: &mut B) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        buf.put_slice(b"event: error\ndata: ");
+        super::response::write_error_object(err, buf);
+        buf.put_slice(b"\n\n");
+    }
+
+    fn start<B: BufMut>(&mut self, buf: &mut B) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        buf.put_slice(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":");
+        json_str(buf, &self.id);
+        buf.put_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+        json_str(buf, &self.model);
+        buf.put_slice(
+            b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":0,\"output_tokens\":0}}}\n\n",
+        );
+        self.ping(buf);
+    }
+
+    fn end<B: BufMut>(&mut self, buf: &mut B) {
+        self.ended = true;
+        for i in 0..self.slots.len() {
+            if self.slots[i].open {
+                self.slots[i].open = false;
+                block_stop(self.slots[i].index, buf);
+            }
+        }
+        let (reason, seq) = match &self.stop {
+            Some((r, s)) => (*r, s.as_deref()),
+            None => ("end_turn", None),
+        };
+        buf.put_slice(
+            b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"",
+        );
+        buf.put_slice(reason.as_bytes());
+        buf.put_slice(b"\",\"stop_sequence\":");
+        match seq {
+            Some(s) => json_str(buf, s),
+            None => buf.put_slice(b"null"),
+        }
+        buf.put_slice(b"},\"usage\":");
+        self.usage.unwrap_or_default().write(buf);
+        buf.put_slice(b"}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    }
+
+    fn slot(&self, block: u32) -> Option<usize> {
+        self.slots.iter().position(|s| s.block == block)
+    }
+
+    /// Registers (or re-opens, for a second redacted piece) the block and writes the
+    /// head of its `content_block_start`, up to `"content_block":`.
+    fn open<B: BufMut>(&mut self, block: u32, kind: Kind, buf: &mut B) -> u32 {
+        let at = self.next_index;
+        self.next_index = self.next_index.saturating_add(1);
+        let slot = Slot {
+            block,
+            index: at,
+            kind,
+            open: true,
+        };
+        match self.slot(block) {
+            Some(i) => self.slots[i] = slot,
+            None => self.slots.push(slot),
+        }
+        buf.put_slice(b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":");
+        uint(buf, u64::from(at));
+        buf.put_slice(b",\"content_block\":");
+        at
+    }
+
+    fn delta<B: BufMut>(&mut self, block: u32, delta: &ContentBlockDelta<'_>, buf: &mut B) {
+        self.start(buf);
+        let want = match delta {
+            ContentBlockDelta::Text(_) | ContentBlockDelta::Citation(_) => Kind::Text,
+            ContentBlockDelta::ReasoningText(_) | ContentBlockDelta::ReasoningSignature(_) => Kind::Thinking,
+            ContentBlockDelta::ReasoningRedacted(_) => Kind::Redacted,
+            ContentBlockDelta::ToolUseInput(_) => Kind::ToolUse,
+            _ => return,
+        };
+        let at = match self.slot(block) {
+            Some(i) if !self.slots[i].open => return,
+            Some(i) if want == Kind::Redacted && self.slots[i].kind == Kind::Redacted => {
+                // A second piece of redacted reasoning: its own block.
+                block_stop(self.slots[i].index, buf);
+                self.open(block, Kind::Redacted, buf)
+            }
+            // A delta of another kind than its block (the assembler refuses these).
+            Some(i) if self.slots[i].kind != want => return,
+            Some(i) => self.slots[i].index,
+            None if want == Kind::ToolUse => return,
+            None => {
+                let at = self.open(block, want, buf);
+                match delta {
+                    ContentBlockDelta::Citation(_) => {
+                        buf.put_slice(b"{\"type\":\"text\",\"text\":\"\",\"citations\":[]}");
+                        end_start(buf);
+                    }
+                    ContentBlockDelta::ReasoningRedacted(_) => {}
+                    _ if want == Kind::Thinking => {
+                        buf.put_slice(b"{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}");
+                        end_start(buf);
+                    }
+                    _ => {
+                        buf.put_slice(b"{\"type\":\"text\",\"text\":\"\"}");
+                        end_start(buf);
+                    }
+                }
+                at
+            }
+        };
+        match delta {
+            ContentBlockDelta::Text(t) => {
+                delta_head(at, buf);
+                buf.put_slice(b"{\"type\":\"text_delta\",\"text\":");
+                json_str(buf, t);
+                delta_tail(buf);
+            }
+            ContentBlockDelta::ToolUseInput(t) => {
+                delta_head(at, buf);
+                buf.put_slice(b"{\"type\":\"input_json_delta\",\"partial_json\":");
+                json_str(buf, t);
+                delta_tail(buf);
+            }
+            ContentBlockDelta::ReasoningText(t) => {
+                delta_head(at, buf);
+                buf.put_slice(b"{\"type\":\"thinking_delta\",\"thinking\":");
+                json_str(buf, t);
+                delta_tail(buf);
+            }
+            ContentBlockDelta::ReasoningSignature(t) => {
+                delta_head(at, buf);
+                buf.put_slice(b"{\"type\":\"signature_delta\",\"signature\":");
+                json_str(buf, t);
+                delta_tail(buf);
+            }
+            ContentBlockDelta::Citation(c) => {
+                delta_head(at, buf);
+                buf.put_slice(b"{\"type\":\"citations_delta\",\"citation\":");
+                json_value(buf, &citation(c));
+                delta_tail(buf);
+            }
+            ContentBlockDelta::ReasoningRedacted(blob) => {
+                // The head of `content_block_start` is written: the block comes whole.
+                buf.put_slice(b"{\"type\":\"redacted_thinking\",\"data\":");
+                base64_str(buf, blob.as_bytes());
+                buf.put_u8(b'}');
+                end_start(buf);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn end_start<B: BufMut>(buf: &mut B) {
+    buf.put_slice(b"}\n\n");
+}
+
+fn block_stop<B: BufMut>(at: u32, buf: &mut B) {
+    buf.put_slice(b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":");
+    uint(buf, u64::from(at));
+    buf.put_slice(b"}\n\n");
+}
+
+fn delta_head<B: BufMut>(at: u32, buf: &mut B) {
+    buf.put_slice(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":");
+    uint(buf, u64::from(at));
+    buf.put_slice(b",\"delta\":");
+}
+
+fn delta_tail<B: BufMut>(buf: &mut B) {
+    buf.put_slice(b"}}\n\n");
+}

@@ -1,0 +1,255 @@
+//! [`ChatStreamWriter`]: ConverseStream events → OpenAI `chat.completion.chunk` SSE.
+
+use bytes::BufMut;
+
+use super::response::{error_type_and_code, finish_reason, Usage};
+use crate::converse::{ContentBlockDelta, ContentBlockStart, StopReason, StreamEvent, TokenUsage};
+use crate::translate::error::{ApiError, ErrorClass};
+use crate::translate::write::{json_str, json_str_body, uint};
+
+/// Writes the OpenAI Chat Completions stream for one ConverseStream: feed it each
+/// [`StreamEvent`] in order ([`push`](Self::push)), then [`finish`](Self::finish) after the
+/// last, or [`error`](Self::error) if the stream failed. Each call appends whole SSE
+/// events (`data: {...}\n\n`) to the caller's buffer and allocates nothing once the
+/// buffer and the writer's small tool table have grown.
+///
+/// What a client sees:
+/// - a first chunk with `role: "assistant"` (at `messageStart`);
+/// - text as `delta.content`, reasoning text as `delta.reasoning_content`;
+/// - each tool call under one stable `index` (0, 1, ... in the order the calls start,
+///   whatever Converse block index they have and however their deltas interleave):
+///   `id`, `type` and `function.name` in its first chunk, then `function.arguments`
+///   fragments as they arrive, and `"{}"` when the call had no arguments;
+/// - a chunk with `finish_reason` (at `messageStop`);
+/// - with `include_usage`, a last chunk with `choices: []` and `usage` (at
+///   [`finish`](Self::finish)); then `data: [DONE]`.
+///
+/// # Examples
+///
+/// ```
+/// use bedrock_converse::converse::{ContentBlockDelta, Role, StopReason, StreamEvent};
+/// use bedrock_converse::translate::openai::ChatStreamWriter;
+///
+/// let mut w = ChatStreamWriter::new("chatcmpl-1", "claude", 1_700_000_000, false);
+/// let mut sse = Vec::new();
+/// w.push(&StreamEvent::MessageStart { role: Role::Assistant }, &mut sse);
+/// w.push(&StreamEvent::ContentBlockDelta { index: 0, delta: ContentBlockDelta::Text("Hi".into()) }, &mut sse);
+/// w.push(&StreamEvent::MessageStop { stop_reason: StopReason::EndTurn, additional_model_response_fields: None }, &mut sse);
+/// w.finish(&mut sse);
+/// let text = String::from_utf8(sse).unwrap();
+/// assert!(text.contains(r#""delta":{"content":"Hi"}"#));
+/// assert!(text.contains(r#""finish_reason":"stop""#));
+/// assert!(text.ends_with("data: [DONE]\n\n"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ChatStreamWriter {
+    /// `data: {"id":...,"object":"chat.completion.chunk","created":...,"model":...,"choices":[`
+    prefix: Vec<u8>,
+    include_usage: bool,
+    /// Tool calls: (Converse block index, OpenAI index, any arguments written).
+    tools: Vec<(u32, u32, bool)>,
+    started: bool,
+    usage: Option<Usage>,
+    ended: bool,
+}
+
+impl ChatStreamWriter {
+    /// A writer for one response: the chunk `id`, the `model` to report, the `created`
+    /// time (Unix seconds; the caller owns the clock) and whether the client asked for
+    /// `stream_options.include_usage`.
+    pub fn new(id: &str, model: &str, created: u64, include_usage: bool) -> ChatStreamWriter {
+        let mut prefix = Vec::with_capacity(96 + id.len() + model.len());
+        prefix.extend_from_slice(b"data: {\"id\":");
+        json_str(&mut prefix, id);
+        prefix.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        uint(&mut prefix, created);
+        prefix.extend_from_slice(b",\"model\":");
+        json_str(&mut prefix, model);
+        prefix.extend_from_slice(b",\"choices\":[");
+        ChatStreamWriter {
+            prefix,
+            include_usage,
+            tools: Vec::with_capacity(4),
+            started: false,
+            usage: None,
+            ended: false,
+        }
+    }
+
+    /// Whether the stream has ended ([`finish`](Self::finish), [`error`](Self::error), or a
+    /// `messageStop` whose reason is an error); later calls write nothing.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Appends the chunks for one event (often one, sometimes none).
+    pub fn push<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
+        if self.ended {
+            return;
+        }
+        match event {
+            StreamEvent::MessageStart { .. } => self.start(buf),
+            StreamEvent::ContentBlockStart {
+                index,
+                start:
+                    ContentBlockStart::ToolUse {
+                        tool_use_id, name, ..
+                    },
+            } => {
+                self.start(buf);
+                if self.tools.iter().any(|t| t.0 == *index) {
+                    return;
+                }
+                // At most `MAX_BLOCKS` calls: the count fits in u32.
+                let oai = self.tools.len() as u32;
+                self.tools.push((*index, oai, false));
+                self.open_delta(buf);
+                buf.put_slice(b"\"tool_calls\":[{\"index\":");
+                uint(buf, u64::from(oai));
+                buf.put_slice(b",\"id\":");
+                json_str(buf, tool_use_id);
+                buf.put_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+                json_str(buf, name);
+                buf.put_slice(b",\"arguments\":\"\"}}]");
+                self.close_delta(buf);
+            }
+            StreamEvent::ContentBlockDelta { index, delta } => match delta {
+                ContentBlockDelta::Text(t) => self.text_delta(buf, b"content", t),
+                ContentBlockDelta::ReasoningText(t) => self.text_delta(buf, b"reasoning_content", t),
+                ContentBlockDelta::ToolUseInput(fragment) => {
+                    if fragment.is_empty() {
+                        return;
+                    }
+                    let Some(slot) = self.tools.iter_mut().find(|t| t.0 == *index) else {
+                        return;
+                    };
+                    slot.2 = true;
+                    let oai = slot.1;
+                    self.arguments(buf, oai, fragment);
+                }
+                _ => {}
+            },
+            StreamEvent::ContentBlockStop { index } => {
+                if let Some(slot) = self.tools.iter_mut().find(|t| t.0 == *index) {
+                    if !slot.2 {
+                        slot.2 = true;
+                        let oai = slot.1;
+                        self.arguments(buf, oai, "{}");
+                    }
+                }
+            }
+            StreamEvent::MessageStop { stop_reason, .. } => self.stop(stop_reason, buf),
+            StreamEvent::Metadata { usage: Some(u), .. } => self.usage = Some(Usage::from(u)),
+            _ => {}
+        }
+    }
+
+    /// Records usage that came some other way than a `metadata` event (e.g. the
+    /// assembler's finished response); the usage chunk reports it.
+    pub fn set_usage(&mut self, usage: &TokenUsage) {
+        self.usage = Some(Usage::from(usage));
+    }
+
+    /// Ends the stream: the usage chunk when asked for and known, then `data: [DONE]`.
+    pub fn finish<B: BufMut>(&mut self, buf: &mut B) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        if self.include_usage {
+            if let Some(u) = self.usage {
+                buf.put_slice(&self.prefix);
+                buf.put_slice(b"],\"usage\":");
+                u.write(buf);
+                buf.put_slice(b"}\n\n");
+            }
+        }
+        buf.put_slice(b"data: [DONE]\n\n");
+    }
+
+    /// Ends the stream with an error event (`data: {"error": {...}}`, which the `openai`
+    /// SDK raises as `APIError`), after everything written before it.
+    pub fn error<B: BufMut>(&mut self, err: &ApiError, buf: &mut B) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        buf.put_slice(b"data: ");
+        write_error_object(err, buf);
+        buf.put_slice(b"\n\n");
+    }
+
+    fn start<B: BufMut>(&mut self, buf: &mut B) {
+        if !self.started {
+            self.started = true;
+            self.open_delta(buf);
+            buf.put_slice(b"\"role\":\"assistant\",\"content\":\"\"");
+            self.close_delta(buf);
+        }
+    }
+
+    fn stop<B: BufMut>(&mut self, reason: &StopReason, buf: &mut B) {
+        self.start(buf);
+        match finish_reason(reason) {
+            Some(finish) => {
+                buf.put_slice(&self.prefix);
+                buf.put_slice(b"{\"index\":0,\"delta\":{},\"finish_reason\":\"");
+                buf.put_slice(finish.as_bytes());
+                buf.put_slice(b"\"}]}\n\n");
+            }
+            None => {
+                let err = ApiError::new(ErrorClass::ModelError, format!("the model stopped with {reason}"));
+                self.error(&err, buf);
+            }
+        }
+    }
+
+    fn text_delta<B: BufMut>(&mut self, buf: &mut B, key: &[u8], text: &str) {
+        self.start(buf);
+        self.open_delta(buf);
+        buf.put_u8(b'"');
+        buf.put_slice(key);
+        buf.put_slice(b"\":");
+        json_str(buf, text);
+        self.close_delta(buf);
+    }
+
+    fn arguments<B: BufMut>(&self, buf: &mut B, oai: u32, fragment: &str) {
+        self.open_delta(buf);
+        buf.put_slice(b"\"tool_calls\":[{\"index\":");
+        uint(buf, u64::from(oai));
+        buf.put_slice(b",\"function\":{\"arguments\":\"");
+        json_str_body(buf, fragment);
+        buf.put_slice(b"\"}}]");
+        self.close_delta(buf);
+    }
+
+    fn open_delta<B: BufMut>(&self, buf: &mut B) {
+        buf.put_slice(&self.prefix);
+        buf.put_slice(b"{\"index\":0,\"delta\":{");
+    }
+
+    fn close_delta<B: BufMut>(&self, buf: &mut B) {
+        buf.put_slice(b"},\"finish_reason\":null}]}\n\n");
+    }
+}
+
+/// `{"error":{"message":...,"type":...,"param":...,"code":...}}`
+pub(super) fn write_error_object<B: BufMut>(err: &ApiError, buf: &mut B) {
+    let (r#type, code) = error_type_and_code(err.class);
+    buf.put_slice(b"{\"error\":{\"message\":");
+    json_str(buf, &err.message);
+    buf.put_slice(b",\"type\":");
+    json_str(buf, r#type);
+    buf.put_slice(b",\"param\":");
+    match &err.param {
+        Some(p) => json_str(buf, p),
+        None => buf.put_slice(b"null"),
+    }
+    buf.put_slice(b",\"code\":");
+    match code {
+        Some(c) => json_str(buf, c),
+        None => buf.put_slice(b"null"),
+    }
+    buf.put_slice(b"}}");
+}
