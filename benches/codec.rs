@@ -19,6 +19,11 @@
 //! 100 to 300 byte JSON payloads, about 2 MiB per iteration) and `large` (payloads of
 //! 64 KiB to 1 MiB, about 4 MiB per iteration).
 //!
+//! The `kind` group times the question every upper layer asks of each frame ("which
+//! event is this?") over 4,096 decoded Bedrock-like frames of six event types:
+//! [`Frame::kind`], [`Frame::event_type`], and, as the baseline, the byte comparison the
+//! assembler carried before layer 1 answered it (`assembler_copy`, copied here).
+//!
 //! ```text
 //! cargo bench --bench codec -- --warm-up-time 1 --measurement-time 3
 //! CODEC_BEST_OF=1 cargo bench --bench codec     # fastest iteration of each line instead
@@ -28,7 +33,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
-use bedrock_converse::eventstream::{decode_frame, EventStreamCodec, Limits, MessageBuilder};
+use bedrock_converse::eventstream::{
+    decode_frame, EventStreamCodec, Frame, FrameKind, Limits, MessageBuilder, PRELUDE_LEN,
+};
 use bytes::{Buf, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tokio_util::codec::Decoder;
@@ -54,8 +61,12 @@ impl Lcg {
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
+    typed_frame("contentBlockDelta", payload)
+}
+
+fn typed_frame(event_type: &str, payload: &[u8]) -> Vec<u8> {
     MessageBuilder::new()
-        .string_header(":event-type", "contentBlockDelta")
+        .string_header(":event-type", event_type)
         .string_header(":content-type", "application/json")
         .string_header(":message-type", "event")
         .build(payload)
@@ -233,6 +244,83 @@ fn best_of(name: &str, wire: &[u8]) {
     );
 }
 
+/// The assembler's `bedrock_event_type` as it was before `Frame::kind` (the baseline).
+fn assembler_copy(bytes: &[u8]) -> Option<&str> {
+    const EVENT_TYPE: &[u8] = b"\x0b:event-type\x07\x00";
+    const REST: &[u8] = b"\x0d:content-type\x07\x00\x10application/json\x0d:message-type\x07\x00\x05event";
+    let headers_len = u32::from_be_bytes(*bytes.get(4..8)?.first_chunk::<4>()?);
+    // A u32 fits in usize on the targets this crate supports.
+    let headers = bytes.get(PRELUDE_LEN..PRELUDE_LEN.checked_add(headers_len as usize)?)?;
+    let (&len, rest) = headers.strip_prefix(EVENT_TYPE)?.split_first()?;
+    let (name, rest) = rest.split_at_checked(usize::from(len))?;
+    if rest != REST {
+        return None;
+    }
+    Some(match name {
+        b"contentBlockDelta" => "contentBlockDelta",
+        b"contentBlockStop" => "contentBlockStop",
+        other => std::str::from_utf8(other).ok()?,
+    })
+}
+
+/// 4,096 frames cycling through a Bedrock stream's event types (deltas most often).
+fn kind_frames() -> Vec<u8> {
+    const TYPES: [&str; 8] = [
+        "messageStart",
+        "contentBlockStart",
+        "contentBlockDelta",
+        "contentBlockDelta",
+        "contentBlockDelta",
+        "contentBlockStop",
+        "messageStop",
+        "metadata",
+    ];
+    let mut wire = Vec::new();
+    for i in 0..4096 {
+        wire.extend_from_slice(&typed_frame(
+            TYPES[i % TYPES.len()],
+            br#"{"contentBlockIndex":0}"#,
+        ));
+    }
+    wire
+}
+
+fn bench_kind(c: &mut Criterion) {
+    let wire = kind_frames();
+    let mut frames: Vec<Frame<'_>> = Vec::new();
+    let mut rest = &wire[..];
+    while let Some((frame, used)) = decode_frame(rest, &Limits::default()).expect("valid") {
+        frames.push(frame);
+        rest = &rest[used..];
+    }
+    let mut group = c.benchmark_group("kind");
+    group.throughput(Throughput::Elements(frames.len() as u64));
+    group.bench_function("assembler_copy", |b| {
+        b.iter(|| {
+            for f in black_box(&frames) {
+                black_box(assembler_copy(f.as_bytes()));
+            }
+        })
+    });
+    group.bench_function("frame_kind", |b| {
+        b.iter(|| {
+            for f in black_box(&frames) {
+                if let FrameKind::Event { event_type } = f.kind() {
+                    black_box(event_type);
+                }
+            }
+        })
+    });
+    group.bench_function("event_type", |b| {
+        b.iter(|| {
+            for f in black_box(&frames) {
+                black_box(f.event_type());
+            }
+        })
+    });
+    group.finish();
+}
+
 fn codec(c: &mut Criterion) {
     let (small, large) = (small_frames(), large_frames());
     if std::env::var_os("CODEC_BEST_OF").is_some() {
@@ -242,6 +330,7 @@ fn codec(c: &mut Criterion) {
     }
     bench_input(c, "small", &small);
     bench_input(c, "large", &large);
+    bench_kind(c);
 }
 
 criterion_group!(benches, codec);

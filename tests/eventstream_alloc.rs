@@ -7,7 +7,9 @@
 
 use std::alloc::System;
 
-use bedrock_converse::eventstream::{decode_frame, EventStreamCodec, Limits, MessageBuilder};
+use bedrock_converse::eventstream::{
+    decode_frame, EventStreamCodec, Fed, FrameKind, Framer, Limits, MessageBuilder,
+};
 use bytes::BytesMut;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use tokio_util::codec::Decoder;
@@ -146,4 +148,43 @@ fn steady_state_decoding_does_not_allocate() {
         stats.allocations, stats.reallocations
     );
     assert_eq!(stats.allocations + stats.reallocations, 0);
+
+    // ===== Framer, chunk mode: the 16 KiB reads forwarded, frames spanning them =====
+    let mut framer = Framer::new(Limits::default());
+    // Warm-up: the headers buffer grows to the largest section once.
+    let (frames, _) = feed_all(&mut framer, &warm_up);
+    assert_eq!(frames, WARM_UP_FRAMES);
+    let region = Region::new(GLOBAL);
+    let (frames, events) = feed_all(&mut framer, &measured);
+    let stats = region.change();
+    assert_eq!(frames, MEASURED_FRAMES);
+    assert_eq!(events, MEASURED_FRAMES, "every frame is an event with a type");
+    framer.feed_eof().expect("ends at a frame boundary");
+    println!(
+        "framer chunk mode: {frames} frames: {} allocations + {} reallocations",
+        stats.allocations, stats.reallocations
+    );
+    assert_eq!(stats.allocations + stats.reallocations, 0);
+}
+
+/// Feeds `wire` to `framer` in 16 KiB reads; returns (frames, event frames).
+fn feed_all(framer: &mut Framer, wire: &[u8]) -> (usize, usize) {
+    let (mut frames, mut events) = (0, 0);
+    for chunk in wire.chunks(READ) {
+        let mut rest = chunk;
+        // A frame is at least 16 bytes: at most READ / 16 frames end in one read.
+        for _ in 0..=READ / 16 {
+            match framer.feed(rest).expect("valid stream") {
+                Fed::Frame { end } => {
+                    frames += 1;
+                    if let FrameKind::Event { event_type } = framer.last_kind() {
+                        events += usize::from(EVENT_TYPES.contains(&event_type));
+                    }
+                    rest = &rest[end..];
+                }
+                Fed::Partial => break,
+            }
+        }
+    }
+    (frames, events)
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use bedrock_converse::eventstream::{
-    decode_frame, EventStreamCodec, EventStreamError, Limits, LooksLike, Message, MessageBuilder,
-    MIN_FRAME_LEN, PRELUDE_LEN,
+    decode_frame, DecodeError, EventStreamCodec, EventStreamError, Limits, LooksLike, Message,
+    MessageBuilder, MIN_FRAME_LEN, PRELUDE_LEN,
 };
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
@@ -87,7 +87,7 @@ fn four_gib_prelude_fails_at_once_and_reserves_nothing() {
     let cap = buf.capacity();
     let mut codec = EventStreamCodec::new();
     match codec.decode(&mut buf) {
-        Err(EventStreamError::MessageTooLarge { len, max }) => {
+        Err(EventStreamError::Decode(DecodeError::MessageTooLarge { len, max })) => {
             assert_eq!(len, u64::from(u32::MAX));
             assert_eq!(max, Limits::default().max_frame_len());
         }
@@ -97,12 +97,14 @@ fn four_gib_prelude_fails_at_once_and_reserves_nothing() {
     assert_eq!(buf.len(), PRELUDE_LEN, "the failed bytes stay for inspection");
     assert!(matches!(
         decode_frame(&p, &Limits::default()),
-        Err(EventStreamError::MessageTooLarge { .. })
+        Err(EventStreamError::Decode(DecodeError::MessageTooLarge { .. }))
     ));
 
     // One byte over the largest frame the limits allow is refused the same way; one
     // byte under it passes the prelude checks and waits for the body.
-    let limits = Limits::default().max_payload_len(1000).max_headers_len(100);
+    let limits = Limits::default()
+        .with_max_payload_len(1000)
+        .with_max_headers_len(100);
     let max = limits.max_frame_len();
     assert_eq!(max, 16 + 100 + 1000);
     let over = prelude(u32::try_from(max).expect("small") + 1, 0);
@@ -110,7 +112,10 @@ fn four_gib_prelude_fails_at_once_and_reserves_nothing() {
     let cap = buf.capacity();
     assert!(matches!(
         EventStreamCodec::with_limits(limits).decode(&mut buf),
-        Err(EventStreamError::MessageTooLarge { len: 1117, max: 1116 })
+        Err(EventStreamError::Decode(DecodeError::MessageTooLarge {
+            len: 1117,
+            max: 1116
+        }))
     ));
     assert_eq!(buf.capacity(), cap);
     let at = prelude(u32::try_from(max).expect("small"), 100);
@@ -126,7 +131,7 @@ fn other_length_lies_are_typed_errors() {
     for total in [0, 1, 12, 15] {
         let err = rejected(&prelude(total, 0));
         assert!(
-            matches!(err, EventStreamError::MessageTooShort { len } if len == total),
+            matches!(err, EventStreamError::Decode(DecodeError::MessageTooShort { len }) if len == total),
             "{err:?}"
         );
     }
@@ -135,33 +140,41 @@ fn other_length_lies_are_typed_errors() {
     let err = rejected(&frame_with_valid_crcs(17, &[0; 16]));
     assert!(matches!(
         err,
-        EventStreamError::HeadersLengthOutOfRange {
+        EventStreamError::Decode(DecodeError::HeadersLengthOutOfRange {
             headers_len: 17,
             total_len: 32
-        }
+        })
     ));
     let err = rejected(&frame_with_valid_crcs(0xFF00_0102, &[0; 16]));
     assert!(matches!(
         err,
-        EventStreamError::HeadersLengthOutOfRange {
+        EventStreamError::Decode(DecodeError::HeadersLengthOutOfRange {
             headers_len: 0xFF00_0102,
             total_len: 32
-        }
+        })
     ));
     // A headers length that fits the frame but exceeds the limit, and a payload that
     // exceeds its limit; both at the prelude, before the body arrives.
-    let limits = Limits::default().max_headers_len(8).max_payload_len(1024);
+    let limits = Limits::default()
+        .with_max_headers_len(8)
+        .with_max_payload_len(1024);
     let mut codec = EventStreamCodec::with_limits(limits);
     let mut buf = BytesMut::from(&prelude(16 + 9, 9)[..]);
     assert!(matches!(
         codec.decode(&mut buf),
-        Err(EventStreamError::HeadersTooLarge { len: 9, max: 8 })
+        Err(EventStreamError::Decode(DecodeError::HeadersTooLarge {
+            len: 9,
+            max: 8
+        }))
     ));
     let mut codec = EventStreamCodec::with_limits(limits);
     let mut buf = BytesMut::from(&prelude(16 + 1025, 0)[..]);
     assert!(matches!(
         codec.decode(&mut buf),
-        Err(EventStreamError::PayloadTooLarge { len: 1025, max: 1024 })
+        Err(EventStreamError::Decode(DecodeError::PayloadTooLarge {
+            len: 1025,
+            max: 1024
+        }))
     ));
     // A buffer longer than its frame is not a message.
     let mut long = MessageBuilder::new()
@@ -172,7 +185,10 @@ fn other_length_lies_are_typed_errors() {
     long.push(0);
     assert!(matches!(
         Message::from_bytes(Bytes::from(long), &Limits::default()),
-        Err(EventStreamError::MessageTooLarge { len: 18, max: 17 })
+        Err(EventStreamError::Decode(DecodeError::TrailingBytes {
+            len: 18,
+            frame_len: 17
+        }))
     ));
 }
 
@@ -187,11 +203,11 @@ fn header_defects_behind_valid_crcs_are_named() {
     assert!(
         matches!(
             err,
-            EventStreamError::HeaderValueOverrun {
+            EventStreamError::Decode(DecodeError::HeaderValueOverrun {
                 offset: 15,
                 needed: 4,
                 available: 2
-            }
+            })
         ),
         "{err:?}"
     );
@@ -205,11 +221,11 @@ fn header_defects_behind_valid_crcs_are_named() {
     assert!(
         matches!(
             err,
-            EventStreamError::HeaderValueOverrun {
+            EventStreamError::Decode(DecodeError::HeaderValueOverrun {
                 offset: 15,
                 needed: 302,
                 available: 4
-            }
+            })
         ),
         "{err:?}"
     );
@@ -218,11 +234,11 @@ fn header_defects_behind_valid_crcs_are_named() {
     let err = rejected(&frame_with_valid_crcs(4, &[1, b's', 7, 0x00, 0x01]));
     assert!(matches!(
         err,
-        EventStreamError::HeaderValueOverrun {
+        EventStreamError::Decode(DecodeError::HeaderValueOverrun {
             needed: 2,
             available: 1,
             ..
-        }
+        })
     ));
 
     // A name running past the section, a zero-length name, a name with no room for its
@@ -230,41 +246,41 @@ fn header_defects_behind_valid_crcs_are_named() {
     let err = rejected(&frame_with_valid_crcs(3, &[5, b'a', b'b', b'c', 0, 0]));
     assert!(matches!(
         err,
-        EventStreamError::InvalidHeaderNameLength { len: 5, offset: 12 }
+        EventStreamError::Decode(DecodeError::InvalidHeaderNameLength { len: 5, offset: 12 })
     ));
     let err = rejected(&frame_with_valid_crcs(2, &[0, 0]));
     assert!(matches!(
         err,
-        EventStreamError::InvalidHeaderNameLength { len: 0, offset: 12 }
+        EventStreamError::Decode(DecodeError::InvalidHeaderNameLength { len: 0, offset: 12 })
     ));
     let err = rejected(&frame_with_valid_crcs(2, &[1, b'a']));
     assert!(matches!(
         err,
-        EventStreamError::InvalidHeaderNameLength { len: 1, offset: 12 }
+        EventStreamError::Decode(DecodeError::InvalidHeaderNameLength { len: 1, offset: 12 })
     ));
 
     // Unknown type bytes.
     for ty in [10u8, 0x60, 0xFF] {
         let err = rejected(&frame_with_valid_crcs(3, &[1, b'a', ty]));
-        assert!(matches!(err, EventStreamError::InvalidHeaderType(t) if t == ty));
+        assert!(matches!(err, EventStreamError::Decode(DecodeError::InvalidHeaderType(t)) if t == ty));
     }
 
     // Invalid UTF-8 in a name and in a string value; a byte array may hold anything.
     let err = rejected(&frame_with_valid_crcs(3, &[1, 0xFF, 0]));
     assert!(matches!(
         err,
-        EventStreamError::InvalidUtf8 {
+        EventStreamError::Decode(DecodeError::InvalidUtf8 {
             what: "name",
             offset: 13
-        }
+        })
     ));
     let err = rejected(&frame_with_valid_crcs(6, &[1, b'a', 7, 0, 1, 0xC0]));
     assert!(matches!(
         err,
-        EventStreamError::InvalidUtf8 {
+        EventStreamError::Decode(DecodeError::InvalidUtf8 {
             what: "string value",
             offset: 17
-        }
+        })
     ));
     let ok = frame_with_valid_crcs(6, &[1, b'a', 6, 0, 1, 0xC0]);
     let (frame, _) = decode_frame(&ok, &Limits::default()).expect("ok").expect("whole");
@@ -310,7 +326,7 @@ fn truncation_at_every_cut_point_reports_what_is_missing() {
             PRELUDE_LEN - buffered_want
         };
         match err {
-            EventStreamError::Truncated { buffered, missing } => {
+            EventStreamError::Decode(DecodeError::Truncated { buffered, missing }) => {
                 assert_eq!((buffered, missing), (buffered_want, missing_want), "cut {cut}");
             }
             other => panic!("cut {cut}: {other:?}"),
@@ -336,20 +352,20 @@ fn truncation_at_every_cut_point_reports_what_is_missing() {
 
 fn variant(e: &EventStreamError) -> &'static str {
     match e {
-        EventStreamError::NotAnEventStream { .. } => "NotAnEventStream",
-        EventStreamError::PreludeCrcMismatch { .. } => "PreludeCrcMismatch",
-        EventStreamError::MessageCrcMismatch { .. } => "MessageCrcMismatch",
-        EventStreamError::MessageTooShort { .. } => "MessageTooShort",
-        EventStreamError::MessageTooLarge { .. } => "MessageTooLarge",
-        EventStreamError::HeadersTooLarge { .. } => "HeadersTooLarge",
-        EventStreamError::PayloadTooLarge { .. } => "PayloadTooLarge",
-        EventStreamError::HeadersLengthOutOfRange { .. } => "HeadersLengthOutOfRange",
-        EventStreamError::InvalidHeaderNameLength { .. } => "InvalidHeaderNameLength",
-        EventStreamError::InvalidHeaderType(_) => "InvalidHeaderType",
-        EventStreamError::HeaderValueOverrun { .. } => "HeaderValueOverrun",
-        EventStreamError::InvalidUtf8 { .. } => "InvalidUtf8",
-        EventStreamError::Truncated { .. } => "Truncated",
-        EventStreamError::Poisoned => "Poisoned",
+        EventStreamError::Decode(DecodeError::NotAnEventStream { .. }) => "NotAnEventStream",
+        EventStreamError::Decode(DecodeError::PreludeCrcMismatch { .. }) => "PreludeCrcMismatch",
+        EventStreamError::Decode(DecodeError::MessageCrcMismatch { .. }) => "MessageCrcMismatch",
+        EventStreamError::Decode(DecodeError::MessageTooShort { .. }) => "MessageTooShort",
+        EventStreamError::Decode(DecodeError::MessageTooLarge { .. }) => "MessageTooLarge",
+        EventStreamError::Decode(DecodeError::HeadersTooLarge { .. }) => "HeadersTooLarge",
+        EventStreamError::Decode(DecodeError::PayloadTooLarge { .. }) => "PayloadTooLarge",
+        EventStreamError::Decode(DecodeError::HeadersLengthOutOfRange { .. }) => "HeadersLengthOutOfRange",
+        EventStreamError::Decode(DecodeError::InvalidHeaderNameLength { .. }) => "InvalidHeaderNameLength",
+        EventStreamError::Decode(DecodeError::InvalidHeaderType(_)) => "InvalidHeaderType",
+        EventStreamError::Decode(DecodeError::HeaderValueOverrun { .. }) => "HeaderValueOverrun",
+        EventStreamError::Decode(DecodeError::InvalidUtf8 { .. }) => "InvalidUtf8",
+        EventStreamError::Decode(DecodeError::Truncated { .. }) => "Truncated",
+        EventStreamError::Decode(DecodeError::Poisoned) => "Poisoned",
         other => panic!("unexpected error from random input: {other:?}"),
     }
 }
@@ -424,10 +440,13 @@ fn ten_megabytes_of_random_bytes_give_typed_errors() {
                     *seen.entry(variant(&e)).or_default() += 1;
                     let _ = e.to_string();
                     assert!(
-                        !matches!(e, EventStreamError::Poisoned),
+                        !matches!(e, EventStreamError::Decode(DecodeError::Poisoned)),
                         "first error is never Poisoned"
                     );
-                    assert!(matches!(codec.decode(&mut buf), Err(EventStreamError::Poisoned)));
+                    assert!(matches!(
+                        codec.decode(&mut buf),
+                        Err(EventStreamError::Decode(DecodeError::Poisoned))
+                    ));
                     codec.reset();
                     if buf.is_empty() {
                         break;
@@ -488,7 +507,7 @@ fn text_bodies_are_not_an_event_stream() {
     for (body, want) in cases {
         let err = codec_error(body);
         match &err {
-            EventStreamError::NotAnEventStream { looks_like, prefix } => {
+            EventStreamError::Decode(DecodeError::NotAnEventStream { looks_like, prefix }) => {
                 assert_eq!(*looks_like, want, "{}", String::from_utf8_lossy(body));
                 assert!(body.starts_with(prefix.as_bytes()));
                 assert!(prefix.len() <= 16);
@@ -499,7 +518,9 @@ fn text_bodies_are_not_an_event_stream() {
         // The same through decode_frame once a prelude's worth has arrived; before that
         // it only says "not enough yet".
         match decode_frame(body, &Limits::default()) {
-            Err(EventStreamError::NotAnEventStream { looks_like, .. }) => assert_eq!(looks_like, want),
+            Err(EventStreamError::Decode(DecodeError::NotAnEventStream { looks_like, .. })) => {
+                assert_eq!(looks_like, want)
+            }
             Ok(None) => assert!(body.len() < PRELUDE_LEN),
             other => panic!("{other:?}"),
         }
@@ -521,7 +542,9 @@ fn text_bodies_are_not_an_event_stream() {
                 .decode_eof(&mut buf)
                 .expect_err("EOF inside a would-be prelude"),
         };
-        assert!(matches!(err, EventStreamError::NotAnEventStream { looks_like, .. } if looks_like == want));
+        assert!(
+            matches!(err, EventStreamError::Decode(DecodeError::NotAnEventStream { looks_like, .. }) if looks_like == want)
+        );
     }
 }
 
@@ -545,7 +568,7 @@ fn codec_stays_poisoned_until_reset() {
     assert_eq!(codec.decode(&mut buf).expect("first frame"), Some(good.clone()));
     assert!(matches!(
         codec.decode(&mut buf),
-        Err(EventStreamError::MessageCrcMismatch { .. })
+        Err(EventStreamError::Decode(DecodeError::MessageCrcMismatch { .. }))
     ));
     let left = buf.len();
     assert_eq!(
@@ -555,21 +578,27 @@ fn codec_stays_poisoned_until_reset() {
     );
     for _ in 0..3 {
         assert!(codec.is_poisoned());
-        assert!(matches!(codec.decode(&mut buf), Err(EventStreamError::Poisoned)));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(EventStreamError::Decode(DecodeError::Poisoned))
+        ));
         assert!(matches!(
             codec.decode_eof(&mut buf),
-            Err(EventStreamError::Poisoned)
+            Err(EventStreamError::Decode(DecodeError::Poisoned))
         ));
         assert_eq!(buf.len(), left);
     }
     // A fresh, valid stream in a cleared buffer still fails until reset.
     buf.clear();
     buf.extend_from_slice(good.as_bytes());
-    assert!(matches!(codec.decode(&mut buf), Err(EventStreamError::Poisoned)));
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(EventStreamError::Decode(DecodeError::Poisoned))
+    ));
     let mut empty = BytesMut::new();
     assert!(matches!(
         codec.decode_eof(&mut empty),
-        Err(EventStreamError::Poisoned)
+        Err(EventStreamError::Decode(DecodeError::Poisoned))
     ));
     codec.reset();
     assert!(!codec.is_poisoned());
@@ -583,9 +612,12 @@ fn codec_stays_poisoned_until_reset() {
     assert!(codec.decode(&mut buf).expect("waiting").is_none());
     assert!(matches!(
         codec.decode_eof(&mut buf),
-        Err(EventStreamError::Truncated { .. })
+        Err(EventStreamError::Decode(DecodeError::Truncated { .. }))
     ));
-    assert!(matches!(codec.decode(&mut buf), Err(EventStreamError::Poisoned)));
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(EventStreamError::Decode(DecodeError::Poisoned))
+    ));
     codec.reset();
     buf.clear();
     let fresh = MessageBuilder::new().build(b"").expect("empty");

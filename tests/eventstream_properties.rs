@@ -3,7 +3,8 @@
 //! of every single-bit error.
 
 use bedrock_converse::eventstream::{
-    decode_frame, EventStreamCodec, EventStreamError, HeaderValue, Limits, Message, MessageBuilder,
+    decode_frame, DecodeError, EncodeError, EventStreamCodec, EventStreamError, HeaderValue, Limits, Message,
+    MessageBuilder,
 };
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
@@ -278,9 +279,9 @@ fn largest_values_round_trip() {
     let headers_len = (2 + 255 + 2 + 65535) + (2 + 1 + 2 + 65535);
     assert!(matches!(
         decode_whole(msg.as_bytes()),
-        Err(EventStreamError::HeadersTooLarge { len, max: 131_072 }) if len as usize == headers_len
+        Err(EventStreamError::Decode(DecodeError::HeadersTooLarge { len, max: 131_072 })) if len as usize == headers_len
     ));
-    let limits = Limits::default().max_headers_len(1 << 20);
+    let limits = Limits::default().with_max_headers_len(1 << 20);
     let (frame, used) = decode_frame(msg.as_bytes(), &limits).expect("ok").expect("whole");
     assert_eq!(used, msg.as_bytes().len());
     assert_eq!(
@@ -296,19 +297,23 @@ fn largest_values_round_trip() {
         MessageBuilder::new()
             .header(&"n".repeat(256), HeaderValue::Bool(true))
             .build(b""),
-        Err(EventStreamError::HeaderNameTooLong { len: 256 })
+        Err(EventStreamError::Encode(EncodeError::HeaderNameTooLong {
+            len: 256
+        }))
     ));
     assert!(matches!(
         MessageBuilder::new()
             .header("", HeaderValue::Bool(true))
             .build(b""),
-        Err(EventStreamError::HeaderNameTooLong { len: 0 })
+        Err(EventStreamError::Encode(EncodeError::EmptyHeaderName))
     ));
     let too_big = vec![0u8; usize::from(u16::MAX) + 1];
     assert!(matches!(
         MessageBuilder::new()
             .header("x", HeaderValue::ByteArray(&too_big))
             .build(b""),
-        Err(EventStreamError::HeaderValueTooLong { len: 65536 })
+        Err(EventStreamError::Encode(EncodeError::HeaderValueTooLong {
+            len: 65536
+        }))
     ));
 }

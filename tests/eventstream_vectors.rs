@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use bedrock_converse::eventstream::{
-    decode_frame, EventStreamCodec, EventStreamError, HeaderValue, Limits, Message, MessageBuilder,
+    decode_frame, DecodeError, EventStreamCodec, EventStreamError, HeaderValue, Limits, Message,
+    MessageBuilder,
 };
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
@@ -313,7 +314,7 @@ fn aws_sdk_go_negative_cases_fail_with_the_named_check() {
         let err = rejected_everywhere(name, &wire);
         match text.trim() {
             "Prelude checksum mismatch" => match err {
-                EventStreamError::PreludeCrcMismatch { expected, actual } => {
+                EventStreamError::Decode(DecodeError::PreludeCrcMismatch { expected, actual }) => {
                     assert_eq!(expected, crc32fast::hash(&wire[..8]), "{name}");
                     assert_eq!(actual, be32(&wire, 8), "{name}");
                     assert_ne!(expected, actual);
@@ -321,7 +322,7 @@ fn aws_sdk_go_negative_cases_fail_with_the_named_check() {
                 other => panic!("{name}: wanted PreludeCrcMismatch, got {other:?}"),
             },
             "Message checksum mismatch" => match err {
-                EventStreamError::MessageCrcMismatch { expected, actual } => {
+                EventStreamError::Decode(DecodeError::MessageCrcMismatch { expected, actual }) => {
                     assert_eq!(expected, crc32fast::hash(&wire[..wire.len() - 4]), "{name}");
                     assert_eq!(actual, be32(&wire, wire.len() - 4), "{name}");
                     assert_ne!(expected, actual);
@@ -406,10 +407,10 @@ fn smithy_rs_invalid_cases_fail_with_the_matching_variant() {
     assert!(
         matches!(
             err,
-            EventStreamError::PreludeCrcMismatch {
+            EventStreamError::Decode(DecodeError::PreludeCrcMismatch {
                 expected: 0x8BB4_95FB,
                 actual: 0xDEAD_BEEF
-            }
+            })
         ),
         "{err:?}"
     );
@@ -418,10 +419,10 @@ fn smithy_rs_invalid_cases_fail_with_the_matching_variant() {
     assert!(
         matches!(
             err,
-            EventStreamError::MessageCrcMismatch {
+            EventStreamError::Decode(DecodeError::MessageCrcMismatch {
                 expected: 0x01A0_5860,
                 actual: 0xDEAD_BEEF
-            }
+            })
         ),
         "{err:?}"
     );
@@ -430,7 +431,10 @@ fn smithy_rs_invalid_cases_fail_with_the_matching_variant() {
     // the header defect although their message CRCs are wrong too.
     let (err, _) = case("invalid_header_value_type");
     assert!(
-        matches!(err, EventStreamError::InvalidHeaderType(0x60)),
+        matches!(
+            err,
+            EventStreamError::Decode(DecodeError::InvalidHeaderType(0x60))
+        ),
         "{err:?}"
     );
 
@@ -440,10 +444,10 @@ fn smithy_rs_invalid_cases_fail_with_the_matching_variant() {
     assert!(
         matches!(
             err,
-            EventStreamError::InvalidHeaderNameLength {
+            EventStreamError::Decode(DecodeError::InvalidHeaderNameLength {
                 len: 0xFF,
                 offset: 25
-            }
+            })
         ),
         "{err:?}"
     );
@@ -453,11 +457,11 @@ fn smithy_rs_invalid_cases_fail_with_the_matching_variant() {
     assert!(
         matches!(
             err,
-            EventStreamError::HeaderValueOverrun {
+            EventStreamError::Decode(DecodeError::HeaderValueOverrun {
                 offset: 88,
                 needed: 0x1_0001,
                 available: 46
-            }
+            })
         ),
         "{err:?}"
     );
@@ -468,11 +472,11 @@ fn smithy_rs_invalid_cases_fail_with_the_matching_variant() {
     assert!(
         matches!(
             err,
-            EventStreamError::HeaderValueOverrun {
+            EventStreamError::Decode(DecodeError::HeaderValueOverrun {
                 offset: 88,
                 needed: 2,
                 available: 1
-            }
+            })
         ),
         "{err:?}"
     );
@@ -481,10 +485,10 @@ fn smithy_rs_invalid_cases_fail_with_the_matching_variant() {
     assert!(
         matches!(
             err,
-            EventStreamError::HeadersLengthOutOfRange {
+            EventStreamError::Decode(DecodeError::HeadersLengthOutOfRange {
                 headers_len: 77,
                 total_len: 89
-            }
+            })
         ),
         "{err:?}"
     );
@@ -506,7 +510,7 @@ fn smithy_rs_invalid_cases_fail_with_the_matching_variant() {
     assert!(
         matches!(
             err,
-            EventStreamError::InvalidHeaderNameLength { len: 102, offset: 18 }
+            EventStreamError::Decode(DecodeError::InvalidHeaderNameLength { len: 102, offset: 18 })
         ),
         "{err:?}"
     );

@@ -542,8 +542,8 @@ async fn oversized_json_answers_are_refused_not_buffered() {
     let server = mock().await;
     let mut config = config_for(&server.url());
     config.limits = bedrock_converse::eventstream::Limits::default()
-        .max_headers_len(0)
-        .max_payload_len(64);
+        .with_max_headers_len(0)
+        .with_max_payload_len(64);
     let gw = Gateway::start(config).await;
     let resp = post(
         &gw.url("us-east-1.mock.text", "converse"),

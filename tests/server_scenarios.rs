@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use bedrock_converse::eventstream::{EventStreamCodec, EventStreamError, HeaderValue, Message};
+use bedrock_converse::eventstream::{DecodeError, EventStreamCodec, EventStreamError, HeaderValue, Message};
 use bedrock_converse::server::{MockBedrock, MockBedrockHandle, Operation, Scenario};
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -526,7 +526,10 @@ async fn truncated_ends_mid_frame() {
     let bytes = resp.bytes().await.expect("clean end of body");
     let (frames, err) = decode(&bytes);
     assert!(frames.len() > 3);
-    assert!(matches!(err, Some(EventStreamError::Truncated { .. })), "{err:?}");
+    assert!(
+        matches!(err, Some(EventStreamError::Decode(DecodeError::Truncated { .. }))),
+        "{err:?}"
+    );
     let resp = post(
         &url(&server, "mock.truncated", "converse"),
         Some(KEY),
@@ -550,7 +553,10 @@ async fn corrupt_crc_flips_one_payload_byte() {
     let (frames, err) = decode(&bytes);
     assert_eq!(frames.len(), 2);
     assert!(
-        matches!(err, Some(EventStreamError::MessageCrcMismatch { .. })),
+        matches!(
+            err,
+            Some(EventStreamError::Decode(DecodeError::MessageCrcMismatch { .. }))
+        ),
         "{err:?}"
     );
     // Skip the bad frame: the rest of the stream is valid.

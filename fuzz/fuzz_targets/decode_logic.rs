@@ -6,7 +6,8 @@
 #[allow(dead_code)] // Each includer uses a different subset.
 mod decode_logic {
     use bedrock_converse::eventstream::{
-        decode_frame, EventStreamCodec, EventStreamError, Limits, Message, MessageBuilder, PRELUDE_LEN,
+        decode_frame, DecodeError, EventStreamCodec, EventStreamError, Fed, Framer, Limits, Message,
+        MessageBuilder, PRELUDE_LEN,
     };
     use bytes::BytesMut;
     use tokio_util::codec::{Decoder, Encoder};
@@ -52,7 +53,7 @@ mod decode_logic {
 
     /// Small limits, so that the limit checks are reachable by small inputs.
     pub(crate) fn small_limits() -> Limits {
-        Limits::default().max_payload_len(256).max_headers_len(128)
+        Limits::default().with_max_payload_len(256).with_max_headers_len(128)
     }
 
     /// Rewrites both CRCs of every frame in `input` whose length fits, and the prelude
@@ -167,15 +168,15 @@ mod decode_logic {
         error: EventStreamError,
     ) -> Outcome {
         assert!(
-            !matches!(error, EventStreamError::Poisoned),
+            !matches!(error, EventStreamError::Decode(DecodeError::Poisoned)),
             "first error is Poisoned"
         );
         assert!(codec.is_poisoned());
         let len = buf.len();
-        assert!(matches!(codec.decode(&mut buf), Err(EventStreamError::Poisoned)));
+        assert!(matches!(codec.decode(&mut buf), Err(EventStreamError::Decode(DecodeError::Poisoned))));
         assert!(matches!(
             codec.decode_eof(&mut buf),
-            Err(EventStreamError::Poisoned)
+            Err(EventStreamError::Decode(DecodeError::Poisoned))
         ));
         assert_eq!(buf.len(), len, "a poisoned codec must not consume bytes");
         Outcome {
@@ -227,6 +228,46 @@ mod decode_logic {
         }
     }
 
+    /// Feeds `input` to a [`Framer`] in chunk mode, in reads cut by `chunking`, then
+    /// `feed_eof`. Returns the frames' byte ranges in `input` and, for each, the kind
+    /// and headers the framer kept (rendered), and the error if any.
+    pub(crate) fn via_feed(
+        input: &[u8],
+        chunking: Chunking,
+        limits: Limits,
+    ) -> (Vec<(std::ops::Range<usize>, String)>, Option<EventStreamError>) {
+        let mut framer = Framer::new(limits);
+        let mut frames = Vec::new();
+        let (mut start, mut pos) = (0, 0);
+        for chunk in chunking.chunks(input) {
+            let mut rest = chunk;
+            // Each round ends a frame or uses the chunk up; a frame is at least 16 bytes.
+            for _ in 0..=chunk.len() / 16 + 1 {
+                match framer.feed(rest) {
+                    Ok(Fed::Frame { end }) => {
+                        assert!(end > 0 && end <= rest.len());
+                        pos += end;
+                        let seen = format!("{:?} {:?}", framer.last_kind(), framer.last_headers().collect::<Vec<_>>());
+                        frames.push((start..pos, seen));
+                        start = pos;
+                        rest = &rest[end..];
+                    }
+                    Ok(Fed::Partial) => {
+                        pos += rest.len();
+                        break;
+                    }
+                    Err(e) => {
+                        assert!(framer.is_poisoned());
+                        assert!(matches!(framer.feed(b"x"), Err(EventStreamError::Decode(DecodeError::Poisoned))));
+                        return (frames, Some(e));
+                    }
+                }
+            }
+        }
+        assert_eq!(pos, input.len());
+        (frames, framer.feed_eof().err())
+    }
+
     /// Checks one accepted message: every accessor works, and rebuilding it from its
     /// headers and payload with [`MessageBuilder`] (and the encoder) gives the same bytes.
     pub(crate) fn check_message(m: &Message, limits: Limits) {
@@ -274,7 +315,7 @@ mod decode_logic {
             (Some(a), None) => panic!("decode_frame failed with {a:?}, the codec did not"),
             (None, None) => assert!(rest.is_empty(), "the codec accepted a truncated tail"),
             (None, Some(e)) => match e {
-                EventStreamError::Truncated { buffered, missing } => {
+                EventStreamError::Decode(DecodeError::Truncated { buffered, missing }) => {
                     assert_eq!(*buffered, rest.len());
                     let want = match rest.first_chunk::<PRELUDE_LEN>() {
                         Some(p) => u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize - rest.len(),
@@ -282,12 +323,26 @@ mod decode_logic {
                     };
                     assert_eq!(*missing, want);
                 }
-                EventStreamError::NotAnEventStream { .. } => {
+                EventStreamError::Decode(DecodeError::NotAnEventStream { .. }) => {
                     assert!(!rest.is_empty() && rest.len() < PRELUDE_LEN)
                 }
                 other => panic!("decode_frame stopped cleanly, the codec failed with {other:?}"),
             },
         }
+        // The framer's chunk mode finds the same frames and the same error, without
+        // gathering the frames.
+        let (fed, fed_error) = via_feed(input, chunking, limits);
+        assert_eq!(fed.len(), codec.messages.len(), "chunk mode found other frames");
+        for ((range, seen), m) in fed.iter().zip(&codec.messages) {
+            assert_eq!(&input[range.clone()], m.as_bytes());
+            let want = format!("{:?} {:?}", m.kind(), m.headers().collect::<Vec<_>>());
+            assert_eq!(seen, &want);
+        }
+        assert_eq!(
+            format!("{fed_error:?}"),
+            format!("{:?}", codec.error),
+            "chunk mode failed otherwise"
+        );
         if let Some(e) = &codec.error {
             // Every error renders.
             let _ = e.to_string();

@@ -24,7 +24,7 @@ use crate::converse::{
     Blob, ContentBlockDelta, ContentBlockStart, ConverseMetrics, ConverseResponse, Role, StopReason,
     StreamAssembler, StreamError, StreamEvent, TokenUsage,
 };
-use crate::eventstream::{EventStreamCodec, EventStreamError, Message, MIN_FRAME_LEN};
+use crate::eventstream::{EventStreamCodec, EventStreamError, Message, PRELUDE_LEN};
 
 /// Whether a stream that failed before its first event may be sent again: nothing has
 /// reached the caller yet. In-stream throttling / unavailable / internal exceptions, a
@@ -267,57 +267,35 @@ impl ConverseStream {
         Poll::Ready(Some(Err(e)))
     }
 
-    /// The next whole frame from `buf` and `chunk`, or `None` when more bytes are needed.
+    /// The next whole frame from `buf` and `chunk`, or `None` when more bytes are needed
+    /// (then `chunk` is used up).
     ///
-    /// Frames that lie whole inside a chunk are split off it (zero-copy, checked by
-    /// [`Message::from_bytes`]); a frame that straddles chunks is gathered in `buf`
-    /// (only its own bytes are copied) and decoded by the codec, which also reports
-    /// every malformed prelude.
+    /// Frames that lie whole inside a chunk are split off it (zero-copy); a frame that
+    /// straddles chunks is gathered in `buf`, only its own bytes: the rest of its
+    /// prelude, then, once the prelude passed its checks and limits, the rest of the
+    /// frame. The codec's [`Framer`](crate::eventstream::Framer) does both, with one
+    /// state.
     fn next_frame(&mut self) -> Result<Option<Message>, EventStreamError> {
-        if !self.buf.is_empty() {
-            loop {
-                let want = match self.buf.first_chunk::<4>() {
-                    None => 4 - self.buf.len(),
-                    Some(len) => match self.frame_len(*len) {
-                        Some(total) => total.saturating_sub(self.buf.len()),
-                        // An impossible length: let the codec report it.
-                        None => self.chunk.len(),
-                    },
-                };
-                if want == 0 || self.chunk.is_empty() {
-                    break;
-                }
-                let n = want.min(self.chunk.len());
-                self.buf
-                    .extend_from_slice(self.chunk.get(..n).unwrap_or_default());
-                self.chunk.advance(n);
-            }
-            return self.codec.decode(&mut self.buf);
-        }
-        let Some(len) = self.chunk.first_chunk::<4>() else {
-            self.buf.extend_from_slice(&self.chunk);
-            self.chunk.clear();
-            return Ok(None);
-        };
-        match self.frame_len(*len) {
-            Some(total) if total <= self.chunk.len() => {
-                let frame = self.chunk.split_to(total);
-                Message::from_bytes(frame, self.codec.limits()).map(Some)
-            }
-            _ => {
-                self.buf.extend_from_slice(&self.chunk);
-                self.chunk.clear();
-                self.codec.decode(&mut self.buf)
+        if self.buf.is_empty() {
+            if let Some(msg) = self.codec.framer_mut().decode_bytes(&mut self.chunk)? {
+                return Ok(Some(msg));
             }
         }
-    }
-
-    /// The total length a prelude announces, when it is possible under the limits.
-    fn frame_len(&self, len: [u8; 4]) -> Option<usize> {
-        let total = u32::from_be_bytes(len);
-        let ok = u64::from(total) <= self.codec.limits().max_frame_len();
-        // u32 fits in usize on every supported target (checked, not cast).
-        usize::try_from(total).ok().filter(|t| ok && *t >= MIN_FRAME_LEN)
+        // Two rounds at most: the rest of the prelude, then the rest of the frame.
+        for _ in 0..2 {
+            let frame_len = self.codec.framer().frame_len().unwrap_or(PRELUDE_LEN);
+            let n = frame_len.saturating_sub(self.buf.len()).min(self.chunk.len());
+            self.buf
+                .extend_from_slice(self.chunk.get(..n).unwrap_or_default());
+            self.chunk.advance(n);
+            if let Some(msg) = self.codec.decode(&mut self.buf)? {
+                return Ok(Some(msg));
+            }
+            if self.chunk.is_empty() {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     /// Feeds one decoded message to the assembler and queues the caller's events.

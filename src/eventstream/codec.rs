@@ -4,32 +4,24 @@
 use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::error::{EventStreamError, LooksLike};
-use super::frame::{Limits, Message, Prelude, PRELUDE_LEN};
-
-/// Where the decoder is inside the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DecodeState {
-    /// Waiting for the 12 bytes of the next prelude.
-    Head,
-    /// The prelude was checked; waiting for the rest of the frame.
-    Body(Prelude),
-    /// A frame failed; there is no resync marker, so every later call fails.
-    Failed,
-}
+use super::error::EventStreamError;
+use super::frame::{Limits, Message};
+use super::framer::Framer;
 
 /// Decoder and encoder of `application/vnd.amazon.eventstream` messages.
 ///
 /// Decoding is zero-copy: each [`Message`] is one frame split off the read buffer.
-/// The prelude is checked (CRC first, then lengths against [`Limits`]) as soon as its
-/// 12 bytes arrive, before anything is reserved for the frame's body, so a hostile
-/// length prefix fails at once. A half-received frame is never re-parsed.
+/// The [`Framer`] underneath checks the prelude (CRC first, then lengths against
+/// [`Limits`]) as soon as its 12 bytes arrive, before anything is reserved for the
+/// frame's body, so a hostile length prefix fails at once. A half-received frame is
+/// never re-parsed.
 ///
 /// # After an error
 ///
 /// The format has no resync marker, so after any decode error the codec is *poisoned*:
 /// the bytes of the failed frame stay in the buffer untouched (for inspection), and
-/// every later `decode` or `decode_eof` returns [`EventStreamError::Poisoned`].
+/// every later `decode` or `decode_eof` returns
+/// [`DecodeError::Poisoned`](super::DecodeError::Poisoned).
 /// [`reset`](Self::reset) makes it ready for a new stream.
 ///
 /// # Examples
@@ -67,8 +59,7 @@ enum DecodeState {
 /// ```
 #[derive(Debug, Clone)]
 pub struct EventStreamCodec {
-    limits: Limits,
-    state: DecodeState,
+    framer: Framer,
 }
 
 impl Default for EventStreamCodec {
@@ -86,30 +77,36 @@ impl EventStreamCodec {
     /// A codec with these limits.
     pub fn with_limits(limits: Limits) -> Self {
         EventStreamCodec {
-            limits,
-            state: DecodeState::Head,
+            framer: Framer::new(limits),
         }
     }
 
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        self.framer.limits()
+    }
+
+    /// The framer underneath (its state is the codec's decode state).
+    pub fn framer(&self) -> &Framer {
+        &self.framer
+    }
+
+    /// The framer underneath, for a caller that takes whole frames out of its own
+    /// buffers between calls to `decode` (as [`Framer::decode_bytes`] does) with the
+    /// same state.
+    pub fn framer_mut(&mut self) -> &mut Framer {
+        &mut self.framer
     }
 
     /// Whether a decode error has poisoned the codec (see the type's docs).
     pub fn is_poisoned(&self) -> bool {
-        self.state == DecodeState::Failed
+        self.framer.is_poisoned()
     }
 
     /// Forgets any partial frame and any earlier error, ready for a new stream. The
     /// caller clears its buffer.
     pub fn reset(&mut self) {
-        self.state = DecodeState::Head;
-    }
-
-    fn fail(&mut self, e: EventStreamError) -> EventStreamError {
-        self.state = DecodeState::Failed;
-        e
+        self.framer.reset();
     }
 }
 
@@ -119,62 +116,27 @@ impl Decoder for EventStreamCodec {
 
     #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, EventStreamError> {
-        let checked = match self.state {
-            DecodeState::Head => {
-                let Some(head) = src.first_chunk::<PRELUDE_LEN>() else {
-                    return Ok(None);
-                };
-                let (prelude, hasher) = match Prelude::parse_hashed(head, &self.limits) {
-                    Ok(p) => p,
-                    Err(e) => return Err(self.fail(e)),
-                };
-                let Some(frame) = src.get(..prelude.total_len) else {
-                    // Reserve only after the prelude passed its checks and limits.
-                    src.reserve(prelude.total_len - src.len());
-                    self.state = DecodeState::Body(prelude);
-                    return Ok(None);
-                };
-                // The common case: the whole frame is here, and the CRC continues from
-                // the prelude's hasher.
-                prelude.check_body_after_prelude(frame, hasher).map(|()| prelude)
+        let (total, headers_end) = match self.framer.decode(src)? {
+            Some(frame) => (frame.as_bytes().len(), frame.headers_end()),
+            None => {
+                // Reserve only after the prelude passed its checks and limits.
+                if let Some(total) = self.framer.frame_len() {
+                    src.reserve(total.saturating_sub(src.len()));
+                }
+                return Ok(None);
             }
-            DecodeState::Body(prelude) => {
-                let Some(frame) = src.get(..prelude.total_len) else {
-                    return Ok(None);
-                };
-                prelude.check_body(frame).map(|()| prelude)
-            }
-            DecodeState::Failed => return Err(EventStreamError::Poisoned),
         };
-        let prelude = match checked {
-            Ok(prelude) => prelude,
-            Err(e) => return Err(self.fail(e)),
-        };
-        self.state = DecodeState::Head;
-        let frame = src.split_to(prelude.total_len).freeze();
-        Ok(Some(Message::from_checked(frame, prelude.headers_len)))
+        let frame = src.split_to(total).freeze();
+        Ok(Some(Message::from_checked_end(frame, headers_end)))
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, EventStreamError> {
-        if let Some(message) = self.decode(buf)? {
-            return Ok(Some(message));
-        }
-        if buf.is_empty() {
-            return Ok(None);
-        }
-        if self.state == DecodeState::Head {
-            if let Some(looks_like) = LooksLike::sniff(buf) {
-                return Err(self.fail(EventStreamError::not_an_event_stream(looks_like, buf)));
-            }
-        }
-        let missing = match self.state {
-            DecodeState::Body(p) => p.total_len - buf.len(),
-            _ => PRELUDE_LEN - buf.len(),
+        let (total, headers_end) = match self.framer.decode_eof(buf)? {
+            Some(frame) => (frame.as_bytes().len(), frame.headers_end()),
+            None => return Ok(None),
         };
-        Err(self.fail(EventStreamError::Truncated {
-            buffered: buf.len(),
-            missing,
-        }))
+        let frame = buf.split_to(total).freeze();
+        Ok(Some(Message::from_checked_end(frame, headers_end)))
     }
 }
 
@@ -200,7 +162,7 @@ impl Encoder<Message> for EventStreamCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eventstream::MessageBuilder;
+    use crate::eventstream::{DecodeError, LooksLike, MessageBuilder, PRELUDE_LEN};
 
     #[test]
     fn poisoned_after_error_and_reset_recovers() {
@@ -209,13 +171,16 @@ mod tests {
         let err = codec.decode(&mut buf).unwrap_err();
         assert!(matches!(
             err,
-            EventStreamError::NotAnEventStream {
+            EventStreamError::Decode(DecodeError::NotAnEventStream {
                 looks_like: LooksLike::Json,
                 ..
-            }
+            })
         ));
         assert!(codec.is_poisoned());
-        assert!(matches!(codec.decode(&mut buf), Err(EventStreamError::Poisoned)));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(EventStreamError::Decode(DecodeError::Poisoned))
+        ));
         assert_eq!(buf.len(), 16, "the failed bytes stay for inspection");
         codec.reset();
         let msg = MessageBuilder::new().build(b"x").unwrap();
@@ -234,7 +199,7 @@ mod tests {
             let mut codec = EventStreamCodec::new();
             let mut buf = BytesMut::from(&wire[..cut]);
             match codec.decode_eof(&mut buf) {
-                Err(EventStreamError::Truncated { buffered, missing }) => {
+                Err(EventStreamError::Decode(DecodeError::Truncated { buffered, missing })) => {
                     assert_eq!(buffered, cut);
                     if cut >= PRELUDE_LEN {
                         assert_eq!(missing, wire.len() - cut);
@@ -251,10 +216,10 @@ mod tests {
         let mut buf = BytesMut::from(&b"{}"[..]);
         assert!(matches!(
             codec.decode_eof(&mut buf),
-            Err(EventStreamError::NotAnEventStream {
+            Err(EventStreamError::Decode(DecodeError::NotAnEventStream {
                 looks_like: LooksLike::Json,
                 ..
-            })
+            }))
         ));
     }
 
@@ -270,7 +235,7 @@ mod tests {
         let mut codec = EventStreamCodec::new();
         assert!(matches!(
             codec.decode(&mut buf),
-            Err(EventStreamError::MessageTooLarge { .. })
+            Err(EventStreamError::Decode(DecodeError::MessageTooLarge { .. }))
         ));
         assert_eq!(buf.capacity(), cap);
     }

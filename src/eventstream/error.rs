@@ -1,4 +1,5 @@
-//! The one error type of the event-stream layer.
+//! The errors of the event-stream layer: [`EventStreamError`] wrapping [`DecodeError`]
+//! and [`EncodeError`].
 
 use std::fmt;
 
@@ -49,13 +50,60 @@ impl LooksLike {
     }
 }
 
-/// Errors of the event-stream layer: malformed or hostile frames, limits, encoding
-/// mistakes, and I/O (as `tokio_util::codec::Decoder` requires).
+/// Errors of the event-stream layer, in the rustls shape: a top enum whose variants
+/// wrap focused sub-enums, so that what the peer sent wrong ([`DecodeError`]) stays
+/// apart from what the caller asked for that cannot be written ([`EncodeError`]).
 ///
-/// Offsets are byte offsets from the start of the frame.
+/// Every public function of the layer returns this type; match the sub-enum for the
+/// details:
+///
+/// ```
+/// use bedrock_converse::eventstream::{decode_frame, DecodeError, EventStreamError, Limits};
+///
+/// let err = decode_frame(b"{\"message\":\"denied\"}", &Limits::default()).unwrap_err();
+/// assert!(matches!(err, EventStreamError::Decode(DecodeError::NotAnEventStream { .. })));
+/// assert!(err.as_decode().is_some());
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EventStreamError {
+    /// The bytes read are not a valid event stream (or the decoder failed earlier).
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A message could not be encoded as asked.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// An I/O error from the underlying reader (as `tokio_util::codec::Decoder`
+    /// requires).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl EventStreamError {
+    /// The decode error, if this is one.
+    pub fn as_decode(&self) -> Option<&DecodeError> {
+        match self {
+            EventStreamError::Decode(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The encode error, if this is one.
+    pub fn as_encode(&self) -> Option<&EncodeError> {
+        match self {
+            EventStreamError::Encode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// What is wrong with bytes read as an event stream: malformed or hostile frames, the
+/// limits, the end of the input inside a frame.
+///
+/// Offsets are byte offsets from the start of the frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
     /// The input is plainly not `application/vnd.amazon.eventstream`.
     #[error("input is not an AWS event stream: it looks like {looks_like} (first bytes {prefix:?})")]
     NotAnEventStream {
@@ -155,37 +203,60 @@ pub enum EventStreamError {
         /// Bytes still missing (at least; for a partial prelude, up to the prelude's end).
         missing: usize,
     },
+    /// A buffer said to hold exactly one frame
+    /// ([`Message::from_bytes`](super::Message::from_bytes)) holds more.
+    #[error("{len} bytes hold a frame of {frame_len} bytes and {} bytes more", len - frame_len)]
+    TrailingBytes {
+        /// The buffer's length.
+        len: usize,
+        /// The length of the frame at its start.
+        frame_len: usize,
+    },
     /// The decoder already failed; the format has no resync marker, so it cannot
     /// find the next frame boundary. Call [`EventStreamCodec::reset`] for a new stream.
     ///
     /// [`EventStreamCodec::reset`]: crate::eventstream::EventStreamCodec::reset
     #[error("the event-stream decoder failed earlier and cannot resynchronise")]
     Poisoned,
-    /// Encoding: a header name is empty or longer than 255 bytes.
-    #[error("header name of {len} bytes cannot be encoded (1 to 255 bytes)")]
+}
+
+impl DecodeError {
+    pub(crate) fn not_an_event_stream(looks_like: LooksLike, bytes: &[u8]) -> Self {
+        let prefix = &bytes[..bytes.len().min(16)];
+        DecodeError::NotAnEventStream {
+            looks_like,
+            prefix: String::from_utf8_lossy(prefix).into_owned(),
+        }
+    }
+}
+
+/// What cannot be encoded: the caller's mistakes, found before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// A header name is empty.
+    #[error("a header name cannot be empty")]
+    EmptyHeaderName,
+    /// A header name is longer than 255 bytes.
+    #[error("header name of {len} bytes cannot be encoded (at most 255)")]
     HeaderNameTooLong {
         /// The name length.
         len: usize,
     },
-    /// Encoding: a byte-array or string header value is longer than 65535 bytes.
+    /// A byte-array or string header value is longer than 65535 bytes.
     #[error("header value of {len} bytes cannot be encoded (at most 65535)")]
     HeaderValueTooLong {
         /// The value length.
         len: usize,
     },
-    /// An I/O error from the underlying reader.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
-impl EventStreamError {
-    pub(crate) fn not_an_event_stream(looks_like: LooksLike, bytes: &[u8]) -> Self {
-        let prefix = &bytes[..bytes.len().min(16)];
-        EventStreamError::NotAnEventStream {
-            looks_like,
-            prefix: String::from_utf8_lossy(prefix).into_owned(),
-        }
-    }
+    /// The frame would be longer than its `u32` length field can say.
+    #[error("a frame of {len} bytes cannot be encoded (at most {max})")]
+    FrameTooLarge {
+        /// The length the frame would have.
+        len: u64,
+        /// The largest frame the format can carry (`u32::MAX`).
+        max: u64,
+    },
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use std::sync::OnceLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::error::EventStreamError;
-use super::header::{self, HeaderValue, Headers};
+use super::error::{DecodeError, EncodeError, EventStreamError};
+use super::header::{self, names, FrameKind, HeaderValue, Headers};
 
 /// Bytes of the prelude: total length, headers length, prelude CRC.
 pub const PRELUDE_LEN: usize = 12;
@@ -29,14 +29,17 @@ pub const MIN_FRAME_LEN: usize = PRELUDE_LEN + MESSAGE_CRC_LEN;
 /// before anything is reserved for its body.
 ///
 /// The defaults are those of the event-stream specification (and botocore): payloads
-/// up to 24 MiB, headers up to 128 KiB.
+/// up to 24 MiB, headers up to 128 KiB. One naming scheme: `with_max_*` sets (by
+/// value, for chaining), `max_*` gets.
 ///
 /// # Examples
 ///
 /// ```
 /// use bedrock_converse::eventstream::{EventStreamCodec, Limits};
 ///
-/// let limits = Limits::default().max_payload_len(1 << 20).max_headers_len(4096);
+/// let limits = Limits::default().with_max_payload_len(1 << 20).with_max_headers_len(4096);
+/// assert_eq!(limits.max_payload_len(), 1 << 20);
+/// assert_eq!(limits.max_headers_len(), 4096);
 /// let codec = EventStreamCodec::with_limits(limits);
 /// assert_eq!(codec.limits().max_frame_len(), 16 + 4096 + (1 << 20));
 /// ```
@@ -52,31 +55,45 @@ impl Limits {
     /// The specification's headers limit: 128 KiB.
     pub const DEFAULT_MAX_HEADERS_LEN: u32 = 128 * 1024;
 
-    /// Sets the largest payload accepted.
-    pub fn max_payload_len(mut self, max: u32) -> Self {
+    /// These limits with the largest payload accepted set to `max`.
+    #[must_use]
+    pub fn with_max_payload_len(mut self, max: u32) -> Self {
         self.max_payload_len = max;
         self
     }
 
-    /// Sets the largest headers section accepted.
-    pub fn max_headers_len(mut self, max: u32) -> Self {
+    /// These limits with the largest headers section accepted set to `max`.
+    #[must_use]
+    pub fn with_max_headers_len(mut self, max: u32) -> Self {
         self.max_headers_len = max;
         self
     }
 
     /// The largest payload accepted.
-    pub fn payload_limit(&self) -> u32 {
+    pub fn max_payload_len(&self) -> u32 {
         self.max_payload_len
     }
 
     /// The largest headers section accepted.
-    pub fn headers_limit(&self) -> u32 {
+    pub fn max_headers_len(&self) -> u32 {
         self.max_headers_len
     }
 
     /// The largest whole frame these limits accept.
     pub fn max_frame_len(&self) -> u64 {
         MIN_FRAME_LEN as u64 + u64::from(self.max_headers_len) + u64::from(self.max_payload_len)
+    }
+
+    /// The largest payload accepted.
+    #[deprecated(note = "use `max_payload_len`")]
+    pub fn payload_limit(&self) -> u32 {
+        self.max_payload_len
+    }
+
+    /// The largest headers section accepted.
+    #[deprecated(note = "use `max_headers_len`")]
+    pub fn headers_limit(&self) -> u32 {
+        self.max_headers_len
     }
 }
 
@@ -94,7 +111,7 @@ impl Default for Limits {
 /// `crc32fast::Hasher::new` checks the CPU's features (to pick its PCLMULQDQ or AVX-512
 /// kernel) every time; cloning one made once skips that twice per frame.
 #[inline]
-fn new_hasher() -> crc32fast::Hasher {
+pub(super) fn new_hasher() -> crc32fast::Hasher {
     static HASHER: OnceLock<crc32fast::Hasher> = OnceLock::new();
     HASHER.get_or_init(crc32fast::Hasher::new).clone()
 }
@@ -110,9 +127,8 @@ pub(crate) struct Prelude {
 impl Prelude {
     /// Checks the 12 prelude bytes: the CRC first, then the lengths against each other
     /// and against `limits`.
-    // The decoders use `parse_hashed`; this is for the proxy's pass-through and tests.
-    #[cfg_attr(not(any(test, feature = "proxy")), allow(dead_code))]
-    pub(crate) fn parse(bytes: &[u8; PRELUDE_LEN], limits: &Limits) -> Result<Prelude, EventStreamError> {
+    #[cfg(test)]
+    pub(crate) fn parse(bytes: &[u8; PRELUDE_LEN], limits: &Limits) -> Result<Prelude, DecodeError> {
         Self::parse_hashed(bytes, limits).map(|(prelude, _)| prelude)
     }
 
@@ -124,7 +140,7 @@ impl Prelude {
     pub(crate) fn parse_hashed(
         bytes: &[u8; PRELUDE_LEN],
         limits: &Limits,
-    ) -> Result<(Prelude, crc32fast::Hasher), EventStreamError> {
+    ) -> Result<(Prelude, crc32fast::Hasher), DecodeError> {
         let (head, tail) = bytes.split_at(8);
         let total = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         let headers = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
@@ -134,36 +150,36 @@ impl Prelude {
         let expected = hasher.clone().finalize();
         if expected != actual {
             if let Some(looks_like) = super::LooksLike::sniff(bytes) {
-                return Err(EventStreamError::not_an_event_stream(looks_like, bytes));
+                return Err(DecodeError::not_an_event_stream(looks_like, bytes));
             }
-            return Err(EventStreamError::PreludeCrcMismatch { expected, actual });
+            return Err(DecodeError::PreludeCrcMismatch { expected, actual });
         }
         // MIN_FRAME_LEN is 16.
         if total < MIN_FRAME_LEN as u32 {
-            return Err(EventStreamError::MessageTooShort { len: total });
+            return Err(DecodeError::MessageTooShort { len: total });
         }
         if u64::from(total) > limits.max_frame_len() {
-            return Err(EventStreamError::MessageTooLarge {
+            return Err(DecodeError::MessageTooLarge {
                 len: u64::from(total),
                 max: limits.max_frame_len(),
             });
         }
         let room = total - MIN_FRAME_LEN as u32;
         if headers > room {
-            return Err(EventStreamError::HeadersLengthOutOfRange {
+            return Err(DecodeError::HeadersLengthOutOfRange {
                 headers_len: headers,
                 total_len: total,
             });
         }
         if headers > limits.max_headers_len {
-            return Err(EventStreamError::HeadersTooLarge {
+            return Err(DecodeError::HeadersTooLarge {
                 len: headers,
                 max: limits.max_headers_len,
             });
         }
         let payload = room - headers;
         if payload > limits.max_payload_len {
-            return Err(EventStreamError::PayloadTooLarge {
+            return Err(DecodeError::PayloadTooLarge {
                 len: payload,
                 max: limits.max_payload_len,
             });
@@ -181,7 +197,7 @@ impl Prelude {
     /// [`Prelude::parse`]: headers first (so errors name the broken header, as
     /// smithy-rs does), then the message CRC, over bytes 0 to `total_len - 4` in one
     /// call.
-    pub(crate) fn check_body(&self, frame: &[u8]) -> Result<(), EventStreamError> {
+    pub(crate) fn check_body(&self, frame: &[u8]) -> Result<(), DecodeError> {
         self.check_body_from(frame, new_hasher(), 0)
     }
 
@@ -193,7 +209,7 @@ impl Prelude {
         &self,
         frame: &[u8],
         hasher: crc32fast::Hasher,
-    ) -> Result<(), EventStreamError> {
+    ) -> Result<(), DecodeError> {
         self.check_body_from(frame, hasher, 8)
     }
 
@@ -203,7 +219,7 @@ impl Prelude {
         frame: &[u8],
         mut hasher: crc32fast::Hasher,
         hashed: usize,
-    ) -> Result<(), EventStreamError> {
+    ) -> Result<(), DecodeError> {
         // `parse` checked 16 + headers_len <= total_len; the callers pass exactly
         // `total_len` bytes, so these slices are in bounds.
         let (covered, trailer) = frame.split_at(self.total_len - MESSAGE_CRC_LEN);
@@ -214,7 +230,7 @@ impl Prelude {
         // `trailer` is the last MESSAGE_CRC_LEN (4) bytes.
         let actual = trailer.first_chunk::<4>().map_or(0, |t| u32::from_be_bytes(*t));
         if expected != actual {
-            return Err(EventStreamError::MessageCrcMismatch { expected, actual });
+            return Err(DecodeError::MessageCrcMismatch { expected, actual });
         }
         Ok(())
     }
@@ -229,7 +245,7 @@ impl Prelude {
 ///
 /// # Errors
 ///
-/// Every frame-level error of [`EventStreamError`]: CRCs, lengths, limits, headers.
+/// Every frame-level [`DecodeError`]: CRCs, lengths, limits, headers.
 ///
 /// # Examples
 ///
@@ -266,56 +282,86 @@ pub fn decode_frame<'a>(
     )))
 }
 
-/// A validated frame borrowed from a caller's buffer (see [`decode_frame`]).
+/// A validated frame borrowed from a caller's buffer (see [`decode_frame`] and
+/// [`Framer::decode`](super::Framer::decode)).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Frame<'a> {
     bytes: &'a [u8],
     headers_end: usize,
 }
 
-/// The header shortcuts shared by [`Frame`] and [`Message`].
+impl<'a> Frame<'a> {
+    /// A frame (`bytes.len() == total_len`) that passed [`Prelude::check_body`].
+    #[inline]
+    pub(super) fn from_checked(bytes: &'a [u8], headers_len: usize) -> Frame<'a> {
+        Frame {
+            bytes,
+            headers_end: PRELUDE_LEN + headers_len,
+        }
+    }
+
+    /// The end of the headers section: `12 + headers_len`.
+    #[inline]
+    pub(super) fn headers_end(&self) -> usize {
+        self.headers_end
+    }
+}
+
+/// The header shortcuts shared by [`Frame`] and [`Message`]. Each answers Bedrock's
+/// usual event layout (`:event-type`, `:content-type: application/json`,
+/// `:message-type: event`) by two comparisons with constants, anything else by one walk
+/// over the raw headers.
 macro_rules! header_shortcuts {
-    () => {
+    ($lt:lifetime) => {
+        /// What kind of frame this is: an event and its type, an exception, an error.
+        #[inline]
+        pub fn kind(&self) -> FrameKind<$lt> {
+            header::kind(self.header_bytes())
+        }
+
         /// The `:event-type` header (for example `contentBlockDelta`).
-        pub fn event_type(&self) -> Option<&str> {
-            self.headers().get_str(":event-type")
+        #[inline]
+        pub fn event_type(&self) -> Option<&$lt str> {
+            header::find_str(self.header_bytes(), names::EVENT_TYPE)
         }
 
         /// The `:message-type` header: `event`, `exception` or `error`.
-        pub fn message_type(&self) -> Option<&str> {
-            self.headers().get_str(":message-type")
+        #[inline]
+        pub fn message_type(&self) -> Option<&$lt str> {
+            header::find_str(self.header_bytes(), names::MESSAGE_TYPE)
         }
 
         /// The `:exception-type` header of an exception frame.
-        pub fn exception_type(&self) -> Option<&str> {
-            self.headers().get_str(":exception-type")
+        #[inline]
+        pub fn exception_type(&self) -> Option<&$lt str> {
+            header::find_str(self.header_bytes(), names::EXCEPTION_TYPE)
         }
 
         /// The `:content-type` header (for example `application/json`).
-        pub fn content_type(&self) -> Option<&str> {
-            self.headers().get_str(":content-type")
+        pub fn content_type(&self) -> Option<&$lt str> {
+            header::find_str(self.header_bytes(), names::CONTENT_TYPE)
         }
 
         /// The `:error-code` header of an error frame.
-        pub fn error_code(&self) -> Option<&str> {
-            self.headers().get_str(":error-code")
+        pub fn error_code(&self) -> Option<&$lt str> {
+            header::find_str(self.header_bytes(), names::ERROR_CODE)
         }
 
         /// The `:error-message` header of an error frame.
-        pub fn error_message(&self) -> Option<&str> {
-            self.headers().get_str(":error-message")
+        pub fn error_message(&self) -> Option<&$lt str> {
+            header::find_str(self.header_bytes(), names::ERROR_MESSAGE)
         }
 
         /// The first header with this name.
-        pub fn header(&self, name: &str) -> Option<HeaderValue<'_>> {
+        pub fn header(&self, name: &str) -> Option<HeaderValue<$lt>> {
             self.headers().get(name)
         }
     };
 }
 
 impl<'a> Frame<'a> {
-    /// The raw headers section (validated), for callers that match known layouts
-    /// byte for byte.
+    /// The raw headers section (validated).
+    #[inline]
     pub fn header_bytes(&self) -> &'a [u8] {
         self.bytes.get(PRELUDE_LEN..self.headers_end).unwrap_or_default()
     }
@@ -336,7 +382,7 @@ impl<'a> Frame<'a> {
         self.bytes
     }
 
-    header_shortcuts!();
+    header_shortcuts!('a);
 }
 
 impl fmt::Debug for Frame<'_> {
@@ -391,39 +437,49 @@ impl Message {
     ///
     /// # Errors
     ///
-    /// Every frame-level error of [`EventStreamError`], and
-    /// [`EventStreamError::Truncated`] if `frame` is shorter than its prelude claims,
-    /// or [`EventStreamError::MessageTooLarge`] if it is longer.
+    /// Every frame-level [`DecodeError`], and [`DecodeError::Truncated`] if `frame` is
+    /// shorter than its prelude claims, or [`DecodeError::TrailingBytes`] if it is
+    /// longer.
     pub fn from_bytes(frame: Bytes, limits: &Limits) -> Result<Message, EventStreamError> {
         let Some(prelude) = frame.first_chunk::<PRELUDE_LEN>() else {
-            return Err(EventStreamError::Truncated {
+            return Err(DecodeError::Truncated {
                 buffered: frame.len(),
                 missing: PRELUDE_LEN - frame.len(),
-            });
+            }
+            .into());
         };
         let (prelude, hasher) = Prelude::parse_hashed(prelude, limits)?;
         if frame.len() < prelude.total_len {
-            return Err(EventStreamError::Truncated {
+            return Err(DecodeError::Truncated {
                 buffered: frame.len(),
                 missing: prelude.total_len - frame.len(),
-            });
+            }
+            .into());
         }
         if frame.len() > prelude.total_len {
-            return Err(EventStreamError::MessageTooLarge {
-                len: frame.len() as u64,
-                max: prelude.total_len as u64,
-            });
+            return Err(DecodeError::TrailingBytes {
+                len: frame.len(),
+                frame_len: prelude.total_len,
+            }
+            .into());
         }
         prelude.check_body_after_prelude(&frame, hasher)?;
         Ok(Message::from_checked(frame, prelude.headers_len))
     }
 
     /// A frame that passed [`Prelude::check_body`].
+    #[inline]
     pub(crate) fn from_checked(frame: Bytes, headers_len: usize) -> Message {
         Message {
             frame,
             headers_end: PRELUDE_LEN + headers_len,
         }
+    }
+
+    /// A frame that passed [`Prelude::check_body`], its headers ending at `headers_end`.
+    #[inline]
+    pub(super) fn from_checked_end(frame: Bytes, headers_end: usize) -> Message {
+        Message { frame, headers_end }
     }
 
     /// This message as a borrowed [`Frame`].
@@ -461,7 +517,13 @@ impl Message {
         self.frame
     }
 
-    header_shortcuts!();
+    /// The raw headers section (validated).
+    #[inline]
+    pub fn header_bytes(&self) -> &[u8] {
+        self.frame.get(PRELUDE_LEN..self.headers_end).unwrap_or_default()
+    }
+
+    header_shortcuts!('_);
 }
 
 impl fmt::Debug for Message {
@@ -494,7 +556,7 @@ impl fmt::Debug for Message {
 #[derive(Debug)]
 pub struct MessageBuilder {
     buf: BytesMut,
-    error: Option<EventStreamError>,
+    error: Option<EncodeError>,
 }
 
 impl Default for MessageBuilder {
@@ -511,8 +573,9 @@ impl MessageBuilder {
         MessageBuilder { buf, error: None }
     }
 
-    /// Appends a header. A name that is empty or over 255 bytes, or a value over 65535
-    /// bytes, makes [`build`](Self::build) fail.
+    /// Appends a header. A name that is empty ([`EncodeError::EmptyHeaderName`]) or
+    /// over 255 bytes ([`EncodeError::HeaderNameTooLong`]), or a value over 65535 bytes
+    /// ([`EncodeError::HeaderValueTooLong`]), makes [`build`](Self::build) fail.
     pub fn header(mut self, name: &str, value: HeaderValue<'_>) -> Self {
         if self.error.is_none() {
             match header::check_encodable(name, &value) {
@@ -535,19 +598,21 @@ impl MessageBuilder {
     ///
     /// # Errors
     ///
-    /// The first header that could not be encoded, or
-    /// [`EventStreamError::MessageTooLarge`] if the frame would not fit a `u32` length.
+    /// [`EventStreamError::Encode`]: the first header that could not be encoded, or
+    /// [`EncodeError::FrameTooLarge`] if the frame would not fit a `u32` length.
     pub fn build(mut self, payload: &[u8]) -> Result<Message, EventStreamError> {
         if let Some(e) = self.error {
-            return Err(e);
+            return Err(e.into());
         }
         let headers_len = self.buf.len() - PRELUDE_LEN;
         let total = self.buf.len() + payload.len() + MESSAGE_CRC_LEN;
         let (Ok(total32), Ok(headers32)) = (u32::try_from(total), u32::try_from(headers_len)) else {
-            return Err(EventStreamError::MessageTooLarge {
+            return Err(EncodeError::FrameTooLarge {
+                // usize fits in u64 on every supported target.
                 len: total as u64,
                 max: u64::from(u32::MAX),
-            });
+            }
+            .into());
         };
         self.buf.reserve(payload.len() + MESSAGE_CRC_LEN);
         self.buf[0..4].copy_from_slice(&total32.to_be_bytes());
@@ -579,13 +644,13 @@ mod tests {
         p[3] = 8; // total 8 < 16, but with a wrong CRC
         assert!(matches!(
             Prelude::parse(&p, &Limits::default()),
-            Err(EventStreamError::PreludeCrcMismatch { .. })
+            Err(DecodeError::PreludeCrcMismatch { .. })
         ));
         let crc = crc32fast::hash(&p[..8]);
         p[8..].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(
             Prelude::parse(&p, &Limits::default()),
-            Err(EventStreamError::MessageTooShort { len: 8 })
+            Err(DecodeError::MessageTooShort { len: 8 })
         ));
     }
 
@@ -602,11 +667,19 @@ mod tests {
         );
         assert!(matches!(
             Message::from_bytes(wire.slice(..wire.len() - 1), &Limits::default()),
-            Err(EventStreamError::Truncated { missing: 1, .. })
+            Err(EventStreamError::Decode(DecodeError::Truncated {
+                missing: 1,
+                ..
+            }))
         ));
         let mut long = BytesMut::from(&wire[..]);
         long.put_u8(0);
-        assert!(Message::from_bytes(long.freeze(), &Limits::default()).is_err());
+        let len = wire.len() + 1;
+        assert!(matches!(
+            Message::from_bytes(long.freeze(), &Limits::default()),
+            Err(EventStreamError::Decode(DecodeError::TrailingBytes { len: l, frame_len }))
+                if l == len && frame_len == len - 1
+        ));
         assert_eq!(msg.payload_bytes(), Bytes::from_static(b"xyz"));
     }
 }

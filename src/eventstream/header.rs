@@ -9,7 +9,7 @@
 
 use bytes::BufMut;
 
-use super::error::EventStreamError;
+use super::error::{DecodeError, EncodeError};
 
 /// Wire type byte of each header value type.
 mod type_byte {
@@ -24,6 +24,42 @@ mod type_byte {
     pub(super) const TIMESTAMP: u8 = 8;
     pub(super) const UUID: u8 = 9;
 }
+
+/// The names of the headers the event-stream protocol defines, and the values of
+/// `:message-type`.
+///
+/// Every layer that looks for one of these headers spells it with these constants;
+/// the fast paths below compare whole encoded headers built from the same names (a
+/// unit test checks that the two agree).
+pub mod names {
+    /// `:event-type`: which event of the stream's union this frame carries.
+    pub const EVENT_TYPE: &str = ":event-type";
+    /// `:message-type`: [`EVENT`], [`EXCEPTION`] or [`ERROR`].
+    pub const MESSAGE_TYPE: &str = ":message-type";
+    /// `:exception-type`: the modelled exception an `exception` frame carries.
+    pub const EXCEPTION_TYPE: &str = ":exception-type";
+    /// `:content-type`: the payload's media type.
+    pub const CONTENT_TYPE: &str = ":content-type";
+    /// `:error-code`: the code of an `error` frame.
+    pub const ERROR_CODE: &str = ":error-code";
+    /// `:error-message`: the message of an `error` frame.
+    pub const ERROR_MESSAGE: &str = ":error-message";
+    /// `:message-type` of an event frame.
+    pub const EVENT: &str = "event";
+    /// `:message-type` of a modelled exception frame.
+    pub const EXCEPTION: &str = "exception";
+    /// `:message-type` of an unmodelled error frame.
+    pub const ERROR: &str = "error";
+    /// The `:content-type` of every Bedrock frame.
+    pub const APPLICATION_JSON: &str = "application/json";
+}
+
+/// The headers of a Bedrock (and most AWS) event frame start with this: the name
+/// `:event-type`, the string type byte and the high byte of the value's length...
+const EVENT_HEAD: &[u8] = b"\x0b:event-type\x07\x00";
+/// ...and, after the event type's value, end with this: `:content-type:
+/// application/json`, `:message-type: event`.
+const EVENT_TAIL: &[u8] = b"\x0d:content-type\x07\x00\x10application/json\x0d:message-type\x07\x00\x05event";
 
 /// A header value, borrowed from the frame it was decoded from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,9 +140,12 @@ impl<'a> HeaderValue<'a> {
 }
 
 /// Checks one header name and value for encoding.
-pub(crate) fn check_encodable(name: &str, value: &HeaderValue<'_>) -> Result<(), EventStreamError> {
-    if name.is_empty() || name.len() > usize::from(u8::MAX) {
-        return Err(EventStreamError::HeaderNameTooLong { len: name.len() });
+pub(crate) fn check_encodable(name: &str, value: &HeaderValue<'_>) -> Result<(), EncodeError> {
+    if name.is_empty() {
+        return Err(EncodeError::EmptyHeaderName);
+    }
+    if name.len() > usize::from(u8::MAX) {
+        return Err(EncodeError::HeaderNameTooLong { len: name.len() });
     }
     let len = match value {
         HeaderValue::ByteArray(b) => b.len(),
@@ -114,7 +153,7 @@ pub(crate) fn check_encodable(name: &str, value: &HeaderValue<'_>) -> Result<(),
         _ => 0,
     };
     if len > usize::from(u16::MAX) {
-        return Err(EventStreamError::HeaderValueTooLong { len });
+        return Err(EncodeError::HeaderValueTooLong { len });
     }
     Ok(())
 }
@@ -160,7 +199,7 @@ pub(crate) fn write_header(dst: &mut impl BufMut, name: &str, value: &HeaderValu
 /// and type bytes decide. Anything else, and every error, goes through the detailed
 /// walk, which names the offending header.
 #[inline]
-pub(crate) fn validate(section: &[u8], base: usize) -> Result<(), EventStreamError> {
+pub(crate) fn validate(section: &[u8], base: usize) -> Result<(), DecodeError> {
     if is_common_event_section(section) {
         return Ok(());
     }
@@ -169,18 +208,12 @@ pub(crate) fn validate(section: &[u8], base: usize) -> Result<(), EventStreamErr
 
 /// [`validate`] for sections other than the common event headers.
 #[inline(never)]
-fn validate_other(section: &[u8], base: usize) -> Result<(), EventStreamError> {
+fn validate_other(section: &[u8], base: usize) -> Result<(), DecodeError> {
     if is_ascii(section) && ascii_structure_ok(section) {
         return Ok(());
     }
     validate_detailed(section, base)
 }
-
-/// The headers of a Bedrock (and most AWS) event frame start with this, the event
-/// type's name, string type byte and the high byte of its length...
-const EVENT_HEAD: &[u8] = b"\x0b:event-type\x07\x00";
-/// ...and, after the event type's value, end with this.
-const EVENT_TAIL: &[u8] = b"\x0d:content-type\x07\x00\x10application/json\x0d:message-type\x07\x00\x05event";
 
 /// Whether `section` is exactly `:event-type` (an ASCII string),
 /// `:content-type: application/json`, `:message-type: event`: every event frame of a
@@ -188,13 +221,206 @@ const EVENT_TAIL: &[u8] = b"\x0d:content-type\x07\x00\x10application/json\x0d:me
 /// type, instead of a walk whose every step waits on the length before it.
 #[inline]
 fn is_common_event_section(section: &[u8]) -> bool {
-    let Some((&len, rest)) = section.strip_prefix(EVENT_HEAD).and_then(<[u8]>::split_first) else {
-        return false;
-    };
-    match split_at_checked(rest, usize::from(len)) {
-        Some((event_type, tail)) => equal(tail, EVENT_TAIL) && is_ascii(event_type),
-        None => false,
+    common_event_type_bytes(section).is_some_and(is_ascii)
+}
+
+/// The raw `:event-type` value of a section laid out as every Bedrock event frame is
+/// (see [`is_common_event_section`]), without checking the value's bytes.
+#[inline(always)]
+fn common_event_type_bytes(section: &[u8]) -> Option<&[u8]> {
+    let (&len, rest) = section.strip_prefix(EVENT_HEAD)?.split_first()?;
+    let (event_type, tail) = split_at_checked(rest, usize::from(len))?;
+    equal(tail, EVENT_TAIL).then_some(event_type)
+}
+
+/// The `:event-type` of a *validated* section with Bedrock's usual event layout:
+/// `:event-type`, `:content-type: application/json`, `:message-type: event`, in that
+/// order. Two comparisons with constants; `None` for any other layout.
+#[inline]
+pub(crate) fn common_event_type(section: &[u8]) -> Option<&str> {
+    common_event_type_bytes(section).and_then(known_str)
+}
+
+/// `bytes` as a `str`: the event and message type names Bedrock sends are matched as
+/// literals (a length switch and one comparison), anything else is checked.
+#[inline(always)]
+fn known_str(bytes: &[u8]) -> Option<&str> {
+    Some(match bytes {
+        b"contentBlockDelta" => "contentBlockDelta",
+        b"contentBlockStop" => "contentBlockStop",
+        b"contentBlockStart" => "contentBlockStart",
+        b"messageStart" => "messageStart",
+        b"messageStop" => "messageStop",
+        b"metadata" => "metadata",
+        b"event" => names::EVENT,
+        b"exception" => names::EXCEPTION,
+        b"error" => names::ERROR,
+        other => return std::str::from_utf8(other).ok(),
+    })
+}
+
+/// What a frame is, by its `:message-type` (see [`FrameKind`]), read from a validated
+/// headers section: the common event layout by two comparisons, anything else by one
+/// walk over the raw headers that decodes only the values it needs.
+#[inline]
+pub(crate) fn kind(section: &[u8]) -> FrameKind<'_> {
+    match common_event_type(section) {
+        Some(event_type) => FrameKind::Event { event_type },
+        None => kind_walk(section),
     }
+}
+
+#[inline(never)]
+fn kind_walk(section: &[u8]) -> FrameKind<'_> {
+    let (mut message_type, mut event_type, mut exception_type, mut code, mut message) =
+        (None, None, None, None, None);
+    for (name, ty, value) in RawHeaders(section) {
+        if ty != type_byte::STRING {
+            continue;
+        }
+        let slot = match name {
+            b":message-type" => &mut message_type,
+            b":event-type" => &mut event_type,
+            b":exception-type" => &mut exception_type,
+            b":error-code" => &mut code,
+            b":error-message" => &mut message,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(value);
+        }
+    }
+    fn text(v: Option<&[u8]>) -> Option<&str> {
+        v.and_then(|v| v.get(2..)).and_then(known_str)
+    }
+    match text(message_type) {
+        Some(names::EVENT) => match text(event_type) {
+            Some(event_type) => FrameKind::Event { event_type },
+            None => FrameKind::Other {
+                message_type: Some(names::EVENT),
+            },
+        },
+        Some(names::EXCEPTION) => FrameKind::Exception {
+            exception_type: text(exception_type),
+        },
+        Some(names::ERROR) => FrameKind::Error {
+            code: text(code),
+            message: text(message),
+        },
+        message_type => FrameKind::Other { message_type },
+    }
+}
+
+/// The string value of the first header called `name` in a validated section, if it
+/// is a string: the common event layout answers `:event-type`, `:message-type` and
+/// `:content-type` by two comparisons, anything else by a walk comparing raw names.
+#[inline]
+pub(crate) fn find_str<'a>(section: &'a [u8], name: &str) -> Option<&'a str> {
+    if let Some(event_type) = common_event_type(section) {
+        return match name {
+            names::EVENT_TYPE => Some(event_type),
+            names::MESSAGE_TYPE => Some(names::EVENT),
+            names::CONTENT_TYPE => Some(names::APPLICATION_JSON),
+            _ => None,
+        };
+    }
+    let (ty, value) = RawHeaders(section).find_map(|(n, ty, v)| (n == name.as_bytes()).then_some((ty, v)))?;
+    (ty == type_byte::STRING)
+        .then(|| value.get(2..).and_then(known_str))
+        .flatten()
+}
+
+/// What kind of frame this is, by its `:message-type` header.
+///
+/// Returned by [`Frame::kind`](super::Frame::kind) and
+/// [`Message::kind`](super::Message::kind); the strings borrow from the frame.
+///
+/// # Examples
+///
+/// ```
+/// use bedrock_converse::eventstream::{FrameKind, MessageBuilder};
+///
+/// let msg = MessageBuilder::new()
+///     .string_header(":event-type", "contentBlockDelta")
+///     .string_header(":content-type", "application/json")
+///     .string_header(":message-type", "event")
+///     .build(b"{}")?;
+/// assert_eq!(msg.kind(), FrameKind::Event { event_type: "contentBlockDelta" });
+///
+/// let msg = MessageBuilder::new()
+///     .string_header(":exception-type", "throttlingException")
+///     .string_header(":message-type", "exception")
+///     .build(b"{}")?;
+/// assert_eq!(msg.kind(), FrameKind::Exception { exception_type: Some("throttlingException") });
+/// # Ok::<(), bedrock_converse::eventstream::EventStreamError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameKind<'a> {
+    /// `:message-type: event` with an `:event-type` string header.
+    Event {
+        /// The `:event-type` (for example `contentBlockDelta`).
+        event_type: &'a str,
+    },
+    /// `:message-type: exception`: a modelled service exception.
+    Exception {
+        /// The `:exception-type` (for example `throttlingException`), if present.
+        exception_type: Option<&'a str>,
+    },
+    /// `:message-type: error`: an unmodelled error.
+    Error {
+        /// The `:error-code`, if present.
+        code: Option<&'a str>,
+        /// The `:error-message`, if present.
+        message: Option<&'a str>,
+    },
+    /// Anything else: no `:message-type`, one this layer does not know, or an `event`
+    /// without an `:event-type` (then `message_type` is `Some("event")`).
+    Other {
+        /// The `:message-type` string, if present.
+        message_type: Option<&'a str>,
+    },
+}
+
+/// Iterator over the raw headers of a validated section: `(name, type byte, value
+/// bytes)`, the value with its length field for types 6 and 7. Ends at the first
+/// header that does not parse (a validated section has none).
+struct RawHeaders<'a>(&'a [u8]);
+
+impl<'a> Iterator for RawHeaders<'a> {
+    type Item = (&'a [u8], u8, &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some(item) = next_raw(self.0) else {
+            self.0 = &[];
+            return None;
+        };
+        self.0 = item.3;
+        Some((item.0, item.1, item.2))
+    }
+}
+
+/// The first header of `bytes` and what follows it: `(name, type byte, value, rest)`.
+#[inline]
+fn next_raw(bytes: &[u8]) -> Option<(&[u8], u8, &[u8], &[u8])> {
+    let (&name_len, rest) = bytes.split_first()?;
+    let (name, rest) = split_at_checked(rest, usize::from(name_len))?;
+    let (&ty, rest) = rest.split_first()?;
+    let value_len = match ty {
+        type_byte::BOOL_TRUE | type_byte::BOOL_FALSE => 0,
+        type_byte::BYTE => 1,
+        type_byte::INT16 => 2,
+        type_byte::INT32 => 4,
+        type_byte::INT64 | type_byte::TIMESTAMP => 8,
+        type_byte::UUID => 16,
+        type_byte::BYTE_ARRAY | type_byte::STRING => {
+            2 + usize::from(u16::from_be_bytes(*rest.first_chunk::<2>()?))
+        }
+        _ => return None,
+    };
+    let (value, rest) = split_at_checked(rest, value_len)?;
+    Some((name, ty, value, rest))
 }
 
 /// `a == b`, eight bytes at a time and inline. With `b` a constant this unrolls into a
@@ -265,7 +491,7 @@ fn ascii_structure_ok(section: &[u8]) -> bool {
 }
 
 /// [`validate`] header by header, with the offset of whatever is wrong.
-fn validate_detailed(section: &[u8], base: usize) -> Result<(), EventStreamError> {
+fn validate_detailed(section: &[u8], base: usize) -> Result<(), DecodeError> {
     let mut pos = 0usize;
     while pos < section.len() {
         let name_len = section[pos];
@@ -273,14 +499,14 @@ fn validate_detailed(section: &[u8], base: usize) -> Result<(), EventStreamError
         let name_end = name_start + usize::from(name_len);
         // The type byte must follow the name inside the section too.
         if name_len == 0 || name_end >= section.len() {
-            return Err(EventStreamError::InvalidHeaderNameLength {
+            return Err(DecodeError::InvalidHeaderNameLength {
                 len: name_len,
                 offset: base + pos,
             });
         }
         let name = &section[name_start..name_end];
         if !name.is_ascii() && std::str::from_utf8(name).is_err() {
-            return Err(EventStreamError::InvalidUtf8 {
+            return Err(DecodeError::InvalidUtf8 {
                 what: "name",
                 offset: base + name_start,
             });
@@ -297,7 +523,7 @@ fn validate_detailed(section: &[u8], base: usize) -> Result<(), EventStreamError
             type_byte::UUID => 16,
             type_byte::BYTE_ARRAY | type_byte::STRING => {
                 let Some(len_bytes) = section.get(value_start..value_start + 2) else {
-                    return Err(EventStreamError::HeaderValueOverrun {
+                    return Err(DecodeError::HeaderValueOverrun {
                         offset: base + value_start,
                         needed: 2,
                         available,
@@ -306,14 +532,14 @@ fn validate_detailed(section: &[u8], base: usize) -> Result<(), EventStreamError
                 let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
                 let data_start = value_start + 2;
                 let Some(data) = section.get(data_start..data_start + len) else {
-                    return Err(EventStreamError::HeaderValueOverrun {
+                    return Err(DecodeError::HeaderValueOverrun {
                         offset: base + value_start,
                         needed: 2 + len,
                         available,
                     });
                 };
                 if ty == type_byte::STRING && !data.is_ascii() && std::str::from_utf8(data).is_err() {
-                    return Err(EventStreamError::InvalidUtf8 {
+                    return Err(DecodeError::InvalidUtf8 {
                         what: "string value",
                         offset: base + data_start,
                     });
@@ -321,10 +547,10 @@ fn validate_detailed(section: &[u8], base: usize) -> Result<(), EventStreamError
                 pos = data_start + len;
                 continue;
             }
-            other => return Err(EventStreamError::InvalidHeaderType(other)),
+            other => return Err(DecodeError::InvalidHeaderType(other)),
         };
         if fixed > available {
-            return Err(EventStreamError::HeaderValueOverrun {
+            return Err(DecodeError::HeaderValueOverrun {
                 offset: base + value_start,
                 needed: fixed,
                 available,
@@ -355,61 +581,22 @@ impl<'a> Headers<'a> {
     /// `None` here only means the end; a section that somehow fails a check simply ends
     /// iteration instead of panicking.
     fn parse_next(&mut self) -> Option<(&'a str, HeaderValue<'a>)> {
-        let rest = self.rest;
-        let (&name_len, rest) = rest.split_first()?;
-        let (name, rest) = split_at_checked(rest, usize::from(name_len))?;
-        let name = std::str::from_utf8(name).ok()?;
-        let (&ty, rest) = rest.split_first()?;
-        let (value, rest) = match ty {
-            type_byte::BOOL_TRUE => (HeaderValue::Bool(true), rest),
-            type_byte::BOOL_FALSE => (HeaderValue::Bool(false), rest),
-            type_byte::BYTE => {
-                let (v, rest) = take_array::<1>(rest)?;
-                (HeaderValue::Byte(i8::from_be_bytes(v)), rest)
-            }
-            type_byte::INT16 => {
-                let (v, rest) = take_array::<2>(rest)?;
-                (HeaderValue::Int16(i16::from_be_bytes(v)), rest)
-            }
-            type_byte::INT32 => {
-                let (v, rest) = take_array::<4>(rest)?;
-                (HeaderValue::Int32(i32::from_be_bytes(v)), rest)
-            }
-            type_byte::INT64 => {
-                let (v, rest) = take_array::<8>(rest)?;
-                (HeaderValue::Int64(i64::from_be_bytes(v)), rest)
-            }
-            type_byte::TIMESTAMP => {
-                let (v, rest) = take_array::<8>(rest)?;
-                (HeaderValue::Timestamp(i64::from_be_bytes(v)), rest)
-            }
-            type_byte::UUID => {
-                let (v, rest) = take_array::<16>(rest)?;
-                (HeaderValue::Uuid(v), rest)
-            }
-            type_byte::BYTE_ARRAY | type_byte::STRING => {
-                let (len, rest) = take_array::<2>(rest)?;
-                let (data, rest) = split_at_checked(rest, usize::from(u16::from_be_bytes(len)))?;
-                if ty == type_byte::STRING {
-                    (HeaderValue::String(std::str::from_utf8(data).ok()?), rest)
-                } else {
-                    (HeaderValue::ByteArray(data), rest)
-                }
-            }
-            _ => return None,
-        };
+        let (name, ty, value, rest) = next_raw(self.rest)?;
+        let item = (std::str::from_utf8(name).ok()?, decode_value(ty, value)?);
         self.rest = rest;
-        Some((name, value))
+        Some(item)
     }
 
-    /// Finds the first header with this name.
-    pub fn get(mut self, name: &str) -> Option<HeaderValue<'a>> {
-        self.find_map(|(n, v)| (n == name).then_some(v))
+    /// Finds the first header with this name (comparing raw names: only the value
+    /// found is decoded).
+    pub fn get(self, name: &str) -> Option<HeaderValue<'a>> {
+        let (_, ty, value) = RawHeaders(self.rest).find(|(n, _, _)| *n == name.as_bytes())?;
+        decode_value(ty, value)
     }
 
     /// The string value of the first header with this name, if it is a string.
     pub fn get_str(self, name: &str) -> Option<&'a str> {
-        self.get(name).and_then(|v| v.as_str())
+        find_str(self.rest, name)
     }
 }
 
@@ -426,6 +613,23 @@ impl<'a> Iterator for Headers<'a> {
 }
 
 impl std::iter::FusedIterator for Headers<'_> {}
+
+/// A header value from its type byte and its value bytes (as [`next_raw`] cut them).
+fn decode_value(ty: u8, value: &[u8]) -> Option<HeaderValue<'_>> {
+    Some(match ty {
+        type_byte::BOOL_TRUE => HeaderValue::Bool(true),
+        type_byte::BOOL_FALSE => HeaderValue::Bool(false),
+        type_byte::BYTE => HeaderValue::Byte(i8::from_be_bytes(take_array::<1>(value)?.0)),
+        type_byte::INT16 => HeaderValue::Int16(i16::from_be_bytes(take_array::<2>(value)?.0)),
+        type_byte::INT32 => HeaderValue::Int32(i32::from_be_bytes(take_array::<4>(value)?.0)),
+        type_byte::INT64 => HeaderValue::Int64(i64::from_be_bytes(take_array::<8>(value)?.0)),
+        type_byte::TIMESTAMP => HeaderValue::Timestamp(i64::from_be_bytes(take_array::<8>(value)?.0)),
+        type_byte::UUID => HeaderValue::Uuid(take_array::<16>(value)?.0),
+        type_byte::BYTE_ARRAY => HeaderValue::ByteArray(value.get(2..)?),
+        type_byte::STRING => HeaderValue::String(std::str::from_utf8(value.get(2..)?).ok()?),
+        _ => return None,
+    })
+}
 
 #[inline]
 fn split_at_checked(bytes: &[u8], mid: usize) -> Option<(&[u8], &[u8])> {
@@ -485,17 +689,17 @@ mod tests {
         bad[5] = 10;
         assert!(matches!(
             validate(&bad, 0),
-            Err(EventStreamError::InvalidHeaderType(10))
+            Err(DecodeError::InvalidHeaderType(10))
         ));
         assert!(matches!(
             validate(&[0, 0], 0),
-            Err(EventStreamError::InvalidHeaderNameLength { len: 0, .. })
+            Err(DecodeError::InvalidHeaderNameLength { len: 0, .. })
         ));
         let mut bad_utf8 = bytes;
         bad_utf8[8] = 0xff;
         assert!(matches!(
             validate(&bad_utf8, 0),
-            Err(EventStreamError::InvalidUtf8 {
+            Err(DecodeError::InvalidUtf8 {
                 what: "string value",
                 ..
             })
@@ -574,11 +778,120 @@ mod tests {
     }
 
     #[test]
+    fn layout_literals_spell_the_names() {
+        let event = encode(&[
+            (names::EVENT_TYPE, HeaderValue::String("x")),
+            (names::CONTENT_TYPE, HeaderValue::String(names::APPLICATION_JSON)),
+            (names::MESSAGE_TYPE, HeaderValue::String(names::EVENT)),
+        ]);
+        assert_eq!(&event[..EVENT_HEAD.len()], EVENT_HEAD);
+        assert_eq!(&event[EVENT_HEAD.len() + 2..], EVENT_TAIL);
+        assert_eq!(event[EVENT_HEAD.len()], 1);
+    }
+
+    #[test]
+    fn kind_fast_path_agrees_with_the_walk() {
+        let common = encode(&[
+            (names::EVENT_TYPE, HeaderValue::String("contentBlockDelta")),
+            (names::CONTENT_TYPE, HeaderValue::String(names::APPLICATION_JSON)),
+            (names::MESSAGE_TYPE, HeaderValue::String(names::EVENT)),
+        ]);
+        let want = FrameKind::Event {
+            event_type: "contentBlockDelta",
+        };
+        assert_eq!(kind(&common), want);
+        assert_eq!(kind_walk(&common), want);
+        assert_eq!(find_str(&common, names::CONTENT_TYPE), Some("application/json"));
+        assert_eq!(find_str(&common, names::EXCEPTION_TYPE), None);
+        // Every single-byte change the validator accepts: the fast path answers as the
+        // walk does, or not at all.
+        for at in 0..common.len() {
+            for byte in [0u8, 7, b'a', b'e', 0x7f] {
+                let mut other = common.clone();
+                other[at] = byte;
+                if validate_detailed(&other, 0).is_err() {
+                    continue;
+                }
+                assert_eq!(kind(&other), kind_walk(&other), "byte {byte:#x} at {at}");
+                for name in [names::EVENT_TYPE, names::MESSAGE_TYPE, names::CONTENT_TYPE] {
+                    let slow = Headers::new(&other).find_map(|(n, v)| (n == name).then_some(v));
+                    assert_eq!(
+                        find_str(&other, name),
+                        slow.and_then(|v| v.as_str()),
+                        "{name}, at {at}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kinds_of_other_frames() {
+        let section = |headers: &[(&str, HeaderValue<'_>)]| encode(headers);
+        let s = section(&[
+            (names::MESSAGE_TYPE, HeaderValue::String(names::EXCEPTION)),
+            (names::EXCEPTION_TYPE, HeaderValue::String("throttlingException")),
+        ]);
+        assert_eq!(
+            kind(&s),
+            FrameKind::Exception {
+                exception_type: Some("throttlingException")
+            }
+        );
+        let s = section(&[
+            (names::ERROR_MESSAGE, HeaderValue::String("boom")),
+            (names::ERROR_CODE, HeaderValue::String("InternalError")),
+            (names::MESSAGE_TYPE, HeaderValue::String(names::ERROR)),
+        ]);
+        assert_eq!(
+            kind(&s),
+            FrameKind::Error {
+                code: Some("InternalError"),
+                message: Some("boom")
+            }
+        );
+        let s = section(&[(names::MESSAGE_TYPE, HeaderValue::String(names::EVENT))]);
+        assert_eq!(
+            kind(&s),
+            FrameKind::Other {
+                message_type: Some("event")
+            }
+        );
+        // A non-string `:event-type` is no event type; the first of two counts.
+        let s = section(&[
+            (names::EVENT_TYPE, HeaderValue::Int32(1)),
+            (names::MESSAGE_TYPE, HeaderValue::String("ping")),
+            (names::MESSAGE_TYPE, HeaderValue::String(names::EVENT)),
+        ]);
+        assert_eq!(
+            kind(&s),
+            FrameKind::Other {
+                message_type: Some("ping")
+            }
+        );
+        assert_eq!(find_str(&s, names::EVENT_TYPE), None);
+        assert_eq!(
+            Headers::new(&s).get(names::EVENT_TYPE),
+            Some(HeaderValue::Int32(1))
+        );
+        assert_eq!(kind(&[]), FrameKind::Other { message_type: None });
+    }
+
+    #[test]
     fn encoding_limits() {
-        assert!(check_encodable("", &HeaderValue::Bool(true)).is_err());
-        assert!(check_encodable(&"x".repeat(256), &HeaderValue::Bool(true)).is_err());
+        assert_eq!(
+            check_encodable("", &HeaderValue::Bool(true)),
+            Err(EncodeError::EmptyHeaderName)
+        );
+        assert_eq!(
+            check_encodable(&"x".repeat(256), &HeaderValue::Bool(true)),
+            Err(EncodeError::HeaderNameTooLong { len: 256 })
+        );
         let big = vec![0u8; 65536];
-        assert!(check_encodable("x", &HeaderValue::ByteArray(&big)).is_err());
+        assert_eq!(
+            check_encodable("x", &HeaderValue::ByteArray(&big)),
+            Err(EncodeError::HeaderValueTooLong { len: 65536 })
+        );
         assert!(check_encodable("x", &HeaderValue::ByteArray(&big[1..])).is_ok());
     }
 }

@@ -4,7 +4,14 @@
 //! [`tokio_util::codec::Decoder`] and [`Encoder`](tokio_util::codec::Encoder)
 //! ([`EventStreamCodec`]), a borrowing entry point for callers that only validate and
 //! forward ([`decode_frame`]), and [`MessageBuilder`] for writing frames. No runtime,
-//! no JSON.
+//! no JSON, and nothing of the layers above.
+//!
+//! One incremental [`Framer`] owns the prelude, the limits and the frame-length state;
+//! the codec is built on it, and so are callers that gather frames from their own
+//! buffers or validate chunks as they forward them. "Which event is this frame?" is
+//! answered here too ([`Frame::kind`], [`Message::event_type`]), with the header names
+//! spelled once ([`names`]). Errors ([`EventStreamError`]) keep what the peer sent
+//! wrong ([`DecodeError`]) apart from what cannot be encoded ([`EncodeError`]).
 //!
 //! ```text
 //!  0               4               8               12
@@ -23,14 +30,13 @@
 mod codec;
 mod error;
 mod frame;
+mod framer;
 mod header;
 
 pub use codec::EventStreamCodec;
-pub use error::{EventStreamError, LooksLike};
+pub use error::{DecodeError, EncodeError, EventStreamError, LooksLike};
 pub use frame::{
     decode_frame, Frame, Limits, Message, MessageBuilder, MESSAGE_CRC_LEN, MIN_FRAME_LEN, PRELUDE_LEN,
 };
-pub use header::{HeaderValue, Headers};
-
-#[cfg(feature = "proxy")]
-pub(crate) use frame::Prelude;
+pub use framer::{Fed, Framer};
+pub use header::{names, FrameKind, HeaderValue, Headers};

@@ -14,9 +14,7 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use serde::Deserialize;
 
 use crate::converse::TokenUsage;
-use crate::eventstream::{
-    decode_frame, EventStreamError, Frame, Limits, Message, MessageBuilder, Prelude, PRELUDE_LEN,
-};
+use crate::eventstream::{EventStreamError, Frame, Framer, Limits, Message, MessageBuilder, PRELUDE_LEN};
 
 #[derive(Deserialize)]
 struct MetadataPayload {
@@ -50,12 +48,12 @@ struct MetadataPayload {
 /// ```
 #[derive(Debug)]
 pub struct FrameValidator {
-    limits: Limits,
+    /// The prelude, limits and frame-length state (layer 1's one framer).
+    framer: Framer,
     /// The start of a frame whose end has not arrived yet.
     pending: BytesMut,
     ready: VecDeque<Bytes>,
     tally: Tally,
-    failed: bool,
 }
 
 /// What passed so far.
@@ -82,11 +80,10 @@ impl FrameValidator {
     /// A validator applying these limits to every frame.
     pub fn new(limits: Limits) -> Self {
         FrameValidator {
-            limits,
+            framer: Framer::new(limits),
             pending: BytesMut::new(),
             ready: VecDeque::new(),
             tally: Tally::default(),
-            failed: false,
         }
     }
 
@@ -115,31 +112,21 @@ impl FrameValidator {
     /// # Errors
     ///
     /// The first frame-level error; frames before it stay queued. Once an error was
-    /// returned, every later call returns [`EventStreamError::Poisoned`].
+    /// returned, every later call returns
+    /// [`DecodeError::Poisoned`](crate::eventstream::DecodeError::Poisoned).
     pub fn push(&mut self, mut chunk: Bytes) -> Result<(), EventStreamError> {
-        if self.failed {
-            return Err(EventStreamError::Poisoned);
-        }
-        let result = self.push_inner(&mut chunk);
-        if result.is_err() {
-            self.failed = true;
-        }
-        result
-    }
-
-    fn push_inner(&mut self, chunk: &mut Bytes) -> Result<(), EventStreamError> {
         if !self.pending.is_empty() {
-            self.complete_pending(chunk)?;
+            self.complete_pending(&mut chunk)?;
             if !self.pending.is_empty() {
                 return Ok(());
             }
         }
         let mut used = 0;
         let result = loop {
-            match decode_frame(&chunk[used..], &self.limits) {
-                Ok(Some((frame, len))) => {
+            match self.framer.decode(chunk.get(used..).unwrap_or_default()) {
+                Ok(Some(frame)) => {
                     self.tally.observe(&frame);
-                    used += len;
+                    used += frame.as_bytes().len();
                 }
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
@@ -152,32 +139,32 @@ impl FrameValidator {
         if !chunk.is_empty() {
             // A frame's start; its prelude, if all here, passed the limits above, so what
             // is buffered is bounded by the largest frame allowed.
-            self.pending.extend_from_slice(chunk);
+            self.pending.extend_from_slice(&chunk);
         }
         Ok(())
     }
 
     /// Moves bytes from `chunk` into the pending frame until it is complete, then
-    /// validates and queues it.
+    /// queues it: only what the frame still needs, the prelude first (checked, with the
+    /// limits, before anything is gathered for the body).
     fn complete_pending(&mut self, chunk: &mut Bytes) -> Result<(), EventStreamError> {
-        if self.pending.len() < PRELUDE_LEN {
-            let take = (PRELUDE_LEN - self.pending.len()).min(chunk.len());
-            self.pending.extend_from_slice(&chunk[..take]);
+        // Two rounds at most: the rest of the prelude, then the rest of the frame.
+        for _ in 0..2 {
+            let frame_len = self.framer.frame_len().unwrap_or(PRELUDE_LEN);
+            let take = frame_len.saturating_sub(self.pending.len()).min(chunk.len());
+            self.pending
+                .extend_from_slice(chunk.get(..take).unwrap_or_default());
             chunk.advance(take);
-        }
-        let Some(prelude) = self.pending.first_chunk::<PRELUDE_LEN>() else {
-            return Ok(());
-        };
-        // Checked (CRC, lengths, limits) before anything is reserved for the body.
-        let total = Prelude::parse(prelude, &self.limits)?.total_len;
-        let take = total.saturating_sub(self.pending.len()).min(chunk.len());
-        self.pending.reserve(take);
-        self.pending.extend_from_slice(&chunk[..take]);
-        chunk.advance(take);
-        if let Some((frame, len)) = decode_frame(&self.pending, &self.limits)? {
-            self.tally.observe(&frame);
-            let frame = self.pending.split_to(len).freeze();
-            self.ready.push_back(frame);
+            if let Some(frame) = self.framer.decode(&self.pending)? {
+                self.tally.observe(&frame);
+                let len = frame.as_bytes().len();
+                let frame = self.pending.split_to(len).freeze();
+                self.ready.push_back(frame);
+                return Ok(());
+            }
+            if chunk.is_empty() {
+                break;
+            }
         }
         Ok(())
     }
@@ -186,40 +173,23 @@ impl FrameValidator {
     ///
     /// # Errors
     ///
-    /// [`EventStreamError::Truncated`] if the body ended inside a frame.
+    /// [`DecodeError::Truncated`](crate::eventstream::DecodeError::Truncated) if the
+    /// body ended inside a frame.
     pub fn finish(&mut self) -> Result<(), EventStreamError> {
-        if self.failed {
-            return Err(EventStreamError::Poisoned);
+        if let Some(frame) = self.framer.decode_eof(&self.pending)? {
+            // Unreachable in practice: `push` takes every whole frame out.
+            self.tally.observe(&frame);
+            let len = frame.as_bytes().len();
+            let frame = self.pending.split_to(len).freeze();
+            self.ready.push_back(frame);
         }
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        self.failed = true;
-        let missing = match self.pending.first_chunk::<PRELUDE_LEN>() {
-            Some(p) => {
-                (u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize).saturating_sub(self.pending.len())
-            }
-            None => PRELUDE_LEN - self.pending.len(),
-        };
-        Err(EventStreamError::Truncated {
-            buffered: self.pending.len(),
-            missing,
-        })
+        Ok(())
     }
 }
 
-/// Whether this is a `metadata` event. Bedrock writes `:event-type` first, so its raw
-/// bytes are compared before the general header lookup (which validates UTF-8 again).
+/// Whether this is a `metadata` event (layer 1 answers Bedrock's usual header layout
+/// by comparing bytes).
 fn is_metadata(frame: &Frame<'_>) -> bool {
-    const METADATA_FIRST: &[u8] = b"\x0b:event-type\x07\x00\x08metadata";
-    const EVENT_TYPE_FIRST: &[u8] = b"\x0b:event-type\x07";
-    let section = frame.header_bytes();
-    if section.starts_with(METADATA_FIRST) {
-        return true;
-    }
-    if section.starts_with(EVENT_TYPE_FIRST) {
-        return false;
-    }
     frame.event_type() == Some("metadata")
 }
 
@@ -368,6 +338,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eventstream::DecodeError;
 
     fn frames(n: usize) -> Vec<Message> {
         (0..n)
@@ -423,7 +394,10 @@ mod tests {
         assert!(v.push(Bytes::from(wire)).is_err());
         assert_eq!(v.pop_ready().as_deref(), Some(msgs[0].as_bytes()));
         assert!(v.pop_ready().is_none());
-        assert!(matches!(v.push(Bytes::new()), Err(EventStreamError::Poisoned)));
+        assert!(matches!(
+            v.push(Bytes::new()),
+            Err(EventStreamError::Decode(DecodeError::Poisoned))
+        ));
     }
 
     #[test]
@@ -434,7 +408,10 @@ mod tests {
         v.push(wire.slice(..wire.len() - 3)).unwrap();
         assert!(matches!(
             v.finish(),
-            Err(EventStreamError::Truncated { missing: 3, .. })
+            Err(EventStreamError::Decode(DecodeError::Truncated {
+                missing: 3,
+                ..
+            }))
         ));
     }
 
