@@ -486,7 +486,11 @@ fn assemble(c: &mut Criterion) {
         let mut buf = BytesMut::new();
         // Both sides must build the same response.
         let expected = baseline_value(baseline(&body, &mut buf));
-        assert_eq!(serde_json::to_value(ours(&body, &mut buf)).expect("json"), expected, "{name}");
+        assert_eq!(
+            serde_json::to_value(ours(&body, &mut buf)).expect("json"),
+            expected,
+            "{name}"
+        );
         eprintln!("{name}: {events} events, {} bytes", body.len());
         group.throughput(Throughput::Elements(events as u64));
         group.bench_with_input(BenchmarkId::new("ours", name), &body, |b, body| {

@@ -23,12 +23,14 @@ fn frame(ty: &str, payload: &str) -> Message {
 /// Assembles `events` between a `messageStart` and a `messageStop` (`end_turn`).
 fn assemble(events: &[(&str, Value)]) -> ConverseResponse {
     let mut asm = StreamAssembler::new();
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#)).expect("start");
+    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+        .expect("start");
     for (ty, payload) in events {
         let m = frame(ty, &payload.to_string());
         asm.push(&m).unwrap_or_else(|e| panic!("{ty} {payload}: {e}"));
     }
-    asm.push(&frame("messageStop", r#"{"stopReason":"end_turn"}"#)).expect("stop");
+    asm.push(&frame("messageStop", r#"{"stopReason":"end_turn"}"#))
+        .expect("stop");
     asm.finish().expect("complete")
 }
 
@@ -39,14 +41,35 @@ fn content(r: &ConverseResponse) -> Value {
 #[test]
 fn server_tool_use_and_its_result() {
     let r = assemble(&[
-        ("contentBlockStart", json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": "srv_1", "name": "web_search", "type": "server_tool_use"}}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": "{\"query\": \"rust"}}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": " 2026\"}"}}})),
+        (
+            "contentBlockStart",
+            json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": "srv_1", "name": "web_search", "type": "server_tool_use"}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": "{\"query\": \"rust"}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": " 2026\"}"}}}),
+        ),
         ("contentBlockStop", json!({"contentBlockIndex": 0})),
-        ("contentBlockStart", json!({"contentBlockIndex": 1, "start": {"toolResult": {"toolUseId": "srv_1", "type": "web_search_result", "status": "success"}}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolResult": [{"text": "Found "}]}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolResult": [{"text": "two pages"}]}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolResult": [{"json": {"url": "https://example.com", "rank": 1}}, {"json": {"url": "https://example.org", "rank": 2}}]}})),
+        (
+            "contentBlockStart",
+            json!({"contentBlockIndex": 1, "start": {"toolResult": {"toolUseId": "srv_1", "type": "web_search_result", "status": "success"}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"toolResult": [{"text": "Found "}]}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"toolResult": [{"text": "two pages"}]}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"toolResult": [{"json": {"url": "https://example.com", "rank": 1}}, {"json": {"url": "https://example.org", "rank": 2}}]}}),
+        ),
         ("contentBlockStop", json!({"contentBlockIndex": 1, "p": "abc"})),
     ]);
     assert_eq!(
@@ -76,15 +99,36 @@ fn server_tool_use_and_its_result() {
 fn image_start_and_deltas() {
     // "iVBORw0KGgo=" is the PNG signature; two deltas of bytes are concatenated.
     let r = assemble(&[
-        ("contentBlockStart", json!({"contentBlockIndex": 0, "start": {"image": {"format": "png"}}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"image": {"source": {"bytes": "iVBORw=="}}}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"image": {"source": {"bytes": "DQoaCg=="}}}})),
+        (
+            "contentBlockStart",
+            json!({"contentBlockIndex": 0, "start": {"image": {"format": "png"}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"image": {"source": {"bytes": "iVBORw=="}}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"image": {"source": {"bytes": "DQoaCg=="}}}}),
+        ),
         ("contentBlockStop", json!({"contentBlockIndex": 0})),
-        ("contentBlockStart", json!({"contentBlockIndex": 1, "start": {"image": {"format": "jpeg"}}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"image": {"source": {"s3Location": {"uri": "s3://b/k.jpg"}}}}})),
+        (
+            "contentBlockStart",
+            json!({"contentBlockIndex": 1, "start": {"image": {"format": "jpeg"}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"image": {"source": {"s3Location": {"uri": "s3://b/k.jpg"}}}}}),
+        ),
         ("contentBlockStop", json!({"contentBlockIndex": 1})),
-        ("contentBlockStart", json!({"contentBlockIndex": 2, "start": {"image": {"format": "webp"}}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 2, "delta": {"image": {"error": {"message": "blocked by policy"}}}})),
+        (
+            "contentBlockStart",
+            json!({"contentBlockIndex": 2, "start": {"image": {"format": "webp"}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 2, "delta": {"image": {"error": {"message": "blocked by policy"}}}}),
+        ),
         ("contentBlockStop", json!({"contentBlockIndex": 2})),
     ]);
     assert_eq!(
@@ -100,9 +144,18 @@ fn image_start_and_deltas() {
 #[test]
 fn citations_stay_with_their_text() {
     let r = assemble(&[
-        ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "Rust is "}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"citation": {"title": "The Book", "source": "doc-1", "sourceContent": [{"text": "Rust is fast"}], "location": {"documentChar": {"documentIndex": 0, "start": 0, "end": 12}}}}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "fast."}})),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": "Rust is "}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"citation": {"title": "The Book", "source": "doc-1", "sourceContent": [{"text": "Rust is fast"}], "location": {"documentChar": {"documentIndex": 0, "start": 0, "end": 12}}}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": "fast."}}),
+        ),
         ("contentBlockStop", json!({"contentBlockIndex": 0})),
     ]);
     assert_eq!(
@@ -117,14 +170,29 @@ fn citations_stay_with_their_text() {
 #[test]
 fn reasoning_text_signature_only_and_redacted() {
     let r = assemble(&[
-        ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "Let me think\n"}}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "sig-A"}}})),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "Let me think\n"}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "sig-A"}}}),
+        ),
         ("contentBlockStop", json!({"contentBlockIndex": 0})),
         // Signature-only reasoning (no text delta at all) is kept.
-        ("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"reasoningContent": {"signature": "sig-B"}}})),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"reasoningContent": {"signature": "sig-B"}}}),
+        ),
         ("contentBlockStop", json!({"contentBlockIndex": 1})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 2, "delta": {"reasoningContent": {"redactedContent": "YWJj"}}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 2, "delta": {"reasoningContent": {"redactedContent": "ZGVm"}}})),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 2, "delta": {"reasoningContent": {"redactedContent": "YWJj"}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 2, "delta": {"reasoningContent": {"redactedContent": "ZGVm"}}}),
+        ),
         ("contentBlockStop", json!({"contentBlockIndex": 2})),
     ]);
     assert_eq!(
@@ -140,24 +208,49 @@ fn reasoning_text_signature_only_and_redacted() {
 #[test]
 fn unknown_members_are_kept_and_never_fail_the_stream() {
     let mut asm = StreamAssembler::new();
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#)).expect("start");
+    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+        .expect("start");
     for (ty, p) in [
-        ("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"hi"}}"#),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"text":"hi"}}"#,
+        ),
         ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
         // An unknown delta member opening a new block, as text blocks do.
-        ("contentBlockDelta", r#"{"contentBlockIndex":1,"delta":{"video":{"chunk":"AAAA","seq":0}}}"#),
-        ("contentBlockDelta", r#"{"contentBlockIndex":1,"delta":{"video":{"chunk":"BBBB","seq":1}}}"#),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":1,"delta":{"video":{"chunk":"AAAA","seq":0}}}"#,
+        ),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":1,"delta":{"video":{"chunk":"BBBB","seq":1}}}"#,
+        ),
         ("contentBlockStop", r#"{"contentBlockIndex":1}"#),
         // An unknown start member.
-        ("contentBlockStart", r#"{"contentBlockIndex":2,"start":{"audio":{"format":"mp3"}}}"#),
+        (
+            "contentBlockStart",
+            r#"{"contentBlockIndex":2,"start":{"audio":{"format":"mp3"}}}"#,
+        ),
         ("contentBlockStop", r#"{"contentBlockIndex":2}"#),
         // An unknown delta member on a tool call goes to its other members.
-        ("contentBlockStart", r#"{"contentBlockIndex":3,"start":{"toolUse":{"toolUseId":"t","name":"f"}}}"#),
-        ("contentBlockDelta", r#"{"contentBlockIndex":3,"delta":{"toolUse":{"input":"{}"}}}"#),
-        ("contentBlockDelta", r#"{"contentBlockIndex":3,"delta":{"progress":{"pct":50}}}"#),
+        (
+            "contentBlockStart",
+            r#"{"contentBlockIndex":3,"start":{"toolUse":{"toolUseId":"t","name":"f"}}}"#,
+        ),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":3,"delta":{"toolUse":{"input":"{}"}}}"#,
+        ),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":3,"delta":{"progress":{"pct":50}}}"#,
+        ),
         ("contentBlockStop", r#"{"contentBlockIndex":3}"#),
         ("messageStop", r#"{"stopReason":"end_turn"}"#),
-        ("metadata", r#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#),
+        (
+            "metadata",
+            r#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#,
+        ),
     ] {
         asm.push(&frame(ty, p)).unwrap_or_else(|e| panic!("{p}: {e}"));
     }
@@ -187,29 +280,39 @@ fn all_nine_stop_reasons() {
         ("content_filtered", StopReason::ContentFiltered),
         ("malformed_model_output", StopReason::MalformedModelOutput),
         ("malformed_tool_use", StopReason::MalformedToolUse),
-        ("model_context_window_exceeded", StopReason::ModelContextWindowExceeded),
+        (
+            "model_context_window_exceeded",
+            StopReason::ModelContextWindowExceeded,
+        ),
     ];
     for (wire, reason) in reasons {
         let mut asm = StreamAssembler::new();
-        asm.push(&frame("messageStart", r#"{"role":"assistant"}"#)).expect("start");
+        asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+            .expect("start");
         let stop = frame("messageStop", &format!(r#"{{"stopReason":"{wire}"}}"#));
-        assert!(matches!(asm.push(&stop), Ok(Some(StreamEvent::MessageStop { stop_reason, .. })) if stop_reason == reason));
+        assert!(
+            matches!(asm.push(&stop), Ok(Some(StreamEvent::MessageStop { stop_reason, .. })) if stop_reason == reason)
+        );
         let r = asm.finish().expect("complete");
         assert_eq!(r.stop_reason.as_ref(), Some(&reason));
         assert_eq!(serde_json::to_value(&r).expect("json")["stopReason"], json!(wire));
     }
     // A reason added later is kept as sent.
     let mut asm = StreamAssembler::new();
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#)).expect("start");
-    asm.push(&frame("messageStop", r#"{"stopReason":"new_reason"}"#)).expect("stop");
+    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+        .expect("start");
+    asm.push(&frame("messageStop", r#"{"stopReason":"new_reason"}"#))
+        .expect("stop");
     assert_eq!(asm.stop_reason(), Some(&StopReason::Other("new_reason".into())));
 }
 
 #[test]
 fn metadata_keeps_everything() {
     let mut asm = StreamAssembler::new();
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#)).expect("start");
-    asm.push(&frame("messageStop", r#"{"stopReason":"end_turn"}"#)).expect("stop");
+    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+        .expect("start");
+    asm.push(&frame("messageStop", r#"{"stopReason":"end_turn"}"#))
+        .expect("stop");
     let metadata = json!({
         "usage": {"inputTokens": 10, "outputTokens": 5, "totalTokens": 15, "cacheReadInputTokens": 7,
                   "cacheWriteInputTokens": 3, "cacheDetails": [{"ttl": "5m", "inputTokens": 3}]},
@@ -219,7 +322,8 @@ fn metadata_keeps_everything() {
         "serviceTier": {"type": "priority"},
         "p": "abcdef",
     });
-    asm.push(&frame("metadata", &metadata.to_string())).expect("metadata");
+    asm.push(&frame("metadata", &metadata.to_string()))
+        .expect("metadata");
     let r = serde_json::to_value(asm.finish().expect("complete")).expect("json");
     for key in ["usage", "metrics", "trace", "performanceConfig", "serviceTier"] {
         assert_eq!(r[key], metadata[key], "{key}");
@@ -229,7 +333,8 @@ fn metadata_keeps_everything() {
 #[test]
 fn escaped_deltas_borrow_from_the_assembler() {
     let mut asm = StreamAssembler::new();
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#)).expect("start");
+    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+        .expect("start");
     let m = frame(
         "contentBlockDelta",
         r#"{"p":"ab","delta":{"text":"a\"b\\c\/d\b\f\n\r\t\u0000\u001f\uD83D\uDE00é"},"contentBlockIndex":0}"#,
@@ -261,7 +366,8 @@ fn escaped_deltas_borrow_from_the_assembler() {
 #[test]
 fn tool_state_for_the_client_layer() {
     let mut asm = StreamAssembler::new();
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#)).expect("start");
+    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+        .expect("start");
     asm.push(&frame(
         "contentBlockStart",
         r#"{"contentBlockIndex":0,"start":{"toolUse":{"toolUseId":"t1","name":"f"}}}"#,
@@ -273,16 +379,23 @@ fn tool_state_for_the_client_layer() {
     ))
     .expect("fragment");
     let t = asm.tool_use(0).expect("a tool block");
-    assert_eq!((t.tool_use_id, t.name, t.input_text, t.stopped), ("t1", "f", "{\"a\":", false));
+    assert_eq!(
+        (t.tool_use_id, t.name, t.input_text, t.stopped),
+        ("t1", "f", "{\"a\":", false)
+    );
     assert!(t.input().is_none());
     asm.push(&frame(
         "contentBlockDelta",
         r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"[1, 2]}"}}}"#,
     ))
     .expect("fragment");
-    asm.push(&frame("contentBlockStop", r#"{"contentBlockIndex":0}"#)).expect("stop");
+    asm.push(&frame("contentBlockStop", r#"{"contentBlockIndex":0}"#))
+        .expect("stop");
     let t = asm.tool_use(0).expect("a tool block");
     assert_eq!(t.input().map(|i| i.to_value()), Some(json!({"a": [1, 2]})));
-    assert_eq!(asm.block(0).map(|b| (b.kind, b.stopped)), Some((BlockKind::ToolUse, true)));
+    assert_eq!(
+        asm.block(0).map(|b| (b.kind, b.stopped)),
+        Some((BlockKind::ToolUse, true))
+    );
     assert!(asm.tool_use(1).is_none());
 }

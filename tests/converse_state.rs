@@ -30,7 +30,8 @@ fn stream(seed: u64, text_deltas: usize) -> Vec<corpus::Event> {
 fn assemble(events: &[corpus::Event]) -> ConverseResponse {
     let mut asm = StreamAssembler::new();
     for (ty, p) in events {
-        asm.push(&frame(ty, p)).unwrap_or_else(|e| panic!("{ty} {p}: {e}"));
+        asm.push(&frame(ty, p))
+            .unwrap_or_else(|e| panic!("{ty} {p}: {e}"));
     }
     asm.finish().expect("complete")
 }
@@ -51,7 +52,10 @@ fn corrupt(events: &[corpus::Event], at: usize, how: u8, cut: usize) -> Option<M
         // A stop for a block that never started.
         3 => frame("contentBlockStop", r#"{"contentBlockIndex":77}"#),
         // Text for the reasoning block, once it exists.
-        4 => frame("contentBlockDelta", r#"{"contentBlockIndex":3,"delta":{"text":"x"}}"#),
+        4 => frame(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":3,"delta":{"text":"x"}}"#,
+        ),
         // A start for a block that exists.
         _ => frame(
             "contentBlockStart",
@@ -107,13 +111,19 @@ fn a_rejected_tool_stop_leaves_the_block_open() {
             "contentBlockStart",
             r#"{"contentBlockIndex":0,"start":{"toolUse":{"toolUseId":"t","name":"f"}}}"#,
         ),
-        ("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{\"a\":"}}}"#),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{\"a\":"}}}"#,
+        ),
     ] {
         asm.push(&frame(ty, p)).expect("valid");
     }
     let before = asm.partial();
     let stop = frame("contentBlockStop", r#"{"contentBlockIndex":0}"#);
-    assert!(matches!(asm.push(&stop), Err(StreamError::InvalidToolInput { index: 0, .. })));
+    assert!(matches!(
+        asm.push(&stop),
+        Err(StreamError::InvalidToolInput { index: 0, .. })
+    ));
     assert_eq!(asm.partial(), before);
     assert!(!asm.block(0).expect("block").stopped);
     // The rest of the input arrives after all: the stop is accepted now.
@@ -123,7 +133,8 @@ fn a_rejected_tool_stop_leaves_the_block_open() {
     ))
     .expect("fragment");
     asm.push(&stop).expect("stop");
-    asm.push(&frame("messageStop", r#"{"stopReason":"tool_use"}"#)).expect("stop");
+    asm.push(&frame("messageStop", r#"{"stopReason":"tool_use"}"#))
+        .expect("stop");
     let r = asm.finish().expect("complete");
     assert_eq!(r.tool_uses().next().map(|t| t.input.as_str()), Some("{\"a\":1}"));
 }
@@ -133,8 +144,15 @@ fn a_rejected_event_does_not_start_a_lenient_stream() {
     let mut asm = StreamAssembler::new().allow_missing_message_start(true);
     let missing = asm.missing();
     assert!(missing.contains(&Missing::MessageStart));
-    assert!(asm.push(&frame("contentBlockStop", r#"{"contentBlockIndex":9}"#)).is_err());
+    assert!(asm
+        .push(&frame("contentBlockStop", r#"{"contentBlockIndex":9}"#))
+        .is_err());
     assert_eq!(asm.missing(), missing);
-    assert!(asm.push(&frame("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"x"}}}"#)).is_err());
+    assert!(asm
+        .push(&frame(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"x"}}}"#
+        ))
+        .is_err());
     assert_eq!(asm.missing(), missing);
 }

@@ -382,7 +382,11 @@ impl Block {
                     Some(s) if bytes.is_empty() => s,
                     _ => MediaSource::Bytes(Blob::from(bytes)),
                 };
-                Some(ContentBlock::Image(ImageBlock { format, source, extra }))
+                Some(ContentBlock::Image(ImageBlock {
+                    format,
+                    source,
+                    extra,
+                }))
             }
         };
         out.extend(block);
@@ -519,8 +523,7 @@ impl ToolUseState<'_> {
     /// The finished input (`{}` when empty), once the block is stopped; parse it with
     /// [`ToolInput::parse`] or [`ToolInput::to_value`].
     pub fn input(&self) -> Option<ToolInput> {
-        self.stopped
-            .then(|| tool_input(self.input_text.to_owned(), true))
+        self.stopped.then(|| tool_input(self.input_text.to_owned(), true))
     }
 }
 
@@ -582,7 +585,9 @@ impl StreamAssembler {
     pub fn push_frame<'a>(&'a mut self, frame: Frame<'a>) -> Result<Option<StreamEvent<'a>>, StreamError> {
         match frame.kind() {
             FrameKind::Event { event_type } => self.on_event(event_type, frame.payload()),
-            FrameKind::Exception { exception_type } => Err(self.exception_frame(exception_type, frame.payload())),
+            FrameKind::Exception { exception_type } => {
+                Err(self.exception_frame(exception_type, frame.payload()))
+            }
             FrameKind::Error { code, message } => Err(StreamError::ErrorFrame {
                 code: code.unwrap_or_default().to_owned(),
                 message: message.unwrap_or_default().to_owned(),
@@ -866,7 +871,7 @@ impl StreamAssembler {
                 tool_use_id: tool_use_id.as_ref().to_owned(),
                 name: name.as_ref().to_owned(),
                 r#type: r#type.as_deref().map(str::to_owned),
-                input: String::with_capacity(BLOCK_CAPACITY),
+                input: String::with_capacity(TOOL_INPUT_CAPACITY),
                 checked: false,
             },
             ContentBlockStart::ToolResult {
@@ -892,6 +897,9 @@ impl StreamAssembler {
             ContentBlockStart::Empty => BlockContent::Empty,
         };
         self.enter_streaming();
+        if self.blocks.capacity() == 0 {
+            self.blocks.reserve(BLOCKS_CAPACITY);
+        }
         let mut block = Block::new(index, content);
         if let Some((kind, value)) = unknown {
             block.keep_unknown(kind, value);
@@ -952,6 +960,9 @@ impl StreamAssembler {
     fn target_block(&mut self, index: u32, pos: usize, create: bool) -> Option<&mut Block> {
         self.enter_streaming();
         if create {
+            if self.blocks.capacity() == 0 {
+                self.blocks.reserve(BLOCKS_CAPACITY);
+            }
             self.blocks.insert(pos, Block::new(index, BlockContent::Empty));
         }
         self.blocks.get_mut(pos)
@@ -981,7 +992,11 @@ impl StreamAssembler {
 
     /// A string delta read by the fast path: decoded straight into its block's buffer;
     /// the event borrows the payload (no escapes) or the decoded text in the buffer.
-    fn on_fast_delta<'a>(&'a mut self, index: u32, fast: FastDelta<'a>) -> Result<StreamEvent<'a>, StreamError> {
+    fn on_fast_delta<'a>(
+        &'a mut self,
+        index: u32,
+        fast: FastDelta<'a>,
+    ) -> Result<StreamEvent<'a>, StreamError> {
         let (pos, create) = self.delta_target(index, DeltaKind::fast(fast.kind))?;
         let buffer = self
             .target_block(index, pos, create)
@@ -1184,6 +1199,13 @@ fn raw_value(
     })
 }
 
-/// The capacity a block's text or tool input starts with: most are longer than one
-/// delta, so this saves the first few doublings.
+/// The capacity a block's text starts with: most are longer than one delta, so this
+/// saves the first few doublings.
 const BLOCK_CAPACITY: usize = 512;
+
+/// The capacity a tool call's input starts with: inputs of a few KiB are common, and
+/// each doubling is a reallocation.
+const TOOL_INPUT_CAPACITY: usize = 4096;
+
+/// The block list's first capacity (most messages have a handful of blocks).
+const BLOCKS_CAPACITY: usize = 16;

@@ -296,9 +296,7 @@ impl Serialize for ContentBlockStart<'_> {
                     status: status.as_deref(),
                 },
             )?,
-            ContentBlockStart::Image { format } => {
-                map.serialize_entry("image", &ImageBody { format })?
-            }
+            ContentBlockStart::Image { format } => map.serialize_entry("image", &ImageBody { format })?,
             ContentBlockStart::Empty => {}
             ContentBlockStart::Unknown { kind, value } => map.serialize_entry(kind, value)?,
         }
@@ -520,7 +518,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for StartWire<'a> {
                             }
                             "image" => {
                                 let t: ImageStartWire<'de> = map.next_value()?;
-                                ContentBlockStart::Image { format: t.format.0 .0 }
+                                ContentBlockStart::Image {
+                                    format: t.format.0 .0,
+                                }
                             }
                             _ => return Ok(None),
                         }))

@@ -586,7 +586,8 @@ mod tests {
 
     #[test]
     fn common_shapes() {
-        let (i, d) = delta_event_typed(br#"{"contentBlockIndex":2,"delta":{"text":"hi"},"p":"abc"}"#).unwrap();
+        let (i, d) =
+            delta_event_typed(br#"{"contentBlockIndex":2,"delta":{"text":"hi"},"p":"abc"}"#).unwrap();
         assert_eq!(i, 2);
         assert!(matches!(d, ContentBlockDelta::Text(Cow::Borrowed("hi"))));
         let (_, d) = delta_event_typed(
@@ -692,15 +693,18 @@ mod tests {
 
     #[test]
     fn compact_shapes_take_the_compact_path() {
-        let (i, d) = compact_delta_typed(br#"{"contentBlockIndex":12,"delta":{"text":"hi"},"p":"abc"}"#).unwrap();
+        let (i, d) =
+            compact_delta_typed(br#"{"contentBlockIndex":12,"delta":{"text":"hi"},"p":"abc"}"#).unwrap();
         assert_eq!(i, 12);
         assert!(matches!(d, ContentBlockDelta::Text(Cow::Borrowed("hi"))));
-        let (_, d) =
-            compact_delta_typed(br#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"a\":"}},"p":"ab"}"#)
-                .unwrap();
+        let (_, d) = compact_delta_typed(
+            br#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"a\":"}},"p":"ab"}"#,
+        )
+        .unwrap();
         assert!(matches!(d, ContentBlockDelta::ToolUseInput(Cow::Owned(ref s)) if s == "{\"a\":"));
         let (_, d) =
-            compact_delta_typed(br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"r"}}}"#).unwrap();
+            compact_delta_typed(br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"r"}}}"#)
+                .unwrap();
         assert!(matches!(d, ContentBlockDelta::ReasoningText(Cow::Borrowed("r"))));
         let (_, d) =
             compact_delta_typed(br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"signature":"s"}}}"#)

@@ -39,8 +39,8 @@ const PAD: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456";
 
 const WORDS: &[&str] = &[
     "the", "model", "stream", "returns", "tokens", "and", "Bedrock", "frames", "them", "naïve", "JSON",
-    "payload", "with", "padding", "is", "to", "in", "that", "café", "it’s", "—", "中文", "😀", "Grüße", "for",
-    "a", "of", "answer", "value",
+    "payload", "with", "padding", "is", "to", "in", "that", "café", "it’s", "—", "中文", "😀", "Grüße",
+    "for", "a", "of", "answer", "value",
 ];
 
 /// Characters that must or may be escaped, mixed into the text.
@@ -165,7 +165,11 @@ impl Stream {
                 1 => self.rng.below(100_000).to_string(),
                 2 => {
                     let t = text(&mut self.rng, 1);
-                    format!("[{},{},true,null]", self.rng.below(10), json_string(&mut self.rng, &t))
+                    format!(
+                        "[{},{},true,null]",
+                        self.rng.below(10),
+                        json_string(&mut self.rng, &t)
+                    )
                 }
                 _ => {
                     let t = text(&mut self.rng, 2);
@@ -248,7 +252,10 @@ impl Stream {
             &mut self.rng,
             vec![
                 ("stopReason", format!("\"{stop}\"")),
-                ("additionalModelResponseFields", "{\"delta\":{\"stop_sequence\":null}}".to_owned()),
+                (
+                    "additionalModelResponseFields",
+                    "{\"delta\":{\"stop_sequence\":null}}".to_owned(),
+                ),
             ],
         );
         self.events.push(("messageStop", p));
