@@ -5,7 +5,7 @@ use std::fmt;
 
 /// What a byte sequence that is plainly not an event stream looks like.
 ///
-/// Reported by [`EventStreamError::NotAnEventStream`] so that a user who pointed the
+/// Reported by [`DecodeError::NotAnEventStream`] so that a user who pointed the
 /// decoder at a JSON error body, an HTTP response or server-sent events sees that,
 /// instead of a baffling CRC mismatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -71,7 +71,18 @@ pub enum Fed {
     },
 }
 
-/// The incremental event-stream framer (see the [module docs](self) for its two modes).
+/// The incremental event-stream framer: it finds frame boundaries, checks each prelude
+/// (CRC, then lengths against [`Limits`]) before anything is reserved, and validates
+/// each frame. It reads in one of two modes, chosen per stream by the methods called:
+///
+/// - **buffer mode** ([`decode`](Self::decode), [`decode_bytes`](Self::decode_bytes)):
+///   the caller keeps the bytes of the frame in progress in one buffer and hands its
+///   start in on each call. The prelude is parsed once; [`frame_len`](Self::frame_len)
+///   then says how much to reserve or gather, and the whole frame comes back borrowed.
+/// - **chunk mode** ([`feed`](Self::feed)): the caller forwards chunks as they come and
+///   the framer keeps nothing of them but the frame's headers section (for
+///   [`last_kind`](Self::last_kind)); the message CRC runs across chunk boundaries, and
+///   each call says where in the chunk a frame ended.
 ///
 /// # After an error
 ///

@@ -401,9 +401,12 @@ impl<'a> Iterator for RawHeaders<'a> {
     }
 }
 
-/// The first header of `bytes` and what follows it: `(name, type byte, value, rest)`.
+/// One raw header and what follows it: `(name, type byte, value, rest)`.
+type RawHeader<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
+
+/// The first header of `bytes` and what follows it.
 #[inline]
-fn next_raw(bytes: &[u8]) -> Option<(&[u8], u8, &[u8], &[u8])> {
+fn next_raw(bytes: &[u8]) -> Option<RawHeader<'_>> {
     let (&name_len, rest) = bytes.split_first()?;
     let (name, rest) = split_at_checked(rest, usize::from(name_len))?;
     let (&ty, rest) = rest.split_first()?;
