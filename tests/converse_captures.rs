@@ -473,7 +473,7 @@ fn protocol_errors_are_typed_and_keep_state() {
     ));
     push(
         &mut asm,
-        r#"{"contentBlockDelta":{"contentBlockIndex":5,"delta":{"image":{"x":1}}}}"#,
+        r#"{"contentBlockDelta":{"contentBlockIndex":5,"delta":{"video":{"x":1}}}}"#,
     )
     .expect("unknown");
     let err = asm.finish().expect_err("incomplete");
@@ -484,10 +484,14 @@ fn protocol_errors_are_typed_and_keep_state() {
         inc.missing,
         vec![
             Missing::ContentBlockStop { index: 0 },
+            // The rejected stop left the tool block open.
+            Missing::ContentBlockStop { index: 1 },
             Missing::ToolInput {
                 index: 1,
                 name: "f".into()
             },
+            // The unknown delta member opened a block, kept as it arrived.
+            Missing::ContentBlockStop { index: 5 },
             Missing::MessageStop
         ]
     );

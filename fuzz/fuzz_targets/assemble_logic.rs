@@ -6,7 +6,8 @@
 /// input, and checks that it never panics and that what it returns is consistent.
 ///
 /// Input: one flags byte (bit 0: accept a missing `messageStart`; bit 1: take a
-/// partial response after every frame), then records `[selector, len, payload...]`
+/// partial response after every frame; bit 2: check that a rejected frame changes
+/// nothing), then records `[selector, len, payload...]`
 /// (a short final record takes what is left).
 ///
 /// - `selector < 0x80`, raw mode: the frame kind is `RAW_KINDS[selector % len]` (an
@@ -104,6 +105,47 @@ mod assemble_logic {
             r#"{"contentBlockIndex":{i},"delta":{"image":{"x":{s}}}}"#,
         ),
         ("messageStop", r#"{"stopReason":"tool_use"}"#),
+        // The 2026 members: server tool results, images, unknown members.
+        (
+            "contentBlockStart",
+            r#"{"contentBlockIndex":{i},"start":{"toolResult":{"toolUseId":"srv_{i}","type":"web_search_result","status":"success"}}}"#,
+        ),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":{i},"delta":{"toolResult":[{"text":{s}}]}}"#,
+        ),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":{i},"delta":{"toolResult":[{"json":{"q":{s}}},{"text":"t"}]}}"#,
+        ),
+        ("contentBlockStart", r#"{"contentBlockIndex":{i},"start":{"image":{"format":"png"}}}"#),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":{i},"delta":{"image":{"source":{"bytes":{s}}}}}"#,
+        ),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":{i},"delta":{"image":{"error":{"message":{s}}}}}"#,
+        ),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":{i},"delta":{"video":{"chunk":{s}}}}"#,
+        ),
+        ("contentBlockStart", r#"{"contentBlockIndex":{i},"start":{"audio":{"format":{s}}}}"#),
+        (
+            "contentBlockStart",
+            r#"{"contentBlockIndex":{i},"start":{"toolUse":{"toolUseId":"s","name":"web","type":"server_tool_use"}}}"#,
+        ),
+        // Shuffled members, padding inside the delta, whitespace.
+        (
+            "contentBlockDelta",
+            r#"{"p":"abc", "delta":{"p":"x","toolUse":{"input":{s},"p":"y"}}, "contentBlockIndex":{i}}"#,
+        ),
+        (
+            "contentBlockDelta",
+            r#"{"delta":{"text":{s}},"p":"a","contentBlockIndex":{i}}"#,
+        ),
+        ("contentBlockStop", r#"{"p":"ab","contentBlockIndex":{i}}"#),
     ];
 
     /// Builds the frame a record describes (`None` if the builder refuses it, e.g. a
@@ -206,10 +248,17 @@ mod assemble_logic {
         let mut asm = StreamAssembler::new().allow_missing_message_start(flags & 1 != 0);
         let mut outcome = Outcome::default();
         for m in &frames {
-            match asm.push(m) {
-                Ok(Some(event)) => {
+            // Bit 2: a rejected event must leave the assembler as it was.
+            let before = (flags & 4 != 0).then(|| (asm.partial(), asm.missing()));
+            let result = asm.push(m).map(|event| event.map(|e| serde_json::to_string(&e)));
+            if let (Err(_), Some((partial, missing))) = (&result, before) {
+                assert_eq!(asm.partial(), partial, "a rejected event changed the response");
+                assert_eq!(asm.missing(), missing, "a rejected event changed what is missing");
+            }
+            match result {
+                Ok(Some(json)) => {
                     outcome.events += 1;
-                    serde_json::to_string(&event).expect("an event serializes");
+                    json.expect("an event serializes");
                 }
                 Ok(None) => {}
                 Err(e) => {

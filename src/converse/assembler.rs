@@ -21,7 +21,7 @@ use super::types::{
     ReasoningTextBlock, Role, StopReason, TokenUsage, ToolInput, ToolResultBlock, ToolResultContentBlock,
     ToolUseBlock,
 };
-use crate::eventstream::{Frame, Message as EventMessage, PRELUDE_LEN};
+use crate::eventstream::{Frame, FrameKind, Message as EventMessage};
 
 /// Where the stream is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -583,41 +583,31 @@ impl StreamAssembler {
     ///
     /// As [`push`](Self::push).
     pub fn push_frame<'a>(&'a mut self, frame: Frame<'a>) -> Result<Option<StreamEvent<'a>>, StreamError> {
-        match bedrock_event_type(frame.as_bytes()) {
-            Some(BedrockEvent::Delta) => return self.on_delta(frame.payload()),
-            Some(BedrockEvent::Stop) => return self.on_block_stop(frame.payload()),
-            Some(BedrockEvent::Other(event_type)) => return self.on_event(event_type, frame.payload()),
-            None => {}
-        }
-        let (message_type, event_type) = message_and_event_type(&frame);
-        match message_type {
-            Some("event") => {}
-            Some("exception") => return Err(self.exception_frame(frame)),
-            Some("error") => {
-                return Err(StreamError::ErrorFrame {
-                    code: frame.error_code().unwrap_or_default().to_owned(),
-                    message: frame.error_message().unwrap_or_default().to_owned(),
-                })
+        match frame.kind() {
+            FrameKind::Event { event_type } => self.on_event(event_type, frame.payload()),
+            FrameKind::Exception { exception_type } => {
+                Err(self.exception_frame(exception_type, frame.payload()))
             }
-            Some(other) => {
-                return Err(StreamError::UnknownMessageType {
-                    message_type: other.to_owned(),
-                })
-            }
-            None => {
-                return Err(StreamError::MissingHeader {
-                    header: ":message-type",
-                    message_type: None,
-                })
-            }
-        }
-        let Some(event_type) = event_type else {
-            return Err(StreamError::MissingHeader {
+            FrameKind::Error { code, message } => Err(StreamError::ErrorFrame {
+                code: code.unwrap_or_default().to_owned(),
+                message: message.unwrap_or_default().to_owned(),
+            }),
+            FrameKind::Other {
+                message_type: Some("event"),
+            } => Err(StreamError::MissingHeader {
                 header: ":event-type",
                 message_type: Some("event".to_owned()),
-            });
-        };
-        self.on_event(event_type, frame.payload())
+            }),
+            FrameKind::Other {
+                message_type: Some(other),
+            } => Err(StreamError::UnknownMessageType {
+                message_type: other.to_owned(),
+            }),
+            _ => Err(StreamError::MissingHeader {
+                header: ":message-type",
+                message_type: None,
+            }),
+        }
     }
 
     /// Handles an event message by its `:event-type`.
@@ -881,7 +871,7 @@ impl StreamAssembler {
                 tool_use_id: tool_use_id.as_ref().to_owned(),
                 name: name.as_ref().to_owned(),
                 r#type: r#type.as_deref().map(str::to_owned),
-                input: String::with_capacity(BLOCK_CAPACITY),
+                input: String::with_capacity(TOOL_INPUT_CAPACITY),
                 checked: false,
             },
             ContentBlockStart::ToolResult {
@@ -907,6 +897,9 @@ impl StreamAssembler {
             ContentBlockStart::Empty => BlockContent::Empty,
         };
         self.enter_streaming();
+        if self.blocks.capacity() == 0 {
+            self.blocks.reserve(BLOCKS_CAPACITY);
+        }
         let mut block = Block::new(index, content);
         if let Some((kind, value)) = unknown {
             block.keep_unknown(kind, value);
@@ -967,6 +960,9 @@ impl StreamAssembler {
     fn target_block(&mut self, index: u32, pos: usize, create: bool) -> Option<&mut Block> {
         self.enter_streaming();
         if create {
+            if self.blocks.capacity() == 0 {
+                self.blocks.reserve(BLOCKS_CAPACITY);
+            }
             self.blocks.insert(pos, Block::new(index, BlockContent::Empty));
         }
         self.blocks.get_mut(pos)
@@ -1145,7 +1141,7 @@ impl StreamAssembler {
         })
     }
 
-    fn exception_frame(&mut self, frame: Frame<'_>) -> StreamError {
+    fn exception_frame(&mut self, exception_type: Option<&str>, payload: &[u8]) -> StreamError {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct ExceptionWire {
@@ -1156,13 +1152,12 @@ impl StreamAssembler {
             #[serde(default)]
             original_message: Option<String>,
         }
-        let Some(name) = frame.exception_type() else {
+        let Some(name) = exception_type else {
             return StreamError::MissingHeader {
                 header: ":exception-type",
                 message_type: Some("exception".to_owned()),
             };
         };
-        let payload = frame.payload();
         let wire = serde_json::from_slice::<ExceptionWire>(payload).ok();
         let (message, original_status_code, original_message) = match wire {
             Some(w) => (w.message, w.original_status_code, w.original_message),
@@ -1180,98 +1175,6 @@ impl StreamAssembler {
         self.exception = Some(exception.clone());
         StreamError::Service(exception)
     }
-}
-
-/// The `:message-type` and `:event-type` string headers of a frame, read straight
-/// from its header section (the frame was validated when it was decoded). Cheaper than
-/// [`Frame::headers`], which decodes every header; falls back to it when the section
-/// does not parse.
-fn message_and_event_type<'m>(frame: &Frame<'m>) -> (Option<&'m str>, Option<&'m str>) {
-    /// The raw values of `:message-type` and `:event-type`.
-    type TypeValues<'b> = (Option<&'b [u8]>, Option<&'b [u8]>);
-    fn scan(bytes: &[u8]) -> Option<TypeValues<'_>> {
-        let headers_len = u32::from_be_bytes(*bytes.get(4..8)?.first_chunk::<4>()?);
-        // A u32 always fits in usize on the 32- and 64-bit targets this crate supports.
-        let mut rest = bytes.get(PRELUDE_LEN..PRELUDE_LEN.checked_add(headers_len as usize)?)?;
-        let (mut message_type, mut event_type) = (None, None);
-        while let Some((&name_len, tail)) = rest.split_first() {
-            let name = tail.get(..usize::from(name_len))?;
-            let (&ty, tail) = tail.get(usize::from(name_len)..)?.split_first()?;
-            let value_len = match ty {
-                0 | 1 => 0,
-                2 => 1,
-                3 => 2,
-                4 => 4,
-                5 | 8 => 8,
-                9 => 16,
-                6 | 7 => 2 + usize::from(u16::from_be_bytes(*tail.first_chunk::<2>()?)),
-                _ => return None,
-            };
-            let value = tail.get(..value_len)?;
-            if ty == 7 {
-                let text = value.get(2..);
-                match name {
-                    b":message-type" if message_type.is_none() => message_type = text,
-                    b":event-type" if event_type.is_none() => event_type = text,
-                    _ => {}
-                }
-            }
-            rest = tail.get(value_len..)?;
-        }
-        Some((message_type, event_type))
-    }
-    let Some((message_type, event_type)) = scan(frame.as_bytes()) else {
-        return (frame_str(frame, ":message-type"), frame_str(frame, ":event-type"));
-    };
-    // The common names are ASCII literals; anything else is checked.
-    let message_type = message_type.and_then(|v| match v {
-        b"event" => Some("event"),
-        b"exception" => Some("exception"),
-        b"error" => Some("error"),
-        other => std::str::from_utf8(other).ok(),
-    });
-    let event_type = event_type.and_then(|v| match v {
-        b"contentBlockDelta" => Some("contentBlockDelta"),
-        b"contentBlockStop" => Some("contentBlockStop"),
-        other => std::str::from_utf8(other).ok(),
-    });
-    (message_type, event_type)
-}
-
-/// The `:event-type` of a frame whose headers are exactly what Bedrock sends for an
-/// event: `:event-type`, `:content-type: application/json`, `:message-type: event`, in
-/// that order. One comparison instead of a walk over the headers; `None` for any
-/// other header section.
-fn bedrock_event_type(bytes: &[u8]) -> Option<BedrockEvent<'_>> {
-    const EVENT_TYPE: &[u8] = b"\x0b:event-type\x07\x00";
-    const REST: &[u8] = b"\x0d:content-type\x07\x00\x10application/json\x0d:message-type\x07\x00\x05event";
-    let headers_len = u32::from_be_bytes(*bytes.get(4..8)?.first_chunk::<4>()?);
-    // A u32 always fits in usize on the 32- and 64-bit targets this crate supports.
-    let headers = bytes.get(PRELUDE_LEN..PRELUDE_LEN.checked_add(headers_len as usize)?)?;
-    let (&len, rest) = headers.strip_prefix(EVENT_TYPE)?.split_first()?;
-    let (name, rest) = rest.split_at_checked(usize::from(len))?;
-    if rest != REST {
-        return None;
-    }
-    Some(match name {
-        b"contentBlockDelta" => BedrockEvent::Delta,
-        b"contentBlockStop" => BedrockEvent::Stop,
-        other => BedrockEvent::Other(std::str::from_utf8(other).ok()?),
-    })
-}
-
-/// The event type of a frame with Bedrock's usual headers (see [`bedrock_event_type`]).
-enum BedrockEvent<'m> {
-    /// `contentBlockDelta`.
-    Delta,
-    /// `contentBlockStop`.
-    Stop,
-    /// Any other event type.
-    Other(&'m str),
-}
-
-fn frame_str<'m>(frame: &Frame<'m>, name: &str) -> Option<&'m str> {
-    frame.headers().get_str(name)
 }
 
 /// Parses a payload, naming the event (and the block index, when readable) on error.
@@ -1296,6 +1199,13 @@ fn raw_value(
     })
 }
 
-/// The capacity a block's text or tool input starts with: most are longer than one
-/// delta, so this saves the first few doublings.
+/// The capacity a block's text starts with: most are longer than one delta, so this
+/// saves the first few doublings.
 const BLOCK_CAPACITY: usize = 512;
+
+/// The capacity a tool call's input starts with: inputs of a few KiB are common, and
+/// each doubling is a reallocation.
+const TOOL_INPUT_CAPACITY: usize = 4096;
+
+/// The block list's first capacity (most messages have a handful of blocks).
+const BLOCKS_CAPACITY: usize = 16;

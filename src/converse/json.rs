@@ -90,7 +90,7 @@ impl<'a> JsonStr<'a> {
         }
         out.reserve(self.raw.len());
         let mut rest = self.raw;
-        while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
+        while let Some(at) = backslash(rest.as_bytes()) {
             let (run, tail) = rest.split_at(at);
             out.push_str(run);
             // `tail` starts with the backslash; the escape was checked when scanned.
@@ -133,6 +133,21 @@ impl<'a> JsonStr<'a> {
             }
         }
     }
+}
+
+/// The position of the first `\\` in `b`, eight bytes at a time (escapes in text are
+/// usually a few bytes apart, too close for a vectorised search to pay off).
+fn backslash(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let flags = zero_bytes(u64::from_le_bytes(*chunk) ^ (LO * u64::from(b'\\')));
+        if flags != 0 {
+            // trailing_zeros of a non-zero u64 is below 64; /8 is a byte offset below 8.
+            return Some(i + (flags.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b.get(i..)?.iter().position(|&c| c == b'\\').map(|p| i + p)
 }
 
 /// Four hex digits.

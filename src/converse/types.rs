@@ -459,8 +459,16 @@ impl ToolUseBlock {
 /// assert_eq!(input.parse::<Args>()?.city, "Oslo");
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct ToolInput(String);
+
+/// Equal when the JSON values are equal (`{"a":1}` equals `{ "a": 1 }`): the same text
+/// is compared as text, different texts are parsed.
+impl PartialEq for ToolInput {
+    fn eq(&self, other: &ToolInput) -> bool {
+        self.0 == other.0 || self.to_value() == other.to_value()
+    }
+}
 
 impl ToolInput {
     /// Checks that `text` is one JSON value (no tree is built) and keeps it.

@@ -1,0 +1,158 @@
+//! The state machine keeps its promise: a rejected event leaves the assembler exactly
+//! as it was (`partial()` and `missing()` just before and just after are equal), and
+//! the stream can continue to the same response as if the bad event never came.
+
+#[path = "common/corpus.rs"]
+mod corpus;
+
+use bedrock_converse::converse::{ConverseResponse, Missing, StreamAssembler, StreamError};
+use bedrock_converse::eventstream::{Message, MessageBuilder};
+use proptest::prelude::*;
+
+fn frame(ty: &str, payload: &str) -> Message {
+    MessageBuilder::new()
+        .string_header(":event-type", ty)
+        .string_header(":content-type", "application/json")
+        .string_header(":message-type", "event")
+        .build(payload.as_bytes())
+        .expect("frame")
+}
+
+/// A small valid stream: text, two interleaved tool calls, reasoning.
+fn stream(seed: u64, text_deltas: usize) -> Vec<corpus::Event> {
+    let mut s = corpus::Stream::new(seed);
+    s.text_block(0, text_deltas);
+    s.parallel_tools(1, 2, 3);
+    s.reasoning_block(3, 2);
+    s.finish("tool_use")
+}
+
+fn assemble(events: &[corpus::Event]) -> ConverseResponse {
+    let mut asm = StreamAssembler::new();
+    for (ty, p) in events {
+        asm.push(&frame(ty, p))
+            .unwrap_or_else(|e| panic!("{ty} {p}: {e}"));
+    }
+    asm.finish().expect("complete")
+}
+
+/// Ways to spoil event `at` of a stream.
+fn corrupt(events: &[corpus::Event], at: usize, how: u8, cut: usize) -> Option<Message> {
+    let (ty, p) = events.get(at)?;
+    Some(match how % 6 {
+        // A payload cut short.
+        0 => frame(ty, p.get(..cut % p.len().max(1)).unwrap_or_default()),
+        // A second messageStart.
+        1 => frame("messageStart", r#"{"role":"assistant"}"#),
+        // Tool input for the text block.
+        2 => frame(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{"}}}"#,
+        ),
+        // A stop for a block that never started.
+        3 => frame("contentBlockStop", r#"{"contentBlockIndex":77}"#),
+        // Text for the reasoning block, once it exists.
+        4 => frame(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":3,"delta":{"text":"x"}}"#,
+        ),
+        // A start for a block that exists.
+        _ => frame(
+            "contentBlockStart",
+            r#"{"contentBlockIndex":1,"start":{"toolUse":{"toolUseId":"a","name":"b"}}}"#,
+        ),
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn a_rejected_event_changes_nothing(
+        seed in 1u64..1_000_000,
+        deltas in 1usize..6,
+        at_pick in 0usize..1000,
+        how in 0u8..6,
+        cut in 0usize..400,
+        lenient in any::<bool>(),
+    ) {
+        let events = stream(seed, deltas);
+        let expected = assemble(&events);
+        let at = at_pick % events.len();
+        let bad = corrupt(&events, at, how, cut).expect("event");
+        let mut asm = StreamAssembler::new().allow_missing_message_start(lenient);
+        for (ty, p) in &events[..at] {
+            asm.push(&frame(ty, p)).expect("valid prefix");
+        }
+        let (before, missing_before) = (asm.partial(), asm.missing());
+        match asm.push(&bad) {
+            // Some spoilings are valid at some points (a second messageStart before the
+            // first, a text delta before the reasoning block exists).
+            Ok(_) => {}
+            Err(_) => {
+                prop_assert_eq!(&asm.partial(), &before);
+                prop_assert_eq!(asm.missing(), missing_before);
+                // And the stream goes on to the response it would have had.
+                for (ty, p) in &events[at..] {
+                    asm.push(&frame(ty, p)).expect("the rest");
+                }
+                prop_assert_eq!(asm.finish().expect("complete"), expected);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_rejected_tool_stop_leaves_the_block_open() {
+    let mut asm = StreamAssembler::new();
+    for (ty, p) in [
+        ("messageStart", r#"{"role":"assistant"}"#),
+        (
+            "contentBlockStart",
+            r#"{"contentBlockIndex":0,"start":{"toolUse":{"toolUseId":"t","name":"f"}}}"#,
+        ),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{\"a\":"}}}"#,
+        ),
+    ] {
+        asm.push(&frame(ty, p)).expect("valid");
+    }
+    let before = asm.partial();
+    let stop = frame("contentBlockStop", r#"{"contentBlockIndex":0}"#);
+    assert!(matches!(
+        asm.push(&stop),
+        Err(StreamError::InvalidToolInput { index: 0, .. })
+    ));
+    assert_eq!(asm.partial(), before);
+    assert!(!asm.block(0).expect("block").stopped);
+    // The rest of the input arrives after all: the stop is accepted now.
+    asm.push(&frame(
+        "contentBlockDelta",
+        r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"1}"}}}"#,
+    ))
+    .expect("fragment");
+    asm.push(&stop).expect("stop");
+    asm.push(&frame("messageStop", r#"{"stopReason":"tool_use"}"#))
+        .expect("stop");
+    let r = asm.finish().expect("complete");
+    assert_eq!(r.tool_uses().next().map(|t| t.input.as_str()), Some("{\"a\":1}"));
+}
+
+#[test]
+fn a_rejected_event_does_not_start_a_lenient_stream() {
+    let mut asm = StreamAssembler::new().allow_missing_message_start(true);
+    let missing = asm.missing();
+    assert!(missing.contains(&Missing::MessageStart));
+    assert!(asm
+        .push(&frame("contentBlockStop", r#"{"contentBlockIndex":9}"#))
+        .is_err());
+    assert_eq!(asm.missing(), missing);
+    assert!(asm
+        .push(&frame(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"x"}}}"#
+        ))
+        .is_err());
+    assert_eq!(asm.missing(), missing);
+}
