@@ -30,8 +30,22 @@ const CHUNK: usize = 16 * 1024;
 const PAD: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456";
 
 const WORDS: &[&str] = &[
-    "the ", "model ", "streams ", "tokens ", "quickly ", "and ", "gateways ", "translate ", "each ", "event ",
-    "into ", "server-sent ", "events ", "for ", "their ", "clients ",
+    "the ",
+    "model ",
+    "streams ",
+    "tokens ",
+    "quickly ",
+    "and ",
+    "gateways ",
+    "translate ",
+    "each ",
+    "event ",
+    "into ",
+    "server-sent ",
+    "events ",
+    "for ",
+    "their ",
+    "clients ",
 ];
 
 fn frame(event_type: &str, mut payload: serde_json::Value, n: usize) -> Vec<u8> {
@@ -67,16 +81,32 @@ fn long_stream() -> (Vec<u8>, usize) {
     };
     push(&mut wire, "messageStart", json!({"role": "assistant"}));
     for i in 0..200 {
-        push(&mut wire, "contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": text(i)}}}));
+        push(
+            &mut wire,
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": text(i)}}}),
+        );
     }
-    push(&mut wire, "contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "EqQBCkgIARABGAIiQL".repeat(8)}}}));
+    push(
+        &mut wire,
+        "contentBlockDelta",
+        json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "EqQBCkgIARABGAIiQL".repeat(8)}}}),
+    );
     push(&mut wire, "contentBlockStop", json!({"contentBlockIndex": 0}));
     for i in 0..2000 {
-        push(&mut wire, "contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"text": text(i)}}));
+        push(
+            &mut wire,
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"text": text(i)}}),
+        );
     }
     push(&mut wire, "contentBlockStop", json!({"contentBlockIndex": 1}));
     for (i, id) in [(2, "tooluse_a1"), (3, "tooluse_b2")] {
-        push(&mut wire, "contentBlockStart", json!({"contentBlockIndex": i, "start": {"toolUse": {"toolUseId": id, "name": "search"}}}));
+        push(
+            &mut wire,
+            "contentBlockStart",
+            json!({"contentBlockIndex": i, "start": {"toolUse": {"toolUseId": id, "name": "search"}}}),
+        );
     }
     // Two JSON inputs of 200 fragments each, interleaved.
     let input = |tag: &str| {
@@ -86,17 +116,32 @@ fn long_stream() -> (Vec<u8>, usize) {
     let (a, b) = (input("a"), input("b"));
     let cut = |s: &str| -> Vec<String> {
         let step = s.len().div_ceil(200);
-        s.as_bytes().chunks(step).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect()
+        s.as_bytes()
+            .chunks(step)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect()
     };
     for (fa, fb) in cut(&a).into_iter().zip(cut(&b)) {
-        push(&mut wire, "contentBlockDelta", json!({"contentBlockIndex": 2, "delta": {"toolUse": {"input": fa}}}));
-        push(&mut wire, "contentBlockDelta", json!({"contentBlockIndex": 3, "delta": {"toolUse": {"input": fb}}}));
+        push(
+            &mut wire,
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 2, "delta": {"toolUse": {"input": fa}}}),
+        );
+        push(
+            &mut wire,
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 3, "delta": {"toolUse": {"input": fb}}}),
+        );
     }
     push(&mut wire, "contentBlockStop", json!({"contentBlockIndex": 2}));
     push(&mut wire, "contentBlockStop", json!({"contentBlockIndex": 3}));
     push(&mut wire, "messageStop", json!({"stopReason": "tool_use"}));
-    push(&mut wire, "metadata", json!({"usage": {"inputTokens": 1200, "outputTokens": 2600, "totalTokens": 3800,
-        "cacheReadInputTokens": 900}, "metrics": {"latencyMs": 4000}}));
+    push(
+        &mut wire,
+        "metadata",
+        json!({"usage": {"inputTokens": 1200, "outputTokens": 2600, "totalTokens": 3800,
+        "cacheReadInputTokens": 900}, "metrics": {"latencyMs": 4000}}),
+    );
     (wire, n)
 }
 
@@ -148,7 +193,9 @@ fn run(wire: &[u8], mode: Mode, buf: &mut BytesMut, out: &mut Vec<u8>) -> usize 
     }
     written += out.len();
     out.clear();
-    black_box(asm.finish().expect("complete stream"));
+    if !matches!(mode, Mode::Passthrough) {
+        black_box(asm.finish().expect("complete stream"));
+    }
     written
 }
 
@@ -163,7 +210,10 @@ fn bench(c: &mut Criterion) {
         ("anthropic_sse", Mode::Anthropic),
     ] {
         let bytes = run(&wire, mode, &mut buf, &mut out);
-        println!("dialect/{name}: {frames} frames, {} wire bytes in, {bytes} bytes out", wire.len());
+        println!(
+            "dialect/{name}: {frames} frames, {} wire bytes in, {bytes} bytes out",
+            wire.len()
+        );
     }
     let mut g = c.benchmark_group("dialect");
     g.throughput(Throughput::Elements(frames as u64));
@@ -173,7 +223,9 @@ fn bench(c: &mut Criterion) {
         ("openai_sse", Mode::OpenAi),
         ("anthropic_sse", Mode::Anthropic),
     ] {
-        g.bench_function(name, |b| b.iter(|| run(black_box(&wire), mode, &mut buf, &mut out)));
+        g.bench_function(name, |b| {
+            b.iter(|| run(black_box(&wire), mode, &mut buf, &mut out))
+        });
     }
     g.finish();
 }
