@@ -154,6 +154,33 @@ async fn text_stream_and_converse() {
     server.shutdown().await.expect("shutdown");
 }
 
+/// Timeouts a caller may configure as "never": `Duration::MAX` everywhere. Adding it to
+/// the clock overflows; the client treats that as no deadline instead of panicking.
+#[tokio::test]
+async fn duration_max_timeouts_work_and_do_not_panic() {
+    let server = start().await;
+    let client = client_with_timeouts(
+        &server,
+        Timeouts {
+            connect: Duration::MAX,
+            first_byte: Duration::MAX,
+            idle: Duration::MAX,
+            total: Some(Duration::MAX),
+        },
+    );
+    let stream = stream_hello(&client, "bedrock/mock.text").await.expect("head");
+    let (events, result, _) = drain(stream).await;
+    let response = result.expect("complete");
+    assert!(!text_of(&events).is_empty());
+    assert_eq!(response.text(), text_of(&events));
+    assert_eq!(response.stop_reason, Some(StopReason::EndTurn));
+    let sync = converse_hello(&client, "bedrock/mock.text")
+        .await
+        .expect("converse");
+    assert_eq!(sync.text(), response.text());
+    server.shutdown().await.expect("shutdown");
+}
+
 #[tokio::test]
 async fn model_id_with_colon_is_percent_encoded_on_the_wire() {
     let server = start().await;

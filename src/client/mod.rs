@@ -433,8 +433,10 @@ impl BedrockClient {
     }
 
     /// The total deadline of a call starting now: the timeout and the instant it ends.
+    /// A timeout too large to add to the clock (`Duration::MAX`, say) is no deadline.
     fn deadline(&self) -> Option<(Duration, Instant)> {
-        self.inner.options.timeouts.total.map(|d| (d, Instant::now() + d))
+        let total = self.inner.options.timeouts.total?;
+        Some((total, Instant::now().checked_add(total)?))
     }
 
     fn prepare<M: serde::Serialize>(

@@ -526,7 +526,12 @@ impl Stream for ConverseStream {
                         this.buf.extend_from_slice(&rest);
                     }
                     this.chunk = chunk;
-                    let deadline = Instant::now() + this.idle;
+                    // A gap too large to add to the clock (`Duration::MAX`) is no gap
+                    // limit: the timer is set about 30 years on instead of panicking.
+                    let now = Instant::now();
+                    let deadline = now
+                        .checked_add(this.idle)
+                        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
                     this.idle_timer.as_mut().reset(deadline);
                 }
                 Poll::Ready(Some(Err(e))) => {
