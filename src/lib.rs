@@ -42,6 +42,9 @@ pub mod client;
 mod config_file;
 #[cfg(feature = "client")]
 mod error_type;
+// The model-id path rule of the client, the mock server and the gateway.
+#[cfg(any(feature = "client", feature = "server"))]
+mod model_id;
 #[cfg(feature = "proxy")]
 pub mod proxy;
 #[cfg(feature = "server")]

@@ -13,17 +13,8 @@
 //! encode an HTTP label: everything but `A-Z a-z 0-9 - . _ ~` (so `:` is `%3A` and `/`
 //! is `%2F`). SigV4 signs that encoded path.
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-
 use super::config::{ProviderConfig, ResolvedModel};
 use super::ClientError;
-
-/// Everything but the RFC 3986 unreserved characters, as the SDKs' label encoding.
-const LABEL: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// Cross-region inference profile prefixes (the geography before the first `.`).
 const CROSS_REGION_PREFIXES: &[&str] = &[
@@ -71,7 +62,7 @@ impl Endpoint {
         let model_id = prefixed_model_id(&provider.region, model_name, region_prefix);
         let base = base_url(provider);
         let op = if stream { "converse-stream" } else { "converse" };
-        let encoded = utf8_percent_encode(&model_id, LABEL).to_string();
+        let encoded = crate::model_id::encode(&model_id).to_string();
         Endpoint {
             display: format!("{base}{model_id}/{op}"),
             wire: format!("{base}{encoded}/{op}"),
@@ -102,7 +93,7 @@ impl Endpoint {
 /// assert!(check_model_id("..").is_err());
 /// ```
 pub fn check_model_id(model_id: &str) -> Result<(), ClientError> {
-    if matches!(model_id, "" | "." | "..") {
+    if !crate::model_id::is_segment(model_id) {
         return Err(ClientError::InvalidModelId {
             model_id: model_id.to_owned(),
         });

@@ -29,7 +29,6 @@
 
 use std::time::Duration;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use crate::client::auth::Auth;
@@ -38,16 +37,6 @@ use crate::client::endpoint::base_url;
 use crate::client::ClientError;
 use crate::config_file::{expand_env, home_dir, strip_json_comments};
 use crate::eventstream::Limits;
-
-/// How a model id is encoded in the upstream path: as the official SDKs encode a URI
-/// label (`:` becomes `%3A`, `/` becomes `%2F`). The dot-segment ids `.` and `..` are
-/// refused before this ([`ProxyConfig::model_id_allowed`]): no encoding of them
-/// survives URL normalisation (`%2e` is a dot too).
-pub(crate) const MODEL_ID_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// One client key: an id for logs and metrics, and the secret clients present.
 #[derive(Clone, PartialEq, Eq)]
@@ -345,12 +334,14 @@ impl ProxyConfig {
     /// empty, and not a dot segment (`.`, `..`), which URL parsers remove or resolve
     /// (`/model/../converse` is `/converse`) even when percent-encoded.
     pub fn model_id_allowed(model_id: &str) -> bool {
-        !matches!(model_id, "" | "." | "..")
+        crate::model_id::is_segment(model_id)
     }
 
     /// The upstream URL for a model id (as decoded from the request path) and operation.
     pub fn upstream_url(&self, model_id: &str, operation: &str) -> String {
-        let encoded = percent_encoding::utf8_percent_encode(model_id, MODEL_ID_ENCODE_SET);
+        // Encoded as the official SDKs encode a URI label (`:` is `%3A`, `/` is `%2F`);
+        // the dot-segment ids were refused before ([`ProxyConfig::model_id_allowed`]).
+        let encoded = crate::model_id::encode(model_id);
         format!("{}{encoded}/{operation}", self.upstream_base)
     }
 }

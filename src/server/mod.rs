@@ -455,7 +455,7 @@ impl MockBedrockHandle {
 
     /// The full URL of one operation for a model id (percent-encoded as SDKs do).
     pub fn operation_url(&self, model_id: &str, operation: Operation) -> String {
-        let id = percent_encoding::utf8_percent_encode(model_id, service::MODEL_ID_ENCODE);
+        let id = crate::model_id::encode(model_id);
         let op = match operation {
             Operation::Converse => "converse",
             Operation::ConverseStream => "converse-stream",

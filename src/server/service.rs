@@ -11,20 +11,12 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::Router;
 use bytes::{Bytes, BytesMut};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
 use super::events::Script;
 use super::scenario::{self, RequestView, Scenario};
 use super::{auth, validate, wait_for_shutdown, Operation, RecordedRequest, Shared};
-
-/// What SDKs leave unescaped in a model id path label (RFC 3986 unreserved).
-pub(crate) const MODEL_ID_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// Largest request body read (Bedrock's own limit is in the same range).
 const MAX_BODY: usize = 25 * 1024 * 1024;
