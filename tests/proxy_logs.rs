@@ -3,40 +3,17 @@
 
 #![cfg(feature = "proxy")]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
 
 use bedrock_converse::client::auth::{AwsCredentials, Secret};
 use bedrock_converse::proxy::{ClientKey, Proxy, ProxyConfig, UpstreamAuth};
 use bedrock_converse::server::MockBedrock;
+use common::Capture;
 
 const CLIENT_KEY: &str = "client-key-6b1f0e";
 const AKID: &str = "AKIDLOGTEST7788";
 const SECRET: &str = "secret-access-key-9c2d";
 const TOKEN: &str = "session-token-4a7e";
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn logs_usage_per_request_and_no_secret() {
@@ -110,7 +87,7 @@ async fn logs_usage_per_request_and_no_secret() {
         .collect();
     assert!(!signatures.is_empty(), "upstream requests were signed");
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("stream forwarded"), "{logs}");
     assert!(logs.contains("converse forwarded"), "{logs}");
     assert!(
