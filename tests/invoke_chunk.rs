@@ -80,8 +80,7 @@ fn every_stream_exception_is_typed() {
         ExceptionKind::ModelStreamError,
         ExceptionKind::Validation,
         ExceptionKind::Throttling,
-        // `converse::ExceptionKind` has no variant for it (yet): kept by name.
-        ExceptionKind::Other("modelTimeoutException".to_owned()),
+        ExceptionKind::ModelTimeout,
         ExceptionKind::ServiceUnavailable,
     ];
     let mut dec = ChunkDecoder::new();
@@ -242,4 +241,25 @@ fn every_byte_string_up_to_three_bytes_inside_bytes_never_panics() {
         }
     }
     assert_eq!(seen, alphabet.len().pow(4));
+}
+
+#[test]
+fn a_model_timeout_is_named_and_retryable() {
+    let kind = ExceptionKind::from_wire("modelTimeoutException");
+    assert_eq!(kind, ExceptionKind::ModelTimeout);
+    assert_eq!(kind.as_str(), "modelTimeoutException");
+    let exception = bedrock_converse::converse::ServiceException {
+        kind,
+        message: Some("took too long".to_owned()),
+        original_status_code: None,
+        original_message: None,
+        payload: bytes::Bytes::new(),
+    };
+    assert!(exception.is_retryable());
+    // A validation error is not.
+    let validation = bedrock_converse::converse::ServiceException {
+        kind: ExceptionKind::Validation,
+        ..exception
+    };
+    assert!(!validation.is_retryable());
 }

@@ -265,11 +265,14 @@ pub struct ServiceException {
 
 impl ServiceException {
     /// Whether retrying the request later may succeed (throttling, unavailable,
-    /// internal errors).
+    /// internal errors, a model timeout).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind,
-            ExceptionKind::Throttling | ExceptionKind::ServiceUnavailable | ExceptionKind::InternalServer
+            ExceptionKind::Throttling
+                | ExceptionKind::ServiceUnavailable
+                | ExceptionKind::InternalServer
+                | ExceptionKind::ModelTimeout
         )
     }
 }
@@ -307,6 +310,8 @@ pub enum ExceptionKind {
     InternalServer,
     /// `serviceUnavailableException`.
     ServiceUnavailable,
+    /// `modelTimeoutException` (InvokeModelWithResponseStream): the model took too long.
+    ModelTimeout,
     /// Any other exception type, as named on the wire.
     Other(String),
 }
@@ -325,6 +330,7 @@ impl ExceptionKind {
             ("validationException", ExceptionKind::Validation),
             ("internalServerException", ExceptionKind::InternalServer),
             ("serviceUnavailableException", ExceptionKind::ServiceUnavailable),
+            ("modelTimeoutException", ExceptionKind::ModelTimeout),
         ];
         for (wire, kind) in known {
             if lower_first(name, wire) {
@@ -342,6 +348,7 @@ impl ExceptionKind {
             ExceptionKind::Validation => "validationException",
             ExceptionKind::InternalServer => "internalServerException",
             ExceptionKind::ServiceUnavailable => "serviceUnavailableException",
+            ExceptionKind::ModelTimeout => "modelTimeoutException",
             ExceptionKind::Other(s) => s,
         }
     }

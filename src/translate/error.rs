@@ -200,6 +200,7 @@ impl ApiError {
                     ExceptionKind::InternalServer => ErrorClass::Server,
                     ExceptionKind::Validation => ErrorClass::InvalidRequest,
                     ExceptionKind::ModelStreamError => ErrorClass::ModelError,
+                    ExceptionKind::ModelTimeout => ErrorClass::Timeout,
                     _ => ErrorClass::Server,
                 };
                 ApiError::new(class, e.to_string())
