@@ -3,6 +3,8 @@
 
 #![cfg(feature = "proxy")]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,51 +13,13 @@ use tokio_util::codec::Decoder;
 
 use bedrock_converse::client::auth::Secret;
 use bedrock_converse::eventstream::{EventStreamCodec, Message, MessageBuilder};
-use bedrock_converse::proxy::{ClientKey, Proxy, ProxyConfig, Rejection, UpstreamAuth};
+use bedrock_converse::proxy::{ClientKey, ProxyConfig, Rejection, UpstreamAuth};
 use bedrock_converse::server::{MockBedrock, MockBedrockHandle};
 
 const CLIENT_KEY: &str = "client-secret-1";
 const UPSTREAM_KEY: &str = "upstream-secret";
 
-struct Gateway {
-    addr: SocketAddr,
-    proxy: Proxy,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Gateway {
-    async fn start(config: ProxyConfig) -> Gateway {
-        let proxy = Proxy::new(config).expect("proxy");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = proxy.clone();
-        tokio::spawn(async move {
-            let _ = serving
-                .serve(listener, async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Gateway {
-            addr,
-            proxy,
-            stop: Some(stop),
-        }
-    }
-
-    fn url(&self, model: &str, op: &str) -> String {
-        format!("http://{}/model/{model}/{op}", self.addr)
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
+use common::Gateway;
 
 fn config_for(upstream: &str) -> ProxyConfig {
     let mut c = ProxyConfig::new(

@@ -138,6 +138,56 @@ pub(crate) mod loopback {
     }
 }
 
+// ===== a gateway on loopback =====
+
+/// A gateway serving on 127.0.0.1 until dropped.
+#[cfg(feature = "proxy")]
+pub(crate) struct Gateway {
+    /// Where it listens.
+    pub(crate) addr: std::net::SocketAddr,
+    /// The gateway (for its metrics).
+    pub(crate) proxy: bedrock_converse::proxy::Proxy,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+#[cfg(feature = "proxy")]
+impl Gateway {
+    /// Starts `config` on a port the OS chose.
+    pub(crate) async fn start(config: bedrock_converse::proxy::ProxyConfig) -> Gateway {
+        let proxy = bedrock_converse::proxy::Proxy::new(config).expect("proxy");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = proxy.clone();
+        tokio::spawn(async move {
+            let _ = serving
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Gateway {
+            addr,
+            proxy,
+            stop: Some(stop),
+        }
+    }
+
+    /// The URL of `op` for `model`.
+    pub(crate) fn url(&self, model: &str, op: &str) -> String {
+        format!("http://{}/model/{model}/{op}", self.addr)
+    }
+}
+
+#[cfg(feature = "proxy")]
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 // ===== official Python SDKs =====
 
 /// The Python interpreter that has the official `openai`, `anthropic` and `boto3`
