@@ -52,4 +52,6 @@ pub mod server;
 #[cfg(feature = "translate")]
 pub mod translate;
 
-pub use eventstream::{EventStreamCodec, EventStreamError, Message};
+// No `Message` at the root: there are two (`eventstream::Message`, a frame, and
+// `converse::Message`, a conversation turn), and each is named by its module.
+pub use eventstream::{EventStreamCodec, EventStreamError};
