@@ -9,17 +9,15 @@
 //! `BEDROCK_CONVERSE_WRITE_FUZZ_SEEDS=1 cargo test --test fuzz_corpus_assemble`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+
+mod common;
+use common::{crate_dir, files_in};
 
 use serde_json::value::RawValue;
 
 include!("../fuzz/fuzz_targets/assemble_logic.rs");
 
 use assemble_logic::{encode, run, Raw, RAW_KINDS, TEMPLATES};
-
-fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The selector of a template by event type and a distinctive part of its payload.
 fn t(event_type: &str, contains: &str) -> u8 {
@@ -207,18 +205,6 @@ fn capture_inputs() -> Vec<(String, Vec<u8>, bool)> {
         out.push((path.display().to_string(), encode(1, &refs), complete));
     }
     out
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]

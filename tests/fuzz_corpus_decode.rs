@@ -9,15 +9,14 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::crate_dir;
+
 use bedrock_converse::eventstream::{HeaderValue, Limits, MessageBuilder};
 
 include!("../fuzz/fuzz_targets/decode_logic.rs");
 
 use decode_logic::{check_stream, run, small_limits, Chunking};
-
-fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Recomputes both CRCs of a frame whose lengths are right, so that only the
 /// deliberate defect is left.

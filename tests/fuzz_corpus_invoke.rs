@@ -6,15 +6,12 @@
 //! Write the seeds into the corpus with
 //! `BEDROCK_CONVERSE_WRITE_FUZZ_SEEDS=1 cargo test --test fuzz_corpus_invoke`.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{crate_dir, files_in};
 
 include!("../fuzz/fuzz_targets/invoke_logic.rs");
 
 use invoke_logic::{encode, run, RAW_KINDS, TEMPLATES};
-
-fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The selector of the template that starts with `prefix` (the rest of the template
 /// after `"type":"..."` disambiguates).
@@ -132,18 +129,6 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
     ]
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]

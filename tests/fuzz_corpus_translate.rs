@@ -6,15 +6,12 @@
 //! Write the seeds into the corpus with
 //! `BEDROCK_CONVERSE_WRITE_FUZZ_SEEDS=1 cargo test --features translate --test fuzz_corpus_translate`.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{crate_dir, files_in};
 
 include!("../fuzz/fuzz_targets/translate_request_logic.rs");
 
 use translate_request_logic::{run, Outcome};
-
-fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// (name, selector: 0 OpenAI / 1 Anthropic, body, expected outcome)
 fn seeds() -> Vec<(&'static str, u8, serde_json::Value, Outcome)> {
@@ -95,18 +92,6 @@ fn input(selector: u8, body: &serde_json::Value) -> Vec<u8> {
     let mut v = vec![selector];
     v.extend_from_slice(body.to_string().as_bytes());
     v
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]

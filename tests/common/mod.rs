@@ -188,6 +188,26 @@ impl Drop for Gateway {
     }
 }
 
+// ===== fuzz corpora =====
+
+/// The crate's root directory (where `fuzz/` is).
+pub(crate) fn crate_dir() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The files directly in `dir`, sorted; none when it does not exist.
+pub(crate) fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
 // ===== official Python SDKs =====
 
 /// The Python interpreter that has the official `openai`, `anthropic` and `boto3`
