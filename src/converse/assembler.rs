@@ -7,9 +7,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::{
-    BlockKind, ExceptionKind, Incomplete, Missing, OrderProblem, ServiceException, StreamError,
-};
+use super::error::{BlockKind, Incomplete, Missing, OrderProblem, ServiceException, StreamError};
 use super::event::{
     BlockDeltaWire, BlockStartWire, BlockStopWire, ContentBlockDelta, ContentBlockStart, IndexOnly,
     MessageStartWire, MessageStopWire, MetadataWire, StreamEvent,
@@ -1142,36 +1140,13 @@ impl StreamAssembler {
     }
 
     fn exception_frame(&mut self, exception_type: Option<&str>, payload: &[u8]) -> StreamError {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct ExceptionWire {
-            #[serde(default, alias = "Message")]
-            message: Option<String>,
-            #[serde(default)]
-            original_status_code: Option<u16>,
-            #[serde(default)]
-            original_message: Option<String>,
-        }
         let Some(name) = exception_type else {
             return StreamError::MissingHeader {
                 header: ":exception-type",
                 message_type: Some("exception".to_owned()),
             };
         };
-        let wire = serde_json::from_slice::<ExceptionWire>(payload).ok();
-        let (message, original_status_code, original_message) = match wire {
-            Some(w) => (w.message, w.original_status_code, w.original_message),
-            // Not the JSON we expect: keep the text as the message.
-            None if !payload.is_empty() => (Some(String::from_utf8_lossy(payload).into_owned()), None, None),
-            None => (None, None, None),
-        };
-        let exception = ServiceException {
-            kind: ExceptionKind::from_wire(name),
-            message,
-            original_status_code,
-            original_message,
-            payload: bytes::Bytes::copy_from_slice(payload),
-        };
+        let exception = ServiceException::from_wire(name, payload);
         self.exception = Some(exception.clone());
         StreamError::Service(exception)
     }

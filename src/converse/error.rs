@@ -264,6 +264,38 @@ pub struct ServiceException {
 }
 
 impl ServiceException {
+    /// Reads an exception frame: its `:exception-type` and its JSON payload (`message`,
+    /// `originalStatusCode`, `originalMessage`). A payload that is not that JSON is kept
+    /// as the message text; the raw payload is kept either way.
+    pub fn from_wire(exception_type: &str, payload: &[u8]) -> ServiceException {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ExceptionWire {
+            #[serde(default, alias = "Message")]
+            message: Option<String>,
+            #[serde(default)]
+            original_status_code: Option<u16>,
+            #[serde(default)]
+            original_message: Option<String>,
+        }
+        let (message, original_status_code, original_message) =
+            match serde_json::from_slice::<ExceptionWire>(payload) {
+                Ok(w) => (w.message, w.original_status_code, w.original_message),
+                // Not the JSON we expect: keep the text as the message.
+                Err(_) if !payload.is_empty() => {
+                    (Some(String::from_utf8_lossy(payload).into_owned()), None, None)
+                }
+                Err(_) => (None, None, None),
+            };
+        ServiceException {
+            kind: ExceptionKind::from_wire(exception_type),
+            message,
+            original_status_code,
+            original_message,
+            payload: Bytes::copy_from_slice(payload),
+        }
+    }
+
     /// Whether retrying the request later may succeed (throttling, unavailable,
     /// internal errors, a model timeout).
     pub fn is_retryable(&self) -> bool {

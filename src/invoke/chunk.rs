@@ -5,10 +5,9 @@ use std::borrow::Cow;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
-use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::converse::{ExceptionKind, ServiceException};
+use crate::converse::ServiceException;
 use crate::eventstream::{Frame, Message};
 
 use super::error::{ChunkProblem, InvokeError};
@@ -198,36 +197,10 @@ impl ChunkDecoder {
 
 /// Reads an exception frame into [`InvokeError::Service`] (or a missing-header error).
 fn service_exception(frame: &Frame<'_>) -> InvokeError {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct ExceptionWire {
-        #[serde(default, alias = "Message")]
-        message: Option<String>,
-        #[serde(default)]
-        original_status_code: Option<u16>,
-        #[serde(default)]
-        original_message: Option<String>,
-    }
     let Some(name) = frame.exception_type() else {
         return InvokeError::MissingHeader {
             header: ":exception-type",
         };
     };
-    let payload = frame.payload();
-    let (message, original_status_code, original_message) =
-        match serde_json::from_slice::<ExceptionWire>(payload) {
-            Ok(w) => (w.message, w.original_status_code, w.original_message),
-            // Not the JSON we expect: keep the text as the message.
-            Err(_) if !payload.is_empty() => {
-                (Some(String::from_utf8_lossy(payload).into_owned()), None, None)
-            }
-            Err(_) => (None, None, None),
-        };
-    InvokeError::Service(ServiceException {
-        kind: ExceptionKind::from_wire(name),
-        message,
-        original_status_code,
-        original_message,
-        payload: Bytes::copy_from_slice(payload),
-    })
+    InvokeError::Service(ServiceException::from_wire(name, frame.payload()))
 }
