@@ -164,10 +164,10 @@ fn hard_streams_allocations_per_event() {
     );
     let mixed = per_event("hard mixed", &corpus::mixed_stream(23));
     assert!(text <= 0.05, "text: {text} allocations per event");
-    // The target is 0.1; this stream is at 0.134 (its 12 tool calls take four
-    // allocations each: id, name, input, and serde_json's nesting stack while the input
-    // is checked), so the bound asserted is the measured one, not yet the target.
-    assert!(tool <= 0.14, "tool: {tool} allocations per event");
+    // Its 12 tool calls take three allocations each (id, name, input buffer): the input
+    // is checked without an allocation (`converse/json_check.rs`), and `metadata`
+    // (usage with `cacheDetails`, metrics) is read without serde's flatten buffering.
+    assert!(tool <= 0.1, "tool: {tool} allocations per event");
     assert!(mixed <= 0.1, "mixed: {mixed} allocations per event");
 }
 
@@ -179,8 +179,11 @@ fn allocations_do_not_grow_with_deltas() {
         println!("{deltas} escape-heavy text deltas: {allocs} allocations + {reallocs} reallocations");
         (allocs, reallocs)
     };
-    let (small, small_re) = count(10);
-    let (large, large_re) = count(10_000);
+    // The counts are process-wide and the test harness's own threads allocate now and
+    // then (collecting another test's result): the least of three runs is this code's.
+    let least = |deltas: usize| (0..3).map(|_| count(deltas)).min().expect("three runs");
+    let (small, small_re) = least(10);
+    let (large, large_re) = least(10_000);
     // The same allocations for 10 deltas as for 10,000; only the block's text buffer
     // (and the read buffer) grow, by doubling: a few reallocations, not one per delta.
     assert_eq!(small, large);

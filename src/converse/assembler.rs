@@ -13,6 +13,7 @@ use super::event::{
     MessageStartWire, MessageStopWire, MetadataWire, StreamEvent,
 };
 use super::json::{self, FastDelta, FastKind};
+use super::json_check;
 use super::types::{
     Blob, Citation, CitationGeneratedContent, CitationsContentBlock, ContentBlock, ConverseMetrics,
     ConverseOutput, ConverseResponse, Extra, ImageBlock, MediaSource, Message, ReasoningContentBlock,
@@ -408,9 +409,11 @@ fn tool_input(input: String, checked: bool) -> ToolInput {
     }
 }
 
-/// Checks that `text` is one JSON value, building no tree.
+/// Checks that `text` is one JSON value, building no tree and, on the usual path,
+/// allocating nothing: serde_json is asked only when the allocation-free checker says
+/// no (for the error, or for what that checker leaves to it).
 fn check_json(text: &str) -> Result<(), serde_json::Error> {
-    if text.trim_start().is_empty() {
+    if text.trim_start().is_empty() || json_check::is_one_value(text) {
         return Ok(());
     }
     serde_json::from_str::<IgnoredAny>(text).map(|_| ())

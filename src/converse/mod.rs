@@ -70,14 +70,15 @@ mod assembler;
 mod error;
 mod event;
 mod json;
+mod json_check;
 mod types;
 
 pub use assembler::{BlockState, StreamAssembler, ToolUseState};
 pub use error::{BlockKind, ExceptionKind, Incomplete, Missing, OrderProblem, ServiceException, StreamError};
 pub use event::{ContentBlockDelta, ContentBlockStart, ImageDelta, StreamEvent};
 pub use types::{
-    Blob, CachePointBlock, Citation, CitationGeneratedContent, CitationSourceContent, CitationsContentBlock,
-    ContentBlock, ConverseMetrics, ConverseOutput, ConverseResponse, DocumentBlock, Extra, ImageBlock,
-    MediaSource, Message, ReasoningContentBlock, ReasoningTextBlock, Role, S3Location, StopReason,
-    TokenUsage, ToolInput, ToolResultBlock, ToolResultContentBlock, ToolUseBlock,
+    Blob, CacheDetail, CachePointBlock, Citation, CitationGeneratedContent, CitationSourceContent,
+    CitationsContentBlock, ContentBlock, ConverseMetrics, ConverseOutput, ConverseResponse, DocumentBlock,
+    Extra, ImageBlock, MediaSource, Message, ReasoningContentBlock, ReasoningTextBlock, Role, S3Location,
+    StopReason, TokenUsage, ToolInput, ToolResultBlock, ToolResultContentBlock, ToolUseBlock,
 };
