@@ -240,6 +240,36 @@ async fn reasoning_stream() {
     server.shutdown().await.expect("shutdown");
 }
 
+/// Streamed citations reach the caller with their data (not only a name), and the
+/// assembled response keeps them with the text they cite.
+#[tokio::test]
+async fn citations_stream_carries_the_citation() {
+    let server = start().await;
+    let client = client_for(&server);
+    let stream = stream_hello(&client, "bedrock/mock.citations")
+        .await
+        .expect("head");
+    let (events, result, _) = drain(stream).await;
+    let r = result.expect("complete");
+    let streamed: Vec<serde_json::Value> = events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Citation { citation, .. } => Some(serde_json::to_value(citation).expect("json")),
+            _ => None,
+        })
+        .collect();
+    assert!(!streamed.is_empty(), "{events:?}");
+    let assembled = serde_json::to_value(&r).expect("json").to_string();
+    for c in &streamed {
+        let title = c
+            .pointer("/title")
+            .or_else(|| c.pointer("/location"))
+            .expect("a citation member");
+        assert!(assembled.contains(&title.to_string()), "{c} not in {assembled}");
+    }
+    server.shutdown().await.expect("shutdown");
+}
+
 fn tool_params() -> RequestParams {
     RequestParams {
         tools: vec![

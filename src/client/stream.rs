@@ -21,8 +21,8 @@ use tokio_util::codec::Decoder;
 
 use super::error::{ClientError, TimeoutKind};
 use crate::converse::{
-    Blob, ContentBlockDelta, ContentBlockStart, ConverseMetrics, ConverseResponse, Role, StopReason,
-    StreamAssembler, StreamError, StreamEvent, TokenUsage,
+    Blob, Citation, ContentBlockDelta, ContentBlockStart, ConverseMetrics, ConverseResponse, Role,
+    StopReason, StreamAssembler, StreamError, StreamEvent, TokenUsage, ToolUseState,
 };
 use crate::eventstream::{EventStreamCodec, EventStreamError, Message, PRELUDE_LEN};
 
@@ -134,7 +134,15 @@ pub enum ChatEvent {
         /// Latency.
         metrics: Option<ConverseMetrics>,
     },
-    /// An event of another kind (citations, unknown types), by name.
+    /// A citation for the text of block `index` (also kept in the assembled
+    /// response's `citationsContent` block).
+    Citation {
+        /// The content block.
+        index: u32,
+        /// The citation, as the model sent it.
+        citation: Box<Citation>,
+    },
+    /// An event of another kind (server tool results, images, unknown types), by name.
     Other {
         /// The content block, for block events.
         index: Option<u32>,
@@ -170,8 +178,6 @@ pub struct ConverseStream {
     /// Set when the assembler was consumed by `finish`.
     finished: Option<ConverseResponse>,
     pending: VecDeque<ChatEvent>,
-    /// Tool blocks: index, id, name (few; linear search).
-    tools: Vec<(u32, String, String)>,
     idle: Duration,
     idle_timer: Pin<Box<Sleep>>,
     total: Option<(Duration, Pin<Box<Sleep>>)>,
@@ -209,7 +215,6 @@ impl ConverseStream {
             assembler: Some(StreamAssembler::new()),
             finished: None,
             pending: VecDeque::new(),
-            tools: Vec::new(),
             idle,
             idle_timer: Box::pin(tokio::time::sleep(idle)),
             total: total.map(|(d, at)| (d, Box::pin(tokio::time::sleep_until(at)))),
@@ -326,104 +331,29 @@ impl ConverseStream {
         };
         match event {
             StreamEvent::MessageStart { role } => self.pending.push_back(ChatEvent::MessageStart { role }),
-            StreamEvent::ContentBlockStart { index, start } => match start {
-                ContentBlockStart::ToolUse {
-                    tool_use_id, name, ..
-                } => {
-                    let (id, name) = (tool_use_id.into_owned(), name.into_owned());
-                    self.tools.push((index, id.clone(), name.clone()));
-                    self.pending
-                        .push_back(ChatEvent::ToolCallStart { index, id, name });
+            StreamEvent::ContentBlockStart { index, start } => {
+                if let Some(ev) = start_event(index, start) {
+                    self.pending.push_back(ev);
                 }
-                ContentBlockStart::Empty => {}
-                ContentBlockStart::Unknown { kind, .. } => self.pending.push_back(ChatEvent::Other {
-                    index: Some(index),
-                    kind: kind.into_owned(),
-                }),
-                ContentBlockStart::ToolResult { .. } => self.pending.push_back(ChatEvent::Other {
-                    index: Some(index),
-                    kind: "toolResult".into(),
-                }),
-                ContentBlockStart::Image { .. } => self.pending.push_back(ChatEvent::Other {
-                    index: Some(index),
-                    kind: "image".into(),
-                }),
-            },
+            }
             StreamEvent::ContentBlockDelta { index, delta } => {
-                let grown = match &delta {
-                    ContentBlockDelta::Text(t) | ContentBlockDelta::ReasoningText(t) => t.len(),
-                    ContentBlockDelta::ToolUseInput(f) => f.len(),
-                    ContentBlockDelta::ReasoningSignature(s) => s.len(),
-                    _ => msg.payload().len(),
-                };
-                self.assembled = self.assembled.saturating_add(grown);
-                let ev = match delta {
-                    ContentBlockDelta::Text(t) => ChatEvent::TextDelta {
-                        index,
-                        text: t.into_owned(),
-                    },
-                    ContentBlockDelta::ToolUseInput(f) => {
-                        if f.is_empty() {
-                            return Ok(());
-                        }
-                        let (id, name) = self
-                            .tools
-                            .iter()
-                            .rev()
-                            .find(|(i, _, _)| *i == index)
-                            .map(|(_, id, name)| (id.clone(), name.clone()))
-                            .unwrap_or_default();
-                        ChatEvent::ToolCallDelta {
-                            index,
-                            id,
-                            name,
-                            fragment: f.into_owned(),
-                        }
+                self.assembled = self.assembled.saturating_add(delta_len(&delta, msg));
+                if let Some(mut ev) = delta_event(index, delta) {
+                    // The delta is owned now: the assembler names the call.
+                    if let (ChatEvent::ToolCallDelta { id, name, .. }, Some(tool)) =
+                        (&mut ev, assembler.tool_use(index))
+                    {
+                        tool.tool_use_id.clone_into(id);
+                        tool.name.clone_into(name);
                     }
-                    ContentBlockDelta::ReasoningText(t) => ChatEvent::ReasoningDelta {
-                        index,
-                        text: t.into_owned(),
-                    },
-                    ContentBlockDelta::ReasoningSignature(s) => ChatEvent::ReasoningSignature {
-                        index,
-                        signature: s.into_owned(),
-                    },
-                    ContentBlockDelta::ReasoningRedacted(data) => {
-                        ChatEvent::ReasoningRedacted { index, data }
-                    }
-                    ContentBlockDelta::Citation(_) => ChatEvent::Other {
-                        index: Some(index),
-                        kind: "citation".into(),
-                    },
-                    ContentBlockDelta::Unknown { kind, .. } => ChatEvent::Other {
-                        index: Some(index),
-                        kind: kind.into_owned(),
-                    },
-                    ContentBlockDelta::ToolResult(_) => ChatEvent::Other {
-                        index: Some(index),
-                        kind: "toolResult".into(),
-                    },
-                    ContentBlockDelta::Image(_) => ChatEvent::Other {
-                        index: Some(index),
-                        kind: "image".into(),
-                    },
-                };
-                self.pending.push_back(ev);
+                    self.pending.push_back(ev);
+                }
             }
             StreamEvent::ContentBlockStop { index } => {
-                if let Some(pos) = self.tools.iter().position(|(i, _, _)| *i == index) {
-                    let (_, id, name) = self.tools.swap_remove(pos);
-                    let raw = assembler.tool_input_raw(index).unwrap_or_default();
-                    // The assembler already checked the JSON at this stop.
-                    let input = if raw.trim().is_empty() {
-                        Value::Object(serde_json::Map::new())
-                    } else {
-                        serde_json::from_str(raw).unwrap_or(Value::String(raw.to_string()))
-                    };
-                    self.pending.push_back(ChatEvent::ToolCall {
-                        index,
-                        call: ToolCall { id, name, input },
-                    });
+                // The assembler has checked the input at this stop; it is the one
+                // source of the call's id, name and input.
+                if let Some(call) = assembler.tool_use(index).and_then(|t| finished_call(&t)) {
+                    self.pending.push_back(ChatEvent::ToolCall { index, call });
                 }
                 self.pending.push_back(ChatEvent::BlockStop { index });
             }
@@ -479,6 +409,91 @@ impl ConverseStream {
             Err(e) => Err(ClientError::Stream(e)),
         }
     }
+}
+
+/// The caller's event for a `contentBlockStart` (`None` for an empty start).
+fn start_event(index: u32, start: ContentBlockStart<'_>) -> Option<ChatEvent> {
+    let kind = match start {
+        ContentBlockStart::ToolUse {
+            tool_use_id, name, ..
+        } => {
+            return Some(ChatEvent::ToolCallStart {
+                index,
+                id: tool_use_id.into_owned(),
+                name: name.into_owned(),
+            })
+        }
+        ContentBlockStart::Empty => return None,
+        ContentBlockStart::Unknown { kind, .. } => kind.into_owned(),
+        ContentBlockStart::ToolResult { .. } => "toolResult".into(),
+        ContentBlockStart::Image { .. } => "image".into(),
+    };
+    Some(ChatEvent::Other {
+        index: Some(index),
+        kind,
+    })
+}
+
+/// How much a delta adds to what the stream assembles (the payload's length for the
+/// kinds that are not text).
+fn delta_len(delta: &ContentBlockDelta<'_>, msg: &Message) -> usize {
+    match delta {
+        ContentBlockDelta::Text(t) | ContentBlockDelta::ReasoningText(t) => t.len(),
+        ContentBlockDelta::ToolUseInput(f) => f.len(),
+        ContentBlockDelta::ReasoningSignature(s) => s.len(),
+        _ => msg.payload().len(),
+    }
+}
+
+/// The caller's event for a `contentBlockDelta`, owned (`None` for an empty tool
+/// fragment). A tool fragment's id and name are left empty for the caller to fill in
+/// from the assembler.
+fn delta_event(index: u32, delta: ContentBlockDelta<'_>) -> Option<ChatEvent> {
+    let other = |kind: &str| ChatEvent::Other {
+        index: Some(index),
+        kind: kind.to_owned(),
+    };
+    Some(match delta {
+        ContentBlockDelta::Text(t) => ChatEvent::TextDelta {
+            index,
+            text: t.into_owned(),
+        },
+        ContentBlockDelta::ToolUseInput(f) => {
+            if f.is_empty() {
+                return None;
+            }
+            ChatEvent::ToolCallDelta {
+                index,
+                id: String::new(),
+                name: String::new(),
+                fragment: f.into_owned(),
+            }
+        }
+        ContentBlockDelta::ReasoningText(t) => ChatEvent::ReasoningDelta {
+            index,
+            text: t.into_owned(),
+        },
+        ContentBlockDelta::ReasoningSignature(s) => ChatEvent::ReasoningSignature {
+            index,
+            signature: s.into_owned(),
+        },
+        ContentBlockDelta::ReasoningRedacted(data) => ChatEvent::ReasoningRedacted { index, data },
+        ContentBlockDelta::Citation(citation) => ChatEvent::Citation { index, citation },
+        ContentBlockDelta::Unknown { kind, .. } => other(&kind),
+        ContentBlockDelta::ToolResult(_) => other("toolResult"),
+        ContentBlockDelta::Image(_) => other("image"),
+    })
+}
+
+/// A stopped tool block as the caller's [`ToolCall`], its input parsed from the text
+/// the assembler checked.
+fn finished_call(tool: &ToolUseState<'_>) -> Option<ToolCall> {
+    let input = tool.input()?;
+    Some(ToolCall {
+        id: tool.tool_use_id.to_owned(),
+        name: tool.name.to_owned(),
+        input: input.to_value(),
+    })
 }
 
 impl Stream for ConverseStream {
