@@ -1,14 +1,19 @@
 //! Agreement with the official AWS SDK: random Bedrock-like ConverseStream bodies are
 //! served from a loopback HTTP/1.1 server to `aws-sdk-bedrockruntime`'s
 //! `converse_stream()`, and the same bytes are decoded and assembled by this crate.
-//! Text, tool calls, reasoning, stop reason and usage must be identical (and equal to
-//! what was generated).
+//! Text, tool calls, reasoning, server tool results, images, citations, stop reason and
+//! usage must be identical (and equal to what was generated). Strings carry every JSON
+//! escape, and one case in two writes each delta's members in another order.
 
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_bedrockruntime::types as aws;
-use bedrock_converse::converse::{ContentBlock, ConverseResponse, ReasoningContentBlock, StreamAssembler};
+use base64::Engine as _;
+use bedrock_converse::converse::{
+    ContentBlock, ConverseResponse, MediaSource, ReasoningContentBlock, StreamAssembler,
+    ToolResultContentBlock,
+};
 use bedrock_converse::eventstream::{EventStreamCodec, MessageBuilder};
 use bytes::BytesMut;
 use proptest::prelude::*;
@@ -23,9 +28,34 @@ use tokio_util::codec::{Decoder, Encoder};
 #[derive(Debug, Clone, PartialEq)]
 enum Block {
     Text(String),
-    Tool { id: String, name: String, input: Value },
-    Reasoning { text: String, signature: Option<String> },
+    Tool {
+        id: String,
+        name: String,
+        input: Value,
+    },
+    Reasoning {
+        text: String,
+        signature: Option<String>,
+    },
+    /// A server tool's result: id, status, items as `{"text": ..}` / `{"json": ..}`.
+    ToolResult {
+        id: String,
+        status: Option<String>,
+        items: Vec<Value>,
+    },
+    Image {
+        format: String,
+        bytes: Vec<u8>,
+    },
+    /// Text with the citations streamed for it.
+    Cited {
+        text: String,
+        citations: Vec<Cite>,
+    },
 }
+
+/// A citation: title, source, cited passages, `documentChar` start and end.
+type Cite = (Option<String>, Option<String>, Vec<String>, Option<(i64, i64)>);
 
 #[derive(Debug, Clone, PartialEq)]
 struct Outcome {
@@ -104,6 +134,12 @@ enum Spec {
     /// id, name, input, where to cut the serialized input (fractions of its chars).
     Tool(String, String, Value, Vec<usize>),
     Reasoning(Vec<String>, String),
+    /// id, status, items (text or a JSON document).
+    ToolResult(String, &'static str, Vec<Value>),
+    /// format, the bytes of each delta.
+    Image(&'static str, Vec<Vec<u8>>),
+    /// text deltas, then a citation after each of them.
+    Cited(Vec<String>, Vec<Cite>),
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +149,34 @@ struct Case {
     usage: (i32, i32, Option<i32>, Option<i32>),
     escape_bits: Vec<bool>,
     interleave_tools: bool,
+    /// Members of each delta payload in another order, padding first.
+    shuffle: bool,
+}
+
+/// JSON without floats (the SDK reads numbers into its own `Document`).
+fn plain_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i32>().prop_map(|n| json!(n)),
+        text().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(2, 12, 3, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..3)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn cite() -> impl Strategy<Value = Cite> {
+    (
+        proptest::option::of(text()),
+        proptest::option::of("[a-z]{1,12}"),
+        proptest::collection::vec(text(), 0..3),
+        proptest::option::of((0..1000i64, 0..1000i64)),
+    )
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
@@ -128,6 +192,27 @@ fn spec() -> impl Strategy<Value = Spec> {
             .prop_map(|(id, name, input, cuts)| Spec::Tool(id, name, input, cuts)),
         1 => (proptest::collection::vec(text(), 1..4), "[A-Za-z0-9+/]{20,60}={0,2}")
             .prop_map(|(t, s)| Spec::Reasoning(t, s)),
+        1 => (
+            "srvtoolu_[A-Za-z0-9]{6,16}",
+            proptest::sample::select(vec!["success", "error"]),
+            proptest::collection::vec(
+                prop_oneof![
+                    text().prop_map(|t| json!({"text": t})),
+                    // An object, as tool results are (the SDK reads `"json": null`
+                    // as no member at all).
+                    plain_json().prop_map(|v| json!({"json": {"result": v}})),
+                ],
+                1..4,
+            ),
+        )
+            .prop_map(|(id, status, items)| Spec::ToolResult(id, status, items)),
+        1 => (
+            proptest::sample::select(vec!["png", "jpeg", "gif", "webp"]),
+            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..64), 1..4),
+        )
+            .prop_map(|(format, parts)| Spec::Image(format, parts)),
+        1 => (proptest::collection::vec(text(), 1..4), proptest::collection::vec(cite(), 1..3))
+            .prop_map(|(t, c)| Spec::Cited(t, c)),
     ]
 }
 
@@ -143,14 +228,16 @@ fn case() -> impl Strategy<Value = Case> {
         ),
         proptest::collection::vec(any::<bool>(), 1..17),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(specs, stop_reason, usage, escape_bits, interleave_tools)| Case {
+            |(specs, stop_reason, usage, escape_bits, interleave_tools, shuffle)| Case {
                 specs,
                 stop_reason,
                 usage,
                 escape_bits,
                 interleave_tools,
+                shuffle,
             },
         )
 }
@@ -173,6 +260,70 @@ fn cut(s: &str, cuts: &[usize]) -> Vec<String> {
     out
 }
 
+/// Server tool result items as a finished block holds them: a text item continues the
+/// text item before it, as text deltas do (the SDK hands over each delta's items as
+/// they came; the fold is the assembler's documented choice).
+fn fold_items(items: Vec<Value>) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for item in items {
+        match (out.last_mut().and_then(|l| l.get_mut("text")), item.get("text")) {
+            (Some(Value::String(prev)), Some(Value::String(t))) => prev.push_str(t),
+            _ => out.push(item),
+        }
+    }
+    out
+}
+
+/// A `contentBlockDelta` payload: `delta` is the JSON of its one member; `shuffle` puts
+/// the padding first and the index last.
+fn delta_payload(index: usize, delta: &str, shuffle: bool) -> String {
+    if shuffle {
+        format!(r#"{{"p":"abcdefg","delta":{{{delta}}},"contentBlockIndex":{index}}}"#)
+    } else {
+        format!(r#"{{"contentBlockIndex":{index},"delta":{{{delta}}},"p":"abcd"}}"#)
+    }
+}
+
+/// A JSON value written with `esc` for every string (keys stay plain).
+fn write_json(v: &Value, esc: &dyn Fn(&str) -> String) -> String {
+    match v {
+        Value::String(s) => esc(s),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(|x| write_json(x, esc)).collect::<Vec<_>>().join(",")
+        ),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, x)| format!("\"{k}\":{}", write_json(x, esc)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The `citation` delta member of `c`.
+fn citation_json(c: &Cite, esc: &dyn Fn(&str) -> String) -> String {
+    let mut members = Vec::new();
+    if let Some(t) = &c.0 {
+        members.push(format!("\"title\":{}", esc(t)));
+    }
+    if let Some(s) = &c.1 {
+        members.push(format!("\"source\":{}", esc(s)));
+    }
+    if !c.2.is_empty() {
+        let parts: Vec<String> = c.2.iter().map(|t| format!("{{\"text\":{}}}", esc(t))).collect();
+        members.push(format!("\"sourceContent\":[{}]", parts.join(",")));
+    }
+    if let Some((start, end)) = c.3 {
+        members.push(format!(
+            r#""location":{{"documentChar":{{"documentIndex":0,"start":{start},"end":{end}}}}}"#
+        ));
+    }
+    format!(r#""citation":{{{}}}"#, members.join(","))
+}
+
 /// The event-stream body and the outcome both decoders must produce.
 fn encode(case: &Case) -> (Vec<u8>, Outcome) {
     let esc = |s: &str| json_string(s, &case.escape_bits);
@@ -188,9 +339,10 @@ fn encode(case: &Case) -> (Vec<u8>, Outcome) {
                 if let Some(f) = frags.get(round) {
                     events.push((
                         "contentBlockDelta",
-                        format!(
-                            r#"{{"contentBlockIndex":{index},"delta":{{"toolUse":{{"input":{}}}}}}}"#,
-                            esc(f)
+                        delta_payload(
+                            *index,
+                            &format!(r#""toolUse":{{"input":{}}}"#, esc(f)),
+                            case.shuffle,
                         ),
                     ));
                 }
@@ -212,10 +364,7 @@ fn encode(case: &Case) -> (Vec<u8>, Outcome) {
                 for c in chunks {
                     events.push((
                         "contentBlockDelta",
-                        format!(
-                            r#"{{"contentBlockIndex":{index},"delta":{{"text":{}}},"p":"abcd"}}"#,
-                            esc(c)
-                        ),
+                        delta_payload(index, &format!(r#""text":{}"#, esc(c)), case.shuffle),
                     ));
                 }
                 events.push(("contentBlockStop", format!(r#"{{"contentBlockIndex":{index}}}"#)));
@@ -225,9 +374,10 @@ fn encode(case: &Case) -> (Vec<u8>, Outcome) {
                 for c in chunks {
                     events.push((
                         "contentBlockDelta",
-                        format!(
-                            r#"{{"contentBlockIndex":{index},"delta":{{"reasoningContent":{{"text":{}}}}}}}"#,
-                            esc(c)
+                        delta_payload(
+                            index,
+                            &format!(r#""reasoningContent":{{"text":{}}}"#, esc(c)),
+                            case.shuffle,
                         ),
                     ));
                 }
@@ -239,6 +389,60 @@ fn encode(case: &Case) -> (Vec<u8>, Outcome) {
                 blocks.push(Block::Reasoning {
                     text: chunks.concat(),
                     signature: Some(sig.clone()),
+                });
+            }
+            Spec::ToolResult(id, status, items) => {
+                events.push((
+                    "contentBlockStart",
+                    format!(
+                        r#"{{"contentBlockIndex":{index},"start":{{"toolResult":{{"toolUseId":{},"type":"web_search_result","status":"{status}"}}}}}}"#,
+                        esc(id)
+                    ),
+                ));
+                for item in items {
+                    let delta = format!(r#""toolResult":[{}]"#, write_json(item, &esc));
+                    events.push(("contentBlockDelta", delta_payload(index, &delta, case.shuffle)));
+                }
+                events.push(("contentBlockStop", format!(r#"{{"contentBlockIndex":{index}}}"#)));
+                blocks.push(Block::ToolResult {
+                    id: id.clone(),
+                    status: Some((*status).to_owned()),
+                    items: fold_items(items.clone()),
+                });
+            }
+            Spec::Image(format, parts) => {
+                events.push((
+                    "contentBlockStart",
+                    format!(r#"{{"contentBlockIndex":{index},"start":{{"image":{{"format":"{format}"}}}}}}"#),
+                ));
+                for part in parts {
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(part);
+                    let delta = format!(r#""image":{{"source":{{"bytes":"{b64}"}}}}"#);
+                    events.push(("contentBlockDelta", delta_payload(index, &delta, case.shuffle)));
+                }
+                events.push(("contentBlockStop", format!(r#"{{"contentBlockIndex":{index}}}"#)));
+                blocks.push(Block::Image {
+                    format: (*format).to_owned(),
+                    bytes: parts.concat(),
+                });
+            }
+            Spec::Cited(chunks, cites) => {
+                for (i, c) in chunks.iter().enumerate() {
+                    let delta = format!(r#""text":{}"#, esc(c));
+                    events.push(("contentBlockDelta", delta_payload(index, &delta, case.shuffle)));
+                    if let Some(cite) = cites.get(i) {
+                        let delta = citation_json(cite, &esc);
+                        events.push(("contentBlockDelta", delta_payload(index, &delta, case.shuffle)));
+                    }
+                }
+                for cite in cites.iter().skip(chunks.len()) {
+                    let delta = citation_json(cite, &esc);
+                    events.push(("contentBlockDelta", delta_payload(index, &delta, case.shuffle)));
+                }
+                events.push(("contentBlockStop", format!(r#"{{"contentBlockIndex":{index}}}"#)));
+                blocks.push(Block::Cited {
+                    text: chunks.concat(),
+                    citations: cites.clone(),
                 });
             }
             Spec::Tool(id, name, input, cuts) => {
@@ -338,6 +542,46 @@ fn ours(body: &[u8]) -> Outcome {
                 text: t.text.clone(),
                 signature: t.signature.clone(),
             },
+            ContentBlock::ToolResult(t) => Block::ToolResult {
+                id: t.tool_use_id.clone(),
+                status: t.status.clone(),
+                items: t
+                    .content
+                    .iter()
+                    .map(|item| match item {
+                        ToolResultContentBlock::Text(s) => json!({"text": s}),
+                        ToolResultContentBlock::Json(v) => json!({"json": v}),
+                        other => panic!("unexpected tool result item {other:?}"),
+                    })
+                    .collect(),
+            },
+            ContentBlock::Image(i) => Block::Image {
+                format: i.format.clone(),
+                bytes: match &i.source {
+                    MediaSource::Bytes(b) => b.as_bytes().to_vec(),
+                    other => panic!("unexpected image source {other:?}"),
+                },
+            },
+            ContentBlock::CitationsContent(c) => Block::Cited {
+                text: c.content.iter().filter_map(|g| g.text.as_deref()).collect(),
+                citations: c
+                    .citations
+                    .iter()
+                    .map(|c| {
+                        let at = |k: &str| {
+                            c.location
+                                .as_ref()
+                                .and_then(|l| l.pointer(&format!("/documentChar/{k}"))?.as_i64())
+                        };
+                        (
+                            c.title.clone(),
+                            c.source.clone(),
+                            c.source_content.iter().filter_map(|s| s.text.clone()).collect(),
+                            at("start").zip(at("end")),
+                        )
+                    })
+                    .collect(),
+            },
             other => panic!("unexpected block {other:?}"),
         })
         .collect();
@@ -378,6 +622,9 @@ async fn sdk(client: &aws_sdk_bedrockruntime::Client) -> Outcome {
         text: Option<String>,
         reasoning: Option<(String, Option<String>)>,
         tool: Option<(String, String, String)>,
+        tool_result: Option<(String, Option<String>, Vec<Value>)>,
+        image: Option<(String, Vec<u8>)>,
+        citations: Vec<Cite>,
     }
     let mut accs: Vec<Acc> = Vec::new();
     let slot = |accs: &mut Vec<Acc>, i: i32| -> usize {
@@ -393,8 +640,18 @@ async fn sdk(client: &aws_sdk_bedrockruntime::Client) -> Outcome {
         match event {
             aws::ConverseStreamOutput::ContentBlockStart(e) => {
                 let i = slot(&mut accs, e.content_block_index());
-                if let Some(aws::ContentBlockStart::ToolUse(t)) = e.start() {
-                    accs[i].tool = Some((t.tool_use_id().to_owned(), t.name().to_owned(), String::new()));
+                match e.start() {
+                    Some(aws::ContentBlockStart::ToolUse(t)) => {
+                        accs[i].tool = Some((t.tool_use_id().to_owned(), t.name().to_owned(), String::new()))
+                    }
+                    Some(aws::ContentBlockStart::ToolResult(t)) => {
+                        let status = t.status().map(|s| s.as_str().to_owned());
+                        accs[i].tool_result = Some((t.tool_use_id().to_owned(), status, Vec::new()));
+                    }
+                    Some(aws::ContentBlockStart::Image(t)) => {
+                        accs[i].image = Some((t.format().as_str().to_owned(), Vec::new()))
+                    }
+                    other => panic!("{other:?}"),
                 }
             }
             aws::ConverseStreamOutput::ContentBlockDelta(e) => {
@@ -415,6 +672,41 @@ async fn sdk(client: &aws_sdk_bedrockruntime::Client) -> Outcome {
                             }
                             other => panic!("{other:?}"),
                         }
+                    }
+                    aws::ContentBlockDelta::ToolResult(items) => {
+                        let acc = accs[i].tool_result.as_mut().expect("tool result start");
+                        for item in items {
+                            acc.2.push(match item {
+                                aws::ToolResultBlockDelta::Text(t) => json!({"text": t}),
+                                aws::ToolResultBlockDelta::Json(d) => json!({"json": document(d)}),
+                                other => panic!("{other:?}"),
+                            });
+                        }
+                    }
+                    aws::ContentBlockDelta::Image(d) => {
+                        let acc = accs[i].image.as_mut().expect("image start");
+                        match d.source() {
+                            Some(aws::ImageSource::Bytes(b)) => acc.1.extend_from_slice(b.as_ref()),
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                    aws::ContentBlockDelta::Citation(c) => {
+                        let at = match c.location() {
+                            Some(aws::CitationLocation::DocumentChar(d)) => {
+                                d.start().map(i64::from).zip(d.end().map(i64::from))
+                            }
+                            None => None,
+                            other => panic!("{other:?}"),
+                        };
+                        accs[i].citations.push((
+                            c.title().map(str::to_owned),
+                            c.source().map(str::to_owned),
+                            c.source_content()
+                                .iter()
+                                .filter_map(|s| s.text().map(str::to_owned))
+                                .collect(),
+                            at,
+                        ));
                     }
                     other => panic!("{other:?}"),
                 }
@@ -447,6 +739,19 @@ async fn sdk(client: &aws_sdk_bedrockruntime::Client) -> Outcome {
                 Block::Tool { id, name, input }
             } else if let Some((text, signature)) = a.reasoning {
                 Block::Reasoning { text, signature }
+            } else if let Some((id, status, items)) = a.tool_result {
+                Block::ToolResult {
+                    id,
+                    status,
+                    items: fold_items(items),
+                }
+            } else if let Some((format, bytes)) = a.image {
+                Block::Image { format, bytes }
+            } else if !a.citations.is_empty() {
+                Block::Cited {
+                    text: a.text.unwrap_or_default(),
+                    citations: a.citations,
+                }
             } else {
                 Block::Text(a.text.unwrap_or_default())
             }
@@ -456,6 +761,21 @@ async fn sdk(client: &aws_sdk_bedrockruntime::Client) -> Outcome {
         blocks,
         stop_reason: stop_reason.expect("stop"),
         usage: usage.expect("usage"),
+    }
+}
+
+/// The SDK's `Document` as JSON.
+fn document(d: &aws_smithy_types::Document) -> Value {
+    use aws_smithy_types::{Document as D, Number as N};
+    match d {
+        D::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), document(v))).collect()),
+        D::Array(a) => Value::Array(a.iter().map(document).collect()),
+        D::Number(N::PosInt(n)) => json!(n),
+        D::Number(N::NegInt(n)) => json!(n),
+        D::Number(N::Float(f)) => json!(f),
+        D::String(s) => json!(s),
+        D::Bool(b) => json!(b),
+        D::Null => Value::Null,
     }
 }
 
@@ -536,7 +856,7 @@ fn agrees_with_aws_sdk() {
         failure_persistence: None,
         ..Config::default()
     });
-    let stats = std::cell::Cell::new((0usize, 0usize, 0usize));
+    let stats = std::cell::Cell::new((0usize, 0usize, 0usize, 0usize));
     runner
         .run(&case(), |case| {
             let (bytes, expected) = encode(&case);
@@ -551,6 +871,7 @@ fn agrees_with_aws_sdk() {
                     Block::Text(_) => s.0 += 1,
                     Block::Tool { .. } => s.1 += 1,
                     Block::Reasoning { .. } => s.2 += 1,
+                    Block::ToolResult { .. } | Block::Image { .. } | Block::Cited { .. } => s.3 += 1,
                 }
             }
             stats.set(s);
@@ -559,7 +880,8 @@ fn agrees_with_aws_sdk() {
         .unwrap_or_else(|e| panic!("{e}"));
     let s = stats.get();
     println!(
-        "{cases} cases agree: {} text, {} tool, {} reasoning blocks",
-        s.0, s.1, s.2
+        "{cases} cases agree: {} text, {} tool, {} reasoning, {} tool result / image / cited blocks",
+        s.0, s.1, s.2, s.3
     );
+    assert!(s.3 > 0, "the generator made no tool result, image or cited block");
 }
