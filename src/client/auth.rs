@@ -21,7 +21,7 @@ use aws_sigv4::sign::v4;
 use super::error::ClientError;
 
 /// The SigV4 service name of Bedrock runtime.
-pub const SIGNING_SERVICE: &str = "bedrock";
+pub(crate) const SIGNING_SERVICE: &str = "bedrock";
 
 /// A secret string: `Debug` and `Display` print `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -67,8 +67,10 @@ impl fmt::Debug for AwsCredentials {
 }
 
 impl AwsCredentials {
-    /// Credentials per [`find_credentials`], with the home directory from `env` (`HOME`)
-    /// and the shared credentials file read from disk.
+    /// Static credentials from the environment (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), else from the shared credentials file
+    /// (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile `AWS_PROFILE` or
+    /// `default`), with the home directory from `env` (`HOME`).
     ///
     /// # Errors
     ///
@@ -234,7 +236,7 @@ pub fn sigv4_headers(
 
 /// Finds static AWS credentials: the environment, then the shared credentials file.
 /// Pure: `env`, `home` and `read_file` are passed in.
-pub fn find_credentials(
+pub(crate) fn find_credentials(
     env: &dyn Fn(&str) -> Option<String>,
     home: Option<&Path>,
     read_file: &dyn Fn(&Path) -> Option<String>,
@@ -257,17 +259,7 @@ pub fn find_credentials(
 }
 
 /// Reads one profile's static credentials from shared-credentials INI text.
-///
-/// # Examples
-///
-/// ```
-/// use bedrock_converse::client::auth::credentials_from_ini;
-/// let ini = "[default]\naws_access_key_id = AKID\naws_secret_access_key = s3cr3t\n";
-/// let c = credentials_from_ini(ini, "default").unwrap();
-/// assert_eq!(c.access_key_id, "AKID");
-/// assert_eq!(c.secret_access_key.expose(), "s3cr3t");
-/// ```
-pub fn credentials_from_ini(text: &str, profile: &str) -> Option<AwsCredentials> {
+pub(crate) fn credentials_from_ini(text: &str, profile: &str) -> Option<AwsCredentials> {
     let mut in_profile = false;
     let mut id = None;
     let mut secret = None;
@@ -400,5 +392,17 @@ mod tests {
         );
         assert!(h.iter().any(|(n, v)| *n == "x-amz-security-token" && v == "t"));
         assert!(sigv4_headers(&c, "r", "POST", "/no/host", &[], b"", SystemTime::UNIX_EPOCH).is_err());
+    }
+}
+
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn credentials_from_ini_examples() {
+        use super::credentials_from_ini;
+        let ini = "[default]\naws_access_key_id = AKID\naws_secret_access_key = s3cr3t\n";
+        let c = credentials_from_ini(ini, "default").unwrap();
+        assert_eq!(c.access_key_id, "AKID");
+        assert_eq!(c.secret_access_key.expose(), "s3cr3t");
     }
 }

@@ -1,4 +1,5 @@
-//! Endpoint URLs: the seed's display form and the percent-encoded form sent on the wire.
+//! Endpoint URLs: the display form of the ECA editor's Bedrock provider (see
+//! [`config`](super::config)) and the percent-encoded form sent on the wire.
 //!
 //! ```text
 //! with "url":    <url>[/]<region>.<modelName>/converse[-stream]
@@ -84,15 +85,7 @@ impl Endpoint {
 /// # Errors
 ///
 /// [`ClientError::InvalidModelId`].
-///
-/// # Examples
-///
-/// ```
-/// use bedrock_converse::client::endpoint::check_model_id;
-/// assert!(check_model_id("us.anthropic.claude-v2:0").is_ok());
-/// assert!(check_model_id("..").is_err());
-/// ```
-pub fn check_model_id(model_id: &str) -> Result<(), ClientError> {
+pub(crate) fn check_model_id(model_id: &str) -> Result<(), ClientError> {
     if !crate::model_id::is_segment(model_id) {
         return Err(ClientError::InvalidModelId {
             model_id: model_id.to_owned(),
@@ -102,7 +95,7 @@ pub fn check_model_id(model_id: &str) -> Result<(), ClientError> {
 }
 
 /// The base URL ending in `/`: the configured `url`, or the AWS endpoint of the region.
-pub fn base_url(provider: &ProviderConfig) -> String {
+pub(crate) fn base_url(provider: &ProviderConfig) -> String {
     match &provider.url {
         Some(url) if url.ends_with('/') => url.clone(),
         Some(url) => format!("{url}/"),
@@ -112,16 +105,7 @@ pub fn base_url(provider: &ProviderConfig) -> String {
 
 /// `<region>.<model>` unless prefixing is off, or the id is an ARN or already carries a
 /// cross-region or region prefix.
-///
-/// # Examples
-///
-/// ```
-/// use bedrock_converse::client::endpoint::prefixed_model_id;
-/// assert_eq!(prefixed_model_id("us-east-1", "anthropic.claude-v2", true), "us-east-1.anthropic.claude-v2");
-/// assert_eq!(prefixed_model_id("us-east-1", "us.anthropic.claude-v2", true), "us.anthropic.claude-v2");
-/// assert_eq!(prefixed_model_id("us-east-1", "anthropic.claude-v2", false), "anthropic.claude-v2");
-/// ```
-pub fn prefixed_model_id(region: &str, model_name: &str, region_prefix: bool) -> String {
+pub(crate) fn prefixed_model_id(region: &str, model_name: &str, region_prefix: bool) -> String {
     if !region_prefix || has_routing_prefix(model_name) {
         model_name.to_string()
     } else {
@@ -131,7 +115,7 @@ pub fn prefixed_model_id(region: &str, model_name: &str, region_prefix: bool) ->
 
 /// Whether a model id is an ARN or starts with a cross-region (`us.`, `global.`, ...) or
 /// region (`us-east-1.`) prefix.
-pub fn has_routing_prefix(model_name: &str) -> bool {
+pub(crate) fn has_routing_prefix(model_name: &str) -> bool {
     if model_name.starts_with("arn:") {
         return true;
     }
@@ -244,6 +228,33 @@ mod tests {
         assert_eq!(
             build_endpoint(&p, "m.x", true),
             "https://p.example/model/us-east-1.m.x/converse-stream"
+        );
+    }
+}
+
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn check_model_id_examples() {
+        use super::check_model_id;
+        assert!(check_model_id("us.anthropic.claude-v2:0").is_ok());
+        assert!(check_model_id("..").is_err());
+    }
+
+    #[test]
+    fn prefixed_model_id_examples() {
+        use super::prefixed_model_id;
+        assert_eq!(
+            prefixed_model_id("us-east-1", "anthropic.claude-v2", true),
+            "us-east-1.anthropic.claude-v2"
+        );
+        assert_eq!(
+            prefixed_model_id("us-east-1", "us.anthropic.claude-v2", true),
+            "us.anthropic.claude-v2"
+        );
+        assert_eq!(
+            prefixed_model_id("us-east-1", "anthropic.claude-v2", false),
+            "anthropic.claude-v2"
         );
     }
 }

@@ -35,7 +35,7 @@ pub const DEFAULT_MAX_TOKENS: u64 = 1024;
 
 /// The top-level members of a Converse request body (besides `modelId`, which is in the
 /// path, and `messages`).
-pub const CONVERSE_TOP_LEVEL_KEYS: &[&str] = &[
+pub(crate) const CONVERSE_TOP_LEVEL_KEYS: &[&str] = &[
     "system",
     "inferenceConfig",
     "toolConfig",
@@ -157,7 +157,7 @@ pub fn build_request<M: Serialize>(
 /// # Errors
 ///
 /// As [`build_request`].
-pub fn build_body(
+pub(crate) fn build_body(
     base: &Map<String, Value>,
     over: &Map<String, Value>,
     messages: Value,
@@ -345,7 +345,7 @@ fn bad(name: &str, reason: &str) -> ClientError {
 }
 
 /// Merges `over` into `base`: objects recursively, anything else replaced.
-pub fn deep_merge(base: &mut Map<String, Value>, over: Map<String, Value>) {
+pub(crate) fn deep_merge(base: &mut Map<String, Value>, over: Map<String, Value>) {
     for (k, v) in over {
         deep_merge_value(base, &k, v);
     }

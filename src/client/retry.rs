@@ -61,7 +61,7 @@ impl RetryPolicy {
 /// Builds [`ClientError::Service`] from a failed response's status, headers and body.
 /// The type comes from `x-amzn-errortype`, else the body's `__type` or `code`; the
 /// message from the body's `message` or `Message`, else the body text (cut at 1 KiB).
-pub fn service_error(status: u16, headers: &http::HeaderMap, body: &[u8]) -> ClientError {
+pub(crate) fn service_error(status: u16, headers: &http::HeaderMap, body: &[u8]) -> ClientError {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let from_body = |keys: &[&str]| {

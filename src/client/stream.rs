@@ -90,7 +90,7 @@ pub enum ChatEvent {
         /// The opaque bytes.
         data: Blob,
     },
-    /// A tool call begins (the seed's `on-prepare-tool-call` starts here).
+    /// A tool call begins (where the ECA provider's `on-prepare-tool-call` starts).
     ToolCallStart {
         /// The content block.
         index: u32,

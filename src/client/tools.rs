@@ -6,7 +6,8 @@ use crate::converse::{ContentBlock, ConverseResponse, Message, Role};
 use super::error::ClientError;
 use super::stream::ToolCall;
 
-/// The complete tool calls of a response (the seed's `:tools-to-call`), in order.
+/// The complete tool calls of a response (`:tools-to-call` in the ECA editor's Bedrock
+/// provider, whose config format [`config`](super::config) describes), in order.
 pub fn tools_to_call(response: &ConverseResponse) -> Vec<ToolCall> {
     response
         .tool_uses()
