@@ -224,8 +224,9 @@ impl TlsCertificate {
         };
         let weak: Weak<Current> = Arc::downgrade(&self.current);
         let handshake_timeout = self.handshake_timeout;
+        // Registered before this returns, so a SIGHUP sent after serving began is seen.
+        let mut hangup = hangup_signal();
         tokio::spawn(async move {
-            let mut hangup = hangup_signal();
             let interval = files.reload_interval.max(Duration::from_millis(10));
             loop {
                 let forced = tokio::select! {
