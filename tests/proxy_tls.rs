@@ -209,6 +209,24 @@ async fn our_client_streams_and_converses_over_https() {
         .unwrap_err();
     assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
     assert_eq!(upstream.request_count(), 2);
+
+    // The CA named in the config (`caFile`) instead of the builder.
+    let ca = dir.path("first.pem");
+    let text = serde_json::json!({"providers": {"gw": {
+        "api": "bedrock", "url": url, "region": "us-east-1", "key": CLIENT_KEY, "caFile": ca
+    }}})
+    .to_string();
+    let configured = BedrockClient::builder(Config::parse_with_env(&text, &|_| None).unwrap())
+        .env(|_| None)
+        .home(None)
+        .build()
+        .unwrap();
+    let answer = configured
+        .converse("gw/mock.text", &messages, &params)
+        .await
+        .expect("converse with caFile");
+    assert_eq!(answer.text(), whole.text());
+    assert_eq!(upstream.request_count(), 3);
 }
 
 #[tokio::test]

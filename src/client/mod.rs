@@ -196,7 +196,8 @@ impl BedrockClientBuilder {
 
     /// Also trusts the CA certificates (PEM, one or more) in this file, beside the
     /// webpki roots: for a gateway with its own certificate (`proxy.tls`, or
-    /// `serve --tls`). Ignored with [`http_client`](Self::http_client).
+    /// `serve --tls`); a provider's `caFile` adds its file too. Ignored with
+    /// [`http_client`](Self::http_client).
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_files.push(path.into());
         self
@@ -243,7 +244,8 @@ impl BedrockClientBuilder {
                     // prompt and `x-amz-security-token` to another host.
                     .redirect(reqwest::redirect::Policy::none())
                     .referer(false);
-                for path in &self.ca_files {
+                let from_config = self.config.providers.values().filter_map(|p| p.ca_file.as_ref());
+                for path in self.ca_files.iter().chain(from_config) {
                     for certificate in read_ca_file(path)? {
                         http = http.add_root_certificate(certificate);
                     }
