@@ -49,6 +49,10 @@ mod model_id;
 pub mod proxy;
 #[cfg(feature = "server")]
 pub mod server;
+// TLS termination: the gateway's and the built-in server's (crate-private; their
+// modules re-export what a user configures).
+#[cfg(any(feature = "proxy", feature = "server"))]
+mod tls;
 #[cfg(feature = "translate")]
 pub mod translate;
 

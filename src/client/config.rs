@@ -14,6 +14,7 @@
 //!       "url": "https://proxy.example/model/", // optional: else the AWS endpoint
 //!       "region": "us-east-1",
 //!       "regionPrefix": true,                  // optional, default true
+//!       "caFile": "/etc/gw/ca.pem",            // optional: also trust this CA (PEM)
 //!       "models": {
 //!         "sonnet": {
 //!           "modelName": "anthropic.claude-3-sonnet-20240229-v1:0",
@@ -66,6 +67,10 @@ pub struct ProviderConfig {
     pub region_prefix: bool,
     /// The model aliases.
     pub models: BTreeMap<String, ModelConfig>,
+    /// `caFile`: a PEM file of CA certificates to trust beside the webpki roots (a
+    /// gateway with its own certificate). The client's connection pool is shared, so a
+    /// client built from this config trusts it for every provider.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -173,6 +178,7 @@ impl ProviderConfig {
             region: region.into(),
             region_prefix: true,
             models: BTreeMap::new(),
+            ca_file: None,
         }
     }
 

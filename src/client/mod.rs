@@ -132,6 +132,7 @@ pub struct BedrockClientBuilder {
     auth: BTreeMap<String, Auth>,
     http: Option<reqwest::Client>,
     clock: ClockFn,
+    ca_files: Vec<PathBuf>,
 }
 
 impl fmt::Debug for BedrockClientBuilder {
@@ -193,6 +194,15 @@ impl BedrockClientBuilder {
         self
     }
 
+    /// Also trusts the CA certificates (PEM, one or more) in this file, beside the
+    /// webpki roots: for a gateway with its own certificate (`proxy.tls`, or
+    /// `serve --tls`); a provider's `caFile` adds its file too. Ignored with
+    /// [`http_client`](Self::http_client).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
     /// Builds the client. Providers without a key get SigV4 credentials from the
     /// environment or the shared credentials file; a provider with neither fails only
     /// when it is called.
@@ -225,16 +235,23 @@ impl BedrockClientBuilder {
         }
         let http = match self.http {
             Some(h) => h,
-            None => reqwest::Client::builder()
-                .connect_timeout(self.options.timeouts.connect)
-                .tcp_nodelay(true)
-                .pool_idle_timeout(Duration::from_secs(60))
-                // Bedrock never redirects; reqwest's default policy would re-send the
-                // prompt and `x-amz-security-token` to another host.
-                .redirect(reqwest::redirect::Policy::none())
-                .referer(false)
-                .build()
-                .map_err(ClientError::HttpClient)?,
+            None => {
+                let mut http = reqwest::Client::builder()
+                    .connect_timeout(self.options.timeouts.connect)
+                    .tcp_nodelay(true)
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    // Bedrock never redirects; reqwest's default policy would re-send the
+                    // prompt and `x-amz-security-token` to another host.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .referer(false);
+                let from_config = self.config.providers.values().filter_map(|p| p.ca_file.as_ref());
+                for path in self.ca_files.iter().chain(from_config) {
+                    for certificate in read_ca_file(path)? {
+                        http = http.add_root_certificate(certificate);
+                    }
+                }
+                http.build().map_err(ClientError::HttpClient)?
+            }
         };
         Ok(BedrockClient {
             inner: Arc::new(Inner {
@@ -246,6 +263,23 @@ impl BedrockClientBuilder {
             }),
         })
     }
+}
+
+/// The certificates of a PEM CA file.
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let pem = std::fs::read(path).map_err(|source| ClientError::ConfigRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let invalid = |reason: String| ClientError::ConfigInvalid {
+        field: format!("caFile {}", path.display()),
+        reason,
+    };
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| invalid(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(invalid("no PEM CERTIFICATE block".to_owned()));
+    }
+    Ok(certificates)
 }
 
 struct Inner {
@@ -299,6 +333,7 @@ impl BedrockClient {
             auth: BTreeMap::new(),
             http: None,
             clock: Arc::new(SystemTime::now),
+            ca_files: Vec::new(),
         }
     }
 

@@ -13,6 +13,8 @@
 //!     "maxBufferedBytes": 268435456,          // optional: all buffered bodies together, 256 MiB
 //!     "metricsListen": "127.0.0.1:9100",      // optional: /metrics there, not on `listen`
 //!     "metricsKey": "${env:METRICS_KEY}",     // optional: else /metrics takes a client key
+//!     "tls": { "certFile": "/etc/gw/cert.pem", "keyFile": "/etc/gw/key.pem",   // optional: HTTPS
+//!              "reloadIntervalMs": 10000, "handshakeTimeoutMs": 10000 },
 //!     "timeouts": { "connectMs": 5000, "firstByteMs": 60000, "idleMs": 60000, "totalMs": 900000,
 //!                   "requestBodyMs": 60000 },
 //!     "connections": { "max": 512, "headerReadTimeoutMs": 10000, "keepAliveIdleMs": 60000,
@@ -37,6 +39,7 @@ use crate::client::endpoint::base_url;
 use crate::client::ClientError;
 use crate::config_file::{expand_env, home_dir, strip_json_comments};
 use crate::eventstream::Limits;
+use crate::tls::TlsSettings;
 
 /// One client key: an id for logs and metrics, and the secret clients present.
 #[derive(Clone, PartialEq, Eq)]
@@ -153,6 +156,8 @@ pub struct ProxyConfig {
     pub metrics_listen: Option<String>,
     /// The bearer key `/metrics` takes on the client port (`None`: any client key).
     pub metrics_key: Option<String>,
+    /// HTTPS on the client port: the certificate and key files (`None`: plain HTTP).
+    pub tls: Option<TlsSettings>,
 }
 
 impl ProxyConfig {
@@ -182,6 +187,7 @@ impl ProxyConfig {
             max_buffered_bytes: Self::DEFAULT_MAX_BUFFERED_BYTES,
             metrics_listen: None,
             metrics_key: None,
+            tls: None,
         }
     }
 
@@ -294,6 +300,9 @@ impl ProxyConfig {
             }
             out.metrics_key = Some(key);
         }
+        if let Some(t) = block.get("tls") {
+            out.tls = Some(tls_settings(t, env)?);
+        }
         if let Some(c) = block.get("connections") {
             let d = ConnectionLimits::default();
             let ms = |name: &str, default: Duration| -> Result<Duration, ClientError> {
@@ -346,6 +355,42 @@ impl ProxyConfig {
     }
 }
 
+/// The `proxy.tls` block: `certFile`, `keyFile` (both required, `${env:}` expanded),
+/// `reloadIntervalMs`, `handshakeTimeoutMs`.
+fn tls_settings(block: &Value, env: &dyn Fn(&str) -> Option<String>) -> Result<TlsSettings, ClientError> {
+    let invalid = |field: &str, reason: &str| ClientError::ConfigInvalid {
+        field: format!("proxy.tls.{field}"),
+        reason: reason.to_owned(),
+    };
+    if !block.is_object() {
+        return Err(invalid("", "must be an object with certFile and keyFile"));
+    }
+    let path = |name: &str| -> Result<String, ClientError> {
+        let raw = block
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(name, "a file path is required"))?;
+        let expanded = expand_env(raw, env, &format!("proxy.tls.{name}"))?;
+        if expanded.is_empty() {
+            return Err(invalid(name, "is empty"));
+        }
+        Ok(expanded)
+    };
+    let mut settings = TlsSettings::new(path("certFile")?, path("keyFile")?);
+    let ms = |name: &str, default: Duration| -> Result<Duration, ClientError> {
+        match block.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .map(Duration::from_millis)
+                .ok_or_else(|| invalid(name, "must be a non-negative integer")),
+        }
+    };
+    settings.reload_interval = ms("reloadIntervalMs", settings.reload_interval)?;
+    settings.handshake_timeout = ms("handshakeTimeoutMs", settings.handshake_timeout)?;
+    Ok(settings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +434,25 @@ mod tests {
             "http://127.0.0.1:9/model/us.anthropic.claude-3-5-sonnet-20241022-v2%3A0/converse-stream"
         );
         assert!(!format!("{:?}", c).contains("alice-key"));
+        assert_eq!(c.tls, None);
+    }
+
+    #[test]
+    fn reads_the_tls_block() {
+        let text = TEXT.replace(
+            r#""maxConcurrentStreams": 4,"#,
+            r#""maxConcurrentStreams": 4, "tls": { "certFile": "/c.pem", "keyFile": "${env:KEYF:/k.pem}", "reloadIntervalMs": 50 },"#,
+        );
+        let tls = ProxyConfig::from_config_text(&text, &env).unwrap().tls.unwrap();
+        assert_eq!(tls.cert_file, std::path::Path::new("/c.pem"));
+        assert_eq!(tls.key_file, std::path::Path::new("/k.pem"));
+        assert_eq!(tls.reload_interval, Duration::from_millis(50));
+        let no_key = TEXT.replace(
+            r#""maxConcurrentStreams": 4,"#,
+            r#""maxConcurrentStreams": 4, "tls": { "certFile": "/c.pem" },"#,
+        );
+        let err = ProxyConfig::from_config_text(&no_key, &env).unwrap_err();
+        assert!(err.to_string().contains("proxy.tls.keyFile"), "{err}");
     }
 
     #[test]

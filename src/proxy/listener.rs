@@ -5,6 +5,8 @@
 //! accept ─► slot free? ── no ──► close at once (counted: over_cap)
 //!              │ yes
 //!              ▼
+//!        TLS handshake (with `proxy.tls`; own timeout; ALPN h2 / http/1.1)
+//!              ▼
 //!        hyper auto (HTTP/1 or HTTP/2 by preface) ─► axum router
 //!              │
 //!   watchdog: no request head within header_read_timeout of accept ─► close
@@ -29,18 +31,39 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 
+use tokio::io::{AsyncRead, AsyncWrite};
+
 use super::config::ConnectionLimits;
 use super::metrics::{ConnectionClose, Metrics};
+use crate::tls::TlsCertificate;
 
-/// Serves `router` on `listener` with `limits` until `shutdown` completes, then lets
-/// open connections finish their requests.
+/// ALPN protocols the gateway offers, preferred first.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// The TLS side of a listener: the acceptor and its handshake deadline.
+#[derive(Clone)]
+struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    handshake_timeout: Duration,
+}
+
+/// Serves `router` on `listener` with `limits` (over TLS with `tls`) until `shutdown`
+/// completes, then lets open connections finish their requests.
 pub(crate) async fn serve(
     router: Router,
     listener: TcpListener,
     limits: ConnectionLimits,
     metrics: Arc<Metrics>,
+    tls: Option<TlsCertificate>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = tls.map(|cert| {
+        cert.watch();
+        Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(cert.server_config(&ALPN)),
+            handshake_timeout: cert.handshake_timeout(),
+        }
+    });
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max));
     let builder = Arc::new(builder(&limits));
@@ -67,43 +90,27 @@ pub(crate) async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let router = router.clone();
-        let builder = builder.clone();
-        let metrics = metrics.clone();
-        let mut stop = stop_rx.clone();
+        let connection = Connection {
+            router: router.clone(),
+            builder: builder.clone(),
+            metrics: metrics.clone(),
+            limits,
+            stop: stop_rx.clone(),
+        };
+        let tls = tls.clone();
         tokio::spawn(async move {
-            metrics.connection_opened();
-            let tracker = Arc::new(Tracker::new());
-            let service = {
-                let tracker = tracker.clone();
-                hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                    let guard = tracker.start();
-                    let mut router = router.clone();
-                    async move {
-                        let response = tower_service::Service::call(&mut router, request).await;
-                        response.map(|r| r.map(|body| Body::new(Tracked { body, _guard: guard })))
+            match tls {
+                None => connection.serve(tcp).await,
+                Some(tls) => match crate::tls::accept(&tls.acceptor, tcp, tls.handshake_timeout).await {
+                    Ok(stream) => connection.serve(stream).await,
+                    Err(e) => {
+                        connection
+                            .metrics
+                            .connection_closed(ConnectionClose::TlsHandshake);
+                        tracing::debug!(error = %e, "TLS handshake failed");
                     }
-                })
-            };
-            let conn = builder.serve_connection(TokioIo::new(tcp), service);
-            tokio::pin!(conn);
-            let mut stopping = false;
-            loop {
-                tokio::select! {
-                    _ = conn.as_mut() => break,
-                    why = tracker.expired(&limits) => {
-                        metrics.connection_closed(why);
-                        break;
-                    }
-                    changed = stop.changed(), if !stopping => {
-                        stopping = true;
-                        if changed.is_ok() {
-                            conn.as_mut().graceful_shutdown();
-                        }
-                    }
-                }
+                },
             }
-            metrics.connection_ended();
             drop(slot);
         });
     }
@@ -112,6 +119,64 @@ pub(crate) async fn serve(
     let all = u32::try_from(max).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
     Ok(())
+}
+
+/// What serving one accepted connection needs.
+struct Connection {
+    router: Router,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    metrics: Arc<Metrics>,
+    limits: ConnectionLimits,
+    stop: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Serves HTTP/1 or HTTP/2 on `io` until it closes, the watchdog fires, or the
+    /// server stops (then gracefully).
+    async fn serve<IO>(self, io: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            router,
+            builder,
+            metrics,
+            limits,
+            mut stop,
+        } = self;
+        metrics.connection_opened();
+        let tracker = Arc::new(Tracker::new());
+        let service = {
+            let tracker = tracker.clone();
+            hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                let guard = tracker.start();
+                let mut router = router.clone();
+                async move {
+                    let response = tower_service::Service::call(&mut router, request).await;
+                    response.map(|r| r.map(|body| Body::new(Tracked { body, _guard: guard })))
+                }
+            })
+        };
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                _ = conn.as_mut() => break,
+                why = tracker.expired(&limits) => {
+                    metrics.connection_closed(why);
+                    break;
+                }
+                changed = stop.changed(), if !stopping => {
+                    stopping = true;
+                    if changed.is_ok() {
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        }
+        metrics.connection_ended();
+    }
 }
 
 /// hyper's connection settings from the limits.

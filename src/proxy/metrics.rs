@@ -85,13 +85,16 @@ pub enum ConnectionClose {
     HeaderTimeout,
     /// No request in flight for the keep-alive idle timeout.
     Idle,
+    /// The TLS handshake failed or did not finish within its timeout.
+    TlsHandshake,
 }
 
 impl ConnectionClose {
-    const ALL: [ConnectionClose; 3] = [
+    const ALL: [ConnectionClose; 4] = [
         ConnectionClose::OverCap,
         ConnectionClose::HeaderTimeout,
         ConnectionClose::Idle,
+        ConnectionClose::TlsHandshake,
     ];
 
     fn label(self) -> &'static str {
@@ -99,6 +102,7 @@ impl ConnectionClose {
             ConnectionClose::OverCap => "over_cap",
             ConnectionClose::HeaderTimeout => "header_timeout",
             ConnectionClose::Idle => "idle",
+            ConnectionClose::TlsHandshake => "tls_handshake",
         }
     }
 }

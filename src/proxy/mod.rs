@@ -51,6 +51,7 @@ use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use crate::client::auth::Auth as UpstreamAuth;
+pub use crate::tls::{TlsCertificate, TlsError, TlsSettings};
 pub use config::{ClientKey, ConnectionLimits, ProxyConfig, ProxyTimeouts};
 pub use metrics::{ConnectionClose, Metrics, Rejection, StreamCut};
 pub use passthrough::{exception_frame, validate_body, FrameValidator, StreamEnd, StreamSummary};
@@ -166,19 +167,55 @@ impl Proxy {
     }
 
     /// Serves on `listener` until `shutdown` completes, with the connection limits of
-    /// the config; then waits for open connections to finish their requests.
+    /// the config (over TLS when [`ProxyConfig::tls`] is set: the files are read first);
+    /// then waits for open connections to finish their requests.
     ///
     /// # Errors
     ///
-    /// I/O errors from the listener.
+    /// I/O errors from the listener; an `InvalidInput` error wrapping the [`TlsError`]
+    /// when the TLS files cannot be used (load them first with [`TlsCertificate::load`]
+    /// and call [`serve_tls`](Self::serve_tls) to get the typed error).
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let tls = match &self.inner.config.tls {
+            None => None,
+            Some(settings) => Some(
+                TlsCertificate::load(settings)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            ),
+        };
+        self.serve_with(listener, tls, shutdown).await
+    }
+
+    /// Serves HTTPS on `listener` with `certificate` (ALPN `h2` and `http/1.1`; the
+    /// certificate is reloaded when its files change or on SIGHUP), as
+    /// [`serve`](Self::serve) does otherwise.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors from the listener.
+    pub async fn serve_tls(
+        self,
+        listener: tokio::net::TcpListener,
+        certificate: TlsCertificate,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.serve_with(listener, Some(certificate), shutdown).await
+    }
+
+    async fn serve_with(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: Option<TlsCertificate>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let router = self.router();
         let limits = self.inner.config.connections;
-        listener::serve(router, listener, limits, self.inner.metrics.clone(), shutdown).await
+        let metrics = self.inner.metrics.clone();
+        listener::serve(router, listener, limits, metrics, tls, shutdown).await
     }
 
     /// Serves [`metrics_router`](Self::metrics_router) on `listener` (the
@@ -194,7 +231,15 @@ impl Proxy {
     ) -> std::io::Result<()> {
         let router = self.metrics_router();
         let limits = self.inner.config.connections;
-        listener::serve(router, listener, limits, self.inner.metrics.clone(), shutdown).await
+        listener::serve(
+            router,
+            listener,
+            limits,
+            self.inner.metrics.clone(),
+            None,
+            shutdown,
+        )
+        .await
     }
 }
 

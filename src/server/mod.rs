@@ -124,7 +124,10 @@ mod auth;
 mod events;
 mod scenario;
 mod service;
+mod tls;
 mod validate;
+
+pub use crate::tls::{self_signed_pem, TlsCertificate, TlsError, TlsSettings};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -234,6 +237,7 @@ impl MockBedrock {
 pub struct MockBedrockBuilder {
     config: Config,
     listen: SocketAddr,
+    tls: Option<TlsCertificate>,
 }
 
 /// The settings shared by all requests.
@@ -271,6 +275,7 @@ impl Default for MockBedrockBuilder {
                 max_recorded: DEFAULT_MAX_RECORDED,
             },
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: None,
         }
     }
 }
@@ -337,6 +342,13 @@ impl MockBedrockBuilder {
         self
     }
 
+    /// Serve HTTPS (HTTP/1.1) with this certificate; [`self_signed_pem`] makes one for
+    /// `localhost` and `127.0.0.1`.
+    pub fn tls(mut self, certificate: TlsCertificate) -> Self {
+        self.tls = Some(certificate);
+        self
+    }
+
     /// Binds the socket and starts serving on the current tokio runtime.
     ///
     /// # Errors
@@ -362,18 +374,25 @@ impl MockBedrockBuilder {
         });
         let app = service::router(Arc::clone(&shared));
         let mut signal = shutdown_rx;
-        // Small frames must not wait for Nagle's algorithm (a 40 ms stall with delayed ACKs).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { wait_for_shutdown(&mut signal).await })
-                .await
-        });
+        let stopped = async move { wait_for_shutdown(&mut signal).await };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let task = match &self.tls {
+            Some(certificate) => {
+                let listener = tls::TlsListener::new(listener, addr, certificate);
+                tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await })
+            }
+            None => {
+                // Small frames must not wait for Nagle's algorithm (a 40 ms stall with delayed ACKs).
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await })
+            }
+        };
         tracing::debug!(%addr, "mock Bedrock server listening");
         Ok(MockBedrockHandle {
             addr,
+            scheme,
             shared,
             shutdown: shutdown_tx,
             task: Some(task),
@@ -431,6 +450,7 @@ pub(crate) async fn wait_for_shutdown(rx: &mut watch::Receiver<bool>) {
 #[derive(Debug)]
 pub struct MockBedrockHandle {
     addr: SocketAddr,
+    scheme: &'static str,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -443,14 +463,15 @@ impl MockBedrockHandle {
     }
 
     /// The URL prefix to append `{modelId}/converse[-stream]` to, e.g.
-    /// `http://127.0.0.1:PORT/model/` (the form a provider config's `url` takes).
+    /// `http://127.0.0.1:PORT/model/` (the form a provider config's `url` takes;
+    /// `https` with [`MockBedrockBuilder::tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}/model/", self.addr)
+        format!("{}://{}/model/", self.scheme, self.addr)
     }
 
     /// The base endpoint, e.g. `http://127.0.0.1:PORT` (the AWS SDKs' `endpoint_url`).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The full URL of one operation for a model id (percent-encoded as SDKs do).
@@ -460,7 +481,7 @@ impl MockBedrockHandle {
             Operation::Converse => "converse",
             Operation::ConverseStream => "converse-stream",
         };
-        format!("http://{}/model/{id}/{op}", self.addr)
+        format!("{}://{}/model/{id}/{op}", self.scheme, self.addr)
     }
 
     /// Number of requests received so far (all paths, all outcomes; counted when the

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bedrock_converse::client::config::{home_dir, locate_config, ConfigSource};
-use bedrock_converse::proxy::{Proxy, ProxyConfig};
+use bedrock_converse::proxy::{Proxy, ProxyConfig, TlsCertificate};
 
 /// Arguments of `bedrock-converse proxy`.
 #[derive(Debug, clap::Args)]
@@ -49,6 +49,14 @@ pub(crate) fn run(args: Args) -> ExitCode {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    // Bad certificate or key files are a config error, before anything listens.
+    let tls = match config.tls.as_ref().map(TlsCertificate::load).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bedrock-converse proxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -83,7 +91,8 @@ pub(crate) fn run(args: Args) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!("bedrock-converse proxy listening on http://{addr}/model/ -> {upstream}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("bedrock-converse proxy listening on {scheme}://{addr}/model/ -> {upstream}");
         if let Some(l) = metrics_listener {
             let at = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
             println!("bedrock-converse proxy metrics on http://{at}/metrics");
@@ -98,7 +107,11 @@ pub(crate) fn run(args: Args) -> ExitCode {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        match proxy.serve(listener, shutdown).await {
+        let served = match tls {
+            Some(certificate) => proxy.serve_tls(listener, certificate, shutdown).await,
+            None => proxy.serve(listener, shutdown).await,
+        };
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bedrock-converse proxy: {e}");

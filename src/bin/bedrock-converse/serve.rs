@@ -5,10 +5,11 @@
 //! `bedrock_converse::server` for the table.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bedrock_converse::server::{MockBedrock, Scenario};
+use bedrock_converse::server::{self_signed_pem, MockBedrock, Scenario, TlsCertificate};
 
 /// Arguments of `bedrock-converse serve`.
 #[derive(Debug, clap::Args)]
@@ -31,6 +32,15 @@ pub(crate) struct Args {
     /// Pause between frames of every stream, in milliseconds.
     #[arg(long, default_value_t = 0)]
     frame_delay_ms: u64,
+    /// Serve HTTPS with a freshly generated self-signed certificate for `localhost` and
+    /// `127.0.0.1` (for testing clients that insist on HTTPS, such as boto3 with a
+    /// bearer token).
+    #[arg(long)]
+    tls: bool,
+    /// Where `--tls` writes its certificate (PEM), for a client to trust
+    /// (`verify=`, `caFile`). Default: a file in the temporary directory, printed.
+    #[arg(long, requires = "tls")]
+    tls_cert_out: Option<PathBuf>,
     /// Do not log one line per request to stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -72,6 +82,19 @@ async fn serve(args: Args) -> ExitCode {
     if args.sigv4 {
         builder = builder.accept_sigv4();
     }
+    let mut cert_path = None;
+    if args.tls {
+        match self_signed(args.tls_cert_out.clone()) {
+            Ok((certificate, path)) => {
+                builder = builder.tls(certificate);
+                cert_path = Some(path);
+            }
+            Err(e) => {
+                eprintln!("bedrock-converse serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let server = match builder.start().await {
         Ok(server) => server,
         Err(e) => {
@@ -89,9 +112,16 @@ async fn serve(args: Args) -> ExitCode {
     println!("mock Bedrock listening on {}", server.endpoint());
     println!("url: {}", server.url());
     println!("auth: {auth}");
+    if let Some(path) = &cert_path {
+        println!("tls certificate (trust it as the CA): {}", path.display());
+    }
     println!("scenarios (last part of the model id): {}", names.join(", "));
     println!(
-        "try: curl -s {}us-east-1.mock.text/converse{} -H 'content-type: application/json' -d '{{\"messages\":[{{\"role\":\"user\",\"content\":[{{\"text\":\"hi\"}}]}}]}}'",
+        "try: curl -s{} {}us-east-1.mock.text/converse{} -H 'content-type: application/json' -d '{{\"messages\":[{{\"role\":\"user\",\"content\":[{{\"text\":\"hi\"}}]}}]}}'",
+        match &cert_path {
+            Some(path) => format!(" --cacert {}", path.display()),
+            None => String::new(),
+        },
         server.url(),
         match &args.key {
             Some(key) => format!(" -H 'authorization: Bearer {key}'"),
@@ -114,4 +144,17 @@ async fn serve(args: Args) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A self-signed certificate, its PEM written to `out` (default: the temporary
+/// directory) so a client can trust it.
+fn self_signed(out: Option<PathBuf>) -> Result<(TlsCertificate, PathBuf), String> {
+    let (cert_pem, key_pem) = self_signed_pem().map_err(|e| e.to_string())?;
+    let certificate =
+        TlsCertificate::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let path = out.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("bedrock-converse-serve-{}.pem", std::process::id()))
+    });
+    std::fs::write(&path, cert_pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok((certificate, path))
 }

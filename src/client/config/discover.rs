@@ -30,6 +30,7 @@ impl Config {
             region,
             region_prefix: true,
             models: BTreeMap::new(),
+            ca_file: None,
         };
         let mut providers = BTreeMap::new();
         providers.insert("bedrock".to_string(), provider);

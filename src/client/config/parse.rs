@@ -124,6 +124,9 @@ impl ProviderConfig {
             ));
         }
         let region_prefix = opt_bool(block, "regionPrefix", field)?.unwrap_or(true);
+        let ca_file = opt_string(block, "caFile", field)?
+            .filter(|f| !f.is_empty())
+            .map(std::path::PathBuf::from);
         let mut models = BTreeMap::new();
         match block.get("models") {
             None | Some(Value::Null) => {}
@@ -145,6 +148,7 @@ impl ProviderConfig {
             region,
             region_prefix,
             models,
+            ca_file,
         })
     }
 }
