@@ -72,10 +72,10 @@ pub(crate) fn validate_native(body: &Value) -> Result<(), String> {
         return Err(malformed(&format!("#: extraneous key [{key}] is not permitted")));
     }
     match obj.get("anthropic_version").and_then(Value::as_str) {
-        Some(ANTHROPIC_VERSION) => {}
+        Some(v) if is_version(v) => {}
         Some(other) => {
             return Err(format!(
-                "Invalid anthropic_version `{other}`: Bedrock accepts `{ANTHROPIC_VERSION}`."
+                "Invalid anthropic_version `{other}`: expected a version date such as `{ANTHROPIC_VERSION}`."
             ))
         }
         None => return Err(malformed("#/anthropic_version: expected type: String")),
@@ -88,6 +88,18 @@ pub(crate) fn validate_native(body: &Value) -> Result<(), String> {
         return Err(malformed("#/messages: expected type: JSONArray"));
     };
     check_native_messages(messages)
+}
+
+/// `bedrock-YYYY-MM-DD` or `YYYY-MM-DD`: Bedrock's own version and the API version
+/// dates the Anthropic SDKs put in a Bedrock body (`anthropic` 2.x sends its own API
+/// date there).
+fn is_version(v: &str) -> bool {
+    let date = v.strip_prefix("bedrock-").unwrap_or(v).as_bytes();
+    date.len() == 10
+        && date.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        })
 }
 
 fn malformed(detail: &str) -> String {
@@ -391,7 +403,13 @@ mod tests {
             .unwrap_err()
             .contains("extraneous key [model]"));
         let mut version = ok.clone();
-        version["anthropic_version"] = json!("2023-06-01");
+        version["anthropic_version"] = json!("v1");
+        assert!(validate_native(&version)
+            .unwrap_err()
+            .contains("anthropic_version"));
+        version["anthropic_version"] = json!("2026-10-21");
+        assert_eq!(validate_native(&version), Ok(()));
+        version["anthropic_version"] = json!("bedrock-2023-0531");
         assert!(validate_native(&version)
             .unwrap_err()
             .contains("anthropic_version"));

@@ -92,7 +92,8 @@
 //! answer for `anthropic.*` model ids (also after a region prefix, `us.anthropic.*`, or
 //! in an inference-profile ARN); another model gets 400 `ValidationException` naming it.
 //! The body must be an Anthropic Messages request as Bedrock takes it:
-//! `anthropic_version` = `bedrock-2023-05-31`, `max_tokens` of at least 1, non-empty
+//! `anthropic_version` a version date (`bedrock-2023-05-31`, or the API date the
+//! Anthropic SDKs send), `max_tokens` of at least 1, non-empty
 //! `messages` starting with `user`, no `model` or `stream` member (400
 //! `ValidationException` naming the key otherwise). The scenarios are the same, chosen
 //! the same way (`anthropic.mock.tools`, `us.anthropic.claude.reasoning`), written as
