@@ -91,6 +91,39 @@ pub struct ModelConfig {
     pub extra_payload: Map<String, Value>,
     /// Overrides the provider's [`ProviderConfig::region_prefix`].
     pub region_prefix: Option<bool>,
+    /// `"api"`: the route the CLI's `chat` calls for this model (default Converse).
+    pub api: ModelApi,
+}
+
+/// A model's `"api"`: which Bedrock route `chat` sends its prompt to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelApi {
+    /// `"converse"` (the default): `/converse` and `/converse-stream`.
+    #[default]
+    Converse,
+    /// `"invoke"`: the model's native body on `/invoke` and
+    /// `/invoke-with-response-stream` (Anthropic Messages for `anthropic.*` models).
+    Invoke,
+}
+
+impl ModelApi {
+    /// The config value (`converse`, `invoke`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelApi::Converse => "converse",
+            ModelApi::Invoke => "invoke",
+        }
+    }
+
+    /// The value of a config string, if it names one.
+    pub fn from_name(name: &str) -> Option<ModelApi> {
+        match name {
+            "converse" => Some(ModelApi::Converse),
+            "invoke" => Some(ModelApi::Invoke),
+            _ => None,
+        }
+    }
 }
 
 /// A model id resolved against the config.
@@ -106,6 +139,8 @@ pub struct ResolvedModel<'a> {
     pub extra_payload: Map<String, Value>,
     /// Whether to prefix the id with the region.
     pub region_prefix: bool,
+    /// The model's `"api"` ([`ModelApi::Converse`] for a raw id).
+    pub api: ModelApi,
 }
 
 impl ResolvedModel<'_> {
@@ -197,6 +232,7 @@ impl ProviderConfig {
                 model_name: m.model_name.clone(),
                 extra_payload: m.extra_payload.clone(),
                 region_prefix: m.region_prefix.unwrap_or(self.region_prefix),
+                api: m.api,
             },
             None => ResolvedModel {
                 provider: self,
@@ -204,6 +240,7 @@ impl ProviderConfig {
                 model_name: alias_or_id.to_string(),
                 extra_payload: Map::new(),
                 region_prefix: self.region_prefix,
+                api: ModelApi::Converse,
             },
         }
     }

@@ -144,6 +144,16 @@ impl BedrockClient {
         within_deadline(deadline, call).await
     }
 
+    /// The endpoint `route` calls for `model` (as [`endpoint`](BedrockClient::endpoint)
+    /// for Converse).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::UnknownProvider`] and [`ClientError::InvalidModelId`].
+    pub fn route_endpoint_of(&self, model: &str, route: Route) -> Result<Endpoint, ClientError> {
+        self.route_endpoint(model, route).map(|(endpoint, _)| endpoint)
+    }
+
     /// The endpoint of `route` for a configured model, and the provider's credentials.
     fn route_endpoint(&self, model: &str, route: Route) -> Result<(Endpoint, Option<&Auth>), ClientError> {
         let resolved = self.inner.config.resolve_model(model)?;

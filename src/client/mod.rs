@@ -63,7 +63,7 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 pub use auth::{Auth, AwsCredentials, Secret};
-pub use config::{Config, ModelConfig, ProviderConfig, ResolvedModel};
+pub use config::{Config, ModelApi, ModelConfig, ProviderConfig, ResolvedModel};
 pub use endpoint::{build_endpoint, Endpoint};
 pub use error::{ClientError, TimeoutKind};
 pub use invoke::InvokeStream;
