@@ -647,3 +647,42 @@ async fn the_server_answers_404_for_other_native_paths() {
     assert_eq!(response.status().as_u16(), 404);
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn borrowed_events_are_the_same_as_chunks() {
+    let server = start().await;
+    let client = client_for(&server);
+    let mut stream = client
+        .invoke_model_with_response_stream(&request("reasoning", &hello_body()))
+        .await
+        .expect("stream");
+    let mut borrowed: Vec<Value> = Vec::new();
+    for _ in 0..10_000 {
+        match stream.next_event().await {
+            Some(Ok(event)) => borrowed.push(serde_json::from_slice(event).expect("JSON event")),
+            Some(Err(e)) => panic!("{e}"),
+            None => break,
+        }
+    }
+    let mut again = client
+        .invoke_model_with_response_stream(&request("reasoning", &hello_body()))
+        .await
+        .expect("stream");
+    let (copied, error) = drain(&mut again).await;
+    assert!(error.is_none(), "{error:?}");
+    // Message ids differ per answer; the rest is the same.
+    let strip = |events: &[Value]| -> Vec<Value> {
+        events
+            .iter()
+            .skip(1)
+            .take(events.len().saturating_sub(2))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(borrowed.len(), copied.len());
+    assert_eq!(strip(&borrowed), strip(&copied));
+    assert_eq!(types(&borrowed), types(&copied));
+    let message = stream.into_message().await.expect("message");
+    assert!(thinking_of(&message).is_some());
+    server.shutdown().await.expect("shutdown");
+}

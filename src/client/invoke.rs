@@ -201,8 +201,8 @@ pub struct InvokeStream {
     assembler: AnthropicAssembler,
     headers: InvokeResponseHeaders,
     exception: Option<ServiceException>,
-    /// The first chunk, read by `prime` and kept for the caller.
-    pending: Option<Bytes>,
+    /// Whether the first chunk, read by `prime`, is still in the decoder for the caller.
+    primed: bool,
     idle: Duration,
     deadline: Option<(Duration, Instant)>,
     finished: bool,
@@ -237,7 +237,7 @@ impl InvokeStream {
             decoder: ChunkDecoder::new(),
             assembler: AnthropicAssembler::new(),
             exception: None,
-            pending: None,
+            primed: false,
             idle,
             deadline,
             finished: false,
@@ -279,15 +279,28 @@ impl InvokeStream {
     /// [`ClientError::Body`] when the connection breaks, and
     /// [`ClientError::AssembledTooLarge`] past `max_assembled_len`.
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes, ClientError>> {
-        if let Some(chunk) = self.pending.take() {
-            return Some(Ok(chunk));
+        self.next_event()
+            .await
+            .map(|event| event.map(Bytes::copy_from_slice))
+    }
+
+    /// [`next_chunk`](Self::next_chunk) without a copy: the native event borrowed from
+    /// the chunk decoder's buffer, which is reused from chunk to chunk (no allocation
+    /// per chunk once it has grown to the largest event).
+    ///
+    /// # Errors
+    ///
+    /// As [`next_chunk`](Self::next_chunk).
+    pub async fn next_event(&mut self) -> Option<Result<&[u8], ClientError>> {
+        if std::mem::take(&mut self.primed) {
+            return Some(Ok(self.decoder.last()));
         }
         if self.finished {
             return None;
         }
         match self.read_chunk().await {
-            Ok(Some(chunk)) => Some(Ok(chunk)),
-            Ok(None) => {
+            Ok(true) => Some(Ok(self.decoder.last())),
+            Ok(false) => {
                 self.finished = true;
                 None
             }
@@ -319,11 +332,11 @@ impl InvokeStream {
             .map_err(|e| (ClientError::Invoke(e), partial))
     }
 
-    /// Reads the first chunk and keeps it for the caller.
+    /// Reads the first chunk and keeps it (in the decoder) for the caller.
     async fn prime(&mut self) -> Result<(), ClientError> {
-        match self.next_chunk().await {
-            Some(Ok(chunk)) => {
-                self.pending = Some(chunk);
+        match self.next_event().await {
+            Some(Ok(_)) => {
+                self.primed = true;
                 Ok(())
             }
             Some(Err(e)) => Err(e),
@@ -331,7 +344,9 @@ impl InvokeStream {
         }
     }
 
-    async fn read_chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+    /// Reads up to the next chunk and decodes it into the decoder's buffer: `true` for
+    /// a chunk, `false` at the end of a complete stream.
+    async fn read_chunk(&mut self) -> Result<bool, ClientError> {
         loop {
             while let Some(message) = self.codec.decode(&mut self.buf)? {
                 let event = match self.decoder.decode(message.as_frame()) {
@@ -351,11 +366,11 @@ impl InvokeStream {
                         limit: self.max_received,
                     });
                 }
-                return Ok(Some(Bytes::copy_from_slice(event)));
+                return Ok(true);
             }
             match self.read_body().await? {
                 Some(bytes) => self.buf.extend_from_slice(&bytes),
-                None if self.buf.is_empty() && self.assembler.is_complete() => return Ok(None),
+                None if self.buf.is_empty() && self.assembler.is_complete() => return Ok(false),
                 None => return Err(ClientError::Truncated),
             }
         }
