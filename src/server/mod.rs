@@ -527,13 +527,14 @@ impl MockBedrockHandle {
             .unwrap_or(0)
     }
 
-    /// Event-stream frames written to `/converse-stream` bodies so far (a cut or
-    /// trickled frame counts once).
+    /// Event-stream frames written to `/converse-stream` and
+    /// `/invoke-with-response-stream` bodies so far (a cut or trickled frame counts once).
     pub fn frames_streamed(&self) -> u64 {
         self.shared.frames_sent.load(Ordering::Relaxed)
     }
 
-    /// Event-stream body bytes written to `/converse-stream` bodies so far.
+    /// Event-stream body bytes written to `/converse-stream` and
+    /// `/invoke-with-response-stream` bodies so far.
     pub fn bytes_streamed(&self) -> u64 {
         self.shared.bytes_sent.load(Ordering::Relaxed)
     }
