@@ -255,6 +255,23 @@ mod tests {
     }
 
     #[test]
+    fn model_api_is_read_and_checked() {
+        let c = config(
+            r#"{"providers":{"b":{"api":"bedrock","region":"us-east-1","models":{
+                "n":{"modelName":"anthropic.x","api":"invoke"},"c":{"modelName":"m"}}}}}"#,
+        );
+        assert_eq!(c.resolve_model("b/n").unwrap().api, ModelApi::Invoke);
+        assert_eq!(c.resolve_model("b/c").unwrap().api, ModelApi::Converse);
+        assert_eq!(c.resolve_model("b/raw.id").unwrap().api, ModelApi::Converse);
+        let bad = Config::parse_with_env(
+            r#"{"providers":{"b":{"api":"bedrock","region":"us-east-1","models":{"n":{"api":"grpc"}}}}}"#,
+            &|_| None,
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("models.n.api"), "{bad}");
+    }
+
+    #[test]
     fn other_providers_ignored_and_not_expanded() {
         let text = r#"{"providers": {
             "openai": {"api": "openai", "key": "${env:UNSET_OPENAI}"},

@@ -430,6 +430,56 @@ mod tests {
     }
 
     #[test]
+    fn anthropic_fold_keeps_thinking_tools_and_usage() {
+        let script = Script {
+            events: vec![
+                Event::MessageStart,
+                Event::ContentBlockDelta {
+                    index: 0,
+                    delta: ContentBlockDelta::ReasoningText("hm".into()),
+                },
+                Event::ContentBlockDelta {
+                    index: 0,
+                    delta: ContentBlockDelta::ReasoningSignature("sig".into()),
+                },
+                Event::ContentBlockStart {
+                    index: 1,
+                    start: ContentBlockStart::ToolUse {
+                        tool_use_id: "tooluse_abc".into(),
+                        name: "add".into(),
+                    },
+                },
+                Event::ContentBlockDelta {
+                    index: 1,
+                    delta: ContentBlockDelta::ToolUseInput(r#"{"a":1}"#.into()),
+                },
+                Event::MessageStop {
+                    stop_reason: "tool_use",
+                },
+                Event::Metadata(Usage::new(5, 7)),
+            ],
+        };
+        let m = script.to_anthropic("msg_bdrk_1", "anthropic.mock.tools", 3);
+        assert_eq!(
+            m.content,
+            [
+                AnthropicContentBlock::Thinking {
+                    thinking: "hm".into(),
+                    signature: "sig".into()
+                },
+                AnthropicContentBlock::ToolUse {
+                    id: "toolu_bdrk_abc".into(),
+                    name: "add".into(),
+                    input: json!({"a": 1})
+                },
+            ]
+        );
+        assert_eq!(m.stop_reason.as_deref(), Some("tool_use"));
+        assert_eq!((m.usage.input_tokens, m.usage.output_tokens), (5, 7));
+        assert_eq!(m.invocation_metrics.map(|x| x.invocation_latency), Some(3));
+    }
+
+    #[test]
     fn frame_headers_in_order() {
         let msg = Event::MessageStart.to_frame(0, 0).expect("frame");
         let names: Vec<&str> = msg.headers().map(|(n, _)| n).collect();
