@@ -26,6 +26,8 @@ fn write_config(server: &MockBedrockHandle, name: &str) -> PathBuf {
         "text": {{ "modelName": "mock.text" }},
         "sync": {{ "modelName": "mock.text", "extraPayload": {{ "stream": false }} }},
         "tools": {{ "modelName": "mock.tools" }},
+        "native": {{ "modelName": "anthropic.mock.text", "api": "invoke" }},
+        "native-tools": {{ "modelName": "anthropic.mock.tools", "api": "invoke" }},
       }}
     }}
   }}
@@ -247,4 +249,110 @@ fn chat_usage_errors_exit_2() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_api_invoke_streams_through_the_native_route() {
+    let server = MockBedrock::builder()
+        .bearer_key(KEY)
+        .start()
+        .await
+        .expect("server");
+    let config = write_config(&server, "invoke.json");
+    let config_arg = config.to_str().expect("utf-8").to_string();
+    let prompt = "Tell me about the sea";
+    let want = expected_text(&server, prompt).await;
+
+    // The model config's `"api": "invoke"`.
+    server.reset();
+    let out = run(vec![
+        s("--config"),
+        config_arg.clone(),
+        s("--model"),
+        s("bedrock/native"),
+        s(prompt),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), want.trim_end());
+    assert!(
+        stderr.contains("/invoke-with-response-stream"),
+        "progress names the route: {stderr}"
+    );
+    assert!(stderr.contains("stop: end_turn"), "{stderr}");
+    let req = server.last_request().expect("request");
+    assert!(req.uri.ends_with("/invoke-with-response-stream"), "{}", req.uri);
+    let body = req.json().expect("json");
+    assert_eq!(body["anthropic_version"], "bedrock-2023-05-31");
+    assert_eq!(body["max_tokens"], 1024);
+    assert_eq!(body["messages"][0]["content"], prompt);
+
+    // `--api invoke` on a raw id: thinking on stderr, the answer on stdout.
+    let out = run(vec![
+        s("--config"),
+        config_arg.clone(),
+        s("--api"),
+        s("invoke"),
+        s("--model"),
+        s("bedrock/anthropic.mock.reasoning"),
+        s("--max-tokens"),
+        s("99"),
+        s(prompt),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("[reasoning] The user wrote"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reasoning scenario"));
+    assert_eq!(
+        server.last_request().and_then(|r| r.json()).expect("json")["max_tokens"],
+        99
+    );
+
+    // Not streamed: `/invoke`, tool calls printed.
+    let out = run(vec![
+        s("--config"),
+        config_arg,
+        s("--no-stream"),
+        s("--model"),
+        s("bedrock/native-tools"),
+        s("Weather in Oslo?"),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("[tool call] get_weather {\"city\":\"Paris\"}"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop: tool_use"));
+    assert!(server.last_request().expect("request").uri.ends_with("/invoke"));
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_api_invoke_reports_a_mid_stream_exception_and_keeps_the_text() {
+    let server = MockBedrock::builder()
+        .bearer_key(KEY)
+        .start()
+        .await
+        .expect("server");
+    let config = write_config(&server, "invoke-errors.json");
+    let out = run(vec![
+        s("--config"),
+        config.to_str().expect("utf-8").to_string(),
+        s("--api"),
+        s("invoke"),
+        s("--model"),
+        s("bedrock/anthropic.mock.exception"),
+        s("Hello"),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Let me start answering"));
+    assert!(stderr.contains("modelStreamErrorException"), "{stderr}");
+    assert!(stderr.contains("partial answer kept"), "{stderr}");
+    server.shutdown().await.expect("shutdown");
 }

@@ -249,3 +249,101 @@ fn not_an_event_stream() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
 }
+
+// ===== invoke streams (`chunk` events) =====
+
+fn anthropic_message() -> bedrock_converse::invoke::AnthropicMessage {
+    use bedrock_converse::invoke::{
+        AnthropicContentBlock, AnthropicMessage, AnthropicUsage, InvocationMetrics,
+    };
+    AnthropicMessage {
+        id: "msg_bdrk_decode".into(),
+        model: "claude".into(),
+        content: vec![
+            AnthropicContentBlock::Thinking {
+                thinking: "Let me think.".into(),
+                signature: "c2lnbmF0dXJl".into(),
+            },
+            AnthropicContentBlock::Text {
+                text: "Hello, \"world\"\n".into(),
+                citations: vec![],
+            },
+            AnthropicContentBlock::ToolUse {
+                id: "toolu_bdrk_1".into(),
+                name: "cosine".into(),
+                input: serde_json::json!({"x": 7}),
+            },
+        ],
+        stop_reason: Some("tool_use".into()),
+        usage: AnthropicUsage {
+            input_tokens: 3,
+            output_tokens: 4,
+            ..Default::default()
+        },
+        invocation_metrics: Some(InvocationMetrics {
+            input_token_count: 3,
+            output_token_count: 4,
+            invocation_latency: 9,
+            first_byte_latency: 2,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn invoke_body(frames: &[bedrock_converse::eventstream::Message]) -> Vec<u8> {
+    frames.iter().flat_map(|f| f.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn assembles_an_invoke_stream() {
+    let message = anthropic_message();
+    let frames = bedrock_converse::invoke::chunk_frames(&message, 3).expect("frames");
+    let body = invoke_body(&frames);
+    let out = decode(&[], Some(&body));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(v, serde_json::to_value(&message).expect("json"));
+    assert_eq!(v["content"][0]["signature"], "c2lnbmF0dXJl");
+
+    let out = decode(&["--events"], Some(&body));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), frames.len(), "one native event per chunk");
+    assert_eq!(lines[0]["type"], "message_start");
+    assert_eq!(lines.last().expect("last")["type"], "message_stop");
+    assert!(lines.iter().any(|l| l["delta"]["type"] == "input_json_delta"));
+}
+
+#[test]
+fn invoke_exception_prints_partial_then_fails() {
+    use bedrock_converse::converse::ExceptionKind;
+    let message = anthropic_message();
+    let events = bedrock_converse::invoke::native_events(&message, 5);
+    let mut frames: Vec<_> = events
+        .iter()
+        .take(4)
+        .map(|e| bedrock_converse::invoke::chunk_frame(e).expect("frame"))
+        .collect();
+    frames.push(
+        bedrock_converse::invoke::exception_frame(&ExceptionKind::Throttling, "Too many tokens", None)
+            .expect("frame"),
+    );
+    let body = invoke_body(&frames);
+    let out = decode(&[], Some(&body));
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(v["content"][0]["type"], "thinking");
+    assert!(v["content"][0]["thinking"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+    assert!(stderr(&out).contains("throttlingException"), "{}", stderr(&out));
+
+    let out = decode(&["--events"], Some(&body));
+    assert_eq!(out.status.code(), Some(1));
+    let last: Value = serde_json::from_str(stdout(&out).lines().last().expect("lines")).expect("JSON");
+    assert_eq!(last["throttlingException"]["message"], "Too many tokens");
+}

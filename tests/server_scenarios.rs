@@ -823,7 +823,13 @@ async fn validation_errors() {
 #[tokio::test]
 async fn unknown_paths_are_404() {
     let server = server().await;
-    for path in ["model/x/invoke", "other", "model//converse"] {
+    // `/invoke`, `/invoke-with-response-stream` and `/count-tokens` are routes now.
+    for path in [
+        "model/x/async-invoke",
+        "model/x/invoke-stream",
+        "other",
+        "model//converse",
+    ] {
         let resp = reqwest::Client::new()
             .post(format!("http://{}/{path}", server.addr()))
             .body("{}")

@@ -96,6 +96,39 @@ pub struct ModelConfig {
     pub extra_payload: Map<String, Value>,
     /// Overrides the provider's [`ProviderConfig::region_prefix`].
     pub region_prefix: Option<bool>,
+    /// `"api"`: the route the CLI's `chat` calls for this model (default Converse).
+    pub api: ModelApi,
+}
+
+/// A model's `"api"`: which Bedrock route `chat` sends its prompt to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelApi {
+    /// `"converse"` (the default): `/converse` and `/converse-stream`.
+    #[default]
+    Converse,
+    /// `"invoke"`: the model's native body on `/invoke` and
+    /// `/invoke-with-response-stream` (Anthropic Messages for `anthropic.*` models).
+    Invoke,
+}
+
+impl ModelApi {
+    /// The config value (`converse`, `invoke`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelApi::Converse => "converse",
+            ModelApi::Invoke => "invoke",
+        }
+    }
+
+    /// The value of a config string, if it names one.
+    pub fn from_name(name: &str) -> Option<ModelApi> {
+        match name {
+            "converse" => Some(ModelApi::Converse),
+            "invoke" => Some(ModelApi::Invoke),
+            _ => None,
+        }
+    }
 }
 
 /// A model id resolved against the config.
@@ -111,6 +144,8 @@ pub struct ResolvedModel<'a> {
     pub extra_payload: Map<String, Value>,
     /// Whether to prefix the id with the region.
     pub region_prefix: bool,
+    /// The model's `"api"` ([`ModelApi::Converse`] for a raw id).
+    pub api: ModelApi,
 }
 
 impl ResolvedModel<'_> {
@@ -203,6 +238,7 @@ impl ProviderConfig {
                 model_name: m.model_name.clone(),
                 extra_payload: m.extra_payload.clone(),
                 region_prefix: m.region_prefix.unwrap_or(self.region_prefix),
+                api: m.api,
             },
             None => ResolvedModel {
                 provider: self,
@@ -210,6 +246,7 @@ impl ProviderConfig {
                 model_name: alias_or_id.to_string(),
                 extra_payload: Map::new(),
                 region_prefix: self.region_prefix,
+                api: ModelApi::Converse,
             },
         }
     }
@@ -221,6 +258,23 @@ mod tests {
 
     fn config(text: &str) -> Config {
         Config::parse_with_env(text, &|_| None).unwrap()
+    }
+
+    #[test]
+    fn model_api_is_read_and_checked() {
+        let c = config(
+            r#"{"providers":{"b":{"api":"bedrock","region":"us-east-1","models":{
+                "n":{"modelName":"anthropic.x","api":"invoke"},"c":{"modelName":"m"}}}}}"#,
+        );
+        assert_eq!(c.resolve_model("b/n").unwrap().api, ModelApi::Invoke);
+        assert_eq!(c.resolve_model("b/c").unwrap().api, ModelApi::Converse);
+        assert_eq!(c.resolve_model("b/raw.id").unwrap().api, ModelApi::Converse);
+        let bad = Config::parse_with_env(
+            r#"{"providers":{"b":{"api":"bedrock","region":"us-east-1","models":{"n":{"api":"grpc"}}}}}"#,
+            &|_| None,
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("models.n.api"), "{bad}");
     }
 
     #[test]

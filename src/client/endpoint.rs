@@ -60,9 +60,22 @@ pub struct Endpoint {
 impl Endpoint {
     /// Builds the endpoint for `model_name` on `provider`.
     pub fn new(provider: &ProviderConfig, model_name: &str, region_prefix: bool, stream: bool) -> Endpoint {
+        let op = if stream { "converse-stream" } else { "converse" };
+        Endpoint::for_operation(provider, model_name, region_prefix, op, stream)
+    }
+
+    /// The endpoint of another operation of the model (`invoke`,
+    /// `invoke-with-response-stream`, `count-tokens`): the same model id and base URL,
+    /// `op` as the last path segment; `stream` says whether the answer is an event stream.
+    pub fn for_operation(
+        provider: &ProviderConfig,
+        model_name: &str,
+        region_prefix: bool,
+        op: &str,
+        stream: bool,
+    ) -> Endpoint {
         let model_id = prefixed_model_id(&provider.region, model_name, region_prefix);
         let base = base_url(provider);
-        let op = if stream { "converse-stream" } else { "converse" };
         let encoded = crate::model_id::encode(&model_id).to_string();
         Endpoint {
             display: format!("{base}{model_id}/{op}"),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::converse::StreamError;
 use crate::eventstream::EventStreamError;
+use crate::invoke::InvokeError;
 
 /// Everything that can go wrong in the client layer: configuration, request building,
 /// credentials, HTTP, the event stream and the service's own errors.
@@ -150,6 +151,11 @@ pub enum ClientError {
     /// (`throttlingException`, `modelStreamErrorException`, ...).
     #[error("{0}")]
     Stream(#[from] StreamError),
+    /// An `InvokeModelWithResponseStream` body broke the invoke protocol, or carried an
+    /// exception frame (`throttlingException`, `modelStreamErrorException`, ...); the
+    /// partial message stays with the [`InvokeStream`](super::InvokeStream).
+    #[error("{0}")]
+    Invoke(#[from] InvokeError),
     /// The stream ended before `messageStop` (connection closed early).
     #[error("the stream ended before messageStop")]
     Truncated,
@@ -196,6 +202,8 @@ impl ClientError {
             ClientError::Service { error_type, .. } => error_type.as_deref(),
             ClientError::Stream(StreamError::Service(e)) => Some(e.kind.as_str()),
             ClientError::Stream(StreamError::Incomplete(i)) => i.exception.as_ref().map(|e| e.kind.as_str()),
+            ClientError::Invoke(InvokeError::Service(e)) => Some(e.kind.as_str()),
+            ClientError::Invoke(InvokeError::Incomplete(i)) => i.exception.as_ref().map(|e| e.kind.as_str()),
             _ => None,
         }
     }

@@ -11,7 +11,10 @@
 //! - [`request`]: the Converse body from messages, `extraPayload` and parameters;
 //! - [`auth`]: Bearer keys and SigV4;
 //! - [`retry`]: backoff and error responses;
-//! - [`ConverseStream`]: the streamed reply.
+//! - [`ConverseStream`]: the streamed reply;
+//! - [`InvokeStream`]: the native-body calls `invoke_model`,
+//!   `invoke_model_with_response_stream` and `count_tokens` (the streamed chunks, and the
+//!   finished [`AnthropicMessage`](crate::invoke::AnthropicMessage)).
 //!
 //! # Example
 //!
@@ -43,6 +46,7 @@ pub mod auth;
 pub mod config;
 pub mod endpoint;
 mod error;
+mod invoke;
 pub mod request;
 pub mod retry;
 mod stream;
@@ -59,9 +63,10 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 pub use auth::{Auth, AwsCredentials, Secret};
-pub use config::{Config, ModelConfig, ProviderConfig, ResolvedModel};
+pub use config::{Config, ModelApi, ModelConfig, ProviderConfig, ResolvedModel};
 pub use endpoint::{build_endpoint, Endpoint};
 pub use error::{ClientError, TimeoutKind};
+pub use invoke::InvokeStream;
 pub use request::{PreparedRequest, RequestParams};
 pub use retry::RetryPolicy;
 pub use stream::{ChatEvent, ConverseStream, ToolCall};
@@ -386,7 +391,7 @@ impl BedrockClient {
         let deadline = self.deadline();
         let call = async {
             let (endpoint, auth, body) = self.prepare(model, messages, params, false)?;
-            let head = self.send(&endpoint, auth, body, &mut 1).await?;
+            let head = self.send(&endpoint, auth, body, &[], &mut 1).await?;
             let bytes = self.read_body(head.response).await?;
             let response: ConverseResponse =
                 serde_json::from_slice(&bytes).map_err(ClientError::ResponseJson)?;
@@ -420,7 +425,9 @@ impl BedrockClient {
             let policy = self.inner.options.retry;
             let mut attempt: u32 = 1;
             loop {
-                let head = self.send(&endpoint, auth, body.clone(), &mut attempt).await?;
+                let head = self
+                    .send(&endpoint, auth, body.clone(), &[], &mut attempt)
+                    .await?;
                 let mut stream = ConverseStream::new(
                     Box::pin(head.response.bytes_stream()),
                     self.inner.options.timeouts.idle,
@@ -503,12 +510,13 @@ impl BedrockClient {
         endpoint: &Endpoint,
         auth: Option<&Auth>,
         body: Bytes,
+        headers: &[(&'static str, &str)],
         attempt: &mut u32,
     ) -> Result<Head, ClientError> {
         let policy = self.inner.options.retry;
         loop {
             let attempt_no = *attempt;
-            let err = match self.send_once(endpoint, auth, body.clone()).await {
+            let err = match self.send_once(endpoint, auth, body.clone(), headers).await {
                 Ok(response) if response.status().is_redirection() => {
                     let status = response.status().as_u16();
                     tracing::debug!(status, "redirect refused");
@@ -542,13 +550,20 @@ impl BedrockClient {
         endpoint: &Endpoint,
         auth: Option<&Auth>,
         body: Bytes,
+        headers: &[(&'static str, &str)],
     ) -> Result<reqwest::Response, ClientError> {
-        let accept = if endpoint.stream {
+        let given = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
+        };
+        let accept = given("accept").unwrap_or(if endpoint.stream {
             "application/vnd.amazon.eventstream"
         } else {
             "application/json"
-        };
-        let content_type = "application/json";
+        });
+        let content_type = given("content-type").unwrap_or("application/json");
         let auth = auth.ok_or_else(|| {
             ClientError::MissingCredentials(
                 "no key for this provider and no AWS credentials (AWS_ACCESS_KEY_ID, ~/.aws/credentials)"
@@ -563,6 +578,11 @@ impl BedrockClient {
             .post(&endpoint.wire)
             .header(http::header::CONTENT_TYPE, content_type)
             .header(http::header::ACCEPT, accept);
+        for (name, value) in headers {
+            if !name.eq_ignore_ascii_case("accept") && !name.eq_ignore_ascii_case("content-type") {
+                req = req.header(*name, *value);
+            }
+        }
         for (name, value) in auth_headers {
             let mut value = http::HeaderValue::from_str(&value)
                 .map_err(|_| ClientError::Signing(format!("{name} is not a valid header value")))?;

@@ -33,6 +33,7 @@ use crate::eventstream::{EventStreamCodec, EventStreamError, Message, PRELUDE_LE
 pub(crate) fn retryable_before_data(e: &ClientError) -> bool {
     match e {
         ClientError::Stream(StreamError::Service(ex)) => ex.is_retryable(),
+        ClientError::Invoke(crate::invoke::InvokeError::Service(ex)) => ex.is_retryable(),
         ClientError::Body(_) | ClientError::Truncated => true,
         ClientError::Timeout {
             kind: TimeoutKind::Idle,

@@ -474,3 +474,14 @@ pub struct InvokeModelResponse {
     /// The headers.
     pub headers: InvokeResponseHeaders,
 }
+
+impl InvokeModelResponse {
+    /// The body as an Anthropic Messages response (for `anthropic.*` models).
+    ///
+    /// # Errors
+    ///
+    /// serde_json's error when the body is not that JSON.
+    pub fn anthropic_message(&self) -> Result<super::AnthropicMessage, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+}

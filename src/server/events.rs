@@ -6,6 +6,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use crate::eventstream::{EventStreamError, Message, MessageBuilder};
+use crate::invoke::{AnthropicContentBlock, AnthropicMessage, AnthropicUsage, InvocationMetrics};
 
 /// The padding alphabet of real streams; `"p"` is a prefix of it.
 const PADDING: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -265,6 +266,57 @@ impl Block {
     }
 }
 
+impl Block {
+    /// The block as an Anthropic content block. Tool ids `tooluse_X` become
+    /// `toolu_bdrk_X`, the form Bedrock gives Anthropic models' calls.
+    fn into_anthropic(self) -> AnthropicContentBlock {
+        match self {
+            Block::Text(text) => AnthropicContentBlock::Text {
+                text,
+                citations: Vec::new(),
+            },
+            Block::Tool { id, name, input } => AnthropicContentBlock::ToolUse {
+                id: format!("toolu_bdrk_{}", id.strip_prefix("tooluse_").unwrap_or(&id)),
+                name,
+                input: if input.is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_str(&input).unwrap_or(Value::String(input))
+                },
+            },
+            Block::Reasoning { text, signature } => AnthropicContentBlock::Thinking {
+                thinking: text,
+                signature,
+            },
+            Block::Redacted(bytes) => AnthropicContentBlock::RedactedThinking {
+                data: BASE64.encode(bytes),
+            },
+            Block::Citations { text, citations } => AnthropicContentBlock::Text {
+                text,
+                citations: citations.iter().map(anthropic_citation).collect(),
+            },
+        }
+    }
+}
+
+/// A Converse `CitationsDelta` (`location.documentChar`, `sourceContent`, `title`) as an
+/// Anthropic `char_location` citation.
+fn anthropic_citation(citation: &Value) -> Value {
+    let at = |key: &str| {
+        citation
+            .pointer(&format!("/location/documentChar/{key}"))
+            .cloned()
+    };
+    json!({
+        "type": "char_location",
+        "cited_text": citation.pointer("/sourceContent/0/text").cloned().unwrap_or(json!("")),
+        "document_index": at("documentIndex").unwrap_or(json!(0)),
+        "document_title": citation.get("title").cloned().unwrap_or(Value::Null),
+        "start_char_index": at("start").unwrap_or(json!(0)),
+        "end_char_index": at("end").unwrap_or(json!(0)),
+    })
+}
+
 impl Script {
     /// The exception of the script, if it has one.
     pub(crate) fn exception(&self) -> Option<(&'static str, &Value)> {
@@ -277,8 +329,9 @@ impl Script {
         })
     }
 
-    /// The Converse (non-streaming) response with the same content.
-    pub(crate) fn to_converse_json(&self, latency_ms: u64) -> Value {
+    /// The content blocks in index order, the stop reason and the usage, folded from
+    /// the events (one fold for the Converse and the Anthropic answer).
+    fn fold(&self) -> (Vec<Block>, &'static str, Usage) {
         let mut blocks: Vec<(u32, Block)> = Vec::new();
         let mut stop_reason = "end_turn";
         let mut usage = Usage::new(0, 0);
@@ -310,13 +363,52 @@ impl Script {
                 _ => {}
             }
         }
-        let content: Vec<Value> = blocks.into_iter().map(|(_, block)| block.into_json()).collect();
+        (
+            blocks.into_iter().map(|(_, block)| block).collect(),
+            stop_reason,
+            usage,
+        )
+    }
+
+    /// The Converse (non-streaming) response with the same content.
+    pub(crate) fn to_converse_json(&self, latency_ms: u64) -> Value {
+        let (blocks, stop_reason, usage) = self.fold();
+        let content: Vec<Value> = blocks.into_iter().map(Block::into_json).collect();
         json!({
             "metrics": { "latencyMs": latency_ms },
             "output": { "message": { "content": content, "role": "assistant" } },
             "stopReason": stop_reason,
             "usage": usage.to_json(),
         })
+    }
+
+    /// The same content as an Anthropic Messages response (what `InvokeModel` returns
+    /// for `anthropic.*` models): reasoning becomes `thinking` with its signature,
+    /// redacted reasoning `redacted_thinking`, cited text a text block with
+    /// `citations`. A script that ends in an exception gives the content before it,
+    /// with no stop reason. `latency_ms` goes into the invocation metrics.
+    pub(crate) fn to_anthropic(&self, id: &str, model: &str, latency_ms: u64) -> AnthropicMessage {
+        let (blocks, stop_reason, usage) = self.fold();
+        let finished = self.exception().is_none();
+        AnthropicMessage {
+            id: id.to_owned(),
+            model: model.to_owned(),
+            content: blocks.into_iter().map(Block::into_anthropic).collect(),
+            stop_reason: finished.then(|| stop_reason.to_owned()),
+            usage: AnthropicUsage {
+                input_tokens: usage.input_tokens,
+                output_tokens: usage.output_tokens,
+                ..AnthropicUsage::default()
+            },
+            invocation_metrics: finished.then_some(InvocationMetrics {
+                input_token_count: usage.input_tokens,
+                output_token_count: usage.output_tokens,
+                invocation_latency: latency_ms,
+                first_byte_latency: latency_ms,
+                ..InvocationMetrics::default()
+            }),
+            ..AnthropicMessage::default()
+        }
     }
 }
 
@@ -335,6 +427,56 @@ mod tests {
         let lens: std::collections::HashSet<usize> = (0..20).map(pad_len).collect();
         assert!(lens.len() > 10);
         assert!((0..1000).map(pad_len).all(|n| (1..=59).contains(&n)));
+    }
+
+    #[test]
+    fn anthropic_fold_keeps_thinking_tools_and_usage() {
+        let script = Script {
+            events: vec![
+                Event::MessageStart,
+                Event::ContentBlockDelta {
+                    index: 0,
+                    delta: ContentBlockDelta::ReasoningText("hm".into()),
+                },
+                Event::ContentBlockDelta {
+                    index: 0,
+                    delta: ContentBlockDelta::ReasoningSignature("sig".into()),
+                },
+                Event::ContentBlockStart {
+                    index: 1,
+                    start: ContentBlockStart::ToolUse {
+                        tool_use_id: "tooluse_abc".into(),
+                        name: "add".into(),
+                    },
+                },
+                Event::ContentBlockDelta {
+                    index: 1,
+                    delta: ContentBlockDelta::ToolUseInput(r#"{"a":1}"#.into()),
+                },
+                Event::MessageStop {
+                    stop_reason: "tool_use",
+                },
+                Event::Metadata(Usage::new(5, 7)),
+            ],
+        };
+        let m = script.to_anthropic("msg_bdrk_1", "anthropic.mock.tools", 3);
+        assert_eq!(
+            m.content,
+            [
+                AnthropicContentBlock::Thinking {
+                    thinking: "hm".into(),
+                    signature: "sig".into()
+                },
+                AnthropicContentBlock::ToolUse {
+                    id: "toolu_bdrk_abc".into(),
+                    name: "add".into(),
+                    input: json!({"a": 1})
+                },
+            ]
+        );
+        assert_eq!(m.stop_reason.as_deref(), Some("tool_use"));
+        assert_eq!((m.usage.input_tokens, m.usage.output_tokens), (5, 7));
+        assert_eq!(m.invocation_metrics.map(|x| x.invocation_latency), Some(3));
     }
 
     #[test]

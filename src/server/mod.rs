@@ -86,6 +86,32 @@
 //! Scenario counters (`throttle-then-ok`, `not-ready`) count requests that passed
 //! authentication and validation, on both operations together.
 //!
+//! # Native routes (`InvokeModel`, `InvokeModelWithResponseStream`, `CountTokens`)
+//!
+//! `POST /model/{modelId}/invoke`, `/invoke-with-response-stream` and `/count-tokens`
+//! answer for `anthropic.*` model ids (also after a region prefix, `us.anthropic.*`, or
+//! in an inference-profile ARN); another model gets 400 `ValidationException` naming it.
+//! The body must be an Anthropic Messages request as Bedrock takes it:
+//! `anthropic_version` a version date (`bedrock-2023-05-31`, or the API date the
+//! Anthropic SDKs send), `max_tokens` of at least 1, non-empty
+//! `messages` starting with `user`, no `model` or `stream` member (400
+//! `ValidationException` naming the key otherwise). The scenarios are the same, chosen
+//! the same way (`anthropic.mock.tools`, `us.anthropic.claude.reasoning`), written as
+//! Anthropic Messages: text blocks, `tool_use` blocks streamed as `input_json_delta`
+//! fragments (a `tool_result` turn gets a text answer), `thinking` with its `signature`
+//! (`reasoning`), `redacted_thinking` and `char_location` citations (`citations`),
+//! `usage`, and `amazon-bedrock-invocationMetrics` on `message_stop`. Each native event
+//! is a `chunk` frame `{"bytes":"<base64>"}`; `exception` and `throttling-exception`
+//! stream some text then the exception frame; `stall`, `truncated`, `corrupt-crc` and
+//! `trickle` act on the chunk frames as on ConverseStream's. `/invoke` answers the
+//! message JSON with `X-Amzn-Bedrock-Input-Token-Count`, `-Output-Token-Count` and
+//! `-Invocation-Latency`; the stream carries `X-Amzn-Bedrock-Content-Type:
+//! application/json`; both echo `X-Amzn-Bedrock-PerformanceConfig-Latency` and
+//! `X-Amzn-Bedrock-Service-Tier`. `/count-tokens` takes
+//! `{"input":{"invokeModel":{"body":"<base64>"}}}` (validated as `/invoke` would) or
+//! `{"input":{"converse":{...}}}` (validated as `/converse` would) and answers
+//! `{"inputTokens":N}`, the count the invoke answer reports for the same body.
+//!
 //! # Authentication
 //!
 //! With no [`bearer_key`](MockBedrockBuilder::bearer_key) and no SigV4 setting, any request
@@ -116,12 +142,14 @@
 //!
 //! # Order of checks
 //!
-//! Route (`POST /model/{id}/converse[-stream]`, else 404 `UnknownOperationException`),
+//! Route (`POST /model/{id}/converse[-stream]`, `/invoke[-with-response-stream]`,
+//! `/count-tokens`, else 404 `UnknownOperationException`),
 //! then authentication (403), then JSON and validation (400), then the scenario. Every
 //! request is recorded ([`MockBedrockHandle::requests`]) with the status it got.
 
 mod auth;
 mod events;
+mod invoke;
 mod scenario;
 mod service;
 mod tls;
@@ -186,6 +214,12 @@ pub enum Operation {
     Converse,
     /// `POST /model/{modelId}/converse-stream`.
     ConverseStream,
+    /// `POST /model/{modelId}/invoke` (`anthropic.*` models).
+    InvokeModel,
+    /// `POST /model/{modelId}/invoke-with-response-stream` (`anthropic.*` models).
+    InvokeModelWithResponseStream,
+    /// `POST /model/{modelId}/count-tokens`.
+    CountTokens,
 }
 
 /// One request the server received, as recorded for tests.
@@ -480,6 +514,9 @@ impl MockBedrockHandle {
         let op = match operation {
             Operation::Converse => "converse",
             Operation::ConverseStream => "converse-stream",
+            Operation::InvokeModel => "invoke",
+            Operation::InvokeModelWithResponseStream => "invoke-with-response-stream",
+            Operation::CountTokens => "count-tokens",
         };
         format!("{}://{}/model/{id}/{op}", self.scheme, self.addr)
     }
@@ -511,13 +548,14 @@ impl MockBedrockHandle {
             .unwrap_or(0)
     }
 
-    /// Event-stream frames written to `/converse-stream` bodies so far (a cut or
-    /// trickled frame counts once).
+    /// Event-stream frames written to `/converse-stream` and
+    /// `/invoke-with-response-stream` bodies so far (a cut or trickled frame counts once).
     pub fn frames_streamed(&self) -> u64 {
         self.shared.frames_sent.load(Ordering::Relaxed)
     }
 
-    /// Event-stream body bytes written to `/converse-stream` bodies so far.
+    /// Event-stream body bytes written to `/converse-stream` and
+    /// `/invoke-with-response-stream` bodies so far.
     pub fn bytes_streamed(&self) -> u64 {
         self.shared.bytes_sent.load(Ordering::Relaxed)
     }

@@ -16,7 +16,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::events::Script;
 use super::scenario::{self, RequestView, Scenario};
-use super::{auth, validate, wait_for_shutdown, Operation, RecordedRequest, Shared};
+use super::{auth, invoke, validate, wait_for_shutdown, Operation, RecordedRequest, Shared};
+use crate::eventstream::{EventStreamError, Message};
+use crate::invoke::Route;
 
 /// Largest request body read (Bedrock's own limit is in the same range).
 const MAX_BODY: usize = 25 * 1024 * 1024;
@@ -58,7 +60,11 @@ fn parse_route(path: &str) -> Option<(String, Operation)> {
     let op = match op {
         "converse" => Operation::Converse,
         "converse-stream" => Operation::ConverseStream,
-        _ => return None,
+        _ => match Route::from_path(path)?.1 {
+            Route::InvokeModel => Operation::InvokeModel,
+            Route::InvokeModelWithResponseStream => Operation::InvokeModelWithResponseStream,
+            _ => Operation::CountTokens,
+        },
     };
     if raw_id.is_empty() {
         return None;
@@ -185,6 +191,9 @@ async fn respond(
         Ok(json) => json,
         Err(refused) => return *refused,
     };
+    if let Err(message) = validate_for(operation, seen.model_id.as_deref().unwrap_or_default(), &json) {
+        return error(StatusCode::BAD_REQUEST, "ValidationException", &message, rid);
+    }
     let count = {
         let mut state = shared.lock();
         let n = state.per_scenario.entry(scenario).or_insert(0);
@@ -194,15 +203,103 @@ async fn respond(
     if let Some(failure) = scenario_failure(scenario, count, rid) {
         return failure;
     }
-    let view = RequestView::from_request(&json, body.len());
+    let model_id = seen.model_id.as_deref().unwrap_or_default();
+    let view = match operation {
+        Operation::Converse | Operation::ConverseStream => RequestView::from_request(&json, body.len()),
+        Operation::CountTokens => return count_tokens(&json, model_id, rid),
+        _ => invoke::native_view(&json, body.len()),
+    };
     let script = script_of(scenario, &view, shared.config.long_deltas);
     match operation {
         Operation::Converse => converse(shared, scenario, &script, rid, start).await,
-        Operation::ConverseStream => converse_stream(shared, scenario, script, rid, start),
+        Operation::ConverseStream => stream(shared, scenario, Frames::Script(script), rid, start),
+        Operation::InvokeModel => {
+            invoke_model(shared, scenario, &script, (model_id, &parts.headers), rid, start).await
+        }
+        _ => invoke_stream(shared, scenario, &script, (model_id, &parts.headers), rid, start),
     }
 }
 
-/// Authentication, then the body as JSON, then validation: the request's JSON, or the
+/// The operation's own checks of a request's JSON: Converse's, or for the native
+/// routes an `anthropic.*` model and an Anthropic Messages body. `Err` holds the
+/// message of the 400 `ValidationException`. (`CountTokens` is checked as it is read.)
+fn validate_for(operation: Operation, model_id: &str, json: &Value) -> Result<(), String> {
+    match operation {
+        Operation::Converse | Operation::ConverseStream => validate::validate(json),
+        Operation::CountTokens => Ok(()),
+        _ if !invoke::is_anthropic(model_id) => Err(invoke::not_anthropic(model_id)),
+        _ => invoke::validate_native(json),
+    }
+}
+
+/// The `/count-tokens` answer.
+fn count_tokens(json: &Value, model_id: &str, rid: &str) -> Response {
+    match invoke::count_tokens(json, model_id) {
+        Ok(count) => response(
+            StatusCode::OK,
+            "application/json",
+            rid,
+            Body::from(json!(count).to_string()),
+        ),
+        Err(message) => error(StatusCode::BAD_REQUEST, "ValidationException", &message, rid),
+    }
+}
+
+/// The `/invoke` answer: the script's Anthropic message, with the usage headers.
+async fn invoke_model(
+    shared: &Arc<Shared>,
+    scenario: Scenario,
+    script: &Script,
+    (model_id, headers): (&str, &::http::HeaderMap),
+    rid: &str,
+    start: Instant,
+) -> Response {
+    let mut message = None;
+    let render = |latency| {
+        let m = script.to_anthropic(&invoke::message_id(), model_id, latency);
+        let body = invoke::invoke_body(&m);
+        message = Some((m, latency));
+        body
+    };
+    let body = match unary(shared, scenario, script, rid, start, render).await {
+        Ok(body) => body,
+        Err(refused) => return *refused,
+    };
+    let mut resp = unary_body(shared, scenario, body, rid);
+    if let Some((m, latency)) = &message {
+        invoke::add_usage_headers(&mut resp, m, *latency);
+    }
+    invoke::add_route_headers(&mut resp, headers, false);
+    resp
+}
+
+/// The `/invoke-with-response-stream` answer.
+fn invoke_stream(
+    shared: &Arc<Shared>,
+    scenario: Scenario,
+    script: &Script,
+    (model_id, headers): (&str, &::http::HeaderMap),
+    rid: &str,
+    start: Instant,
+) -> Response {
+    let message = script.to_anthropic(&invoke::message_id(), model_id, latency_ms(start));
+    let frames = match invoke::stream_frames(script, &message) {
+        Ok(frames) => frames,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                &format!("The mock server could not encode its answer: {e}"),
+                rid,
+            )
+        }
+    };
+    let mut resp = stream(shared, scenario, Frames::Encoded(frames), rid, start);
+    invoke::add_route_headers(&mut resp, headers, true);
+    resp
+}
+
+/// Authentication, then the body as JSON: the request's JSON, or the
 /// 403 or 400 response that refuses it (boxed: a response is large, and refusals rare).
 fn admit(
     shared: &Shared,
@@ -229,14 +326,6 @@ fn admit(
             StatusCode::BAD_REQUEST,
             "ValidationException",
             &format!("Malformed input request: {e}, please reformat your input and try again."),
-            rid,
-        ))
-    })?;
-    validate::validate(&json).map_err(|message| {
-        Box::new(error(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            &message,
             rid,
         ))
     })?;
@@ -307,8 +396,27 @@ async fn converse(
     rid: &str,
     start: Instant,
 ) -> Response {
+    let render = |latency| Bytes::from(script.to_converse_json(latency).to_string());
+    match unary(shared, scenario, script, rid, start, render).await {
+        Ok(body) => unary_body(shared, scenario, body, rid),
+        Err(refused) => *refused,
+    }
+}
+
+/// The body of a non-streaming answer, `render`ed with the latency once the scenario's
+/// faults are past: a script that ends in an exception is answered with the HTTP error
+/// of that exception (429 `ThrottlingException` or 424 `ModelErrorException`), and
+/// `stall` waits first (503 if the server stops meanwhile).
+async fn unary(
+    shared: &Arc<Shared>,
+    scenario: Scenario,
+    script: &Script,
+    rid: &str,
+    start: Instant,
+    render: impl FnOnce(u64) -> Bytes,
+) -> Result<Bytes, Box<Response>> {
     if let Some((exception_type, _)) = script.exception() {
-        return if exception_type == "throttlingException" {
+        return Err(Box::new(if exception_type == "throttlingException" {
             error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "ThrottlingException",
@@ -327,23 +435,28 @@ async fn converse(
                 .to_string(),
                 rid,
             )
-        };
+        }));
     }
     if scenario == Scenario::Stall {
         let mut shutdown = shared.shutdown.clone();
         tokio::select! {
             () = tokio::time::sleep(shared.config.stall) => {}
             () = wait_for_shutdown(&mut shutdown) => {
-                return error(
+                return Err(Box::new(error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "ServiceUnavailableException",
                     "The server is shutting down.",
                     rid,
-                );
+                )));
             }
         }
     }
-    let body = Bytes::from(script.to_converse_json(latency_ms(start)).to_string());
+    Ok(render(latency_ms(start)))
+}
+
+/// A JSON body delivered as the scenario says: cut in half (`truncated`), one byte per
+/// write (`trickle`) or whole.
+fn unary_body(shared: &Arc<Shared>, scenario: Scenario, body: Bytes, rid: &str) -> Response {
     match scenario {
         Scenario::Truncated => {
             let half = body.slice(..body.len() / 2);
@@ -397,21 +510,45 @@ enum Delivery {
     Trickle,
 }
 
-/// The `/converse-stream` answer: headers now, frames from a writer task.
-fn converse_stream(
-    shared: &Arc<Shared>,
-    scenario: Scenario,
-    script: Script,
-    rid: &str,
-    start: Instant,
-) -> Response {
+/// The frames of one stream: a Converse script, encoded as the frames go out (the
+/// `metadata` latency is the one at that moment), or frames encoded beforehand.
+enum Frames {
+    Script(Script),
+    Encoded(Vec<Message>),
+}
+
+impl Frames {
+    fn len(&self) -> usize {
+        match self {
+            Frames::Script(script) => script.events.len(),
+            Frames::Encoded(frames) => frames.len(),
+        }
+    }
+
+    /// The `seq`-th frame's bytes (`None` past the end).
+    fn frame(&self, seq: usize, latency_ms: u64) -> Option<Result<Bytes, EventStreamError>> {
+        match self {
+            Frames::Script(script) => script
+                .events
+                .get(seq)
+                .map(|e| e.to_frame(seq, latency_ms).map(Message::into_bytes)),
+            Frames::Encoded(frames) => frames.get(seq).map(|m| Ok(m.clone().into_bytes())),
+        }
+    }
+}
+
+/// A streaming answer (`/converse-stream`, `/invoke-with-response-stream`): headers
+/// now, frames from a writer task, delivered as the scenario says.
+fn stream(shared: &Arc<Shared>, scenario: Scenario, frames: Frames, rid: &str, start: Instant) -> Response {
     let delivery = match scenario {
         Scenario::Stall => Delivery::Stall,
         Scenario::Truncated => Delivery::Truncated,
         Scenario::CorruptCrc => Delivery::CorruptCrc,
         Scenario::Trickle => Delivery::Trickle,
         // Benchmarks: many frames per chunk, so the server is not the bottleneck.
-        Scenario::Long if shared.config.frame_delay.is_zero() => Delivery::Batched,
+        Scenario::Long if shared.config.frame_delay.is_zero() && matches!(frames, Frames::Script(_)) => {
+            Delivery::Batched
+        }
         _ => Delivery::Normal,
     };
     let capacity = if matches!(delivery, Delivery::Trickle) {
@@ -428,7 +565,7 @@ fn converse_stream(
         stall: shared.config.stall,
         start,
     };
-    tokio::spawn(writer.run(script, delivery));
+    tokio::spawn(writer.run(frames, delivery));
     response(
         StatusCode::OK,
         "application/vnd.amazon.eventstream",
@@ -485,15 +622,19 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, script: Script, delivery: Delivery) {
-        if matches!(delivery, Delivery::Batched) {
-            return self.run_batched(script).await;
-        }
-        let n = script.events.len();
+    async fn run(mut self, frames: Frames, delivery: Delivery) {
+        let frames = match (frames, delivery) {
+            (Frames::Script(script), Delivery::Batched) => return self.run_batched(script).await,
+            (frames, _) => frames,
+        };
+        let n = frames.len();
         let cut_at = n / 2;
-        for (seq, event) in script.events.iter().enumerate() {
-            let frame = match event.to_frame(seq, latency_ms(self.start)) {
-                Ok(frame) => frame.into_bytes(),
+        for seq in 0..n {
+            let Some(frame) = frames.frame(seq, latency_ms(self.start)) else {
+                return;
+            };
+            let frame = match frame {
+                Ok(frame) => frame,
                 Err(e) => {
                     let _ = self.tx.send(Err(io::Error::other(e))).await;
                     return;
@@ -615,7 +756,22 @@ mod tests {
             Some(("arn:aws:bedrock/x.text".to_owned(), Operation::Converse))
         );
         assert_eq!(parse_route("/model//converse"), None);
-        assert_eq!(parse_route("/model/x/invoke"), None);
+        assert_eq!(
+            parse_route("/model/anthropic.x/invoke"),
+            Some(("anthropic.x".to_owned(), Operation::InvokeModel))
+        );
+        assert_eq!(
+            parse_route("/model/us.anthropic.x%3A0/invoke-with-response-stream"),
+            Some((
+                "us.anthropic.x:0".to_owned(),
+                Operation::InvokeModelWithResponseStream
+            ))
+        );
+        assert_eq!(
+            parse_route("/model/x/count-tokens"),
+            Some(("x".to_owned(), Operation::CountTokens))
+        );
+        assert_eq!(parse_route("/model/x/invoke-async"), None);
         assert_eq!(parse_route("/other"), None);
     }
 

@@ -16,9 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bedrock_converse::client::config::{home_dir, Config};
-use bedrock_converse::client::{tools_to_call, BedrockClient, ChatEvent, ClientError, RequestParams};
+use bedrock_converse::client::{
+    tools_to_call, BedrockClient, ChatEvent, ClientError, ModelApi, RequestParams,
+};
 use bedrock_converse::converse::{ConverseResponse, Message, TokenUsage};
+use bedrock_converse::invoke::{AnthropicMessage, InvokeModelRequest, Route};
 use futures_util::StreamExt;
+use serde_json::{json, Value};
 
 /// Arguments of `bedrock-converse chat`.
 #[derive(Debug, clap::Args)]
@@ -31,9 +35,14 @@ pub(crate) struct Args {
     /// the first alias of the config).
     #[arg(long, short)]
     model: Option<String>,
-    /// Call `/converse` and print the answer when it is complete.
+    /// Call `/converse` (or `/invoke`) and print the answer when it is complete.
     #[arg(long)]
     no_stream: bool,
+    /// The route: `converse`, or `invoke` for the model's native body
+    /// (`/invoke-with-response-stream`; Anthropic Messages for `anthropic.*` models).
+    /// Default: the model config's `"api"`, else `converse`.
+    #[arg(long, value_enum)]
+    api: Option<Api>,
     /// Sampling temperature, 0.0 to 1.0.
     #[arg(long)]
     temperature: Option<f64>,
@@ -48,6 +57,13 @@ pub(crate) struct Args {
     raw: bool,
     /// The prompt.
     prompt: String,
+}
+
+/// `--api`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Api {
+    Converse,
+    Invoke,
 }
 
 /// Runs the subcommand.
@@ -81,9 +97,22 @@ pub(crate) fn run(args: Args) -> ExitCode {
         Ok(r) => r,
         Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
     };
+    let api = match (args.api, client.config().resolve_model(&model)) {
+        (Some(api), _) => api,
+        (None, Ok(resolved)) if resolved.api == ModelApi::Invoke => Api::Invoke,
+        (None, _) => Api::Converse,
+    };
     let messages = [Message::user(args.prompt.clone())];
     let result = runtime.block_on(async {
-        if stream {
+        if api == Api::Invoke {
+            let request =
+                InvokeModelRequest::new(model.clone(), anthropic_body(&args).to_string().into_bytes());
+            if stream {
+                invoke_stream(&client, &request, args.raw).await
+            } else {
+                invoke_once(&client, &request, args.raw).await
+            }
+        } else if stream {
             chat_stream(&client, &model, &messages, &params, args.raw).await
         } else {
             chat_once(&client, &model, &messages, &params, args.raw).await
@@ -265,6 +294,140 @@ async fn chat_once(
     let _ = out.flush();
     print_summary(&response);
     Ok(())
+}
+
+/// The Anthropic Messages body of `--api invoke`, as Bedrock takes it.
+fn anthropic_body(args: &Args) -> Value {
+    let mut body = json!({
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": args.max_tokens.unwrap_or(1024),
+        "messages": [{ "role": "user", "content": args.prompt }],
+    });
+    if let Some(system) = &args.system {
+        body["system"] = json!(system);
+    }
+    if let Some(t) = args.temperature {
+        body["temperature"] = json!(t);
+    }
+    body
+}
+
+/// `--api invoke`, streamed: text deltas to stdout as they arrive, thinking to stderr,
+/// then the tool calls and the usage of the assembled message.
+async fn invoke_stream(
+    client: &BedrockClient,
+    request: &InvokeModelRequest,
+    raw: bool,
+) -> Result<(), ClientError> {
+    let endpoint = client.route_endpoint_of(&request.model_id, Route::InvokeModelWithResponseStream)?;
+    let clean_out = !raw && std::io::stdout().is_terminal();
+    let clean_err = !raw && std::io::stderr().is_terminal();
+    let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
+    let started = client.invoke_model_with_response_stream(request).await;
+    progress.stop().await;
+    let mut stream = started?;
+    let mut out = std::io::stdout().lock();
+    let mut at_line_start = true;
+    let mut in_reasoning = false;
+    while let Some(item) = stream.next_chunk().await {
+        let chunk = match item {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                end_line(&mut out, at_line_start);
+                let partial = stream.partial();
+                if !partial.content.is_empty() {
+                    eprintln!("(partial answer kept: {} characters)", partial.text().len());
+                }
+                return Err(e);
+            }
+        };
+        let event: Value = serde_json::from_slice(&chunk).unwrap_or(Value::Null);
+        match event.pointer("/delta/type").and_then(Value::as_str) {
+            Some("text_delta") => {
+                let text = event
+                    .pointer("/delta/text")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if in_reasoning {
+                    eprintln!();
+                    in_reasoning = false;
+                }
+                let _ = out.write_all(neutralise(text, clean_out).as_bytes());
+                let _ = out.flush();
+                at_line_start = text.ends_with('\n');
+            }
+            Some("thinking_delta") => {
+                if !in_reasoning {
+                    eprint!("[reasoning] ");
+                    in_reasoning = true;
+                }
+                let text = event
+                    .pointer("/delta/thinking")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                eprint!("{}", neutralise(text, clean_err));
+            }
+            _ => {}
+        }
+    }
+    end_line(&mut out, at_line_start);
+    let message = stream.into_message().await.map_err(|(e, _)| e)?;
+    print_tool_uses(&mut out, &message, clean_out);
+    print_invoke_summary(&message);
+    Ok(())
+}
+
+/// `--api invoke --no-stream`.
+async fn invoke_once(
+    client: &BedrockClient,
+    request: &InvokeModelRequest,
+    raw: bool,
+) -> Result<(), ClientError> {
+    let endpoint = client.route_endpoint_of(&request.model_id, Route::InvokeModel)?;
+    let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
+    let result = client.invoke_model(request).await;
+    progress.stop().await;
+    let message = result?.anthropic_message().map_err(ClientError::ResponseJson)?;
+    let clean = !raw && std::io::stdout().is_terminal();
+    let mut out = std::io::stdout().lock();
+    let text = message.text();
+    if !text.is_empty() {
+        let _ = writeln!(out, "{}", neutralise(text.trim_end_matches('\n'), clean));
+    }
+    print_tool_uses(&mut out, &message, clean);
+    print_invoke_summary(&message);
+    Ok(())
+}
+
+fn end_line(out: &mut impl Write, at_line_start: bool) {
+    if !at_line_start {
+        let _ = writeln!(out);
+    }
+    let _ = out.flush();
+}
+
+fn print_tool_uses(out: &mut impl Write, message: &AnthropicMessage, clean: bool) {
+    for (id, name, input) in message.tool_uses() {
+        let _ = writeln!(
+            out,
+            "[tool call] {} {} (id {})",
+            neutralise(name, clean),
+            input,
+            neutralise(id, clean)
+        );
+    }
+    let _ = out.flush();
+}
+
+fn print_invoke_summary(message: &AnthropicMessage) {
+    let stop = message.stop_reason.as_deref().unwrap_or("?");
+    let u = &message.usage;
+    eprintln!(
+        "usage: {} input + {} output = {} tokens (stop: {stop})",
+        u.input_tokens,
+        u.output_tokens,
+        u.input_tokens.saturating_add(u.output_tokens)
+    );
 }
 
 fn print_summary(response: &ConverseResponse) {

@@ -1,12 +1,18 @@
-//! `bedrock-converse decode`: decode a ConverseStream response body (raw event-stream
-//! bytes) and print the assembled response, the events, or the frames.
+//! `bedrock-converse decode`: decode a ConverseStream or InvokeModelWithResponseStream
+//! response body (raw event-stream bytes) and print the assembled response, the events,
+//! or the frames.
+//!
+//! A body whose first frame is a `chunk` event is an invoke stream: its chunks are
+//! decoded (`{"bytes":"<base64>"}`) and assembled into the Anthropic Messages response;
+//! `--events` prints the native events themselves, one JSON line each.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bedrock_converse::converse::{Blob, StreamAssembler, StreamError};
+use bedrock_converse::converse::{Blob, ServiceException, StreamAssembler, StreamError};
 use bedrock_converse::eventstream::{EventStreamCodec, HeaderValue, Message};
+use bedrock_converse::invoke::{AnthropicAssembler, ChunkDecoder, InvokeError, CHUNK_EVENT_TYPE};
 use bytes::BytesMut;
 use serde_json::{json, Value};
 use tokio_util::codec::Decoder;
@@ -77,38 +83,76 @@ enum Failure {
     Stream { frame: usize, source: StreamError },
     #[error("{0}")]
     Finish(StreamError),
+    #[error("frame {frame}: {source}")]
+    Invoke { frame: usize, source: InvokeError },
+    #[error("{0}")]
+    FinishInvoke(InvokeError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
+/// The frames of a body, in order; a framing problem ends them with a [`Failure`].
+struct Frames<'b> {
+    bytes: &'b [u8],
+    buf: BytesMut,
+    codec: EventStreamCodec,
+    count: usize,
+}
+
+impl<'b> Frames<'b> {
+    fn new(bytes: &'b [u8]) -> Frames<'b> {
+        Frames {
+            bytes,
+            buf: BytesMut::from(bytes),
+            codec: EventStreamCodec::default(),
+            count: 0,
+        }
+    }
+
+    /// The next frame, `Ok(None)` at a clean end of the body.
+    fn next(&mut self) -> Result<Option<Message>, Failure> {
+        let offset = self.bytes.len() - self.buf.len();
+        match self.codec.decode(&mut self.buf) {
+            Ok(Some(m)) => {
+                self.count += 1;
+                Ok(Some(m))
+            }
+            Ok(None) if self.buf.is_empty() => Ok(None),
+            Ok(None) => Err(Failure::Truncated {
+                frames: self.count,
+                left: self.buf.len(),
+            }),
+            Err(source) => Err(Failure::Frame {
+                frames: self.count,
+                offset,
+                source,
+            }),
+        }
+    }
+}
+
+/// Whether the body's first frame is a `chunk` event (an invoke stream).
+fn is_invoke_stream(bytes: &[u8]) -> bool {
+    matches!(Frames::new(bytes).next(), Ok(Some(m)) if m.event_type() == Some(CHUNK_EVENT_TYPE))
+}
+
 fn decode(args: &Args, bytes: &[u8], out: &mut impl Write) -> Result<(), Failure> {
-    let mut buf = BytesMut::from(bytes);
-    let mut codec = EventStreamCodec::default();
+    if !args.frames && is_invoke_stream(bytes) {
+        return decode_invoke(args, bytes, out);
+    }
+    let mut body = Frames::new(bytes);
     let mut assembler = StreamAssembler::new().allow_missing_message_start(args.lenient);
-    let mut frames = 0usize;
     let mut first_error: Option<Failure> = None;
     loop {
-        let offset = bytes.len() - buf.len();
-        let message = match codec.decode(&mut buf) {
+        let message = match body.next() {
             Ok(Some(m)) => m,
-            Ok(None) if buf.is_empty() => break,
-            Ok(None) => {
-                first_error = Some(Failure::Truncated {
-                    frames,
-                    left: buf.len(),
-                });
-                break;
-            }
-            Err(source) => {
-                first_error = Some(Failure::Frame {
-                    frames,
-                    offset,
-                    source,
-                });
+            Ok(None) => break,
+            Err(e) => {
+                first_error = Some(e);
                 break;
             }
         };
-        frames += 1;
+        let frames = body.count;
         if args.frames {
             writeln!(out, "{}", frame_json(&message))?;
             continue;
@@ -152,19 +196,82 @@ fn decode(args: &Args, bytes: &[u8], out: &mut impl Write) -> Result<(), Failure
     error.map_or(Ok(()), Err)
 }
 
+/// An invoke stream: the native events (`--events`) or the assembled Anthropic
+/// message (printed even when the stream failed, with what had arrived).
+fn decode_invoke(args: &Args, bytes: &[u8], out: &mut impl Write) -> Result<(), Failure> {
+    let mut body = Frames::new(bytes);
+    let mut decoder = ChunkDecoder::new();
+    let mut assembler = AnthropicAssembler::new();
+    let mut first_error: Option<Failure> = None;
+    loop {
+        let message = match body.next() {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(e) => {
+                first_error = Some(e);
+                break;
+            }
+        };
+        let pushed = match decoder.decode(message.as_frame()) {
+            Ok(Some(event)) => {
+                if args.events {
+                    out.write_all(event)?;
+                    writeln!(out)?;
+                }
+                assembler.push(event).map(drop)
+            }
+            Ok(None) => Ok(()),
+            Err(source) => {
+                if let (true, InvokeError::Service(e)) = (args.events, &source) {
+                    writeln!(out, "{}", exception_json(e))?;
+                }
+                Err(source)
+            }
+        };
+        if let Err(source) = pushed {
+            first_error = Some(Failure::Invoke {
+                frame: body.count,
+                source,
+            });
+            break;
+        }
+    }
+    if args.events {
+        return first_error.map_or(Ok(()), Err);
+    }
+    let (message, error) = match first_error {
+        Some(e) => (assembler.partial(), Some(e)),
+        None => match assembler.finish() {
+            Ok(m) => (m, None),
+            Err(InvokeError::Incomplete(inc)) => {
+                let partial = inc.partial.clone();
+                (partial, Some(Failure::FinishInvoke(InvokeError::Incomplete(inc))))
+            }
+            Err(e) => (Default::default(), Some(Failure::FinishInvoke(e))),
+        },
+    };
+    serde_json::to_writer_pretty(&mut *out, &message).map_err(std::io::Error::from)?;
+    writeln!(out)?;
+    error.map_or(Ok(()), Err)
+}
+
+/// An exception frame as an event line, like the stream's union member:
+/// `{"<exceptionType>": payload}`.
+fn exception_json(e: &ServiceException) -> Value {
+    let mut body = serde_json::from_slice::<Value>(&e.payload)
+        .ok()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({ "message": e.message }));
+    if let Some(obj) = body.as_object_mut() {
+        obj.remove("p");
+    }
+    json!({ e.kind.as_str(): body })
+}
+
 /// The exception or error frame as an event line, like the stream's union member.
 fn error_event_json(err: &StreamError) -> Option<Value> {
     match err {
-        StreamError::Service(e) => {
-            let mut body = serde_json::from_slice::<Value>(&e.payload)
-                .ok()
-                .filter(Value::is_object)
-                .unwrap_or_else(|| json!({ "message": e.message }));
-            if let Some(obj) = body.as_object_mut() {
-                obj.remove("p");
-            }
-            Some(json!({ e.kind.as_str(): body }))
-        }
+        StreamError::Service(e) => Some(exception_json(e)),
         StreamError::ErrorFrame { code, message } => {
             Some(json!({ "error": { "errorCode": code, "errorMessage": message } }))
         }

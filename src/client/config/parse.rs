@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::{Config, ModelConfig, ProviderConfig};
+use super::{Config, ModelApi, ModelConfig, ProviderConfig};
 use crate::client::error::ClientError;
 use crate::config_file::{expand_env_value, strip_json_comments, UnsetEnvVar};
 
@@ -165,10 +165,16 @@ impl ModelConfig {
             Some(_) => return Err(invalid(&format!("{field}.extraPayload"), "expected an object")),
         };
         let region_prefix = opt_bool(block, "regionPrefix", field)?;
+        let api = match opt_string(block, "api", field)? {
+            None => ModelApi::default(),
+            Some(name) => ModelApi::from_name(&name)
+                .ok_or_else(|| invalid(&format!("{field}.api"), "expected \"converse\" or \"invoke\""))?,
+        };
         Ok(ModelConfig {
             model_name,
             extra_payload,
             region_prefix,
+            api,
         })
     }
 }
