@@ -32,7 +32,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::client::auth::Auth;
-use crate::client::config::Config;
+use crate::client::config::{Config, ProviderConfig};
 use crate::client::endpoint::base_url;
 use crate::client::ClientError;
 use crate::config_file::{expand_env, home_dir, strip_json_comments};
@@ -153,6 +153,12 @@ pub struct ProxyConfig {
     pub metrics_listen: Option<String>,
     /// The bearer key `/metrics` takes on the client port (`None`: any client key).
     pub metrics_key: Option<String>,
+    /// The upstream provider alone, as a client [`Config`]: the model aliases and region
+    /// prefix the dialect routes (`/v1/chat/completions`, `/v1/messages`) resolve model
+    /// names with, exactly as the client does ([`Config::resolve_model`]).
+    /// [`ProxyConfig::new`] sets a provider `bedrock` with no aliases and no region
+    /// prefix: model names are then Bedrock ids, sent as written.
+    pub models: Config,
 }
 
 impl ProxyConfig {
@@ -182,6 +188,10 @@ impl ProxyConfig {
             max_buffered_bytes: Self::DEFAULT_MAX_BUFFERED_BYTES,
             metrics_listen: None,
             metrics_key: None,
+            models: Config::with_provider(ProviderConfig {
+                region_prefix: false,
+                ..ProviderConfig::new("bedrock", "us-east-1")
+            }),
         }
     }
 
@@ -250,6 +260,7 @@ impl ProxyConfig {
             return Err(invalid("`clientKeys` must name at least one key".to_owned()));
         }
         let mut out = ProxyConfig::new(base_url(provider), upstream_auth, client_keys);
+        out.models = Config::with_provider(provider.clone());
         if let Some(listen) = block.get("listen").and_then(Value::as_str) {
             out.listen = expand_env(listen, env, "proxy.listen")?;
         }
