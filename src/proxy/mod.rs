@@ -32,6 +32,7 @@
 //! `examples/embed_passthrough.rs`.
 
 mod config;
+mod dialect;
 mod listener;
 mod metrics;
 mod passthrough;
@@ -52,7 +53,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use crate::client::auth::Auth as UpstreamAuth;
 pub use config::{ClientKey, ConnectionLimits, ProxyConfig, ProxyTimeouts};
-pub use metrics::{ConnectionClose, Metrics, Rejection, StreamCut};
+pub use dialect::ATTEMPTS as DIALECT_ATTEMPTS;
+pub use metrics::{ConnectionClose, DialectRoute, Metrics, Rejection, StreamCut};
 pub use passthrough::{exception_frame, validate_body, FrameValidator, StreamEnd, StreamSummary};
 
 use crate::client::ClientError;
@@ -145,7 +147,10 @@ impl Proxy {
     pub fn router(&self) -> Router {
         let router = Router::new()
             .route("/model/{model_id}/converse", post(converse))
-            .route("/model/{model_id}/converse-stream", post(converse_stream));
+            .route("/model/{model_id}/converse-stream", post(converse_stream))
+            .route("/v1/chat/completions", post(dialect::chat_completions))
+            .route("/v1/messages", post(dialect::messages))
+            .route("/v1/models", get(dialect::list_models));
         let router = if self.inner.config.metrics_listen.is_none() {
             router.route("/metrics", get(metrics_with_key))
         } else {
