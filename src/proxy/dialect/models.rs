@@ -134,7 +134,11 @@ mod tests {
 
     #[test]
     fn bad_names_name_the_model_field() {
-        let c = ProxyConfig::new("http://127.0.0.1:9/model/", Auth::Bearer("k".into()), Vec::new());
+        let c = ProxyConfig::new(
+            "http://127.0.0.1:9/model/",
+            Auth::Bearer(crate::client::Secret::new("k")),
+            Vec::new(),
+        );
         assert_eq!(resolve(&c, "anthropic.x").unwrap(), "anthropic.x");
         for bad in ["", "..", "bedrock/.."] {
             let err = resolve(&c, bad).unwrap_err();
