@@ -161,6 +161,13 @@ impl ResolvedModel<'_> {
 // ===== impl Config =====
 
 impl Config {
+    /// A config of this one provider.
+    pub fn with_provider(provider: ProviderConfig) -> Config {
+        let mut providers = BTreeMap::new();
+        providers.insert(provider.name.clone(), provider);
+        Config { providers }
+    }
+
     /// The provider a model id without a known `provider/` prefix goes to: the one named
     /// `bedrock`, else the only one.
     pub fn default_provider(&self) -> Option<&ProviderConfig> {

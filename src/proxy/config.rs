@@ -34,7 +34,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::client::auth::Auth;
-use crate::client::config::Config;
+use crate::client::config::{Config, ProviderConfig};
 use crate::client::endpoint::base_url;
 use crate::client::ClientError;
 use crate::config_file::{expand_env, home_dir, strip_json_comments};
@@ -158,6 +158,12 @@ pub struct ProxyConfig {
     pub metrics_key: Option<String>,
     /// HTTPS on the client port: the certificate and key files (`None`: plain HTTP).
     pub tls: Option<TlsSettings>,
+    /// The upstream provider alone, as a client [`Config`]: the model aliases and region
+    /// prefix the dialect routes (`/v1/chat/completions`, `/v1/messages`) resolve model
+    /// names with, exactly as the client does ([`Config::resolve_model`]).
+    /// [`ProxyConfig::new`] sets a provider `bedrock` with no aliases and no region
+    /// prefix: model names are then Bedrock ids, sent as written.
+    pub models: Config,
 }
 
 impl ProxyConfig {
@@ -188,6 +194,10 @@ impl ProxyConfig {
             metrics_listen: None,
             metrics_key: None,
             tls: None,
+            models: Config::with_provider(ProviderConfig {
+                region_prefix: false,
+                ..ProviderConfig::new("bedrock", "us-east-1")
+            }),
         }
     }
 
@@ -256,6 +266,7 @@ impl ProxyConfig {
             return Err(invalid("`clientKeys` must name at least one key".to_owned()));
         }
         let mut out = ProxyConfig::new(base_url(provider), upstream_auth, client_keys);
+        out.models = Config::with_provider(provider.clone());
         if let Some(listen) = block.get("listen").and_then(Value::as_str) {
             out.listen = expand_env(listen, env, "proxy.listen")?;
         }

@@ -26,10 +26,13 @@ pub enum Rejection {
     InvalidModelId,
     /// The buffered-bodies budget is spent (503).
     MemoryBudget,
+    /// A dialect request (`/v1/chat/completions`, `/v1/messages`) that cannot become a
+    /// Converse request: invalid, or a field the gateway cannot honour (400).
+    Untranslatable,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 9] = [
+    const ALL: [Rejection; 10] = [
         Rejection::MissingKey,
         Rejection::UnknownKey,
         Rejection::NotFound,
@@ -39,6 +42,7 @@ impl Rejection {
         Rejection::BodyReadFailed,
         Rejection::InvalidModelId,
         Rejection::MemoryBudget,
+        Rejection::Untranslatable,
     ];
 
     fn label(self) -> &'static str {
@@ -52,6 +56,35 @@ impl Rejection {
             Rejection::BodyReadFailed => "body_read_failed",
             Rejection::InvalidModelId => "invalid_model_id",
             Rejection::MemoryBudget => "memory_budget",
+            Rejection::Untranslatable => "untranslatable",
+        }
+    }
+}
+
+/// A route of the clients' dialects, counted in `bedrock_proxy_dialect_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialectRoute {
+    /// `POST /v1/chat/completions` (OpenAI).
+    ChatCompletions,
+    /// `POST /v1/messages` (Anthropic).
+    Messages,
+    /// `GET /v1/models`.
+    Models,
+}
+
+impl DialectRoute {
+    const ALL: [DialectRoute; 3] = [
+        DialectRoute::ChatCompletions,
+        DialectRoute::Messages,
+        DialectRoute::Models,
+    ];
+
+    /// The route's path.
+    pub fn path(self) -> &'static str {
+        match self {
+            DialectRoute::ChatCompletions => "/v1/chat/completions",
+            DialectRoute::Messages => "/v1/messages",
+            DialectRoute::Models => "/v1/models",
         }
     }
 }
@@ -119,6 +152,7 @@ pub struct Metrics {
     input_tokens: AtomicU64,
     output_tokens: AtomicU64,
     rejected: [AtomicU64; Rejection::ALL.len()],
+    dialect_requests: [AtomicU64; DialectRoute::ALL.len()],
     cut: [AtomicU64; StreamCut::ALL.len()],
     connections_open: AtomicU64,
     connections_closed: [AtomicU64; ConnectionClose::ALL.len()],
@@ -132,6 +166,20 @@ impl Metrics {
         } else {
             self.requests_converse.fetch_add(1, Relaxed);
         }
+    }
+
+    pub(crate) fn dialect_request(&self, route: DialectRoute) {
+        if let Some(i) = DialectRoute::ALL.iter().position(|r| *r == route) {
+            self.dialect_requests[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Authenticated requests to this dialect route so far.
+    pub fn dialect_requests(&self, route: DialectRoute) -> u64 {
+        DialectRoute::ALL
+            .iter()
+            .position(|r| *r == route)
+            .map_or(0, |i| self.dialect_requests[i].load(Relaxed))
     }
 
     pub(crate) fn reject(&self, why: Rejection) {
@@ -248,6 +296,18 @@ impl Metrics {
                     self.requests_stream.load(Relaxed),
                 ),
             ],
+        );
+        let routes: Vec<(String, u64)> = DialectRoute::ALL
+            .iter()
+            .zip(&self.dialect_requests)
+            .map(|(r, c)| (format!("{{route=\"{}\"}}", r.path()), c.load(Relaxed)))
+            .collect();
+        let routes: Vec<(&str, u64)> = routes.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "bedrock_proxy_dialect_requests_total",
+            "counter",
+            "Authenticated requests to the OpenAI and Anthropic routes, by route.",
+            &routes,
         );
         metric(
             "bedrock_proxy_streams_in_flight",

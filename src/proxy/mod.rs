@@ -32,6 +32,7 @@
 //! `examples/embed_passthrough.rs`.
 
 mod config;
+mod dialect;
 mod listener;
 mod metrics;
 mod passthrough;
@@ -53,7 +54,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub use crate::client::auth::Auth as UpstreamAuth;
 pub use crate::tls::{TlsCertificate, TlsError, TlsSettings};
 pub use config::{ClientKey, ConnectionLimits, ProxyConfig, ProxyTimeouts};
-pub use metrics::{ConnectionClose, Metrics, Rejection, StreamCut};
+pub use dialect::ATTEMPTS as DIALECT_ATTEMPTS;
+pub use metrics::{ConnectionClose, DialectRoute, Metrics, Rejection, StreamCut};
 pub use passthrough::{exception_frame, validate_body, FrameValidator, StreamEnd, StreamSummary};
 
 use crate::client::ClientError;
@@ -146,7 +148,10 @@ impl Proxy {
     pub fn router(&self) -> Router {
         let router = Router::new()
             .route("/model/{model_id}/converse", post(converse))
-            .route("/model/{model_id}/converse-stream", post(converse_stream));
+            .route("/model/{model_id}/converse-stream", post(converse_stream))
+            .route("/v1/chat/completions", post(dialect::chat_completions))
+            .route("/v1/messages", post(dialect::messages))
+            .route("/v1/models", get(dialect::list_models));
         let router = if self.inner.config.metrics_listen.is_none() {
             router.route("/metrics", get(metrics_with_key))
         } else {
@@ -440,6 +445,118 @@ fn budget_spent() -> Response {
     )
 }
 
+/// A request admitted for forwarding: its stream slot (and the in-flight gauge), its
+/// body with the share of the memory budget it holds, and its total deadline.
+struct Admitted {
+    guard: InFlight,
+    body: Bytes,
+    body_budget: Option<OwnedSemaphorePermit>,
+    total_deadline: Option<tokio::time::Instant>,
+}
+
+/// A request the gateway refused before anything went upstream (already counted in
+/// the metrics): the status, the Bedrock error type and the message. Each route
+/// writes it in its own dialect.
+struct Refused {
+    status: StatusCode,
+    error_type: &'static str,
+    message: String,
+}
+
+impl Refused {
+    fn new(
+        why: Rejection,
+        proxy: &Proxy,
+        status: StatusCode,
+        error_type: &'static str,
+        message: String,
+    ) -> Refused {
+        proxy.inner.metrics.reject(why);
+        Refused {
+            status,
+            error_type,
+            message,
+        }
+    }
+
+    /// The Bedrock-shaped answer of the native routes.
+    fn bedrock_response(&self) -> Response {
+        error_response(self.status, self.error_type, &self.message)
+    }
+}
+
+/// Takes a stream slot (429 past the cap), then reads the request body within the
+/// size cap, the memory budget and the request-body timeout: the shared admission of
+/// every forwarding route.
+async fn admit(proxy: &Proxy, request: Request) -> Result<Admitted, Refused> {
+    let inner = &proxy.inner;
+    let Ok(permit) = inner.streams.clone().try_acquire_owned() else {
+        return Err(Refused::new(
+            Rejection::TooManyStreams,
+            proxy,
+            StatusCode::TOO_MANY_REQUESTS,
+            "ThrottlingException",
+            "too many concurrent requests through this gateway; retry later".to_owned(),
+        ));
+    };
+    // The slot is taken: the gauge moves now, and the upload runs on the slot's clock.
+    let guard = InFlight::new(proxy.clone(), permit);
+    let now = tokio::time::Instant::now();
+    let total_deadline = now.checked_add(inner.config.timeouts.total);
+    let body_deadline = now
+        .checked_add(inner.config.timeouts.request_body)
+        .or(total_deadline)
+        .unwrap_or_else(far_future);
+    let max_body = inner.config.max_body_bytes;
+    let too_large = || {
+        Refused::new(
+            Rejection::BodyTooLarge,
+            proxy,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "ValidationException",
+            format!("request body exceeds this gateway's limit of {max_body} bytes"),
+        )
+    };
+    let declared_len = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared_len.is_some_and(|len| len > max_body) {
+        return Err(too_large());
+    }
+    match read_request_body(proxy, request.into_body(), declared_len, body_deadline).await {
+        Ok((body, body_budget)) => Ok(Admitted {
+            guard,
+            body,
+            body_budget,
+            total_deadline,
+        }),
+        Err(BodyError::TooLarge) => Err(too_large()),
+        Err(BodyError::Timeout) => Err(Refused::new(
+            Rejection::BodyTimeout,
+            proxy,
+            StatusCode::REQUEST_TIMEOUT,
+            "ValidationException",
+            "the request body did not arrive in time".to_owned(),
+        )),
+        Err(BodyError::Broken) => Err(Refused::new(
+            Rejection::BodyReadFailed,
+            proxy,
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "the request body could not be read".to_owned(),
+        )),
+        Err(BodyError::Budget) => Err(Refused::new(
+            Rejection::MemoryBudget,
+            proxy,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            "this gateway is buffering too much right now; retry later".to_owned(),
+        )),
+    }
+}
+
 async fn forward(
     State(proxy): State<Proxy>,
     Path(model_id): Path<String>,
@@ -461,60 +578,15 @@ async fn forward(
             "the model identifier must not be empty, `.` or `..`",
         );
     }
-    let Ok(permit) = inner.streams.clone().try_acquire_owned() else {
-        inner.metrics.reject(Rejection::TooManyStreams);
-        return error_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            "ThrottlingException",
-            "too many concurrent requests through this gateway; retry later",
-        );
+    let Admitted {
+        guard,
+        body,
+        body_budget,
+        total_deadline,
+    } = match admit(&proxy, request).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.bedrock_response(),
     };
-    // The slot is taken: the gauge moves now, and the upload runs on the slot's clock.
-    let guard = InFlight::new(proxy.clone(), permit);
-    let now = tokio::time::Instant::now();
-    let total_deadline = now.checked_add(inner.config.timeouts.total);
-    let body_deadline = now
-        .checked_add(inner.config.timeouts.request_body)
-        .or(total_deadline)
-        .unwrap_or_else(far_future);
-    let max_body = inner.config.max_body_bytes;
-    let declared_len = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared_len.is_some_and(|len| len > max_body) {
-        inner.metrics.reject(Rejection::BodyTooLarge);
-        return body_too_large(max_body);
-    }
-    let (body, body_budget) =
-        match read_request_body(&proxy, request.into_body(), declared_len, body_deadline).await {
-            Ok(read) => read,
-            Err(BodyError::TooLarge) => {
-                inner.metrics.reject(Rejection::BodyTooLarge);
-                return body_too_large(max_body);
-            }
-            Err(BodyError::Timeout) => {
-                inner.metrics.reject(Rejection::BodyTimeout);
-                return error_response(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "ValidationException",
-                    "the request body did not arrive in time",
-                );
-            }
-            Err(BodyError::Broken) => {
-                inner.metrics.reject(Rejection::BodyReadFailed);
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    "ValidationException",
-                    "the request body could not be read",
-                );
-            }
-            Err(BodyError::Budget) => {
-                inner.metrics.reject(Rejection::MemoryBudget);
-                return budget_spent();
-            }
-        };
     inner.metrics.request(stream);
 
     let operation = if stream { "converse-stream" } else { "converse" };
@@ -844,14 +916,6 @@ fn budgeted_body(bytes: Bytes, budget: Option<OwnedSemaphorePermit>) -> Body {
         Some((Ok::<_, std::convert::Infallible>(slice), (rest, budget)))
     });
     Body::from_stream(slices)
-}
-
-fn body_too_large(max: usize) -> Response {
-    error_response(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "ValidationException",
-        &format!("request body exceeds this gateway's limit of {max} bytes"),
-    )
 }
 
 /// Holds the stream permit and the in-flight gauge for one forwarded request.

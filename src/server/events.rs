@@ -81,6 +81,10 @@ impl ContentBlockDelta {
 pub(crate) struct Usage {
     pub(crate) input_tokens: u64,
     pub(crate) output_tokens: u64,
+    /// `cacheReadInputTokens` (left out when 0).
+    pub(crate) cache_read: u64,
+    /// `cacheWriteInputTokens` (left out when 0).
+    pub(crate) cache_write: u64,
 }
 
 impl Usage {
@@ -88,15 +92,30 @@ impl Usage {
         Usage {
             input_tokens,
             output_tokens,
+            cache_read: 0,
+            cache_write: 0,
         }
     }
 
     fn to_json(self) -> Value {
-        json!({
+        // Bedrock's `inputTokens` leaves the cached tokens out; `totalTokens` counts them.
+        let total = self
+            .input_tokens
+            .saturating_add(self.output_tokens)
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_write);
+        let mut usage = json!({
             "inputTokens": self.input_tokens,
             "outputTokens": self.output_tokens,
-            "totalTokens": self.input_tokens.saturating_add(self.output_tokens),
-        })
+            "totalTokens": total,
+        });
+        if self.cache_read > 0 {
+            usage["cacheReadInputTokens"] = json!(self.cache_read);
+        }
+        if self.cache_write > 0 {
+            usage["cacheWriteInputTokens"] = json!(self.cache_write);
+        }
+        usage
     }
 }
 

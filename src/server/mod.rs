@@ -69,7 +69,7 @@
 //! | --- | --- | --- |
 //! | `text` | a few sentences quoting the last user text, in many small deltas; `end_turn` | the same text in one block |
 //! | `long` | [`MockBedrockBuilder::long_deltas`] text deltas (default 2,000), for benchmarks; with no [`frame_delay`](MockBedrockBuilder::frame_delay) the frames go out in ~16 KiB chunks, many frames per chunk, so the server is not the bottleneck | the same text |
-//! | `tools` | a short text block, then one tool block per tool of `toolConfig` (at most 3; `get_weather` and `add` when none), inputs in small JSON fragments; `tool_use`. When the last user message carries `toolResult` blocks: a text answer that uses the results; `end_turn` | the same content |
+//! | `tools` | a short text block, then one tool block per tool of `toolConfig` (at most 3; `get_weather` and `add` when none), inputs in small JSON fragments (a tool whose schema has no properties: the empty input delta only, as Bedrock sends a call with no arguments); `tool_use`. When the last user message carries `toolResult` blocks: a text answer that uses the results; `end_turn` | the same content |
 //! | `reasoning` | `reasoningContent.text` deltas, an empty text delta, a `signature` delta, then a text block at index 1 | `reasoningContent.reasoningText{text,signature}` then `text` |
 //! | `citations` | `reasoningContent.redactedContent` deltas (base64 of opaque bytes) at index 0, then a text block at index 1 ending in a `citation` delta whose `sourceContent` quotes the last user text (`location.documentChar`) | `reasoningContent.redactedContent`, then `citationsContent{content:[{text}],citations}` |
 //! | `exception` | some text, then a `modelStreamErrorException` frame `{message, originalStatusCode, originalMessage}` | HTTP 424 `ModelErrorException` |
@@ -111,6 +111,11 @@
 //! `{"input":{"invokeModel":{"body":"<base64>"}}}` (validated as `/invoke` would) or
 //! `{"input":{"converse":{...}}}` (validated as `/converse` would) and answers
 //! `{"inputTokens":N}`, the count the invoke answer reports for the same body.
+//!
+//! Cache usage: in every scenario, a request with `cachePoint` blocks (in `system`,
+//! `messages` or `toolConfig.tools`) reports, per cache point, 1,024
+//! `cacheReadInputTokens` and 512 `cacheWriteInputTokens` in its usage (`inputTokens`
+//! leaves them out and `totalTokens` counts them, as Bedrock does).
 //!
 //! # Authentication
 //!

@@ -123,6 +123,8 @@ pub(crate) struct RequestView {
     pub(crate) tools: Vec<(String, Value)>,
     /// A rough token count of the request, for `usage.inputTokens`.
     pub(crate) input_tokens: u64,
+    /// `cachePoint` blocks in `system`, `messages` and `toolConfig.tools`.
+    pub(crate) cache_points: u64,
 }
 
 /// One `toolResult` block of the last user message.
@@ -185,6 +187,7 @@ impl RequestView {
                 });
             }
         }
+        view.cache_points = count_cache_points(body);
         if let Some(tools) = body.pointer("/toolConfig/tools").and_then(Value::as_array) {
             for tool in tools {
                 let Some(spec) = tool.get("toolSpec") else {
@@ -198,6 +201,23 @@ impl RequestView {
         }
         view
     }
+}
+
+/// The `cachePoint` blocks of a request: in `system`, in each message's `content`, and
+/// in `toolConfig.tools`.
+fn count_cache_points(body: &Value) -> u64 {
+    let is_point = |b: &&Value| b.get("cachePoint").is_some();
+    let count = |list: Option<&Value>| -> u64 {
+        let n = list
+            .and_then(Value::as_array)
+            .map_or(0, |l| l.iter().filter(is_point).count());
+        n as u64
+    };
+    let in_messages: u64 = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .map_or(0, |m| m.iter().map(|m| count(m.get("content"))).sum());
+    count(body.get("system")) + in_messages + count(body.pointer("/toolConfig/tools"))
 }
 
 fn role(message: &Value) -> Option<&str> {
@@ -313,10 +333,12 @@ fn finished(
     output_chars: usize,
 ) -> Script {
     events.push(Event::MessageStop { stop_reason });
-    events.push(Event::Metadata(Usage::new(
-        view.input_tokens,
-        output_tokens(output_chars),
-    )));
+    let mut usage = Usage::new(view.input_tokens, output_tokens(output_chars));
+    // A request with cache points reports cache usage: per point, 1024 tokens read
+    // from the cache and 512 written to it.
+    usage.cache_read = view.cache_points.saturating_mul(1024);
+    usage.cache_write = view.cache_points.saturating_mul(512);
+    events.push(Event::Metadata(usage));
     Script { events }
 }
 
@@ -474,6 +496,8 @@ pub(crate) fn tools_script(view: &RequestView) -> Script {
             index,
             delta: ContentBlockDelta::ToolUseInput(String::new()),
         });
+        // A call with no arguments gets the empty delta only, as Bedrock sends it.
+        let input = if input == "{}" { String::new() } else { input };
         events.extend(
             split_fragments(&input)
                 .into_iter()

@@ -38,7 +38,9 @@ struct Slot {
 ///   deltas (`text_delta`, `citations_delta`, `input_json_delta`, `thinking_delta`,
 ///   `signature_delta` — the signature only ever on a `signature_delta`), and
 ///   `content_block_stop`; redacted reasoning as a `redacted_thinking` block whose
-///   `data` comes whole in its start;
+///   `data` comes whole in its start (the pieces of one Converse block joined and
+///   written at its `contentBlockStop`, or when another block starts first: a client
+///   replays the block as one);
 /// - `message_delta` with `stop_reason`, `stop_sequence` and the usage
 ///   (`input_tokens`, `output_tokens`, `cache_read_input_tokens`,
 ///   `cache_creation_input_tokens`), then `message_stop` — at `metadata`, or at
@@ -74,6 +76,8 @@ pub struct MessagesStreamWriter {
     stop: Option<(&'static str, Option<String>)>,
     usage: Option<Usage>,
     ended: bool,
+    /// Redacted reasoning gathered until its block stops: (Converse block index, bytes).
+    redacted: Vec<(u32, Vec<u8>)>,
 }
 
 impl MessagesStreamWriter {
@@ -88,6 +92,7 @@ impl MessagesStreamWriter {
             stop: None,
             usage: None,
             ended: false,
+            redacted: Vec::new(),
         }
     }
 
@@ -117,6 +122,7 @@ impl MessagesStreamWriter {
                 if self.slot(*index).is_some() {
                     return;
                 }
+                self.flush_redacted(buf);
                 self.open(*index, Kind::ToolUse, buf);
                 let kind = if r#type.as_deref() == Some("server_tool_use") {
                     "server_tool_use"
@@ -134,6 +140,7 @@ impl MessagesStreamWriter {
             }
             StreamEvent::ContentBlockDelta { index, delta } => self.delta(*index, delta, buf),
             StreamEvent::ContentBlockStop { index } => {
+                self.write_redacted(*index, buf);
                 if let Some(i) = self.slot(*index) {
                     if self.slots[i].open {
                         self.slots[i].open = false;
@@ -226,6 +233,7 @@ impl MessagesStreamWriter {
     }
 
     fn end<B: BufMut>(&mut self, buf: &mut B) {
+        self.flush_redacted(buf);
         self.ended = true;
         for i in 0..self.slots.len() {
             if self.slots[i].open {
@@ -251,12 +259,38 @@ impl MessagesStreamWriter {
         buf.put_slice(b"}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
     }
 
+    /// Writes every gathered redacted block, before another block starts: content
+    /// blocks reach the client in the order they started.
+    fn flush_redacted<B: BufMut>(&mut self, buf: &mut B) {
+        while let Some(&(block, _)) = self.redacted.first() {
+            self.write_redacted(block, buf);
+        }
+    }
+
+    /// Writes the gathered redacted reasoning of Converse block `block`, if any, as one
+    /// whole `redacted_thinking` block (start and stop).
+    fn write_redacted<B: BufMut>(&mut self, block: u32, buf: &mut B) {
+        let Some(i) = self.redacted.iter().position(|(b, _)| *b == block) else {
+            return;
+        };
+        let (_, data) = self.redacted.remove(i);
+        let at = self.open(block, Kind::Redacted, buf);
+        buf.put_slice(b"{\"type\":\"redacted_thinking\",\"data\":");
+        base64_str(buf, &data);
+        buf.put_u8(b'}');
+        end_start(buf);
+        if let Some(i) = self.slot(block) {
+            self.slots[i].open = false;
+        }
+        block_stop(at, buf);
+    }
+
     fn slot(&self, block: u32) -> Option<usize> {
         self.slots.iter().position(|s| s.block == block)
     }
 
-    /// Registers (or re-opens, for a second redacted piece) the block and writes the
-    /// head of its `content_block_start`, up to `"content_block":`.
+    /// Registers the block and writes the head of its `content_block_start`, up to
+    /// `"content_block":`.
     fn open<B: BufMut>(&mut self, block: u32, kind: Kind, buf: &mut B) -> u32 {
         let at = self.next_index;
         self.next_index = self.next_index.saturating_add(1);
@@ -285,25 +319,37 @@ impl MessagesStreamWriter {
             ContentBlockDelta::ToolUseInput(_) => Kind::ToolUse,
             _ => return,
         };
+        if let ContentBlockDelta::ReasoningRedacted(blob) = delta {
+            // Gathered until the block stops (no slot before: another kind's slot for
+            // this block means a delta of the wrong kind, which the assembler refuses).
+            let gather = match self.slot(block) {
+                None => true,
+                // A piece after the block was written (another block started in between):
+                // a block of its own.
+                Some(i) => self.slots[i].kind == Kind::Redacted,
+            };
+            if gather {
+                match self.redacted.iter_mut().find(|(b, _)| *b == block) {
+                    Some((_, data)) => data.extend_from_slice(blob.as_bytes()),
+                    None => self.redacted.push((block, blob.as_bytes().to_vec())),
+                }
+            }
+            return;
+        }
         let at = match self.slot(block) {
             Some(i) if !self.slots[i].open => return,
-            Some(i) if want == Kind::Redacted && self.slots[i].kind == Kind::Redacted => {
-                // A second piece of redacted reasoning: its own block.
-                block_stop(self.slots[i].index, buf);
-                self.open(block, Kind::Redacted, buf)
-            }
             // A delta of another kind than its block (the assembler refuses these).
             Some(i) if self.slots[i].kind != want => return,
             Some(i) => self.slots[i].index,
             None if want == Kind::ToolUse => return,
             None => {
+                self.flush_redacted(buf);
                 let at = self.open(block, want, buf);
                 match delta {
                     ContentBlockDelta::Citation(_) => {
                         buf.put_slice(b"{\"type\":\"text\",\"text\":\"\",\"citations\":[]}");
                         end_start(buf);
                     }
-                    ContentBlockDelta::ReasoningRedacted(_) => {}
                     _ if want == Kind::Thinking => {
                         buf.put_slice(b"{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}");
                         end_start(buf);
@@ -346,13 +392,6 @@ impl MessagesStreamWriter {
                 buf.put_slice(b"{\"type\":\"citations_delta\",\"citation\":");
                 json_value(buf, &citation(c));
                 delta_tail(buf);
-            }
-            ContentBlockDelta::ReasoningRedacted(blob) => {
-                // The head of `content_block_start` is written: the block comes whole.
-                buf.put_slice(b"{\"type\":\"redacted_thinking\",\"data\":");
-                base64_str(buf, blob.as_bytes());
-                buf.put_u8(b'}');
-                end_start(buf);
             }
             _ => {}
         }

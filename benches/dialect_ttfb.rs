@@ -1,0 +1,305 @@
+//! Time to first byte added by the dialect routes, one request at a time on loopback:
+//! the same `text` stream of the built-in Bedrock server fetched
+//!
+//! - `direct`: from the mock server itself (`/model/mock.text/converse-stream`);
+//! - `native`: through the gateway's pass-through (`/model/{id}/converse-stream`);
+//! - `openai`: through `POST /v1/chat/completions` (`stream: true`);
+//! - `anthropic`: through `POST /v1/messages` (`stream: true`);
+//! - `litellm`: through LiteLLM's proxy (`/v1/chat/completions`, model
+//!   `bedrock/converse/mock.text` at the mock server), when its `litellm` command is
+//!   found (`LITELLM_BIN`, else `target/litellm-venv/bin/litellm`, else `PATH`);
+//!   skipped with a message otherwise.
+//!
+//! TTFB is from sending the request to the first body chunk; p50 and p99 over
+//! `DIALECT_TTFB_REQUESTS` requests (default 1000) after 50 warm-up requests. The
+//! added figure is the dialect route's percentile minus the native route's.
+//!
+//! `cargo bench --bench dialect_ttfb --features proxy,server`
+
+use std::net::TcpListener as StdListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bedrock_converse::client::Secret;
+use bedrock_converse::proxy::{ClientKey, Proxy, ProxyConfig, UpstreamAuth};
+use bedrock_converse::server::MockBedrock;
+
+const UPSTREAM_KEY: &str = "bench-upstream-key";
+const CLIENT_KEY: &str = "bench-client-key";
+const WARMUP: usize = 50;
+
+/// One route to measure: URL, headers, body.
+struct Route {
+    name: &'static str,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+const PROMPT: &str = "How fast is the first byte?";
+
+fn converse_body() -> String {
+    format!(r#"{{"messages":[{{"role":"user","content":[{{"text":"{PROMPT}"}}]}}]}}"#)
+}
+
+fn chat_body(model: &str) -> String {
+    format!(r#"{{"model":"{model}","stream":true,"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#)
+}
+
+fn messages_body() -> String {
+    format!(
+        r#"{{"model":"mock.text","stream":true,"max_tokens":256,"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#
+    )
+}
+
+/// The TTFB of one request; the rest of the body is read (and must be there).
+async fn ttfb(client: &reqwest::Client, route: &Route) -> Duration {
+    let mut request = client.post(&route.url).header("content-type", "application/json");
+    for (name, value) in &route.headers {
+        request = request.header(*name, value);
+    }
+    let started = Instant::now();
+    let mut response = request.body(route.body.clone()).send().await.expect("send");
+    assert!(
+        response.status().is_success(),
+        "{}: {}",
+        route.name,
+        response.status()
+    );
+    let mut first = None;
+    let mut bytes = 0;
+    while let Some(chunk) = response.chunk().await.expect("body") {
+        first.get_or_insert_with(|| started.elapsed());
+        bytes += chunk.len();
+    }
+    assert!(bytes > 0, "{}: empty body", route.name);
+    first.unwrap_or_default()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    // `p` is in 0..=1 and the index is clamped to the slice.
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn measure(client: &reqwest::Client, route: &Route, n: usize) -> (Duration, Duration) {
+    for _ in 0..WARMUP {
+        ttfb(client, route).await;
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        samples.push(ttfb(client, route).await);
+    }
+    samples.sort();
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// LiteLLM's proxy in front of `upstream`, when its command is found.
+struct LiteLlm {
+    child: Child,
+    port: u16,
+    _dir: std::path::PathBuf,
+}
+
+impl Drop for LiteLlm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn litellm_bin() -> Option<std::path::PathBuf> {
+    let candidates = [
+        std::env::var_os("LITELLM_BIN").map(std::path::PathBuf::from),
+        Some(std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/litellm-venv/bin/litellm"
+        ))),
+        Some(std::path::PathBuf::from("litellm")),
+    ];
+    candidates.into_iter().flatten().find(|bin| {
+        Command::new(bin)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+async fn start_litellm(upstream: &str) -> Option<LiteLlm> {
+    let Some(bin) = litellm_bin() else {
+        eprintln!(
+            "litellm: skipped (no `litellm` command: pip install 'litellm[proxy]', or set LITELLM_BIN)"
+        );
+        return None;
+    };
+    let port = StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .ok()?;
+    let dir = std::env::temp_dir().join(format!("dialect-ttfb-litellm-{port}"));
+    std::fs::create_dir_all(&dir).ok()?;
+    let config = dir.join("config.yaml");
+    let endpoint = upstream.trim_end_matches('/').trim_end_matches("/model");
+    std::fs::write(
+        &config,
+        format!(
+            "model_list:\n  - model_name: mock\n    litellm_params:\n      model: bedrock/converse/mock.text\n      \
+             aws_bedrock_runtime_endpoint: {endpoint}\n      aws_access_key_id: AKIDBENCH\n      \
+             aws_secret_access_key: bench-secret\n      aws_region_name: us-east-1\n\
+             general_settings:\n  master_key: {CLIENT_KEY}\n"
+        ),
+    )
+    .ok()?;
+    let child = Command::new(&bin)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--num_workers",
+            "1",
+        ])
+        .env("LITELLM_LOG", "ERROR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let proxy = LiteLlm {
+        child,
+        port,
+        _dir: dir,
+    };
+    // Wait (bounded) for it to answer.
+    let client = reqwest::Client::new();
+    for _ in 0..600 {
+        let ready = client
+            .get(format!("http://127.0.0.1:{port}/health/readiness"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return Some(proxy);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("litellm: skipped (it did not become ready within 60 s)");
+    None
+}
+
+fn main() {
+    let n: usize = std::env::var("DIALECT_TTFB_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let server = MockBedrock::builder()
+            .bearer_key(UPSTREAM_KEY)
+            .accept_sigv4()
+            .start()
+            .await
+            .expect("mock server");
+        let config = ProxyConfig::new(
+            server.url(),
+            UpstreamAuth::Bearer(Secret::new(UPSTREAM_KEY)),
+            vec![ClientKey {
+                id: "bench".to_owned(),
+                secret: CLIENT_KEY.to_owned(),
+            }],
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let gateway = listener.local_addr().expect("addr");
+        tokio::spawn(
+            Proxy::new(config)
+                .expect("proxy")
+                .serve(listener, std::future::pending()),
+        );
+        let bearer = |key: &str| vec![("authorization", format!("Bearer {key}"))];
+        let mut routes = vec![
+            Route {
+                name: "direct",
+                url: format!("{}mock.text/converse-stream", server.url()),
+                headers: bearer(UPSTREAM_KEY),
+                body: converse_body(),
+            },
+            Route {
+                name: "native",
+                url: format!("http://{gateway}/model/mock.text/converse-stream"),
+                headers: bearer(CLIENT_KEY),
+                body: converse_body(),
+            },
+            Route {
+                name: "openai",
+                url: format!("http://{gateway}/v1/chat/completions"),
+                headers: bearer(CLIENT_KEY),
+                body: chat_body("mock.text"),
+            },
+            Route {
+                name: "anthropic",
+                url: format!("http://{gateway}/v1/messages"),
+                headers: vec![
+                    ("x-api-key", CLIENT_KEY.to_owned()),
+                    ("anthropic-version", "2023-06-01".to_owned()),
+                ],
+                body: messages_body(),
+            },
+        ];
+        let litellm = start_litellm(&server.url()).await;
+        if let Some(l) = &litellm {
+            routes.push(Route {
+                name: "litellm",
+                url: format!("http://127.0.0.1:{}/v1/chat/completions", l.port),
+                headers: bearer(CLIENT_KEY),
+                body: chat_body("mock"),
+            });
+        }
+        let client = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .build()
+            .expect("client");
+        println!("TTFB, one request at a time, {n} requests per route (after {WARMUP} warm-up):");
+        println!(
+            "{:<10} {:>10} {:>10} {:>16} {:>16}",
+            "route", "p50 µs", "p99 µs", "p50 vs native", "p99 vs native"
+        );
+        let mut native = None;
+        for route in &routes {
+            let (p50, p99) = measure(&client, route, n).await;
+            if route.name == "native" {
+                native = Some((p50, p99));
+            }
+            let added = |x: Duration, base: Duration| micros(x) - micros(base);
+            let (a50, a99) = match native {
+                Some((b50, b99)) if route.name != "direct" && route.name != "native" => (
+                    format!("{:+.0} µs", added(p50, b50)),
+                    format!("{:+.0} µs", added(p99, b99)),
+                ),
+                _ => ("".to_owned(), "".to_owned()),
+            };
+            println!(
+                "{:<10} {:>10.0} {:>10.0} {:>16} {:>16}",
+                route.name,
+                micros(p50),
+                micros(p99),
+                a50,
+                a99
+            );
+        }
+        drop(litellm);
+    });
+}

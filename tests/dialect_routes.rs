@@ -1,0 +1,364 @@
+//! The gateway's OpenAI and Anthropic routes over loopback TCP, in front of the built-in
+//! server: keys, 400s naming the field, `/v1/models`, streams and their failures,
+//! retries before the first byte, pings, metrics.
+
+#![cfg(all(feature = "proxy", feature = "server"))]
+
+mod common;
+
+use std::time::Duration;
+
+use bedrock_converse::client::auth::Secret;
+use bedrock_converse::client::{Config, ModelConfig, ProviderConfig};
+use bedrock_converse::proxy::{
+    ClientKey, DialectRoute, ProxyConfig, Rejection, UpstreamAuth, DIALECT_ATTEMPTS,
+};
+use bedrock_converse::server::{MockBedrock, MockBedrockHandle};
+use serde_json::{json, Value};
+
+use common::Gateway;
+
+const CLIENT_KEY: &str = "client-secret-1";
+const UPSTREAM_KEY: &str = "upstream-secret";
+
+async fn mock() -> MockBedrockHandle {
+    MockBedrock::builder()
+        .bearer_key(UPSTREAM_KEY)
+        .stall_duration(Duration::from_secs(30))
+        .start()
+        .await
+        .expect("mock server")
+}
+
+/// A gateway in front of `server` with the aliases `text` (`mock.text`) and `tools`
+/// (`mock.tools`), region prefix on (as a client config has it).
+async fn gateway(server: &MockBedrockHandle, idle: Duration) -> Gateway {
+    let mut c = ProxyConfig::new(
+        server.url(),
+        UpstreamAuth::Bearer(Secret::new(UPSTREAM_KEY)),
+        vec![ClientKey {
+            id: "team-a".to_owned(),
+            secret: CLIENT_KEY.to_owned(),
+        }],
+    );
+    c.timeouts.idle = idle;
+    let mut provider = ProviderConfig::new("bedrock", "us-east-1").with_url(server.url());
+    for (alias, id) in [("text", "mock.text"), ("tools", "mock.tools")] {
+        provider.models.insert(
+            alias.to_owned(),
+            ModelConfig {
+                model_name: id.to_owned(),
+                extra_payload: Default::default(),
+                region_prefix: None,
+            },
+        );
+    }
+    c.models = Config::with_provider(provider);
+    Gateway::start(c).await
+}
+
+fn url(gw: &Gateway, path: &str) -> String {
+    format!("http://{}{path}", gw.addr)
+}
+
+async fn post_openai(gw: &Gateway, key: Option<&str>, body: Value) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(url(gw, "/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    req.send().await.expect("request")
+}
+
+async fn post_anthropic(gw: &Gateway, headers: &[(&str, &str)], body: Value) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(url(gw, "/v1/messages"))
+        .header("anthropic-version", "2023-06-01")
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.expect("request")
+}
+
+fn chat(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "Hello there"}],
+    })
+}
+
+fn message(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "stream": stream,
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": "Hello there"}],
+    })
+}
+
+/// A response body as JSON.
+async fn json_of(r: reqwest::Response) -> Value {
+    serde_json::from_slice(&r.bytes().await.expect("body")).expect("JSON body")
+}
+
+/// The JSON payloads of `data:` lines (not `[DONE]`).
+fn data_events(sse: &str) -> Vec<Value> {
+    sse.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).expect("data is JSON"))
+        .collect()
+}
+
+/// The `event:` names in order.
+fn event_names(sse: &str) -> Vec<&str> {
+    sse.lines().filter_map(|l| l.strip_prefix("event: ")).collect()
+}
+
+#[tokio::test]
+async fn openai_keys_are_checked_in_openai_shape() {
+    let server = mock().await;
+    let gw = gateway(&server, Duration::from_secs(5)).await;
+    let missing = post_openai(&gw, None, chat("text", false)).await;
+    assert_eq!(missing.status(), 401);
+    let body: Value = json_of(missing).await;
+    assert_eq!(body["error"]["type"], "authentication_error", "{body}");
+    let unknown = post_openai(&gw, Some("nope"), chat("text", false)).await;
+    assert_eq!(unknown.status(), 403);
+    let body: Value = json_of(unknown).await;
+    assert_eq!(body["error"]["type"], "permission_error", "{body}");
+    assert_eq!(gw.proxy.metrics().rejected(Rejection::MissingKey), 1);
+    assert_eq!(gw.proxy.metrics().rejected(Rejection::UnknownKey), 1);
+    assert_eq!(server.request_count(), 0);
+}
+
+#[tokio::test]
+async fn anthropic_takes_x_api_key_or_bearer() {
+    let server = mock().await;
+    let gw = gateway(&server, Duration::from_secs(5)).await;
+    let bearer = format!("Bearer {CLIENT_KEY}");
+    for headers in [[("x-api-key", CLIENT_KEY)], [("authorization", bearer.as_str())]] {
+        let r = post_anthropic(&gw, &headers, message("text", false)).await;
+        assert_eq!(r.status(), 200);
+        let body: Value = json_of(r).await;
+        assert_eq!(body["type"], "message", "{body}");
+        assert!(body["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Hello there"));
+    }
+    let r = post_anthropic(&gw, &[("x-api-key", "wrong")], message("text", false)).await;
+    assert_eq!(r.status(), 403);
+    let body: Value = json_of(r).await;
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "permission_error");
+    let r = post_anthropic(&gw, &[], message("text", false)).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(gw.proxy.metrics().dialect_requests(DialectRoute::Messages), 2);
+}
+
+#[tokio::test]
+async fn unhonourable_fields_are_400s_naming_the_field() {
+    let server = mock().await;
+    let gw = gateway(&server, Duration::from_secs(5)).await;
+    let mut body = chat("text", false);
+    body["n"] = json!(2);
+    let r = post_openai(&gw, Some(CLIENT_KEY), body).await;
+    assert_eq!(r.status(), 400);
+    let err: Value = json_of(r).await;
+    assert_eq!(err["error"]["param"], "n", "{err}");
+    assert_eq!(err["error"]["type"], "invalid_request_error");
+
+    let mut body = message("text", false);
+    body["mcp_servers"] = json!([{"type": "url", "url": "https://x", "name": "x"}]);
+    let r = post_anthropic(&gw, &[("x-api-key", CLIENT_KEY)], body).await;
+    assert_eq!(r.status(), 400);
+    let err: Value = json_of(r).await;
+    assert_eq!(err["error"]["type"], "invalid_request_error");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("mcp_servers"),
+        "{err}"
+    );
+
+    let r = post_openai(&gw, Some(CLIENT_KEY), chat("", false)).await;
+    assert_eq!(r.status(), 400);
+    let err: Value = json_of(r).await;
+    assert_eq!(err["error"]["param"], "model", "{err}");
+    assert_eq!(gw.proxy.metrics().rejected(Rejection::Untranslatable), 3);
+    assert_eq!(server.request_count(), 0, "nothing went upstream");
+}
+
+#[tokio::test]
+async fn models_lists_the_aliases_in_either_shape() {
+    let server = mock().await;
+    let gw = gateway(&server, Duration::from_secs(5)).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .get(url(&gw, "/v1/models"))
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = json_of(r).await;
+    assert_eq!(body["object"], "list");
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["bedrock/text", "bedrock/tools"]);
+    let r = client
+        .get(url(&gw, "/v1/models"))
+        .header("x-api-key", CLIENT_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = json_of(r).await;
+    assert_eq!(body["data"][1]["type"], "model");
+    assert_eq!(body["last_id"], "bedrock/tools");
+    let r = client.get(url(&gw, "/v1/models")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn aliases_and_raw_ids_resolve_as_the_client_does() {
+    let server = mock().await;
+    let gw = gateway(&server, Duration::from_secs(5)).await;
+    for model in ["bedrock/tools", "tools", "mock.tools", "us.mock.tools"] {
+        let r = post_openai(&gw, Some(CLIENT_KEY), chat(model, false)).await;
+        assert_eq!(r.status(), 200, "{model}");
+        let body: Value = json_of(r).await;
+        assert_eq!(body["model"], model);
+        assert_eq!(
+            body["choices"][0]["finish_reason"], "tool_calls",
+            "{model}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn openai_stream_carries_text_then_done() {
+    let server = mock().await;
+    let gw = gateway(&server, Duration::from_secs(5)).await;
+    let mut body = chat("text", true);
+    body["stream_options"] = json!({"include_usage": true});
+    let r = post_openai(&gw, Some(CLIENT_KEY), body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let sse = r.text().await.unwrap();
+    assert!(sse.ends_with("data: [DONE]\n\n"), "{sse}");
+    let events = data_events(&sse);
+    let text: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(text.contains("You said: \"Hello there\""), "{text}");
+    let usage = events.last().unwrap();
+    assert!(usage["usage"]["prompt_tokens"].as_u64().unwrap() > 0, "{usage}");
+    assert_eq!(
+        gw.proxy.metrics().dialect_requests(DialectRoute::ChatCompletions),
+        1
+    );
+    assert!(gw
+        .proxy
+        .metrics()
+        .render()
+        .contains("route=\"/v1/chat/completions\"} 1"));
+}
+
+#[tokio::test]
+async fn a_mid_stream_exception_follows_what_came_before() {
+    let server = mock().await;
+    let gw = gateway(&server, Duration::from_secs(5)).await;
+    let r = post_openai(&gw, Some(CLIENT_KEY), chat("mock.exception", true)).await;
+    assert_eq!(r.status(), 200);
+    let sse = r.text().await.unwrap();
+    let events = data_events(&sse);
+    let text: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(text.starts_with("Let me start answering"), "{sse}");
+    let last = events.last().unwrap();
+    assert!(last["error"]["message"].is_string(), "{sse}");
+
+    let r = post_anthropic(
+        &gw,
+        &[("x-api-key", CLIENT_KEY)],
+        message("mock.throttling-exception", true),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let sse = r.text().await.unwrap();
+    let names = event_names(&sse);
+    assert_eq!(names.first(), Some(&"message_start"), "{sse}");
+    assert_eq!(names.last(), Some(&"error"), "{sse}");
+    assert!(names.contains(&"content_block_delta"));
+    assert!(!names.contains(&"message_stop"));
+    // Bytes had reached the client: no retry.
+    assert_eq!(server.request_count(), 2);
+}
+
+#[tokio::test]
+async fn http_errors_map_to_the_dialect_and_retries_stop_at_the_limit() {
+    let server = mock().await;
+    let gw = gateway(&server, Duration::from_secs(5)).await;
+    let r = post_openai(&gw, Some(CLIENT_KEY), chat("mock.http-error", true)).await;
+    assert_eq!(r.status(), 400);
+    let err: Value = json_of(r).await;
+    assert_eq!(err["error"]["type"], "invalid_request_error", "{err}");
+    assert_eq!(server.request_count(), 1, "a 400 is not retried");
+
+    let r = post_anthropic(
+        &gw,
+        &[("x-api-key", CLIENT_KEY)],
+        message("mock.server-error", false),
+    )
+    .await;
+    assert_eq!(r.status(), 500);
+    let err: Value = json_of(r).await;
+    assert_eq!(err["error"]["type"], "api_error", "{err}");
+    assert_eq!(server.request_count(), 1 + DIALECT_ATTEMPTS as usize);
+}
+
+#[tokio::test]
+async fn throttling_before_the_first_byte_is_retried() {
+    let server = mock().await;
+    let gw = gateway(&server, Duration::from_secs(5)).await;
+    // `throttle-then-ok`: two 429s, then the text.
+    let r = post_anthropic(
+        &gw,
+        &[("x-api-key", CLIENT_KEY)],
+        message("mock.throttle-then-ok", true),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let sse = r.text().await.unwrap();
+    assert_eq!(event_names(&sse).last(), Some(&"message_stop"), "{sse}");
+    assert_eq!(server.request_count(), 3);
+}
+
+#[tokio::test]
+async fn a_quiet_upstream_gets_pings_then_an_error_event() {
+    let server = mock().await;
+    // `stall`: a few frames, then silence; pings every half idle timeout.
+    let gw = gateway(&server, Duration::from_millis(400)).await;
+    let r = post_anthropic(&gw, &[("x-api-key", CLIENT_KEY)], message("mock.stall", true)).await;
+    assert_eq!(r.status(), 200);
+    let sse = r.text().await.unwrap();
+    let names = event_names(&sse);
+    let first_error = names.iter().position(|n| *n == "error").expect("an error event");
+    assert_eq!(first_error, names.len() - 1, "{sse}");
+    // One ping after message_start, at least one more while upstream was quiet.
+    assert!(names.iter().filter(|n| **n == "ping").count() >= 2, "{sse}");
+    let error = data_events(&sse).pop().unwrap();
+    assert_eq!(error["error"]["type"], "overloaded_error", "{error}");
+}
