@@ -43,6 +43,7 @@ async fn main() -> Result<(), Error> {
             model_name: "mock.tools".to_owned(),
             extra_payload: Default::default(),
             region_prefix: None,
+            api: Default::default(),
         },
     );
     config.models = Config::with_provider(provider);

@@ -50,6 +50,7 @@ async fn stack() -> (MockBedrockHandle, Gateway) {
             model_name: "mock.text".to_owned(),
             extra_payload: Default::default(),
             region_prefix: None,
+            api: Default::default(),
         },
     );
     config.models = Config::with_provider(provider);

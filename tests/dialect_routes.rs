@@ -50,6 +50,7 @@ async fn gateway(server: &MockBedrockHandle, idle: Duration) -> Gateway {
                 model_name: id.to_owned(),
                 extra_payload: Default::default(),
                 region_prefix: None,
+                api: Default::default(),
             },
         );
     }
