@@ -226,7 +226,7 @@ async fn keys_paths_and_body_size_are_enforced() {
     assert_eq!(wrong.headers()["x-amzn-errortype"], "AccessDeniedException");
 
     let other = post(
-        &format!("http://{}/model/x/invoke", gw.addr),
+        &format!("http://{}/model/x/start-async-invoke", gw.addr),
         Some(CLIENT_KEY),
         request_body("x"),
     )

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
+use super::operation::Operation;
+
 /// Why the proxy refused a request itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
@@ -12,7 +14,7 @@ pub enum Rejection {
     MissingKey,
     /// A key that is not configured (403).
     UnknownKey,
-    /// Not `POST /model/{id}/converse[-stream]` (404).
+    /// Not one of the forwarded routes (404).
     NotFound,
     /// Request body over the cap (413).
     BodyTooLarge,
@@ -29,10 +31,13 @@ pub enum Rejection {
     /// A dialect request (`/v1/chat/completions`, `/v1/messages`) that cannot become a
     /// Converse request: invalid, or a field the gateway cannot honour (400).
     Untranslatable,
+    /// A forwarded request header the gateway cannot pass on: repeated, or not
+    /// visible ASCII (400).
+    InvalidHeader,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 10] = [
+    const ALL: [Rejection; 11] = [
         Rejection::MissingKey,
         Rejection::UnknownKey,
         Rejection::NotFound,
@@ -43,6 +48,7 @@ impl Rejection {
         Rejection::InvalidModelId,
         Rejection::MemoryBudget,
         Rejection::Untranslatable,
+        Rejection::InvalidHeader,
     ];
 
     fn label(self) -> &'static str {
@@ -57,6 +63,7 @@ impl Rejection {
             Rejection::InvalidModelId => "invalid_model_id",
             Rejection::MemoryBudget => "memory_budget",
             Rejection::Untranslatable => "untranslatable",
+            Rejection::InvalidHeader => "invalid_header",
         }
     }
 }
@@ -144,8 +151,7 @@ impl ConnectionClose {
 /// map takes a lock only when an upstream error happens).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests_converse: AtomicU64,
-    requests_stream: AtomicU64,
+    requests: [AtomicU64; Operation::ALL.len()],
     streams_in_flight: AtomicU64,
     frames: AtomicU64,
     bytes: AtomicU64,
@@ -157,15 +163,23 @@ pub struct Metrics {
     connections_open: AtomicU64,
     connections_closed: [AtomicU64; ConnectionClose::ALL.len()],
     upstream_errors: Mutex<BTreeMap<String, u64>>,
+    /// Input and output tokens by client key id and operation (key ids come from the
+    /// config, so the map is bounded).
+    key_tokens: Mutex<BTreeMap<(String, Operation), [u64; 2]>>,
 }
 
 impl Metrics {
-    pub(crate) fn request(&self, stream: bool) {
-        if stream {
-            self.requests_stream.fetch_add(1, Relaxed);
-        } else {
-            self.requests_converse.fetch_add(1, Relaxed);
-        }
+    pub(crate) fn request(&self, operation: Operation) {
+        self.requests[operation.index()].fetch_add(1, Relaxed);
+    }
+
+    /// Requests accepted for forwarding to this operation (`converse`,
+    /// `invoke-with-response-stream`, ...: the last path segment) so far.
+    pub fn requests(&self, operation: &str) -> u64 {
+        Operation::ALL
+            .iter()
+            .find(|o| o.path_suffix() == operation)
+            .map_or(0, |o| self.requests[o.index()].load(Relaxed))
     }
 
     pub(crate) fn dialect_request(&self, route: DialectRoute) {
@@ -242,9 +256,23 @@ impl Metrics {
         self.bytes.fetch_add(bytes, Relaxed);
     }
 
-    pub(crate) fn tokens(&self, input: u64, output: u64) {
+    /// Counts the tokens upstream reported for one request of `key_id` to `operation`.
+    pub(crate) fn tokens(&self, key_id: &str, operation: Operation, input: u64, output: u64) {
         self.input_tokens.fetch_add(input, Relaxed);
         self.output_tokens.fetch_add(output, Relaxed);
+        let mut map = self.key_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = map.entry((key_id.to_owned(), operation)).or_default();
+        counts[0] = counts[0].saturating_add(input);
+        counts[1] = counts[1].saturating_add(output);
+    }
+
+    /// Input and output tokens counted for client key `key_id` on `operation` (the last
+    /// path segment) so far.
+    pub fn key_tokens(&self, key_id: &str, operation: &str) -> (u64, u64) {
+        let map = self.key_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .find(|((k, o), _)| k == key_id && o.path_suffix() == operation)
+            .map_or((0, 0), |(_, [i, o])| (*i, *o))
     }
 
     pub(crate) fn upstream_error(&self, kind: &str) {
@@ -279,6 +307,14 @@ impl Metrics {
     /// All counters in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
+        let requests: Vec<(String, u64)> = Operation::ALL
+            .iter()
+            .zip(&self.requests)
+            .map(|(o, c)| (format!("{{operation=\"{}\"}}", o.path_suffix()), c.load(Relaxed)))
+            .collect();
+        let requests: Vec<(&str, u64)> = requests.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        let key_tokens = self.key_token_samples();
+        let key_tokens: Vec<(&str, u64)> = key_tokens.iter().map(|(l, v)| (l.as_str(), *v)).collect();
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (labels, value) in samples {
@@ -289,13 +325,7 @@ impl Metrics {
             "bedrock_proxy_requests_total",
             "counter",
             "Requests accepted for forwarding, by operation.",
-            &[
-                ("{operation=\"converse\"}", self.requests_converse.load(Relaxed)),
-                (
-                    "{operation=\"converse-stream\"}",
-                    self.requests_stream.load(Relaxed),
-                ),
-            ],
+            &requests,
         );
         let routes: Vec<(String, u64)> = DialectRoute::ALL
             .iter()
@@ -335,6 +365,12 @@ impl Metrics {
                 ("{kind=\"input\"}", self.input_tokens.load(Relaxed)),
                 ("{kind=\"output\"}", self.output_tokens.load(Relaxed)),
             ],
+        );
+        metric(
+            "bedrock_proxy_key_tokens_total",
+            "counter",
+            "Tokens reported by upstream usage, by client key, operation and kind.",
+            &key_tokens,
         );
         let rejected: Vec<(String, u64)> = Rejection::ALL
             .iter()
@@ -405,6 +441,25 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// The samples of `bedrock_proxy_key_tokens_total`.
+    fn key_token_samples(&self) -> Vec<(String, u64)> {
+        let map = self.key_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::with_capacity(map.len() * 2);
+        for ((key, operation), counts) in map.iter() {
+            for (kind, n) in ["input", "output"].into_iter().zip(counts) {
+                let labels = format!(
+                    "{{key=\"{}\",operation=\"{}\",kind=\"{kind}\"}}",
+                    escape_label(key),
+                    operation.path_suffix()
+                );
+                out.push((labels, *n));
+            }
+        }
+        out
+    }
+}
+
 fn escape_label(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
@@ -416,7 +471,13 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.request(true);
+        m.request(Operation::ConverseStream);
+        m.tokens(
+            "team-a",
+            Operation::Invoke(crate::invoke::Route::InvokeModel),
+            3,
+            4,
+        );
         m.reject(Rejection::UnknownKey);
         m.upstream_error("ThrottlingException");
         m.forwarded(3, 300);
@@ -425,6 +486,11 @@ mod tests {
         assert!(text.contains("bedrock_proxy_rejected_total{reason=\"unknown_key\"} 1\n"));
         assert!(text.contains("bedrock_proxy_upstream_errors_total{type=\"ThrottlingException\"} 1\n"));
         assert!(text.contains("bedrock_proxy_frames_total 3\n"));
+        assert!(text.contains(
+            "bedrock_proxy_key_tokens_total{key=\"team-a\",operation=\"invoke\",kind=\"output\"} 4\n"
+        ));
+        assert_eq!(m.key_tokens("team-a", "invoke"), (3, 4));
+        assert_eq!(m.requests("converse-stream"), 1);
         assert!(text.contains("# TYPE bedrock_proxy_streams_in_flight gauge\n"));
     }
 }

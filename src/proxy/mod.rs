@@ -1,6 +1,8 @@
 //! The signing gateway (feature `proxy`): takes `Authorization: Bearer <key>` from
 //! clients, signs each request with AWS SigV4 (or a configured upstream bearer key),
-//! and forwards `POST /model/{modelId}/converse` and `/converse-stream` to Bedrock.
+//! and forwards `POST /model/{modelId}/converse` and `/converse-stream`, and the
+//! native-body routes `/invoke`, `/invoke-with-response-stream` and `/count-tokens`
+//! (see `invoke.rs`), to Bedrock.
 //!
 //! ```text
 //! client ──Bearer──► accept loop ──► proxy ──SigV4──► Bedrock
@@ -11,8 +13,11 @@
 //!                                          `exception` frame (when it can be written), then end
 //! ```
 //!
-//! - Only `POST /model/{modelId}/converse` and `/converse-stream` are forwarded
-//!   (everything else is 404). The upstream host comes from config, never from the
+//! - Only `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke`,
+//!   `/invoke-with-response-stream` and `/count-tokens` are forwarded (everything else
+//!   is 404). An invoke body is passed through unchanged, with the service model's
+//!   request headers and no others; a stream of either kind is validated frame by
+//!   frame, and its usage counted per client key. The upstream host comes from config, never from the
 //!   request: no open relay. A model id is one path segment: empty, `.` and `..` (in any
 //!   encoding) are refused with a 400 `ValidationException`. Upstream redirects are
 //!   never followed (a 3xx is a 502 naming the status).
@@ -24,7 +29,7 @@
 //!   request body size (413) and upload time (408), concurrent upstream requests (429
 //!   `ThrottlingException`), a budget for all buffered bodies (503), upstream timeouts
 //!   (connect, first byte, idle, total) that hold whether or not the client reads.
-//!   Memory per stream is bounded by the largest frame the [`Limits`] allow.
+//!   Memory per stream is bounded by the largest frame the [`Limits`](crate::eventstream::Limits) allow.
 //! - `GET /metrics`: Prometheus text ([`Metrics`]), behind a key or on its own address.
 //!
 //! The pieces are usable in another service: [`FrameValidator`] (sans-IO) and
@@ -33,8 +38,10 @@
 
 mod config;
 mod dialect;
+mod invoke;
 mod listener;
 mod metrics;
+mod operation;
 mod passthrough;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,18 +66,13 @@ pub use metrics::{ConnectionClose, DialectRoute, Metrics, Rejection, StreamCut};
 pub use passthrough::{exception_frame, validate_body, FrameValidator, StreamEnd, StreamSummary};
 
 use crate::client::ClientError;
-use crate::eventstream::Limits;
+use crate::converse::TokenUsage;
+use crate::invoke::InvokeResponseHeaders;
+use operation::Operation;
+use passthrough::validate_with;
 
 /// The event-stream content type.
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
-
-/// Response headers copied from upstream to the client.
-const FORWARDED_RESPONSE_HEADERS: [&str; 4] = [
-    "content-type",
-    "x-amzn-requestid",
-    "x-amzn-errortype",
-    "x-amzn-bedrock-trace",
-];
 
 /// Validated chunks queued between the upstream reader and the client's connection.
 const STREAM_QUEUE: usize = 8;
@@ -143,7 +145,7 @@ impl Proxy {
         &self.inner.metrics
     }
 
-    /// The axum router: the two Bedrock routes, `/metrics` (unless it has its own
+    /// The axum router: the five Bedrock routes, `/metrics` (unless it has its own
     /// address, [`ProxyConfig::metrics_listen`]), and 404 for the rest.
     pub fn router(&self) -> Router {
         let router = Router::new()
@@ -151,7 +153,13 @@ impl Proxy {
             .route("/model/{model_id}/converse-stream", post(converse_stream))
             .route("/v1/chat/completions", post(dialect::chat_completions))
             .route("/v1/messages", post(dialect::messages))
-            .route("/v1/models", get(dialect::list_models));
+            .route("/v1/models", get(dialect::list_models))
+            .route("/model/{model_id}/invoke", post(invoke::invoke_model))
+            .route(
+                "/model/{model_id}/invoke-with-response-stream",
+                post(invoke::invoke_model_with_response_stream),
+            )
+            .route("/model/{model_id}/count-tokens", post(invoke::count_tokens));
         let router = if self.inner.config.metrics_listen.is_none() {
             router.route("/metrics", get(metrics_with_key))
         } else {
@@ -265,7 +273,7 @@ async fn not_found(State(proxy): State<Proxy>) -> Response {
     error_response(
         StatusCode::NOT_FOUND,
         "UnknownOperationException",
-        "only POST /model/{modelId}/converse and /model/{modelId}/converse-stream are served",
+        "only POST /model/{modelId}/ converse, converse-stream, invoke, invoke-with-response-stream and count-tokens are served",
     )
 }
 
@@ -294,12 +302,16 @@ async fn metrics_with_key(State(proxy): State<Proxy>, headers: HeaderMap) -> Res
     }
 }
 
-async fn converse(state: State<Proxy>, path: Path<String>, request: Request) -> Response {
-    forward(state, path, request, false).await
+async fn converse(State(proxy): State<Proxy>, Path(model_id): Path<String>, request: Request) -> Response {
+    forward(proxy, model_id, request, Operation::Converse).await
 }
 
-async fn converse_stream(state: State<Proxy>, path: Path<String>, request: Request) -> Response {
-    forward(state, path, request, true).await
+async fn converse_stream(
+    State(proxy): State<Proxy>,
+    Path(model_id): Path<String>,
+    request: Request,
+) -> Response {
+    forward(proxy, model_id, request, Operation::ConverseStream).await
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -447,7 +459,7 @@ fn budget_spent() -> Response {
 
 /// A request admitted for forwarding: its stream slot (and the in-flight gauge), its
 /// body with the share of the memory budget it holds, and its total deadline.
-struct Admitted {
+struct Admission {
     guard: InFlight,
     body: Bytes,
     body_budget: Option<OwnedSemaphorePermit>,
@@ -457,41 +469,36 @@ struct Admitted {
 /// A request the gateway refused before anything went upstream (already counted in
 /// the metrics): the status, the Bedrock error type and the message. Each route
 /// writes it in its own dialect.
-struct Refused {
+struct Refusal {
     status: StatusCode,
     error_type: &'static str,
     message: String,
 }
 
-impl Refused {
+impl Refusal {
     fn new(
         why: Rejection,
         proxy: &Proxy,
         status: StatusCode,
         error_type: &'static str,
         message: String,
-    ) -> Refused {
+    ) -> Refusal {
         proxy.inner.metrics.reject(why);
-        Refused {
+        Refusal {
             status,
             error_type,
             message,
         }
-    }
-
-    /// The Bedrock-shaped answer of the native routes.
-    fn bedrock_response(&self) -> Response {
-        error_response(self.status, self.error_type, &self.message)
     }
 }
 
 /// Takes a stream slot (429 past the cap), then reads the request body within the
 /// size cap, the memory budget and the request-body timeout: the shared admission of
 /// every forwarding route.
-async fn admit(proxy: &Proxy, request: Request) -> Result<Admitted, Refused> {
+async fn admit_body(proxy: &Proxy, request: Request) -> Result<Admission, Refusal> {
     let inner = &proxy.inner;
     let Ok(permit) = inner.streams.clone().try_acquire_owned() else {
-        return Err(Refused::new(
+        return Err(Refusal::new(
             Rejection::TooManyStreams,
             proxy,
             StatusCode::TOO_MANY_REQUESTS,
@@ -509,7 +516,7 @@ async fn admit(proxy: &Proxy, request: Request) -> Result<Admitted, Refused> {
         .unwrap_or_else(far_future);
     let max_body = inner.config.max_body_bytes;
     let too_large = || {
-        Refused::new(
+        Refusal::new(
             Rejection::BodyTooLarge,
             proxy,
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -526,28 +533,28 @@ async fn admit(proxy: &Proxy, request: Request) -> Result<Admitted, Refused> {
         return Err(too_large());
     }
     match read_request_body(proxy, request.into_body(), declared_len, body_deadline).await {
-        Ok((body, body_budget)) => Ok(Admitted {
+        Ok((body, body_budget)) => Ok(Admission {
             guard,
             body,
             body_budget,
             total_deadline,
         }),
         Err(BodyError::TooLarge) => Err(too_large()),
-        Err(BodyError::Timeout) => Err(Refused::new(
+        Err(BodyError::Timeout) => Err(Refusal::new(
             Rejection::BodyTimeout,
             proxy,
             StatusCode::REQUEST_TIMEOUT,
             "ValidationException",
             "the request body did not arrive in time".to_owned(),
         )),
-        Err(BodyError::Broken) => Err(Refused::new(
+        Err(BodyError::Broken) => Err(Refusal::new(
             Rejection::BodyReadFailed,
             proxy,
             StatusCode::BAD_REQUEST,
             "ValidationException",
             "the request body could not be read".to_owned(),
         )),
-        Err(BodyError::Budget) => Err(Refused::new(
+        Err(BodyError::Budget) => Err(Refusal::new(
             Rejection::MemoryBudget,
             proxy,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -557,46 +564,186 @@ async fn admit(proxy: &Proxy, request: Request) -> Result<Admitted, Refused> {
     }
 }
 
-async fn forward(
-    State(proxy): State<Proxy>,
-    Path(model_id): Path<String>,
-    request: Request,
-    stream: bool,
-) -> Response {
+/// The answer a step of [`forward`] gives instead of going on (boxed: a `Response` is
+/// large, and the happy path should not carry its size).
+type Refused = Box<Response>;
+
+/// A request past the gateway's own checks: whose it is, where it goes, its slot and
+/// its clock.
+struct Admitted {
+    key_id: String,
+    model_id: String,
+    operation: Operation,
+    guard: InFlight,
+    started: Instant,
+    total_deadline: Option<tokio::time::Instant>,
+    body_deadline: tokio::time::Instant,
+}
+
+/// Forwards one request of `operation`: admits it, reads its body, calls upstream and
+/// relays the answer.
+async fn forward(proxy: Proxy, model_id: String, request: Request, operation: Operation) -> Response {
     let started = Instant::now();
-    let inner = &proxy.inner;
-    let key_id = match authenticate(&proxy, request.headers()) {
-        Ok(id) => id.to_owned(),
-        Err(why) => return refuse(&proxy, why),
+    let (parts, body) = request.into_parts();
+    let admitted = match admit(&proxy, &parts.headers, model_id, operation, started) {
+        Ok(a) => a,
+        Err(refused) => return *refused,
     };
+    let headers = match upstream_request_headers(&proxy, &parts.headers, operation) {
+        Ok(h) => h,
+        Err(refused) => return *refused,
+    };
+    let (body, body_budget) =
+        match read_client_body(&proxy, &parts.headers, body, admitted.body_deadline).await {
+            Ok(read) => read,
+            Err(refused) => return *refused,
+        };
+    proxy.inner.metrics.request(operation);
+    let upstream = call_upstream(&proxy, &admitted, &headers, body).await;
+    drop(body_budget);
+    match upstream {
+        Ok(upstream) => relay(proxy, admitted, upstream).await,
+        Err(failed) => *failed,
+    }
+}
+
+/// The key, the model id and a slot, or the answer that refuses the request.
+fn admit(
+    proxy: &Proxy,
+    headers: &HeaderMap,
+    model_id: String,
+    operation: Operation,
+    started: Instant,
+) -> Result<Admitted, Refused> {
+    let inner = &proxy.inner;
+    let key_id = authenticate(proxy, headers)
+        .map_err(|why| Box::new(refuse(proxy, why)))?
+        .to_owned();
     // `Path` percent-decoded the segment: `%2e%2E` is `..` here.
     if !ProxyConfig::model_id_allowed(&model_id) {
         inner.metrics.reject(Rejection::InvalidModelId);
-        return error_response(
+        return Err(Box::new(error_response(
             StatusCode::BAD_REQUEST,
             "ValidationException",
             "the model identifier must not be empty, `.` or `..`",
-        );
+        )));
     }
-    let Admitted {
-        guard,
-        body,
-        body_budget,
-        total_deadline,
-    } = match admit(&proxy, request).await {
-        Ok(admitted) => admitted,
-        Err(refused) => return refused.bedrock_response(),
+    let Ok(permit) = inner.streams.clone().try_acquire_owned() else {
+        inner.metrics.reject(Rejection::TooManyStreams);
+        return Err(Box::new(error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "ThrottlingException",
+            "too many concurrent requests through this gateway; retry later",
+        )));
     };
-    inner.metrics.request(stream);
+    // The slot is taken: the gauge moves now, and the upload runs on the slot's clock.
+    let guard = InFlight::new(proxy.clone(), permit);
+    let now = tokio::time::Instant::now();
+    let total_deadline = now.checked_add(inner.config.timeouts.total);
+    let body_deadline = now
+        .checked_add(inner.config.timeouts.request_body)
+        .or(total_deadline)
+        .unwrap_or_else(far_future);
+    Ok(Admitted {
+        key_id,
+        model_id,
+        operation,
+        guard,
+        started,
+        total_deadline,
+        body_deadline,
+    })
+}
 
-    let operation = if stream { "converse-stream" } else { "converse" };
-    let url = inner.config.upstream_url(&model_id, operation);
+/// The headers sent upstream besides the signature: `content-type: application/json`
+/// on the Converse routes; on the invoke routes the service model's request headers,
+/// as the client sent them, and no others.
+fn upstream_request_headers(
+    proxy: &Proxy,
+    headers: &HeaderMap,
+    operation: Operation,
+) -> Result<Vec<(header::HeaderName, String)>, Refused> {
+    match operation {
+        Operation::Converse | Operation::ConverseStream => {
+            Ok(vec![(header::CONTENT_TYPE, "application/json".to_owned())])
+        }
+        Operation::Invoke(_) => invoke::forwarded_headers(headers, operation)
+            .inspect_err(|_| proxy.inner.metrics.reject(Rejection::InvalidHeader)),
+    }
+}
+
+/// The request body, within the size cap, the memory budget and `deadline`, or the
+/// answer that refuses it.
+async fn read_client_body(
+    proxy: &Proxy,
+    headers: &HeaderMap,
+    body: Body,
+    deadline: tokio::time::Instant,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Refused> {
+    let metrics = &proxy.inner.metrics;
+    let max_body = proxy.inner.config.max_body_bytes;
+    let declared_len = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared_len.is_some_and(|len| len > max_body) {
+        metrics.reject(Rejection::BodyTooLarge);
+        return Err(Box::new(body_too_large(max_body)));
+    }
+    read_request_body(proxy, body, declared_len, deadline)
+        .await
+        .map_err(|e| Box::new(body_refusal(proxy, e)))
+}
+
+/// The answer to a request body that could not be read, counted.
+fn body_refusal(proxy: &Proxy, e: BodyError) -> Response {
+    let metrics = &proxy.inner.metrics;
+    let max_body = proxy.inner.config.max_body_bytes;
+    match e {
+        BodyError::TooLarge => {
+            metrics.reject(Rejection::BodyTooLarge);
+            body_too_large(max_body)
+        }
+        BodyError::Timeout => {
+            metrics.reject(Rejection::BodyTimeout);
+            error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "ValidationException",
+                "the request body did not arrive in time",
+            )
+        }
+        BodyError::Broken => {
+            metrics.reject(Rejection::BodyReadFailed);
+            error_response(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                "the request body could not be read",
+            )
+        }
+        BodyError::Budget => {
+            metrics.reject(Rejection::MemoryBudget);
+            budget_spent()
+        }
+    }
+}
+
+/// Sends the request upstream and takes the response head; a failure to get one, or a
+/// redirect, is the answer to send instead. Upstream errors are counted and logged here.
+async fn call_upstream(
+    proxy: &Proxy,
+    admitted: &Admitted,
+    headers: &[(header::HeaderName, String)],
+    body: Bytes,
+) -> Result<reqwest::Response, Refused> {
+    let inner = &proxy.inner;
+    let (key_id, model_id) = (&admitted.key_id, &admitted.model_id);
+    let url = inner
+        .config
+        .upstream_url(model_id, admitted.operation.path_suffix());
     tracing::debug!(key_id, model_id, url, "forwarding");
-    let upstream = send_upstream(&proxy, &url, body).await;
-    drop(body_budget);
-    let upstream = match upstream {
-        Ok(r) => r,
-        Err(failure) => {
+    let upstream = send_upstream(proxy, &url, headers, body)
+        .await
+        .map_err(|failure| {
             inner.metrics.upstream_error(&failure.error_type);
             tracing::warn!(
                 key_id,
@@ -605,13 +752,12 @@ async fn forward(
                 detail = failure.detail,
                 "upstream request failed"
             );
-            return error_response(
+            Box::new(error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &failure.error_type,
                 failure.message,
-            );
-        }
-    };
+            ))
+        })?;
     let status = upstream.status();
     if status.is_redirection() {
         // Never followed (see `Proxy::new`), and not passed on: the client would follow it.
@@ -622,20 +768,14 @@ async fn forward(
             status = status.as_u16(),
             "upstream redirected; not followed"
         );
-        return error_response(
+        return Err(Box::new(error_response(
             StatusCode::BAD_GATEWAY,
             "ServiceUnavailableException",
             &format!(
                 "upstream answered HTTP {}, a redirect; redirects are not followed",
                 status.as_u16()
             ),
-        );
-    }
-    let mut builder = Response::builder().status(status.as_u16());
-    for name in FORWARDED_RESPONSE_HEADERS {
-        if let Some(v) = upstream.headers().get(name) {
-            builder = builder.header(name, v.as_bytes());
-        }
+        )));
     }
     if !status.is_success() {
         let error_type = upstream
@@ -653,72 +793,35 @@ async fn forward(
             "upstream error"
         );
     }
-    let content_type = upstream
+    Ok(upstream)
+}
+
+/// Relays the upstream answer: a validated event stream, or a buffered body.
+async fn relay(proxy: Proxy, admitted: Admitted, upstream: reqwest::Response) -> Response {
+    let status = upstream.status();
+    let operation = admitted.operation;
+    let mut builder = Response::builder().status(status.as_u16());
+    for name in operation.returned_response_headers() {
+        if let Some(v) = upstream.headers().get(name) {
+            builder = builder.header(name, v.as_bytes());
+        }
+    }
+    let is_event_stream = upstream
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let is_event_stream = content_type.starts_with(EVENT_STREAM);
-    let is_json = content_type.starts_with("application/json");
-    let body = if stream && status.is_success() && is_event_stream {
-        let ctx = StreamContext {
-            key_id,
-            model_id,
-            started,
-            deadline: total_deadline,
+        .is_some_and(|ct| ct.starts_with(EVENT_STREAM));
+    let body = if operation.is_streaming() && status.is_success() && is_event_stream {
+        let limits = proxy.inner.config.limits;
+        let validator = match operation {
+            Operation::Invoke(_) => FrameValidator::for_invoke_stream(limits),
+            _ => FrameValidator::new(limits),
         };
-        pump(guard, ctx, upstream)
+        pump(admitted, upstream, validator)
     } else {
-        // A JSON answer (or an error body): read it whole, within the same cap as a
-        // frame and the memory budget, to check it and log usage.
-        let cap = usize::try_from(inner.config.limits.max_frame_len()).unwrap_or(usize::MAX);
-        let read = read_capped(&proxy, upstream, cap);
-        let read = match total_deadline {
-            Some(at) => tokio::time::timeout_at(at, read)
-                .await
-                .unwrap_or(Err(ReadError::Broken("the total timeout passed".to_owned()))),
-            None => read.await,
-        };
-        match read {
-            Ok((bytes, budget)) => {
-                // A 200 JSON answer that is not one complete JSON value (cut short
-                // upstream) would reach SDKs as an empty success.
-                if status.is_success()
-                    && (is_json || !stream)
-                    && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
-                {
-                    inner.metrics.upstream_error("IncompleteJson");
-                    tracing::warn!(
-                        key_id,
-                        model_id,
-                        len = bytes.len(),
-                        "upstream answer is not one complete JSON value"
-                    );
-                    return error_response(
-                        StatusCode::BAD_GATEWAY,
-                        "ServiceUnavailableException",
-                        "the upstream answer was cut short",
-                    );
-                }
-                if status.is_success() {
-                    log_converse_usage(&guard.proxy, &key_id, &model_id, &bytes, started);
-                }
-                drop(guard);
-                budgeted_body(bytes, budget)
-            }
-            Err(ReadError::Budget) => {
-                inner.metrics.reject(Rejection::MemoryBudget);
-                return budget_spent();
-            }
-            Err(ReadError::Broken(why)) => {
-                inner.metrics.upstream_error("ReadFailed");
-                tracing::warn!(key_id, model_id, why, "reading the upstream response failed");
-                return error_response(
-                    StatusCode::BAD_GATEWAY,
-                    "ServiceUnavailableException",
-                    "reading the upstream response failed",
-                );
-            }
+        match buffered(&proxy, admitted, upstream).await {
+            Ok(body) => body,
+            Err(failed) => return *failed,
         }
     };
     builder.body(body).unwrap_or_else(|_| {
@@ -730,17 +833,133 @@ async fn forward(
     })
 }
 
+/// A JSON answer (or an error body), read whole within the same cap as a frame and the
+/// memory budget, to check it and log its usage.
+async fn buffered(proxy: &Proxy, admitted: Admitted, upstream: reqwest::Response) -> Result<Body, Refused> {
+    let inner = &proxy.inner;
+    let status = upstream.status();
+    let is_json = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let usage_headers = InvokeResponseHeaders::from_headers(
+        crate::invoke::Route::InvokeModel,
+        upstream
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    );
+    let cap = usize::try_from(inner.config.limits.max_frame_len()).unwrap_or(usize::MAX);
+    let read = read_capped(proxy, upstream, cap);
+    let read = match admitted.total_deadline {
+        Some(at) => tokio::time::timeout_at(at, read)
+            .await
+            .unwrap_or(Err(ReadError::Broken("the total timeout passed".to_owned()))),
+        None => read.await,
+    };
+    let (key_id, model_id) = (&admitted.key_id, &admitted.model_id);
+    let (bytes, budget) = match read {
+        Ok(read) => read,
+        Err(ReadError::Budget) => {
+            inner.metrics.reject(Rejection::MemoryBudget);
+            return Err(Box::new(budget_spent()));
+        }
+        Err(ReadError::Broken(why)) => {
+            inner.metrics.upstream_error("ReadFailed");
+            tracing::warn!(key_id, model_id, why, "reading the upstream response failed");
+            return Err(Box::new(error_response(
+                StatusCode::BAD_GATEWAY,
+                "ServiceUnavailableException",
+                "reading the upstream response failed",
+            )));
+        }
+    };
+    // A 200 JSON answer that is not one complete JSON value (cut short upstream) would
+    // reach SDKs as an empty success. The Converse and CountTokens answers are JSON
+    // whatever their content type says; an InvokeModel body is the model's own.
+    let must_be_json = is_json
+        || matches!(
+            admitted.operation,
+            Operation::Converse | Operation::Invoke(crate::invoke::Route::CountTokens)
+        );
+    if status.is_success() && must_be_json && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
+    {
+        inner.metrics.upstream_error("IncompleteJson");
+        tracing::warn!(
+            key_id,
+            model_id,
+            len = bytes.len(),
+            "upstream answer is not one complete JSON value"
+        );
+        return Err(Box::new(error_response(
+            StatusCode::BAD_GATEWAY,
+            "ServiceUnavailableException",
+            "the upstream answer was cut short",
+        )));
+    }
+    if status.is_success() {
+        let Admitted { guard, started, .. } = &admitted;
+        let usage = match admitted.operation {
+            Operation::Invoke(route) => invoke::buffered_usage(route, &usage_headers, &bytes),
+            _ => converse_usage(&bytes),
+        };
+        log_buffered(&guard.proxy, &admitted, usage.as_ref(), *started);
+    }
+    drop(admitted);
+    Ok(budgeted_body(bytes, budget))
+}
+
 /// An instant no deadline reaches (about 30 years on).
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + std::time::Duration::from_secs(86400 * 365 * 30)
 }
 
-/// What a streamed reply logs.
-struct StreamContext {
-    key_id: String,
-    model_id: String,
-    started: Instant,
-    deadline: Option<tokio::time::Instant>,
+/// Counts and logs a forwarded stream once it has ended, then frees its slot.
+fn on_stream_end(admitted: Admitted) -> impl FnOnce(StreamSummary) + Send + 'static {
+    move |summary: StreamSummary| {
+        let Admitted {
+            key_id,
+            model_id,
+            operation,
+            guard,
+            started,
+            ..
+        } = admitted;
+        let metrics = &guard.proxy.inner.metrics;
+        metrics.forwarded(summary.frames, summary.bytes);
+        if let Some(u) = &summary.usage {
+            metrics.tokens(&key_id, operation, u.input_tokens, u.output_tokens);
+        }
+        let latency_ms = started.elapsed().as_millis() as u64;
+        let operation = operation.path_suffix();
+        if summary.end == StreamEnd::Complete {
+            tracing::info!(
+                key_id,
+                model_id,
+                operation,
+                frames = summary.frames,
+                bytes = summary.bytes,
+                input_tokens = summary.usage.as_ref().map(|u| u.input_tokens),
+                output_tokens = summary.usage.as_ref().map(|u| u.output_tokens),
+                latency_ms,
+                "stream forwarded"
+            );
+        } else {
+            metrics.upstream_error("StreamInterrupted");
+            tracing::warn!(
+                key_id,
+                model_id,
+                operation,
+                frames = summary.frames,
+                bytes = summary.bytes,
+                latency_ms,
+                end = ?summary.end,
+                "stream failed"
+            );
+        }
+        drop(guard);
+    }
 }
 
 /// Forwards a validated event stream through a bounded queue from a task of its own,
@@ -748,55 +967,14 @@ struct StreamContext {
 /// idle timeout, or running past the total timeout, is cut and its slot freed. A cut
 /// stream ends with an `exception` frame when the queue has room for it; otherwise the
 /// connection is broken off, so the client never takes a cut stream for a whole one.
-fn pump(guard: InFlight, ctx: StreamContext, upstream: reqwest::Response) -> Body {
-    let proxy = guard.proxy.clone();
-    let config = &proxy.inner.config;
-    let idle = config.timeouts.idle;
-    let limits: Limits = config.limits;
+fn pump(admitted: Admitted, upstream: reqwest::Response, validator: FrameValidator) -> Body {
+    let proxy = admitted.guard.proxy.clone();
+    let idle = proxy.inner.config.timeouts.idle;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(STREAM_QUEUE);
     let clean = Arc::new(AtomicBool::new(false));
-    let StreamContext {
-        key_id,
-        model_id,
-        started,
-        deadline,
-    } = ctx;
-    let on_end = {
-        let (key_id, model_id) = (key_id.clone(), model_id.clone());
-        move |summary: StreamSummary| {
-            let metrics = &guard.proxy.inner.metrics;
-            metrics.forwarded(summary.frames, summary.bytes);
-            if let Some(u) = &summary.usage {
-                metrics.tokens(u.input_tokens, u.output_tokens);
-            }
-            let latency_ms = started.elapsed().as_millis() as u64;
-            if summary.end == StreamEnd::Complete {
-                tracing::info!(
-                    key_id,
-                    model_id,
-                    frames = summary.frames,
-                    bytes = summary.bytes,
-                    input_tokens = summary.usage.as_ref().map(|u| u.input_tokens),
-                    output_tokens = summary.usage.as_ref().map(|u| u.output_tokens),
-                    latency_ms,
-                    "stream forwarded"
-                );
-            } else {
-                metrics.upstream_error("StreamInterrupted");
-                tracing::warn!(
-                    key_id,
-                    model_id,
-                    frames = summary.frames,
-                    bytes = summary.bytes,
-                    latency_ms,
-                    end = ?summary.end,
-                    "stream failed"
-                );
-            }
-            drop(guard);
-        }
-    };
-    let validated = validate_body(upstream.bytes_stream(), limits, idle, on_end);
+    let (key_id, model_id) = (admitted.key_id.clone(), admitted.model_id.clone());
+    let deadline = admitted.total_deadline;
+    let validated = validate_with(upstream.bytes_stream(), validator, idle, on_stream_end(admitted));
     let done = clean.clone();
     tokio::spawn(async move {
         let mut validated = std::pin::pin!(validated);
@@ -918,6 +1096,39 @@ fn budgeted_body(bytes: Bytes, budget: Option<OwnedSemaphorePermit>) -> Body {
     Body::from_stream(slices)
 }
 
+fn body_too_large(max: usize) -> Response {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "ValidationException",
+        &format!("request body exceeds this gateway's limit of {max} bytes"),
+    )
+}
+
+/// Logs a `/converse` answer of a dialect route (key, model, tokens, latency) and
+/// counts its tokens for the key.
+fn log_converse_usage(proxy: &Proxy, key_id: &str, model_id: &str, body: &Bytes, started: Instant) {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        usage: Option<crate::converse::TokenUsage>,
+    }
+    let usage = serde_json::from_slice::<Body>(body).ok().and_then(|b| b.usage);
+    if let Some(u) = &usage {
+        proxy
+            .inner
+            .metrics
+            .tokens(key_id, Operation::Converse, u.input_tokens, u.output_tokens);
+    }
+    tracing::info!(
+        key_id,
+        model_id,
+        operation = "converse",
+        input_tokens = usage.as_ref().map(|u| u.input_tokens),
+        output_tokens = usage.as_ref().map(|u| u.output_tokens),
+        latency_ms = started.elapsed().as_millis() as u64,
+        "converse forwarded"
+    );
+}
+
 /// Holds the stream permit and the in-flight gauge for one forwarded request.
 struct InFlight {
     proxy: Proxy,
@@ -940,22 +1151,38 @@ impl Drop for InFlight {
     }
 }
 
-fn log_converse_usage(proxy: &Proxy, key_id: &str, model_id: &str, body: &Bytes, started: Instant) {
+/// The `usage` of a Converse answer.
+fn converse_usage(body: &[u8]) -> Option<TokenUsage> {
     #[derive(serde::Deserialize)]
     struct Body {
-        usage: Option<crate::converse::TokenUsage>,
+        usage: Option<TokenUsage>,
     }
-    let usage = serde_json::from_slice::<Body>(body).ok().and_then(|b| b.usage);
-    if let Some(u) = &usage {
-        proxy.inner.metrics.tokens(u.input_tokens, u.output_tokens);
+    serde_json::from_slice::<Body>(body).ok().and_then(|b| b.usage)
+}
+
+/// Logs a buffered answer (one line: key, model, operation, tokens, latency) and
+/// counts its tokens for the key. A `count-tokens` answer is logged with the count it
+/// gave, but counts nothing: no tokens were spent.
+fn log_buffered(proxy: &Proxy, admitted: &Admitted, usage: Option<&TokenUsage>, started: Instant) {
+    let operation = admitted.operation;
+    if let (Some(u), false) = (
+        usage,
+        operation == Operation::Invoke(crate::invoke::Route::CountTokens),
+    ) {
+        proxy
+            .inner
+            .metrics
+            .tokens(&admitted.key_id, operation, u.input_tokens, u.output_tokens);
     }
+    let operation = operation.path_suffix();
     tracing::info!(
-        key_id,
-        model_id,
-        input_tokens = usage.as_ref().map(|u| u.input_tokens),
-        output_tokens = usage.as_ref().map(|u| u.output_tokens),
+        key_id = admitted.key_id,
+        model_id = admitted.model_id,
+        operation,
+        input_tokens = usage.map(|u| u.input_tokens),
+        output_tokens = usage.map(|u| u.output_tokens),
         latency_ms = started.elapsed().as_millis() as u64,
-        "converse forwarded"
+        "{operation} forwarded"
     );
 }
 
@@ -975,28 +1202,30 @@ struct UpstreamFailure {
 
 /// Sends the request upstream, signed, and waits for the response head (bounded by the
 /// first-byte timeout).
-async fn send_upstream(proxy: &Proxy, url: &str, body: Bytes) -> Result<reqwest::Response, UpstreamFailure> {
+async fn send_upstream(
+    proxy: &Proxy,
+    url: &str,
+    forwarded: &[(header::HeaderName, String)],
+    body: Bytes,
+) -> Result<reqwest::Response, UpstreamFailure> {
     let config = &proxy.inner.config;
+    // The forwarded headers are signed too, so that none can be changed on the way.
+    let signed: Vec<(&str, &str)> = forwarded
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
     let headers = config
         .upstream_auth
-        .headers(
-            "POST",
-            url,
-            &[("content-type", "application/json")],
-            &body,
-            std::time::SystemTime::now(),
-        )
+        .headers("POST", url, &signed, &body, std::time::SystemTime::now())
         .map_err(|e| UpstreamFailure {
             error_type: "SigningFailed".to_owned(),
             message: "the gateway could not sign the upstream request",
             detail: e.to_string(),
         })?;
-    let mut request = proxy
-        .inner
-        .http
-        .post(url)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body);
+    let mut request = proxy.inner.http.post(url).body(body);
+    for (name, value) in forwarded {
+        request = request.header(name, value);
+    }
     for (name, value) in headers {
         request = request.header(name, value);
     }

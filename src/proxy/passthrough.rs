@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::converse::TokenUsage;
 use crate::eventstream::{EventStreamError, Frame, Framer, Limits, Message, MessageBuilder, PRELUDE_LEN};
+use crate::invoke::{ChunkDecoder, UsageReader, CHUNK_EVENT_TYPE};
 
 #[derive(Deserialize)]
 struct MetadataPayload {
@@ -57,33 +58,108 @@ pub struct FrameValidator {
 }
 
 /// What passed so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Tally {
     frames: u64,
     bytes: u64,
     usage: Option<TokenUsage>,
+    source: UsageSource,
+}
+
+/// Where a stream's token counts are: in the ConverseStream `metadata` event, or in
+/// the native events an `InvokeModelWithResponseStream` body carries in its chunks.
+#[derive(Debug)]
+enum UsageSource {
+    ConverseMetadata,
+    /// The decoder's buffer is reused, and the reader keeps counts only: no allocation
+    /// per chunk once the buffer has grown.
+    InvokeChunks(ChunkDecoder, UsageReader),
 }
 
 impl Tally {
+    fn new(source: UsageSource) -> Self {
+        Tally {
+            frames: 0,
+            bytes: 0,
+            usage: None,
+            source,
+        }
+    }
+
     fn observe(&mut self, frame: &Frame<'_>) {
         self.frames += 1;
         self.bytes += frame.as_bytes().len() as u64;
-        if is_metadata(frame) {
-            if let Ok(MetadataPayload { usage: Some(usage) }) = serde_json::from_slice(frame.payload()) {
-                self.usage = Some(usage);
+        match &mut self.source {
+            UsageSource::ConverseMetadata => {
+                if is_metadata(frame) {
+                    if let Ok(MetadataPayload { usage: Some(u) }) = serde_json::from_slice(frame.payload()) {
+                        self.usage = Some(u);
+                    }
+                }
+            }
+            UsageSource::InvokeChunks(decoder, reader) => {
+                // Accounting never fails a stream: a chunk that does not decode is
+                // forwarded all the same (the frame itself passed validation).
+                if frame.event_type() != Some(CHUNK_EVENT_TYPE) {
+                    return;
+                }
+                let Ok(Some(event)) = decoder.decode(*frame) else {
+                    return;
+                };
+                let before = reader.usage();
+                reader.observe(event);
+                let after = reader.usage();
+                if reader.has_usage() && (self.usage.is_none() || after != before) {
+                    self.usage = Some(TokenUsage {
+                        input_tokens: after.input_tokens,
+                        output_tokens: after.output_tokens,
+                        total_tokens: after.input_tokens.saturating_add(after.output_tokens),
+                        cache_read_input_tokens: after.cache_read_input_tokens,
+                        cache_write_input_tokens: after.cache_write_input_tokens,
+                        ..TokenUsage::default()
+                    });
+                }
             }
         }
     }
 }
 
 impl FrameValidator {
-    /// A validator applying these limits to every frame.
+    /// A validator applying these limits to every frame of a ConverseStream body; its
+    /// [`usage`](Self::usage) comes from the `metadata` event.
     pub fn new(limits: Limits) -> Self {
+        Self::with_usage(limits, UsageSource::ConverseMetadata)
+    }
+
+    /// A validator for an `InvokeModelWithResponseStream` body: the same checks, and
+    /// its [`usage`](Self::usage) read from the native events in the `chunk` frames
+    /// ([`UsageReader`]: `amazon-bedrock-invocationMetrics`, else the Anthropic
+    /// `message_start` / `message_delta` usage), without allocating per chunk.
+    ///
+    /// ```
+    /// use bedrock_converse::eventstream::Limits;
+    /// use bedrock_converse::invoke::chunk_frame;
+    /// use bedrock_converse::proxy::FrameValidator;
+    ///
+    /// let frame = chunk_frame(br#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#)?;
+    /// let mut validator = FrameValidator::for_invoke_stream(Limits::default());
+    /// validator.push(frame.into_bytes())?;
+    /// assert_eq!(validator.usage().map(|u| u.input_tokens), Some(9));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_invoke_stream(limits: Limits) -> Self {
+        Self::with_usage(
+            limits,
+            UsageSource::InvokeChunks(ChunkDecoder::new(), UsageReader::new()),
+        )
+    }
+
+    fn with_usage(limits: Limits, usage: UsageSource) -> Self {
         FrameValidator {
             framer: Framer::new(limits),
             pending: BytesMut::new(),
             ready: VecDeque::new(),
-            tally: Tally::default(),
+            tally: Tally::new(usage),
         }
     }
 
@@ -97,7 +173,8 @@ impl FrameValidator {
         self.tally.bytes
     }
 
-    /// Token usage from the `metadata` event, once it has passed.
+    /// Token usage from the `metadata` event (or, for an invoke stream, from the
+    /// native events), once it has passed.
     pub fn usage(&self) -> Option<&TokenUsage> {
         self.tally.usage.as_ref()
     }
@@ -291,9 +368,25 @@ where
     E: std::fmt::Display + Send,
     F: FnOnce(StreamSummary) + Send + 'static,
 {
+    validate_with(upstream, FrameValidator::new(limits), idle, on_end)
+}
+
+/// [`validate_body`] with the validator given (a ConverseStream or an invoke stream
+/// one).
+pub(crate) fn validate_with<S, E, F>(
+    upstream: S,
+    validator: FrameValidator,
+    idle: Duration,
+    on_end: F,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: std::fmt::Display + Send,
+    F: FnOnce(StreamSummary) + Send + 'static,
+{
     let state = State {
         upstream,
-        validator: FrameValidator::new(limits),
+        validator,
         idle,
         on_end: Some(on_end),
         tail: None,

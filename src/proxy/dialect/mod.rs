@@ -33,9 +33,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::{
-    admit, authenticate, find_key, read_capped, send_upstream, Admitted, Proxy, ReadError, Rejection,
+    admit_body, authenticate, find_key, read_capped, send_upstream, Admission, Proxy, ReadError, Rejection,
 };
-use super::{clean_error_type, log_converse_usage, DialectRoute, InFlight};
+use super::{clean_error_type, log_converse_usage, DialectRoute, InFlight, Operation};
 use crate::converse::ConverseResponse;
 use crate::translate::{anthropic, openai, ApiError, ErrorClass, TranslateError, Translated};
 
@@ -156,7 +156,7 @@ async fn serve(proxy: Proxy, dialect: Dialect, request: Request) -> Response {
         Err(why) => return dialect.refuse(&proxy, why),
     };
     proxy.inner.metrics.dialect_request(dialect.route());
-    let admitted = match admit(&proxy, request).await {
+    let admitted = match admit_body(&proxy, request).await {
         Ok(admitted) => admitted,
         Err(refused) => {
             let class = ErrorClass::from_bedrock(refused.status.as_u16(), Some(refused.error_type));
@@ -207,8 +207,8 @@ enum Attempt {
 }
 
 impl Call {
-    async fn run(self, admitted: Admitted, translated: Translated) -> Response {
-        let Admitted {
+    async fn run(self, admitted: Admission, translated: Translated) -> Response {
+        let Admission {
             guard,
             body: _,
             body_budget,
@@ -237,9 +237,14 @@ impl Call {
     /// dialect's error.
     async fn attempt(&self, operation: &str, body: Bytes, expect: &str) -> Attempt {
         let inner = &self.proxy.inner;
-        inner.metrics.request(operation == "converse-stream");
+        inner.metrics.request(if operation == "converse-stream" {
+            Operation::ConverseStream
+        } else {
+            Operation::Converse
+        });
         let url = inner.config.upstream_url(&self.model_id, operation);
-        let upstream = match send_upstream(&self.proxy, &url, body).await {
+        let json = [(header::CONTENT_TYPE, "application/json".to_owned())];
+        let upstream = match send_upstream(&self.proxy, &url, &json, body).await {
             Ok(r) => r,
             Err(failure) => {
                 inner.metrics.upstream_error(&failure.error_type);

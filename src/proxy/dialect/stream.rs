@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use super::{backoff, sse_response, Attempt, Call, Dialect, ATTEMPTS};
 use crate::converse::{StreamAssembler, StreamEvent, TokenUsage};
 use crate::eventstream::{Framer, Limits};
+use crate::proxy::operation::Operation;
 use crate::proxy::{far_future, InFlight, StreamCut, EVENT_STREAM, STREAM_QUEUE};
 use crate::translate::{anthropic, openai, ApiError, ErrorClass, Translated};
 
@@ -413,7 +414,12 @@ fn log_end(call: &Call, t: &Translation, ended: bool) {
     metrics.forwarded(t.frames, 0);
     let usage = t.usage();
     if let Some(u) = usage {
-        metrics.tokens(u.input_tokens, u.output_tokens);
+        metrics.tokens(
+            &call.key_id,
+            Operation::ConverseStream,
+            u.input_tokens,
+            u.output_tokens,
+        );
     }
     let latency_ms = u64::try_from(call.started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let complete = ended && t.assembler.is_stopped() && t.assembler.exception().is_none();
