@@ -100,7 +100,7 @@ impl Tally {
             UsageSource::InvokeChunks(decoder, reader) => {
                 // Accounting never fails a stream: a chunk that does not decode is
                 // forwarded all the same (the frame itself passed validation).
-                if frame.event_type() != Some(CHUNK_EVENT_TYPE) {
+                if frame.event_type() != Some(CHUNK_EVENT_TYPE) || carries_no_usage(frame.payload()) {
                     return;
                 }
                 let Ok(Some(event)) = decoder.decode(*frame) else {
@@ -262,6 +262,25 @@ impl FrameValidator {
         }
         Ok(())
     }
+}
+
+/// Whether a `chunk` payload surely holds a native event without token counts
+/// (`content_block_*`, `ping`): read from the first 24 decoded bytes, so that only the
+/// few usage events are decoded whole. Bedrock writes `type` first; anything else is
+/// decoded whole, to be safe.
+fn carries_no_usage(payload: &[u8]) -> bool {
+    use base64::Engine as _;
+    let Some(b64) = payload.strip_prefix(br#"{"bytes":""#) else {
+        return false;
+    };
+    let Some(head) = b64.get(..32) else {
+        return false;
+    };
+    let mut out = [0u8; 24];
+    let Ok(24) = base64::engine::general_purpose::STANDARD.decode_slice(head, &mut out) else {
+        return false;
+    };
+    out.starts_with(br#"{"type":"content_block_"#) || out.starts_with(br#"{"type":"ping""#)
 }
 
 /// Whether this is a `metadata` event (layer 1 answers Bedrock's usual header layout
