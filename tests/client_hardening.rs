@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use bedrock_converse::client::auth::Secret;
 use bedrock_converse::client::{
-    Auth, AwsCredentials, BedrockClient, ClientError, ClientOptions, Config, RequestParams,
+    Auth, AwsCredentials, BedrockClient, ClientError, ClientOptions, Config, ConfigError, RequestParams,
+    ResponseError, TransportError,
 };
 use bedrock_converse::converse::Message;
 use bedrock_converse::server::MockBedrock;
@@ -90,7 +91,7 @@ async fn redirects_are_a_typed_error_and_never_followed() {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, ClientError::Redirect { status: s } if s == status),
+            matches!(err, ClientError::Transport(TransportError::Redirect { status: s }) if s == status),
             "{err:?}"
         );
         assert!(err.to_string().contains(&status.to_string()), "{err}");
@@ -99,7 +100,7 @@ async fn redirects_are_a_typed_error_and_never_followed() {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, ClientError::Redirect { status: s } if s == status),
+            matches!(err, ClientError::Transport(TransportError::Redirect { status: s }) if s == status),
             "{err:?}"
         );
         // Not retried either: one request per call.
@@ -128,11 +129,14 @@ async fn dot_segment_model_ids_are_refused_before_sending() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, ClientError::InvalidModelId { model_id } if model_id == id),
+            matches!(&err, ClientError::Config(ConfigError::InvalidModelId { model_id }) if model_id == id),
             "{err:?}"
         );
         let err = client.endpoint(&model, true).unwrap_err();
-        assert!(matches!(err, ClientError::InvalidModelId { .. }), "{err:?}");
+        assert!(
+            matches!(err, ClientError::Config(ConfigError::InvalidModelId { .. })),
+            "{err:?}"
+        );
     }
     assert_eq!(contacts.load(Ordering::SeqCst), 0);
 }
@@ -170,7 +174,10 @@ async fn the_assembled_reply_is_capped() {
         .unwrap();
     let (err, partial) = stream.into_response().await.unwrap_err();
     assert!(
-        matches!(err, ClientError::AssembledTooLarge { limit: 65536 }),
+        matches!(
+            err,
+            ClientError::Response(ResponseError::AssembledTooLarge { limit: 65536 })
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("max_assembled_len"), "{err}");

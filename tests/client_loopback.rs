@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bedrock_converse::client::{
-    append_tool_results, tools_to_call, Auth, AwsCredentials, BedrockClient, BedrockClientBuilder, ChatEvent,
-    ClientError, Config, ConverseStream, Endpoint, RequestParams, RetryPolicy, Secret, TimeoutKind, Timeouts,
+    append_tool_results, tools_to_call, Auth, AuthError, AwsCredentials, BedrockClient, BedrockClientBuilder,
+    ChatEvent, ClientError, Config, ConfigError, ConverseStream, Endpoint, RequestParams, ResponseError,
+    RetryPolicy, Secret, ServiceError, TimeoutKind, Timeouts, TransportError,
 };
 use bedrock_converse::converse::{
     ContentBlock, ConverseResponse, ExceptionKind, Message, StopReason, StreamError,
@@ -76,7 +77,7 @@ fn client_with_timeouts(server: &MockBedrockHandle, timeouts: Timeouts) -> Bedro
 /// Which timeout `err` is, if it is one.
 fn timeout_kind(err: &ClientError) -> Option<TimeoutKind> {
     match err {
-        ClientError::Timeout { kind, .. } => Some(*kind),
+        ClientError::Transport(TransportError::Timeout { kind, .. }) => Some(*kind),
         _ => None,
     }
 }
@@ -338,7 +339,10 @@ async fn tools_stream_round_trip() {
     // A missing result is refused before sending.
     let mut m2 = vec![Message::user("x")];
     let err = append_tool_results(&mut m2, &response, vec![]).expect_err("missing results");
-    assert!(matches!(err, ClientError::InvalidParameter { .. }));
+    assert!(matches!(
+        err,
+        ClientError::Config(ConfigError::InvalidParameter { .. })
+    ));
     server.shutdown().await.expect("shutdown");
 }
 
@@ -398,7 +402,7 @@ async fn http_error_is_typed_and_not_retried() {
         assert_eq!(err.status(), Some(400));
         assert_eq!(err.error_type(), Some("ValidationException"));
         assert!(
-            matches!(&err, ClientError::Service { message: Some(m), .. } if !m.is_empty()),
+            matches!(&err, ClientError::Service(ServiceError { message: Some(m), .. }) if !m.is_empty()),
             "{err:?}"
         );
         assert!(!err.is_retryable());
@@ -561,10 +565,10 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
     assert!(
         matches!(
             result,
-            Err(ClientError::Timeout {
+            Err(ClientError::Transport(TransportError::Timeout {
                 kind: TimeoutKind::Total,
                 ..
-            })
+            }))
         ),
         "{result:?}"
     );
@@ -580,13 +584,19 @@ async fn truncated_body_is_typed_with_partial() {
         .expect("head");
     let (events, result, stream) = drain(stream).await;
     let err = result.expect_err("truncated");
-    assert!(matches!(err, ClientError::Truncated), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Response(ResponseError::Truncated)),
+        "{err:?}"
+    );
     assert_eq!(stream.partial().text(), text_of(&events));
     assert_eq!(server.request_count(), 1);
     let err = converse_hello(&client, "bedrock/mock.truncated")
         .await
         .expect_err("cut");
-    assert!(matches!(err, ClientError::ResponseJson(_)), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Response(ResponseError::Json(_))),
+        "{err:?}"
+    );
     server.shutdown().await.expect("shutdown");
 }
 
@@ -622,7 +632,10 @@ async fn connection_refused_is_retried_then_typed() {
     let err = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect_err("refused");
-    assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Transport(TransportError::Connect { .. })),
+        "{err:?}"
+    );
     assert!(err.is_retryable());
 }
 
@@ -636,7 +649,10 @@ async fn missing_credentials_is_typed() {
     let err = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect_err("no creds");
-    assert!(matches!(err, ClientError::MissingCredentials(_)), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Auth(AuthError::MissingCredentials { .. })),
+        "{err:?}"
+    );
     assert_eq!(server.request_count(), 0);
     server.shutdown().await.expect("shutdown");
 }

@@ -5,7 +5,7 @@
 #![cfg(feature = "client")]
 
 use bedrock_converse::client::request::{build_request, RequestParams};
-use bedrock_converse::client::{build_endpoint, ClientError, Config, Endpoint, ProviderConfig};
+use bedrock_converse::client::{build_endpoint, ClientError, Config, ConfigError, Endpoint, ProviderConfig};
 use bedrock_converse::converse::Message;
 use serde_json::{json, Value};
 
@@ -260,7 +260,7 @@ fn seed_auth_configs_parse() {
 fn seed_key_env_var_unset_is_named() {
     let err = Config::parse_with_env(CONFIG_US_WEST_2, &|_| None).expect_err("unset");
     match err {
-        ClientError::EnvVarUnset { var, .. } => assert_eq!(var, "BEDROCK_API_KEY"),
+        ClientError::Config(ConfigError::EnvVarUnset { var, .. }) => assert_eq!(var, "BEDROCK_API_KEY"),
         other => panic!("{other:?}"),
     }
     assert!(Config::parse_with_env(CONFIG_US_WEST_2, &|_| None)
@@ -434,7 +434,7 @@ fn seed_parameter_defaults_and_mapping() {
     )
     .expect_err("out of range");
     assert!(
-        matches!(err, ClientError::InvalidParameter { ref name, .. } if name == "temperature"),
+        matches!(err, ClientError::Config(ConfigError::InvalidParameter { ref name, .. }) if name == "temperature"),
         "{err:?}"
     );
     // Model ids: `bedrock/<alias>`; an unknown alias is the raw model id.

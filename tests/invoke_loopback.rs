@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use bedrock_converse::client::{
-    Auth, AwsCredentials, BedrockClient, ClientError, InvokeStream, Secret, TimeoutKind, Timeouts,
+    Auth, AwsCredentials, BedrockClient, ClientError, InvokeStream, ResponseError, Secret, TimeoutKind,
+    Timeouts, TransportError,
 };
 use bedrock_converse::converse::{Blob, ExceptionKind};
 use bedrock_converse::invoke::{
@@ -579,7 +580,10 @@ async fn broken_streams_are_typed_errors_with_partial_output() {
         .await
         .expect("stream");
     let (events, error) = drain(&mut stream).await;
-    assert!(matches!(error, Some(ClientError::Truncated)), "{error:?}");
+    assert!(
+        matches!(error, Some(ClientError::Response(ResponseError::Truncated))),
+        "{error:?}"
+    );
     assert!(!events.is_empty());
     assert!(!stream.partial().text().is_empty());
 
@@ -620,10 +624,10 @@ async fn a_stalled_stream_hits_the_idle_timeout() {
     assert!(
         matches!(
             error,
-            Some(ClientError::Timeout {
+            Some(ClientError::Transport(TransportError::Timeout {
                 kind: TimeoutKind::Idle,
                 ..
-            })
+            }))
         ),
         "{error:?}"
     );

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bedrock_converse::client::auth::Secret;
-use bedrock_converse::client::{BedrockClient, ClientError, Config, RequestParams};
+use bedrock_converse::client::{
+    BedrockClient, ClientError, Config, ConfigError, RequestParams, TransportError,
+};
 use bedrock_converse::converse::Message;
 use bedrock_converse::proxy::{
     ClientKey, ConnectionClose, Proxy, ProxyConfig, TlsCertificate, TlsError, TlsSettings, UpstreamAuth,
@@ -207,7 +209,10 @@ async fn our_client_streams_and_converses_over_https() {
         .converse("gw/mock.text", &messages, &params)
         .await
         .unwrap_err();
-    assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Transport(TransportError::Connect { .. })),
+        "{err:?}"
+    );
     assert_eq!(upstream.request_count(), 2);
 
     // The CA named in the config (`caFile`) instead of the builder.
@@ -243,7 +248,7 @@ async fn a_ca_file_without_certificates_is_a_typed_error() {
         .build()
         .unwrap_err();
     assert!(
-        matches!(&err, ClientError::ConfigInvalid { field, .. } if field.contains("empty.pem")),
+        matches!(&err, ClientError::Config(ConfigError::Invalid { field, .. }) if field.contains("empty.pem")),
         "{err:?}"
     );
     let missing = dir.path("missing.pem");
@@ -254,7 +259,7 @@ async fn a_ca_file_without_certificates_is_a_typed_error() {
         .build()
         .unwrap_err();
     assert!(
-        matches!(&err, ClientError::ConfigRead { path, .. } if *path == missing),
+        matches!(&err, ClientError::Config(ConfigError::Read { path, .. }) if *path == missing),
         "{err:?}"
     );
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
 
-use super::error::{ClientError, TimeoutKind};
+use super::error::{ClientError, ResponseError, TimeoutKind, TransportError};
 use crate::converse::{
     Blob, Citation, ContentBlockDelta, ContentBlockStart, ConverseMetrics, ConverseResponse, Role,
     StopReason, StreamAssembler, StreamError, StreamEvent, TokenUsage, ToolUseState,
@@ -34,11 +34,13 @@ pub(crate) fn retryable_before_data(e: &ClientError) -> bool {
     match e {
         ClientError::Stream(StreamError::Service(ex)) => ex.is_retryable(),
         ClientError::Invoke(crate::invoke::InvokeError::Service(ex)) => ex.is_retryable(),
-        ClientError::Body(_) | ClientError::Truncated => true,
-        ClientError::Timeout {
+        ClientError::Transport(TransportError::Body(_)) | ClientError::Response(ResponseError::Truncated) => {
+            true
+        }
+        ClientError::Transport(TransportError::Timeout {
             kind: TimeoutKind::Idle,
             ..
-        } => true,
+        }) => true,
         other => other.is_retryable(),
     }
 }
@@ -250,7 +252,7 @@ impl ConverseStream {
                 Ok(())
             }
             Some(Err(e)) => Err(e),
-            None => Err(ClientError::Truncated),
+            None => Err(ClientError::Response(ResponseError::Truncated)),
         }
     }
 
@@ -274,7 +276,7 @@ impl ConverseStream {
                 Err(e) => return Err((e, self.partial())),
             }
         }
-        Err((ClientError::Truncated, self.partial()))
+        Err((ClientError::Response(ResponseError::Truncated), self.partial()))
     }
 
     fn fail(&mut self, e: ClientError) -> Poll<Option<Result<ChatEvent, ClientError>>> {
@@ -384,7 +386,7 @@ impl ConverseStream {
     /// The body ended: finish the assembler.
     fn on_end(&mut self) -> Result<ConverseResponse, ClientError> {
         let Some(assembler) = self.assembler.take() else {
-            return Err(ClientError::Truncated);
+            return Err(ClientError::Response(ResponseError::Truncated));
         };
         if !self.buf.is_empty() || !self.chunk.is_empty() {
             tracing::debug!(
@@ -392,7 +394,7 @@ impl ConverseStream {
                 "body ended inside a frame"
             );
             self.finished = Some(assembler.into_partial());
-            return Err(ClientError::Truncated);
+            return Err(ClientError::Response(ResponseError::Truncated));
         }
         match assembler.finish() {
             Ok(r) => {
@@ -402,7 +404,7 @@ impl ConverseStream {
             Err(StreamError::Incomplete(inc)) => {
                 self.finished = Some(inc.partial.clone());
                 if inc.exception.is_none() {
-                    Err(ClientError::Truncated)
+                    Err(ClientError::Response(ResponseError::Truncated))
                 } else {
                     Err(ClientError::Stream(StreamError::Incomplete(inc)))
                 }
@@ -517,7 +519,7 @@ impl Stream for ConverseStream {
                     }
                     if this.assembled > this.max_assembled {
                         let limit = this.max_assembled;
-                        return this.fail(ClientError::AssembledTooLarge { limit });
+                        return this.fail(ClientError::Response(ResponseError::AssembledTooLarge { limit }));
                     }
                     continue;
                 }
@@ -527,10 +529,10 @@ impl Stream for ConverseStream {
             if let Some((after, timer)) = this.total.as_mut() {
                 if timer.as_mut().poll(cx).is_ready() {
                     let after = *after;
-                    return this.fail(ClientError::Timeout {
+                    return this.fail(ClientError::Transport(TransportError::Timeout {
                         kind: TimeoutKind::Total,
                         after,
-                    });
+                    }));
                 }
             }
             match this.body.as_mut().poll_next(cx) {
@@ -552,7 +554,7 @@ impl Stream for ConverseStream {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     // Keep what was assembled for `partial()`.
-                    return this.fail(ClientError::Body(e));
+                    return this.fail(ClientError::Transport(TransportError::Body(e)));
                 }
                 Poll::Ready(None) => match this.on_end() {
                     Ok(r) => {
@@ -564,10 +566,10 @@ impl Stream for ConverseStream {
                 Poll::Pending => {
                     if this.idle_timer.as_mut().poll(cx).is_ready() {
                         let after = this.idle;
-                        return this.fail(ClientError::Timeout {
+                        return this.fail(ClientError::Transport(TransportError::Timeout {
                             kind: TimeoutKind::Idle,
                             after,
-                        });
+                        }));
                     }
                     return Poll::Pending;
                 }
@@ -634,7 +636,7 @@ mod tests {
                 _ => {}
             }
         }
-        Err(ClientError::Truncated)
+        Err(ClientError::Response(ResponseError::Truncated))
     }
 
     #[tokio::test]
@@ -667,7 +669,10 @@ mod tests {
         for cut in [1, 3, 4, 11, 12, 13, whole.len() - 1] {
             let chunks = vec![whole.slice(..cut)];
             let err = collect(stream_of(chunks)).await.unwrap_err();
-            assert!(matches!(err, ClientError::Truncated), "cut {cut}: {err:?}");
+            assert!(
+                matches!(err, ClientError::Response(ResponseError::Truncated)),
+                "cut {cut}: {err:?}"
+            );
         }
         let mut bad = BytesMut::from(&whole[..]);
         if let Some(b) = bad.get_mut(40) {

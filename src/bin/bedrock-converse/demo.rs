@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bedrock_converse::client::{
-    append_tool_results, BedrockClient, ChatEvent, ClientError, Config, RequestParams, ToolCall,
+    append_tool_results, BedrockClient, ChatEvent, ClientError, Config, RequestParams, ResponseError,
+    ToolCall,
 };
 use bedrock_converse::converse::{ContentBlock, ConverseResponse, Message, StreamAssembler};
 use bedrock_converse::eventstream::EventStreamCodec;
@@ -251,7 +252,7 @@ async fn stream_turn(
             _ => {}
         }
     }
-    Err(ClientError::Truncated)
+    Err(ClientError::Response(ResponseError::Truncated))
 }
 
 /// Decode throughput of the codec and the assembler on one long stream.
