@@ -25,6 +25,26 @@ use common::Capture;
 
 const KEY: &str = "loopback-test-key-5f2a";
 
+/// The built-in server with the test key, and a client of it.
+async fn start_client() -> (MockBedrockHandle, BedrockClient) {
+    let server = start().await;
+    let client = client_for(&server);
+    (server, client)
+}
+
+/// [`stream_hello`] of `model`, which must answer with a stream, drained.
+async fn stream_drained(
+    client: &BedrockClient,
+    model: &str,
+) -> (
+    Vec<ChatEvent>,
+    Result<ConverseResponse, ClientError>,
+    ConverseStream,
+) {
+    let stream = stream_hello(client, model).await.expect("head");
+    drain(stream).await
+}
+
 fn client_for(server: &MockBedrockHandle) -> BedrockClient {
     isolated_builder(config_for(server, Some(KEY)))
         .build()
@@ -74,14 +94,6 @@ fn client_with_timeouts(server: &MockBedrockHandle, timeouts: Timeouts) -> Bedro
         .expect("client")
 }
 
-/// Which timeout `err` is, if it is one.
-fn timeout_kind(err: &ClientError) -> Option<TimeoutKind> {
-    match err {
-        ClientError::Transport(TransportError::Timeout { kind, .. }) => Some(*kind),
-        _ => None,
-    }
-}
-
 /// Collects a stream: the events, and the final response or the error.
 async fn drain(
     mut stream: ConverseStream,
@@ -121,10 +133,8 @@ fn text_of(events: &[ChatEvent]) -> String {
 
 #[tokio::test]
 async fn text_stream_and_converse() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.text").await.expect("head");
-    let (events, result, _) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (events, result, _) = stream_drained(&client, "bedrock/mock.text").await;
     let response = result.expect("complete");
     assert!(matches!(events.first(), Some(ChatEvent::MessageStart { .. })));
     let streamed = text_of(&events);
@@ -169,8 +179,7 @@ async fn duration_max_timeouts_work_and_do_not_panic() {
             total: Some(Duration::MAX),
         },
     );
-    let stream = stream_hello(&client, "bedrock/mock.text").await.expect("head");
-    let (events, result, _) = drain(stream).await;
+    let (events, result, _) = stream_drained(&client, "bedrock/mock.text").await;
     let response = result.expect("complete");
     assert!(!text_of(&events).is_empty());
     assert_eq!(response.text(), text_of(&events));
@@ -184,8 +193,7 @@ async fn duration_max_timeouts_work_and_do_not_panic() {
 
 #[tokio::test]
 async fn model_id_with_colon_is_percent_encoded_on_the_wire() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let r = converse_hello(&client, "bedrock/anthropic.claude-3-haiku-20240307-v1:0")
         .await
         .expect("converse");
@@ -204,10 +212,8 @@ async fn model_id_with_colon_is_percent_encoded_on_the_wire() {
 
 #[tokio::test]
 async fn trickle_one_byte_per_write_assembles() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.trickle").await.expect("head");
-    let (events, result, _) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (events, result, _) = stream_drained(&client, "bedrock/mock.trickle").await;
     let r = result.expect("complete");
     assert_eq!(r.text(), text_of(&events));
     assert!(!r.text().is_empty());
@@ -220,12 +226,8 @@ async fn trickle_one_byte_per_write_assembles() {
 
 #[tokio::test]
 async fn reasoning_stream() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.reasoning")
-        .await
-        .expect("head");
-    let (events, result, _) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (events, result, _) = stream_drained(&client, "bedrock/mock.reasoning").await;
     let r = result.expect("complete");
     assert!(events
         .iter()
@@ -245,12 +247,8 @@ async fn reasoning_stream() {
 /// assembled response keeps them with the text they cite.
 #[tokio::test]
 async fn citations_stream_carries_the_citation() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.citations")
-        .await
-        .expect("head");
-    let (events, result, _) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (events, result, _) = stream_drained(&client, "bedrock/mock.citations").await;
     let r = result.expect("complete");
     let streamed: Vec<serde_json::Value> = events
         .iter()
@@ -285,8 +283,7 @@ fn tool_params() -> RequestParams {
 
 #[tokio::test]
 async fn tools_stream_round_trip() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let params = tool_params();
     let mut messages = vec![Message::user("What is the weather in Oslo, and 2 + 3?")];
     let stream = client
@@ -348,8 +345,7 @@ async fn tools_stream_round_trip() {
 
 #[tokio::test]
 async fn tools_converse_round_trip() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let params = RequestParams {
         stream: Some(false),
         ..tool_params()
@@ -387,8 +383,7 @@ async fn tools_converse_round_trip() {
 
 #[tokio::test]
 async fn http_error_is_typed_and_not_retried() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     for stream in [true, false] {
         server.reset();
         let err = if stream {
@@ -429,12 +424,8 @@ async fn wrong_key_is_access_denied_and_not_retried() {
 
 #[tokio::test]
 async fn throttle_then_ok_succeeds_after_retries() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.throttle-then-ok")
-        .await
-        .expect("ok");
-    let (_, result, _) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (_, result, _) = stream_drained(&client, "bedrock/mock.throttle-then-ok").await;
     assert!(!result.expect("complete").text().is_empty());
     assert_eq!(server.request_count(), 3, "two 429s, then success");
     // With one attempt only, the 429 surfaces.
@@ -455,8 +446,7 @@ async fn throttle_then_ok_succeeds_after_retries() {
 
 #[tokio::test]
 async fn not_ready_is_retried() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let r = converse_hello(&client, "bedrock/mock.not-ready")
         .await
         .expect("ok");
@@ -468,8 +458,7 @@ async fn not_ready_is_retried() {
 
 #[tokio::test]
 async fn server_error_exhausts_retries() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let err = converse_hello(&client, "bedrock/mock.server-error")
         .await
         .expect_err("500");
@@ -481,15 +470,13 @@ async fn server_error_exhausts_retries() {
 
 #[tokio::test]
 async fn stream_exception_keeps_partial_and_is_not_retried() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     for (model, kind) in [
         ("bedrock/mock.exception", ExceptionKind::ModelStreamError),
         ("bedrock/mock.throttling-exception", ExceptionKind::Throttling),
     ] {
         server.reset();
-        let stream = stream_hello(&client, model).await.expect("head");
-        let (events, result, stream) = drain(stream).await;
+        let (events, result, stream) = stream_drained(&client, model).await;
         let err = result.expect_err("exception");
         match &err {
             ClientError::Stream(StreamError::Service(e)) => assert_eq!(e.kind, kind),
@@ -526,10 +513,9 @@ async fn stall_is_cut_by_the_idle_timeout() {
         ..Timeouts::default()
     };
     let client = client_with_timeouts(&server, timeouts);
-    let stream = stream_hello(&client, "bedrock/mock.stall").await.expect("head");
-    let (events, result, stream) = drain(stream).await;
+    let (events, result, stream) = stream_drained(&client, "bedrock/mock.stall").await;
     let err = result.expect_err("stalled");
-    assert_eq!(timeout_kind(&err), Some(TimeoutKind::Idle), "{err:?}");
+    assert_eq!(err.timeout_kind(), Some(TimeoutKind::Idle), "{err:?}");
     assert!(!err.is_retryable());
     assert!(matches!(events.first(), Some(ChatEvent::MessageStart { .. })));
     assert_eq!(stream.partial().text(), text_of(&events));
@@ -548,7 +534,7 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
     let err = converse_hello(&client, "bedrock/mock.stall")
         .await
         .expect_err("timeout");
-    assert_eq!(timeout_kind(&err), Some(TimeoutKind::FirstByte), "{err:?}");
+    assert_eq!(err.timeout_kind(), Some(TimeoutKind::FirstByte), "{err:?}");
 
     server.reset();
     let timeouts = Timeouts {
@@ -559,9 +545,8 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
     let err = converse_hello(&client, "bedrock/mock.stall")
         .await
         .expect_err("timeout");
-    assert_eq!(timeout_kind(&err), Some(TimeoutKind::Total), "{err:?}");
-    let stream = stream_hello(&client, "bedrock/mock.stall").await.expect("head");
-    let (_, result, _) = drain(stream).await;
+    assert_eq!(err.timeout_kind(), Some(TimeoutKind::Total), "{err:?}");
+    let (_, result, _) = stream_drained(&client, "bedrock/mock.stall").await;
     assert!(
         matches!(
             result,
@@ -577,12 +562,8 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
 
 #[tokio::test]
 async fn truncated_body_is_typed_with_partial() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.truncated")
-        .await
-        .expect("head");
-    let (events, result, stream) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (events, result, stream) = stream_drained(&client, "bedrock/mock.truncated").await;
     let err = result.expect_err("truncated");
     assert!(
         matches!(err, ClientError::Response(ResponseError::Truncated)),
@@ -602,12 +583,8 @@ async fn truncated_body_is_typed_with_partial() {
 
 #[tokio::test]
 async fn corrupt_crc_is_an_event_stream_error_with_partial() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.corrupt-crc")
-        .await
-        .expect("head");
-    let (events, result, stream) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (events, result, stream) = stream_drained(&client, "bedrock/mock.corrupt-crc").await;
     let err = result.expect_err("crc");
     assert!(matches!(err, ClientError::EventStream(_)), "{err:?}");
     assert!(matches!(events.first(), Some(ChatEvent::MessageStart { .. })));
