@@ -17,9 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use bedrock_converse::client::auth::Secret;
-use bedrock_converse::client::AwsCredentials;
+use bedrock_converse::client::{Auth, AwsCredentials};
 use bedrock_converse::eventstream::MessageBuilder;
-use bedrock_converse::proxy::{ClientKey, ConnectionClose, ProxyConfig, Rejection, StreamCut, UpstreamAuth};
+use bedrock_converse::proxy::{ConnectionClose, ProxyConfig, Rejection, StreamCut};
 use bedrock_converse::server::{MockBedrock, MockBedrockHandle};
 
 const CLIENT_KEY: &str = "client-secret-1";
@@ -29,22 +29,11 @@ const SESSION_TOKEN: &str = "session-token-must-stay-home";
 use common::Gateway;
 
 fn config_for(upstream: &str) -> ProxyConfig {
-    ProxyConfig::new(
-        upstream,
-        UpstreamAuth::Bearer(Secret::new(UPSTREAM_KEY)),
-        vec![ClientKey {
-            id: "team-a".to_owned(),
-            secret: CLIENT_KEY.to_owned(),
-        }],
-    )
+    common::gateway_config(upstream, UPSTREAM_KEY, CLIENT_KEY)
 }
 
 async fn mock() -> MockBedrockHandle {
-    MockBedrock::builder()
-        .bearer_key(UPSTREAM_KEY)
-        .start()
-        .await
-        .expect("mock server")
+    common::mock_with_key(UPSTREAM_KEY).await
 }
 
 fn request_body(text: &str) -> String {
@@ -511,7 +500,7 @@ async fn upstream_redirects_are_never_followed() {
     for status in [301u16, 302, 303, 307, 308] {
         let upstream = redirecting_upstream(status, format!("http://{elsewhere}/steal")).await;
         let mut config = config_for(&format!("http://{upstream}/model/"));
-        config.upstream_auth = UpstreamAuth::SigV4 {
+        config.upstream_auth = Auth::SigV4 {
             credentials: AwsCredentials {
                 access_key_id: "AKIDEXAMPLE".to_owned(),
                 secret_access_key: Secret::new("secret"),

@@ -188,6 +188,41 @@ impl Drop for Gateway {
     }
 }
 
+/// A gateway config forwarding to `upstream` with the Bearer key `upstream_key`, and one
+/// client key `team-a` / `client_key`; the rest as `ProxyConfig::new` sets it.
+#[cfg(feature = "proxy")]
+pub(crate) fn gateway_config(
+    upstream: &str,
+    upstream_key: &str,
+    client_key: &str,
+) -> bedrock_converse::proxy::ProxyConfig {
+    use bedrock_converse::client::{Auth, Secret};
+    use bedrock_converse::proxy::{ClientKey, ProxyConfig};
+    ProxyConfig::new(
+        upstream,
+        Auth::Bearer(Secret::new(upstream_key)),
+        vec![ClientKey {
+            id: "team-a".to_owned(),
+            secret: client_key.to_owned(),
+        }],
+    )
+}
+
+/// The built-in server that accepts the Bearer key `key`, on a free port.
+#[cfg(feature = "server")]
+pub(crate) async fn mock_with_key(key: &str) -> bedrock_converse::server::MockBedrockHandle {
+    mock_from(bedrock_converse::server::MockBedrock::builder(), key).await
+}
+
+/// `builder` with the Bearer key `key`, started on a free port.
+#[cfg(feature = "server")]
+pub(crate) async fn mock_from(
+    builder: bedrock_converse::server::MockBedrockBuilder,
+    key: &str,
+) -> bedrock_converse::server::MockBedrockHandle {
+    builder.bearer_key(key).start().await.expect("mock server")
+}
+
 // ===== fuzz corpora =====
 
 /// The crate's root directory (where `fuzz/` is).
