@@ -98,6 +98,9 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     }
 }
 
+/// The seed document's config examples.
+pub(crate) mod seed;
+
 // ===== a client of the built-in server =====
 
 #[cfg(all(feature = "client", feature = "server"))]
