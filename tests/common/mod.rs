@@ -246,6 +246,53 @@ pub(crate) fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// Every regular file under `dir` (recursively), sorted, skipping dot files such as
+/// `.keep`; none when `dir` does not exist.
+pub(crate) fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs `run` on every file of the fuzz target `target`'s corpus and artifacts
+/// (`fuzz/corpus/<target>`, `fuzz/artifacts/<target>`); returns how many.
+pub(crate) fn replay_fuzz_target(target: &str, mut run: impl FnMut(&[u8])) -> usize {
+    let mut replayed = 0;
+    for dir in ["corpus", "artifacts"] {
+        for path in files_under(&crate_dir().join("fuzz").join(dir).join(target)) {
+            let data = std::fs::read(&path).expect("read corpus file");
+            run(&data);
+            replayed += 1;
+        }
+    }
+    println!("replayed {replayed} corpus and artifact files of {target}");
+    replayed
+}
+
+/// Runs `run` on every byte prefix of every seed: a good input cut anywhere still gives
+/// typed errors only.
+pub(crate) fn every_byte_prefix<N>(seeds: Vec<(N, Vec<u8>)>, mut run: impl FnMut(&[u8])) {
+    for (_, input) in seeds {
+        for end in 0..input.len() {
+            run(&input[..end]);
+        }
+    }
+}
+
 // ===== official Python SDKs =====
 
 /// The Python interpreter that has the official `openai`, `anthropic` and `boto3`
