@@ -3,9 +3,7 @@
 
 #![cfg(all(feature = "client", feature = "server"))]
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bedrock_converse::client::auth::Secret;
 use bedrock_converse::client::{
@@ -15,45 +13,10 @@ use bedrock_converse::client::{
 use bedrock_converse::converse::Message;
 use bedrock_converse::server::MockBedrock;
 
+mod common;
+use common::{redirecting, witness};
+
 const SESSION_TOKEN: &str = "client-session-token-must-stay-home";
-
-/// A listener that counts the connections it gets.
-async fn witness() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let contacts = Arc::new(AtomicUsize::new(0));
-    let seen = contacts.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            seen.fetch_add(1, Ordering::SeqCst);
-            drop(tcp);
-        }
-    });
-    (addr, contacts)
-}
-
-/// An endpoint answering everything with `status` and `Location: to`, counting requests.
-async fn redirecting(status: u16, to: String) -> (SocketAddr, Arc<AtomicUsize>) {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let seen = hits.clone();
-    let app = axum::Router::new().fallback(move || {
-        let to = to.clone();
-        seen.fetch_add(1, Ordering::SeqCst);
-        async move {
-            (
-                axum::http::StatusCode::from_u16(status).unwrap(),
-                [("location", to)],
-                "",
-            )
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, hits)
-}
 
 fn config(url: &str, region_prefix: bool) -> Config {
     let text = format!(

@@ -26,7 +26,7 @@ const CLIENT_KEY: &str = "client-secret-1";
 const UPSTREAM_KEY: &str = "upstream-secret";
 const SESSION_TOKEN: &str = "session-token-must-stay-home";
 
-use common::Gateway;
+use common::{redirecting, witness, Gateway};
 
 fn config_for(upstream: &str) -> ProxyConfig {
     common::gateway_config(upstream, UPSTREAM_KEY, CLIENT_KEY)
@@ -457,48 +457,13 @@ async fn dot_segment_model_ids_are_refused_and_never_reach_upstream() {
 
 // ===== hole 5: redirects =====
 
-/// A listener that counts the connections it gets (and answers nothing).
-async fn witness() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let contacts = Arc::new(AtomicUsize::new(0));
-    let seen = contacts.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            seen.fetch_add(1, Ordering::SeqCst);
-            drop(tcp);
-        }
-    });
-    (addr, contacts)
-}
-
-/// An upstream that answers everything with `status` and `Location: to`.
-async fn redirecting_upstream(status: u16, to: String) -> SocketAddr {
-    let app = axum::Router::new().fallback(move || {
-        let to = to.clone();
-        async move {
-            (
-                axum::http::StatusCode::from_u16(status).unwrap(),
-                [("location", to)],
-                "",
-            )
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
-}
-
 /// Old code: reqwest's default policy followed the 307 to the other host, re-sending
 /// the signed request with `x-amz-security-token`, the prompt and a `Referer`.
 #[tokio::test]
 async fn upstream_redirects_are_never_followed() {
     let (elsewhere, contacts) = witness().await;
     for status in [301u16, 302, 303, 307, 308] {
-        let upstream = redirecting_upstream(status, format!("http://{elsewhere}/steal")).await;
+        let (upstream, _) = redirecting(status, format!("http://{elsewhere}/steal")).await;
         let mut config = config_for(&format!("http://{upstream}/model/"));
         config.upstream_auth = Auth::SigV4 {
             credentials: AwsCredentials {

@@ -226,6 +226,59 @@ pub(crate) async fn mock_from(
     builder.bearer_key(key).start().await.expect("mock server")
 }
 
+// ===== endpoints that misbehave =====
+
+/// A listener on 127.0.0.1 that counts the connections it gets (and answers nothing).
+#[cfg(any(feature = "server", feature = "proxy"))]
+pub(crate) async fn witness() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let contacts = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = contacts.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(tcp);
+        }
+    });
+    (addr, contacts)
+}
+
+/// An endpoint answering everything with `status` and `Location: to`, counting requests.
+#[cfg(any(feature = "server", feature = "proxy"))]
+pub(crate) async fn redirecting(
+    status: u16,
+    to: String,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let to = to.clone();
+        seen.fetch_add(1, Ordering::SeqCst);
+        async move {
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                [("location", to)],
+                "",
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, hits)
+}
+
 // ===== fuzz corpora =====
 
 /// The crate's root directory (where `fuzz/` is).
