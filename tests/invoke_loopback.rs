@@ -32,6 +32,34 @@ async fn start() -> MockBedrockHandle {
     start_with(MockBedrock::builder()).await
 }
 
+/// The built-in server with the test key, and a client of it.
+async fn start_client() -> (MockBedrockHandle, BedrockClient) {
+    let server = start().await;
+    let client = client_for(&server);
+    (server, client)
+}
+
+/// The Anthropic message `req` answers with: streamed (`invoke_model_with_response_stream`,
+/// assembled) or whole (`invoke_model`).
+async fn message_of(client: &BedrockClient, req: &InvokeModelRequest, streaming: bool) -> AnthropicMessage {
+    if streaming {
+        client
+            .invoke_model_with_response_stream(req)
+            .await
+            .expect("stream")
+            .into_message()
+            .await
+            .expect("message")
+    } else {
+        client
+            .invoke_model(req)
+            .await
+            .expect("invoke")
+            .anthropic_message()
+            .expect("message")
+    }
+}
+
 fn client_for(server: &MockBedrockHandle) -> BedrockClient {
     isolated_builder(config_for(server, Some(KEY)))
         .build()
@@ -100,8 +128,7 @@ fn stream_exception(err: &ClientError) -> Option<&ExceptionKind> {
 
 #[tokio::test]
 async fn invoke_model_answers_an_anthropic_message_with_usage_headers() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let response = client
         .invoke_model(&request("text", &hello_body()))
         .await
@@ -136,8 +163,7 @@ async fn invoke_model_answers_an_anthropic_message_with_usage_headers() {
 
 #[tokio::test]
 async fn the_stream_yields_native_events_and_assembles_the_same_message() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let unary = client
         .invoke_model(&request("text", &hello_body()))
         .await
@@ -183,8 +209,7 @@ async fn the_stream_yields_native_events_and_assembles_the_same_message() {
 
 #[tokio::test]
 async fn tools_stream_input_json_fragments_and_a_second_turn_gets_an_answer() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let mut body = native_body(json!([{ "role": "user", "content": "Weather in Paris?" }]));
     body["tools"] = json!([{
         "name": "get_weather",
@@ -241,8 +266,7 @@ async fn tools_stream_input_json_fragments_and_a_second_turn_gets_an_answer() {
 
 #[tokio::test]
 async fn thinking_streams_with_its_signature() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let mut body = hello_body();
     body["thinking"] = json!({ "type": "enabled", "budget_tokens": 1024 });
     let mut stream = client
@@ -275,8 +299,7 @@ async fn thinking_streams_with_its_signature() {
 
 #[tokio::test]
 async fn count_tokens_counts_what_invoke_reports() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let body = hello_body();
     let bytes = body.to_string().into_bytes();
     let counted = client
@@ -332,8 +355,7 @@ async fn count_tokens_counts_what_invoke_reports() {
 
 #[tokio::test]
 async fn bedrock_validation_names_the_field() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let cases = [
         ("max_tokens", {
             let mut b = hello_body();
@@ -382,8 +404,7 @@ async fn bedrock_validation_names_the_field() {
 
 #[tokio::test]
 async fn request_headers_are_sent_and_echoed() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let mut req = request("text", &hello_body());
     req.service_tier = Some(ServiceTierType::Flex);
     req.performance_config_latency = Some(PerformanceConfigLatency::Optimized);
@@ -444,22 +465,7 @@ async fn sigv4_signed_invoke_is_verified() {
         .expect("client");
     for streaming in [false, true] {
         let req = request("tools", &hello_body());
-        let message = if streaming {
-            client
-                .invoke_model_with_response_stream(&req)
-                .await
-                .expect("stream")
-                .into_message()
-                .await
-                .expect("message")
-        } else {
-            client
-                .invoke_model(&req)
-                .await
-                .expect("invoke")
-                .anthropic_message()
-                .expect("message")
-        };
+        let message = message_of(&client, &req, streaming).await;
         assert_eq!(message.tool_uses().count(), 2);
     }
     server.shutdown().await.expect("shutdown");
@@ -467,8 +473,7 @@ async fn sigv4_signed_invoke_is_verified() {
 
 #[tokio::test]
 async fn a_mid_stream_exception_is_typed_and_keeps_the_partial_message() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     for (scenario, kind) in [
         ("exception", ExceptionKind::ModelStreamError),
         ("throttling-exception", ExceptionKind::Throttling),
@@ -505,8 +510,7 @@ async fn a_mid_stream_exception_is_typed_and_keeps_the_partial_message() {
 
 #[tokio::test]
 async fn unary_faults_are_http_errors() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let err = client
         .invoke_model(&request("exception", &hello_body()))
         .await
@@ -543,27 +547,11 @@ async fn unary_faults_are_http_errors() {
 
 #[tokio::test]
 async fn throttling_before_data_is_retried() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     for streaming in [false, true] {
         server.reset();
         let req = request("throttle-then-ok", &hello_body());
-        let message = if streaming {
-            client
-                .invoke_model_with_response_stream(&req)
-                .await
-                .expect("stream")
-                .into_message()
-                .await
-                .expect("message")
-        } else {
-            client
-                .invoke_model(&req)
-                .await
-                .expect("invoke")
-                .anthropic_message()
-                .expect("message")
-        };
+        let message = message_of(&client, &req, streaming).await;
         assert!(message.text().starts_with("You said"));
         assert_eq!(server.scenario_count(Scenario::ThrottleThenOk), 3);
     }
@@ -572,8 +560,7 @@ async fn throttling_before_data_is_retried() {
 
 #[tokio::test]
 async fn broken_streams_are_typed_errors_with_partial_output() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
 
     let mut stream = client
         .invoke_model_with_response_stream(&request("truncated", &hello_body()))
@@ -654,8 +641,7 @@ async fn the_server_answers_404_for_other_native_paths() {
 
 #[tokio::test]
 async fn borrowed_events_are_the_same_as_chunks() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let mut stream = client
         .invoke_model_with_response_stream(&request("reasoning", &hello_body()))
         .await
