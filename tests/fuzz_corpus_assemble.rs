@@ -240,14 +240,10 @@ fn captures_behave() {
 
 #[test]
 fn corpus_and_artifacts_replay() {
-    common::replay_fuzz_target("assemble", |data| {
-        run(data);
-    });
+    common::replay_fuzz_target("assemble", run);
 }
 
 #[test]
 fn every_byte_prefix_of_a_seed() {
-    common::every_byte_prefix(seeds(), |input| {
-        run(input);
-    });
+    common::every_byte_prefix(seeds(), run);
 }

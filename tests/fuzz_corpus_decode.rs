@@ -195,9 +195,7 @@ fn generated_seeds_hold() {
 
 #[test]
 fn corpus_and_artifacts_replay() {
-    common::replay_fuzz_target("decode", |data| {
-        run(data);
-    });
+    common::replay_fuzz_target("decode", run);
 }
 
 /// Runs the logic on `bytes` as a raw stream with several chunkings and both limits,

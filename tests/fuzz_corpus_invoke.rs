@@ -162,14 +162,10 @@ fn seeds_behave() {
 
 #[test]
 fn corpus_and_artifacts_replay() {
-    common::replay_fuzz_target("invoke", |data| {
-        run(data);
-    });
+    common::replay_fuzz_target("invoke", run);
 }
 
 #[test]
 fn every_byte_prefix_of_a_seed() {
-    common::every_byte_prefix(seeds(), |input| {
-        run(input);
-    });
+    common::every_byte_prefix(seeds(), run);
 }

@@ -325,15 +325,7 @@ async fn a_slow_upload_is_visible_and_bounded() {
         eventually(250, || m.streams_in_flight() == 1).await,
         "the upload holds a slot and shows in the gauge"
     );
-    let metrics_text = reqwest::Client::new()
-        .get(format!("http://{}/metrics", gw.addr))
-        .bearer_auth(CLIENT_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics_text = gw.metrics_text(CLIENT_KEY).await;
     assert!(
         metrics_text.contains("bedrock_proxy_streams_in_flight 1\n"),
         "{metrics_text}"
@@ -355,15 +347,7 @@ async fn a_slow_upload_is_visible_and_bounded() {
     assert_eq!(m.rejected(Rejection::BodyTimeout), 1);
     assert!(eventually(250, || m.streams_in_flight() == 0).await);
     assert_eq!(server.request_count(), 0);
-    let metrics_text = reqwest::Client::new()
-        .get(format!("http://{}/metrics", gw.addr))
-        .bearer_auth(CLIENT_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics_text = gw.metrics_text(CLIENT_KEY).await;
     assert!(metrics_text.contains("bedrock_proxy_rejected_total{reason=\"body_timeout\"} 1\n"));
 }
 

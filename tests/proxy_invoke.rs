@@ -530,15 +530,7 @@ async fn usage_is_counted_per_key_and_route() {
     );
     assert_eq!(m.requests("invoke-with-response-stream"), 2);
     assert_eq!(m.requests("count-tokens"), 1);
-    let text = reqwest::Client::new()
-        .get(format!("http://{}/metrics", gw.addr))
-        .bearer_auth(CLIENT_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics_text(CLIENT_KEY).await;
     assert!(
         text.contains(
             "bedrock_proxy_key_tokens_total{key=\"team-a\",operation=\"invoke-with-response-stream\",kind=\"output\"} 14\n"

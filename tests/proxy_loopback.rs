@@ -186,15 +186,7 @@ async fn streams_and_json_match_the_direct_answer() {
             }
         }
     }
-    let metrics = reqwest::Client::new()
-        .get(format!("http://{}/metrics", gw.addr))
-        .bearer_auth(CLIENT_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics_text(CLIENT_KEY).await;
     assert!(metrics.contains("bedrock_proxy_requests_total{operation=\"converse-stream\"} 1"));
     assert!(metrics.contains("bedrock_proxy_tokens_total{kind=\"input\"}"));
 }

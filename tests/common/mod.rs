@@ -180,6 +180,19 @@ impl Gateway {
     pub(crate) fn url(&self, model: &str, op: &str) -> String {
         format!("http://{}/model/{model}/{op}", self.addr)
     }
+
+    /// The text of `GET /metrics` on the client port, asked with the client key `key`.
+    pub(crate) async fn metrics_text(&self, key: &str) -> String {
+        reqwest::Client::new()
+            .get(format!("http://{}/metrics", self.addr))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
 }
 
 #[cfg(feature = "proxy")]
@@ -323,12 +336,12 @@ pub(crate) fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 /// Runs `run` on every file of the fuzz target `target`'s corpus and artifacts
 /// (`fuzz/corpus/<target>`, `fuzz/artifacts/<target>`); returns how many.
-pub(crate) fn replay_fuzz_target(target: &str, mut run: impl FnMut(&[u8])) -> usize {
+pub(crate) fn replay_fuzz_target<R>(target: &str, mut run: impl FnMut(&[u8]) -> R) -> usize {
     let mut replayed = 0;
     for dir in ["corpus", "artifacts"] {
         for path in files_under(&crate_dir().join("fuzz").join(dir).join(target)) {
             let data = std::fs::read(&path).expect("read corpus file");
-            run(&data);
+            let _ = run(&data);
             replayed += 1;
         }
     }
@@ -338,10 +351,10 @@ pub(crate) fn replay_fuzz_target(target: &str, mut run: impl FnMut(&[u8])) -> us
 
 /// Runs `run` on every byte prefix of every seed: a good input cut anywhere still gives
 /// typed errors only.
-pub(crate) fn every_byte_prefix<N>(seeds: Vec<(N, Vec<u8>)>, mut run: impl FnMut(&[u8])) {
+pub(crate) fn every_byte_prefix<N, R>(seeds: Vec<(N, Vec<u8>)>, mut run: impl FnMut(&[u8]) -> R) {
     for (_, input) in seeds {
         for end in 0..input.len() {
-            run(&input[..end]);
+            let _ = run(&input[..end]);
         }
     }
 }
