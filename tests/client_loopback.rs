@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use bedrock_converse::client::{
     append_tool_results, tools_to_call, Auth, AuthError, AwsCredentials, BedrockClient, BedrockClientBuilder,
-    ChatEvent, ClientError, Config, ConfigError, ConverseStream, Endpoint, RequestParams, ResponseError,
-    RetryPolicy, Secret, ServiceError, TimeoutKind, Timeouts, TransportError,
+    BlockDelta, BlockStart, ChatEvent, ClientError, Config, ConfigError, ConverseStream, Endpoint,
+    RequestParams, ResponseError, RetryPolicy, Secret, ServiceError, TimeoutKind, Timeouts, TransportError,
 };
 use bedrock_converse::converse::{
     ContentBlock, ConverseResponse, ExceptionKind, Message, StopReason, StreamError,
@@ -123,7 +123,10 @@ fn text_of(events: &[ChatEvent]) -> String {
     events
         .iter()
         .filter_map(|e| match e {
-            ChatEvent::TextDelta { text, .. } => Some(text.as_str()),
+            ChatEvent::ContentBlockDelta {
+                delta: BlockDelta::Text(text),
+                ..
+            } => Some(text.as_str()),
             _ => None,
         })
         .collect()
@@ -229,12 +232,20 @@ async fn reasoning_stream() {
     let (server, client) = start_client().await;
     let (events, result, _) = stream_drained(&client, "bedrock/mock.reasoning").await;
     let r = result.expect("complete");
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, ChatEvent::ReasoningDelta { .. })));
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, ChatEvent::ReasoningSignature { .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        ChatEvent::ContentBlockDelta {
+            delta: BlockDelta::ReasoningText(_),
+            ..
+        }
+    )));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        ChatEvent::ContentBlockDelta {
+            delta: BlockDelta::ReasoningSignature(_),
+            ..
+        }
+    )));
     assert!(matches!(
         r.content().first(),
         Some(ContentBlock::ReasoningContent(_))
@@ -253,7 +264,10 @@ async fn citations_stream_carries_the_citation() {
     let streamed: Vec<serde_json::Value> = events
         .iter()
         .filter_map(|e| match e {
-            ChatEvent::Citation { citation, .. } => Some(serde_json::to_value(citation).expect("json")),
+            ChatEvent::ContentBlockDelta {
+                delta: BlockDelta::Citation(citation),
+                ..
+            } => Some(serde_json::to_value(citation).expect("json")),
             _ => None,
         })
         .collect();
@@ -307,11 +321,22 @@ async fn tools_stream_round_trip() {
     for call in &calls {
         assert!(events
             .iter()
-            .any(|e| matches!(e, ChatEvent::ToolCallStart { id, .. } if *id == call.id)));
+            .any(|e| matches!(e, ChatEvent::ContentBlockStart { start: BlockStart::ToolUse { tool_use_id, .. }, .. } if *tool_use_id == call.id)));
         let fragments: String = events
             .iter()
             .filter_map(|e| match e {
-                ChatEvent::ToolCallDelta { id, fragment, .. } if *id == call.id => Some(fragment.as_str()),
+                ChatEvent::ContentBlockDelta {
+                    delta:
+                        BlockDelta::ToolUseInput {
+                            tool_use_id,
+                            name,
+                            input,
+                        },
+                    ..
+                } if *tool_use_id == call.id => {
+                    assert_eq!(*name, call.name, "the fragment names its call");
+                    Some(input.as_str())
+                }
                 _ => None,
             })
             .collect();

@@ -21,7 +21,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), bedrock_converse::client::ClientError> {
 //! use futures_util::StreamExt;
-//! use bedrock_converse::client::{BedrockClient, ChatEvent, Config, RequestParams};
+//! use bedrock_converse::client::{BedrockClient, BlockDelta, ChatEvent, Config, RequestParams};
 //! use bedrock_converse::converse::Message;
 //!
 //! let config = Config::parse(r#"{"providers": {"bedrock": {"api": "bedrock",
@@ -32,7 +32,7 @@
 //! let mut stream = client.converse_stream("bedrock/sonnet", &messages, &RequestParams::default()).await?;
 //! while let Some(event) = stream.next().await {
 //!     match event? {
-//!         ChatEvent::TextDelta { text, .. } => print!("{text}"),
+//!         ChatEvent::ContentBlockDelta { delta: BlockDelta::Text(text), .. } => print!("{text}"),
 //!         ChatEvent::Done(response) => println!("\n{:?}", response.usage),
 //!         _ => {}
 //!     }
@@ -46,6 +46,7 @@ pub mod auth;
 pub mod config;
 pub mod endpoint;
 mod error;
+mod event;
 mod invoke;
 pub mod request;
 pub mod retry;
@@ -69,10 +70,11 @@ pub use error::{
     AuthError, ClientError, ConfigError, CredentialSources, ResponseError, ServiceError, TimeoutKind,
     TransportError,
 };
+pub use event::{BlockDelta, BlockStart, ChatEvent, ToolCall};
 pub use invoke::InvokeStream;
 pub use request::{PreparedRequest, RequestParams};
 pub use retry::RetryPolicy;
-pub use stream::{ChatEvent, ConverseStream, ToolCall};
+pub use stream::ConverseStream;
 pub use tools::{append_tool_results, tools_to_call};
 
 use crate::converse::ConverseResponse;

@@ -4,7 +4,7 @@
 use crate::converse::{ContentBlock, ConverseResponse, Message, Role};
 
 use super::error::{ClientError, ConfigError};
-use super::stream::ToolCall;
+use super::event::ToolCall;
 
 /// The complete tool calls of a response (`:tools-to-call` in the ECA editor's Bedrock
 /// provider, whose config format [`config`](super::config) describes), in order.
