@@ -5,7 +5,7 @@
 
 use std::sync::atomic::Ordering;
 
-use bedrock_converse::client::auth::Secret;
+use bedrock_converse::client::Secret;
 use bedrock_converse::client::{
     Auth, AwsCredentials, BedrockClient, ClientError, ClientOptions, Config, ConfigError, RequestParams,
     ResponseError, TransportError,

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use bedrock_converse::client::auth::Secret;
+use bedrock_converse::client::Secret;
 use bedrock_converse::client::{Auth, AwsCredentials};
 use bedrock_converse::eventstream::MessageBuilder;
 use bedrock_converse::proxy::{ConnectionClose, ProxyConfig, Rejection, StreamCut};

@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use bedrock_converse::client::auth::{sigv4_headers, AwsCredentials, Secret};
 use bedrock_converse::client::Auth;
+use bedrock_converse::client::{sigv4_headers, AwsCredentials, Secret};
 use bedrock_converse::converse::ExceptionKind;
 use bedrock_converse::invoke::{
     chunk_frames, exception_frame, AnthropicContentBlock, AnthropicMessage, AnthropicUsage, ChunkDecoder,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
-use bedrock_converse::client::auth::Secret;
+use bedrock_converse::client::Secret;
 use bedrock_converse::eventstream::{EventStreamCodec, Message, MessageBuilder};
 use bedrock_converse::proxy::{ProxyConfig, Rejection};
 use bedrock_converse::server::{MockBedrock, MockBedrockHandle};

@@ -11,13 +11,14 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bedrock_converse::client::auth::Secret;
+use bedrock_converse::client::Auth;
+use bedrock_converse::client::Secret;
 use bedrock_converse::client::{
     BedrockClient, ClientError, Config, ConfigError, RequestParams, TransportError,
 };
 use bedrock_converse::converse::Message;
 use bedrock_converse::proxy::{
-    ClientKey, ConnectionClose, Proxy, ProxyConfig, TlsCertificate, TlsError, TlsSettings, UpstreamAuth,
+    ClientKey, ConnectionClose, Proxy, ProxyConfig, TlsCertificate, TlsError, TlsSettings,
 };
 use bedrock_converse::server::{self_signed_pem, MockBedrock, MockBedrockHandle};
 
@@ -79,7 +80,7 @@ async fn mock() -> MockBedrockHandle {
 fn config_for(upstream: &str, tls: TlsSettings) -> ProxyConfig {
     let mut c = ProxyConfig::new(
         upstream,
-        UpstreamAuth::Bearer(Secret::new(UPSTREAM_KEY)),
+        Auth::Bearer(Secret::new(UPSTREAM_KEY)),
         vec![ClientKey {
             id: "team-a".to_owned(),
             secret: CLIENT_KEY.to_owned(),

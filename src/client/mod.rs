@@ -9,7 +9,8 @@
 //! - [`config`]: the ECA provider config (comments, `${env:VAR}`, aliases, discovery);
 //! - [`endpoint`]: the seed's URLs, and the percent-encoded form sent;
 //! - [`request`]: the Converse body from messages, `extraPayload` and parameters;
-//! - [`auth`]: Bearer keys and SigV4;
+//! - [`Auth`]: Bearer keys and SigV4 (credentials from the environment or the shared
+//!   credentials file, [`AwsCredentials::from_env`]);
 //! - [`retry`]: backoff and error responses;
 //! - [`ConverseStream`]: the streamed reply;
 //! - [`InvokeStream`]: the native-body calls `invoke_model`,
@@ -42,7 +43,7 @@
 //!
 //! Nothing secret is logged: keys, `Authorization` and signatures never reach `tracing`.
 
-pub mod auth;
+mod auth;
 pub mod config;
 pub mod endpoint;
 mod error;
@@ -63,7 +64,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-pub use auth::{Auth, AwsCredentials, Secret};
+pub use auth::{sigv4_headers, Auth, AwsCredentials, Secret};
 pub use config::{Config, ModelApi, ModelConfig, ProviderConfig, ResolvedModel};
 pub use endpoint::{build_endpoint, Endpoint};
 pub use error::{

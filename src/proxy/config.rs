@@ -33,9 +33,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::client::auth::Auth;
 use crate::client::config::{Config, ProviderConfig};
 use crate::client::endpoint::base_url;
+use crate::client::Auth;
 use crate::client::{ClientError, ConfigError};
 use crate::config_file::{expand_env, home_dir, strip_json_comments};
 use crate::eventstream::Limits;
