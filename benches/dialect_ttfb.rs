@@ -20,8 +20,8 @@ use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bedrock_converse::client::Secret;
-use bedrock_converse::proxy::{ClientKey, Proxy, ProxyConfig, UpstreamAuth};
+use bedrock_converse::client::{Auth, Secret};
+use bedrock_converse::proxy::{ClientKey, Proxy, ProxyConfig};
 use bedrock_converse::server::MockBedrock;
 
 const UPSTREAM_KEY: &str = "bench-upstream-key";
@@ -216,7 +216,7 @@ fn main() {
             .expect("mock server");
         let config = ProxyConfig::new(
             server.url(),
-            UpstreamAuth::Bearer(Secret::new(UPSTREAM_KEY)),
+            Auth::Bearer(Secret::new(UPSTREAM_KEY)),
             vec![ClientKey {
                 id: "bench".to_owned(),
                 secret: CLIENT_KEY.to_owned(),

@@ -30,7 +30,7 @@ async fn converse_stream(
     Path(model): Path<String>,
     body: Bytes,
 ) -> Result<Response, String> {
-    // Sign here for real AWS (see `bedrock_converse::client::auth::sigv4_headers`).
+    // Sign here for real AWS (see `bedrock_converse::client::sigv4_headers`).
     let upstream = up
         .http
         .post(format!("{}{model}/converse-stream", up.base))

@@ -14,8 +14,9 @@
 
 use std::io::Write;
 
+use bedrock_converse::client::Auth;
 use bedrock_converse::client::{Config, ModelConfig, ProviderConfig, Secret};
-use bedrock_converse::proxy::{ClientKey, Proxy, ProxyConfig, UpstreamAuth};
+use bedrock_converse::proxy::{ClientKey, Proxy, ProxyConfig};
 use bedrock_converse::server::MockBedrock;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -30,7 +31,7 @@ async fn main() -> Result<(), Error> {
     let bedrock = MockBedrock::builder().bearer_key("upstream-key").start().await?;
     let mut config = ProxyConfig::new(
         bedrock.url(),
-        UpstreamAuth::Bearer(Secret::new("upstream-key")),
+        Auth::Bearer(Secret::new("upstream-key")),
         vec![ClientKey {
             id: "team-a".to_owned(),
             secret: CLIENT_KEY.to_owned(),

@@ -8,52 +8,8 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bedrock-converse");
 
-const SEED_PROXY: &str = r#"{
-  "providers": {
-    "bedrock": {
-      "api": "bedrock",
-      "key": "${env:BEDROCK_API_KEY}",
-      "url": "https://api.company.com/api/cloud/api-management/ai-gateway/1.0/model/",
-      "region": "us-east-1",
-      "models": {
-        "claude-3-sonnet": {
-          "modelName": "anthropic.claude-3-sonnet-20240229-v1:0",
-          "extraPayload": {
-            "temperature": 0.7,
-            "top_k": 200
-            // stream: true (default - uses /converse-stream)
-          }
-        },
-        "claude-3-haiku": {
-          "modelName": "anthropic.claude-3-haiku-20240307-v1:0",
-          "extraPayload": {
-            "stream": false, // Explicitly disable streaming
-            "temperature": 0.3
-            // Uses /converse endpoint
-          }
-        }
-      }
-    }
-  }
-}"#;
-
-const SEED_EU: &str = r#"{
-  "providers": {
-    "bedrock": {
-      "api": "bedrock",
-      "key": "${env:BEDROCK_API_KEY}",
-      "region": "eu-west-1",
-      "models": {
-        "cohere-command-r": {
-          "modelName": "cohere.command-r-v1:0",
-          "extraPayload": {
-            "stream": false // Force /converse endpoint
-          }
-        }
-      }
-    }
-  }
-}"#;
+mod common;
+use common::seed::{CONFIG_EU_WEST_1 as SEED_EU, CONFIG_PROXY as SEED_PROXY};
 
 fn write_config(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bedrock-converse-cli-endpoint-{}", std::process::id()));

@@ -3,56 +3,20 @@
 
 #![cfg(all(feature = "client", feature = "server"))]
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use bedrock_converse::client::auth::Secret;
+use bedrock_converse::client::Secret;
 use bedrock_converse::client::{
-    Auth, AwsCredentials, BedrockClient, ClientError, ClientOptions, Config, RequestParams,
+    Auth, AwsCredentials, BedrockClient, ClientError, ClientOptions, Config, ConfigError, RequestParams,
+    ResponseError, TransportError,
 };
 use bedrock_converse::converse::Message;
 use bedrock_converse::server::MockBedrock;
 
+mod common;
+use common::{redirecting, witness};
+
 const SESSION_TOKEN: &str = "client-session-token-must-stay-home";
-
-/// A listener that counts the connections it gets.
-async fn witness() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let contacts = Arc::new(AtomicUsize::new(0));
-    let seen = contacts.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            seen.fetch_add(1, Ordering::SeqCst);
-            drop(tcp);
-        }
-    });
-    (addr, contacts)
-}
-
-/// An endpoint answering everything with `status` and `Location: to`, counting requests.
-async fn redirecting(status: u16, to: String) -> (SocketAddr, Arc<AtomicUsize>) {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let seen = hits.clone();
-    let app = axum::Router::new().fallback(move || {
-        let to = to.clone();
-        seen.fetch_add(1, Ordering::SeqCst);
-        async move {
-            (
-                axum::http::StatusCode::from_u16(status).unwrap(),
-                [("location", to)],
-                "",
-            )
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, hits)
-}
 
 fn config(url: &str, region_prefix: bool) -> Config {
     let text = format!(
@@ -90,7 +54,7 @@ async fn redirects_are_a_typed_error_and_never_followed() {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, ClientError::Redirect { status: s } if s == status),
+            matches!(err, ClientError::Transport(TransportError::Redirect { status: s }) if s == status),
             "{err:?}"
         );
         assert!(err.to_string().contains(&status.to_string()), "{err}");
@@ -99,7 +63,7 @@ async fn redirects_are_a_typed_error_and_never_followed() {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, ClientError::Redirect { status: s } if s == status),
+            matches!(err, ClientError::Transport(TransportError::Redirect { status: s }) if s == status),
             "{err:?}"
         );
         // Not retried either: one request per call.
@@ -128,11 +92,14 @@ async fn dot_segment_model_ids_are_refused_before_sending() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, ClientError::InvalidModelId { model_id } if model_id == id),
+            matches!(&err, ClientError::Config(ConfigError::InvalidModelId { model_id }) if model_id == id),
             "{err:?}"
         );
         let err = client.endpoint(&model, true).unwrap_err();
-        assert!(matches!(err, ClientError::InvalidModelId { .. }), "{err:?}");
+        assert!(
+            matches!(err, ClientError::Config(ConfigError::InvalidModelId { .. })),
+            "{err:?}"
+        );
     }
     assert_eq!(contacts.load(Ordering::SeqCst), 0);
 }
@@ -170,7 +137,10 @@ async fn the_assembled_reply_is_capped() {
         .unwrap();
     let (err, partial) = stream.into_response().await.unwrap_err();
     assert!(
-        matches!(err, ClientError::AssembledTooLarge { limit: 65536 }),
+        matches!(
+            err,
+            ClientError::Response(ResponseError::AssembledTooLarge { limit: 65536 })
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("max_assembled_len"), "{err}");

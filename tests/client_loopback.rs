@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bedrock_converse::client::{
-    append_tool_results, tools_to_call, Auth, AwsCredentials, BedrockClient, BedrockClientBuilder, ChatEvent,
-    ClientError, Config, ConverseStream, Endpoint, RequestParams, RetryPolicy, Secret, TimeoutKind, Timeouts,
+    append_tool_results, tools_to_call, Auth, AuthError, AwsCredentials, BedrockClient, BedrockClientBuilder,
+    BlockDelta, BlockStart, ChatEvent, ClientError, Config, ConfigError, ConverseStream, Endpoint,
+    RequestParams, ResponseError, RetryPolicy, Secret, ServiceError, TimeoutKind, Timeouts, TransportError,
 };
 use bedrock_converse::converse::{
     ContentBlock, ConverseResponse, ExceptionKind, Message, StopReason, StreamError,
@@ -23,6 +24,26 @@ use common::loopback::{config_for, isolated_builder, quick_retry};
 use common::Capture;
 
 const KEY: &str = "loopback-test-key-5f2a";
+
+/// The built-in server with the test key, and a client of it.
+async fn start_client() -> (MockBedrockHandle, BedrockClient) {
+    let server = start().await;
+    let client = client_for(&server);
+    (server, client)
+}
+
+/// [`stream_hello`] of `model`, which must answer with a stream, drained.
+async fn stream_drained(
+    client: &BedrockClient,
+    model: &str,
+) -> (
+    Vec<ChatEvent>,
+    Result<ConverseResponse, ClientError>,
+    ConverseStream,
+) {
+    let stream = stream_hello(client, model).await.expect("head");
+    drain(stream).await
+}
 
 fn client_for(server: &MockBedrockHandle) -> BedrockClient {
     isolated_builder(config_for(server, Some(KEY)))
@@ -73,14 +94,6 @@ fn client_with_timeouts(server: &MockBedrockHandle, timeouts: Timeouts) -> Bedro
         .expect("client")
 }
 
-/// Which timeout `err` is, if it is one.
-fn timeout_kind(err: &ClientError) -> Option<TimeoutKind> {
-    match err {
-        ClientError::Timeout { kind, .. } => Some(*kind),
-        _ => None,
-    }
-}
-
 /// Collects a stream: the events, and the final response or the error.
 async fn drain(
     mut stream: ConverseStream,
@@ -110,7 +123,10 @@ fn text_of(events: &[ChatEvent]) -> String {
     events
         .iter()
         .filter_map(|e| match e {
-            ChatEvent::TextDelta { text, .. } => Some(text.as_str()),
+            ChatEvent::ContentBlockDelta {
+                delta: BlockDelta::Text(text),
+                ..
+            } => Some(text.as_str()),
             _ => None,
         })
         .collect()
@@ -120,10 +136,8 @@ fn text_of(events: &[ChatEvent]) -> String {
 
 #[tokio::test]
 async fn text_stream_and_converse() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.text").await.expect("head");
-    let (events, result, _) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (events, result, _) = stream_drained(&client, "bedrock/mock.text").await;
     let response = result.expect("complete");
     assert!(matches!(events.first(), Some(ChatEvent::MessageStart { .. })));
     let streamed = text_of(&events);
@@ -168,8 +182,7 @@ async fn duration_max_timeouts_work_and_do_not_panic() {
             total: Some(Duration::MAX),
         },
     );
-    let stream = stream_hello(&client, "bedrock/mock.text").await.expect("head");
-    let (events, result, _) = drain(stream).await;
+    let (events, result, _) = stream_drained(&client, "bedrock/mock.text").await;
     let response = result.expect("complete");
     assert!(!text_of(&events).is_empty());
     assert_eq!(response.text(), text_of(&events));
@@ -183,8 +196,7 @@ async fn duration_max_timeouts_work_and_do_not_panic() {
 
 #[tokio::test]
 async fn model_id_with_colon_is_percent_encoded_on_the_wire() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let r = converse_hello(&client, "bedrock/anthropic.claude-3-haiku-20240307-v1:0")
         .await
         .expect("converse");
@@ -203,10 +215,8 @@ async fn model_id_with_colon_is_percent_encoded_on_the_wire() {
 
 #[tokio::test]
 async fn trickle_one_byte_per_write_assembles() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.trickle").await.expect("head");
-    let (events, result, _) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (events, result, _) = stream_drained(&client, "bedrock/mock.trickle").await;
     let r = result.expect("complete");
     assert_eq!(r.text(), text_of(&events));
     assert!(!r.text().is_empty());
@@ -219,19 +229,23 @@ async fn trickle_one_byte_per_write_assembles() {
 
 #[tokio::test]
 async fn reasoning_stream() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.reasoning")
-        .await
-        .expect("head");
-    let (events, result, _) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (events, result, _) = stream_drained(&client, "bedrock/mock.reasoning").await;
     let r = result.expect("complete");
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, ChatEvent::ReasoningDelta { .. })));
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, ChatEvent::ReasoningSignature { .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        ChatEvent::ContentBlockDelta {
+            delta: BlockDelta::ReasoningText(_),
+            ..
+        }
+    )));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        ChatEvent::ContentBlockDelta {
+            delta: BlockDelta::ReasoningSignature(_),
+            ..
+        }
+    )));
     assert!(matches!(
         r.content().first(),
         Some(ContentBlock::ReasoningContent(_))
@@ -244,17 +258,16 @@ async fn reasoning_stream() {
 /// assembled response keeps them with the text they cite.
 #[tokio::test]
 async fn citations_stream_carries_the_citation() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.citations")
-        .await
-        .expect("head");
-    let (events, result, _) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (events, result, _) = stream_drained(&client, "bedrock/mock.citations").await;
     let r = result.expect("complete");
     let streamed: Vec<serde_json::Value> = events
         .iter()
         .filter_map(|e| match e {
-            ChatEvent::Citation { citation, .. } => Some(serde_json::to_value(citation).expect("json")),
+            ChatEvent::ContentBlockDelta {
+                delta: BlockDelta::Citation(citation),
+                ..
+            } => Some(serde_json::to_value(citation).expect("json")),
             _ => None,
         })
         .collect();
@@ -284,8 +297,7 @@ fn tool_params() -> RequestParams {
 
 #[tokio::test]
 async fn tools_stream_round_trip() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let params = tool_params();
     let mut messages = vec![Message::user("What is the weather in Oslo, and 2 + 3?")];
     let stream = client
@@ -309,11 +321,22 @@ async fn tools_stream_round_trip() {
     for call in &calls {
         assert!(events
             .iter()
-            .any(|e| matches!(e, ChatEvent::ToolCallStart { id, .. } if *id == call.id)));
+            .any(|e| matches!(e, ChatEvent::ContentBlockStart { start: BlockStart::ToolUse { tool_use_id, .. }, .. } if *tool_use_id == call.id)));
         let fragments: String = events
             .iter()
             .filter_map(|e| match e {
-                ChatEvent::ToolCallDelta { id, fragment, .. } if *id == call.id => Some(fragment.as_str()),
+                ChatEvent::ContentBlockDelta {
+                    delta:
+                        BlockDelta::ToolUseInput {
+                            tool_use_id,
+                            name,
+                            input,
+                        },
+                    ..
+                } if *tool_use_id == call.id => {
+                    assert_eq!(*name, call.name, "the fragment names its call");
+                    Some(input.as_str())
+                }
                 _ => None,
             })
             .collect();
@@ -338,14 +361,16 @@ async fn tools_stream_round_trip() {
     // A missing result is refused before sending.
     let mut m2 = vec![Message::user("x")];
     let err = append_tool_results(&mut m2, &response, vec![]).expect_err("missing results");
-    assert!(matches!(err, ClientError::InvalidParameter { .. }));
+    assert!(matches!(
+        err,
+        ClientError::Config(ConfigError::InvalidParameter { .. })
+    ));
     server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn tools_converse_round_trip() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let params = RequestParams {
         stream: Some(false),
         ..tool_params()
@@ -383,8 +408,7 @@ async fn tools_converse_round_trip() {
 
 #[tokio::test]
 async fn http_error_is_typed_and_not_retried() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     for stream in [true, false] {
         server.reset();
         let err = if stream {
@@ -398,7 +422,7 @@ async fn http_error_is_typed_and_not_retried() {
         assert_eq!(err.status(), Some(400));
         assert_eq!(err.error_type(), Some("ValidationException"));
         assert!(
-            matches!(&err, ClientError::Service { message: Some(m), .. } if !m.is_empty()),
+            matches!(&err, ClientError::Service(ServiceError { message: Some(m), .. }) if !m.is_empty()),
             "{err:?}"
         );
         assert!(!err.is_retryable());
@@ -425,12 +449,8 @@ async fn wrong_key_is_access_denied_and_not_retried() {
 
 #[tokio::test]
 async fn throttle_then_ok_succeeds_after_retries() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.throttle-then-ok")
-        .await
-        .expect("ok");
-    let (_, result, _) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (_, result, _) = stream_drained(&client, "bedrock/mock.throttle-then-ok").await;
     assert!(!result.expect("complete").text().is_empty());
     assert_eq!(server.request_count(), 3, "two 429s, then success");
     // With one attempt only, the 429 surfaces.
@@ -451,8 +471,7 @@ async fn throttle_then_ok_succeeds_after_retries() {
 
 #[tokio::test]
 async fn not_ready_is_retried() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let r = converse_hello(&client, "bedrock/mock.not-ready")
         .await
         .expect("ok");
@@ -464,8 +483,7 @@ async fn not_ready_is_retried() {
 
 #[tokio::test]
 async fn server_error_exhausts_retries() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let err = converse_hello(&client, "bedrock/mock.server-error")
         .await
         .expect_err("500");
@@ -477,15 +495,13 @@ async fn server_error_exhausts_retries() {
 
 #[tokio::test]
 async fn stream_exception_keeps_partial_and_is_not_retried() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     for (model, kind) in [
         ("bedrock/mock.exception", ExceptionKind::ModelStreamError),
         ("bedrock/mock.throttling-exception", ExceptionKind::Throttling),
     ] {
         server.reset();
-        let stream = stream_hello(&client, model).await.expect("head");
-        let (events, result, stream) = drain(stream).await;
+        let (events, result, stream) = stream_drained(&client, model).await;
         let err = result.expect_err("exception");
         match &err {
             ClientError::Stream(StreamError::Service(e)) => assert_eq!(e.kind, kind),
@@ -522,10 +538,9 @@ async fn stall_is_cut_by_the_idle_timeout() {
         ..Timeouts::default()
     };
     let client = client_with_timeouts(&server, timeouts);
-    let stream = stream_hello(&client, "bedrock/mock.stall").await.expect("head");
-    let (events, result, stream) = drain(stream).await;
+    let (events, result, stream) = stream_drained(&client, "bedrock/mock.stall").await;
     let err = result.expect_err("stalled");
-    assert_eq!(timeout_kind(&err), Some(TimeoutKind::Idle), "{err:?}");
+    assert_eq!(err.timeout_kind(), Some(TimeoutKind::Idle), "{err:?}");
     assert!(!err.is_retryable());
     assert!(matches!(events.first(), Some(ChatEvent::MessageStart { .. })));
     assert_eq!(stream.partial().text(), text_of(&events));
@@ -544,7 +559,7 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
     let err = converse_hello(&client, "bedrock/mock.stall")
         .await
         .expect_err("timeout");
-    assert_eq!(timeout_kind(&err), Some(TimeoutKind::FirstByte), "{err:?}");
+    assert_eq!(err.timeout_kind(), Some(TimeoutKind::FirstByte), "{err:?}");
 
     server.reset();
     let timeouts = Timeouts {
@@ -555,16 +570,15 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
     let err = converse_hello(&client, "bedrock/mock.stall")
         .await
         .expect_err("timeout");
-    assert_eq!(timeout_kind(&err), Some(TimeoutKind::Total), "{err:?}");
-    let stream = stream_hello(&client, "bedrock/mock.stall").await.expect("head");
-    let (_, result, _) = drain(stream).await;
+    assert_eq!(err.timeout_kind(), Some(TimeoutKind::Total), "{err:?}");
+    let (_, result, _) = stream_drained(&client, "bedrock/mock.stall").await;
     assert!(
         matches!(
             result,
-            Err(ClientError::Timeout {
+            Err(ClientError::Transport(TransportError::Timeout {
                 kind: TimeoutKind::Total,
                 ..
-            })
+            }))
         ),
         "{result:?}"
     );
@@ -573,31 +587,29 @@ async fn stalled_converse_hits_first_byte_timeout_and_total_timeout() {
 
 #[tokio::test]
 async fn truncated_body_is_typed_with_partial() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.truncated")
-        .await
-        .expect("head");
-    let (events, result, stream) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (events, result, stream) = stream_drained(&client, "bedrock/mock.truncated").await;
     let err = result.expect_err("truncated");
-    assert!(matches!(err, ClientError::Truncated), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Response(ResponseError::Truncated)),
+        "{err:?}"
+    );
     assert_eq!(stream.partial().text(), text_of(&events));
     assert_eq!(server.request_count(), 1);
     let err = converse_hello(&client, "bedrock/mock.truncated")
         .await
         .expect_err("cut");
-    assert!(matches!(err, ClientError::ResponseJson(_)), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Response(ResponseError::Json(_))),
+        "{err:?}"
+    );
     server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn corrupt_crc_is_an_event_stream_error_with_partial() {
-    let server = start().await;
-    let client = client_for(&server);
-    let stream = stream_hello(&client, "bedrock/mock.corrupt-crc")
-        .await
-        .expect("head");
-    let (events, result, stream) = drain(stream).await;
+    let (server, client) = start_client().await;
+    let (events, result, stream) = stream_drained(&client, "bedrock/mock.corrupt-crc").await;
     let err = result.expect_err("crc");
     assert!(matches!(err, ClientError::EventStream(_)), "{err:?}");
     assert!(matches!(events.first(), Some(ChatEvent::MessageStart { .. })));
@@ -622,7 +634,10 @@ async fn connection_refused_is_retried_then_typed() {
     let err = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect_err("refused");
-    assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Transport(TransportError::Connect { .. })),
+        "{err:?}"
+    );
     assert!(err.is_retryable());
 }
 
@@ -636,7 +651,10 @@ async fn missing_credentials_is_typed() {
     let err = converse_hello(&client, "bedrock/mock.text")
         .await
         .expect_err("no creds");
-    assert!(matches!(err, ClientError::MissingCredentials(_)), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Auth(AuthError::MissingCredentials { .. })),
+        "{err:?}"
+    );
     assert_eq!(server.request_count(), 0);
     server.shutdown().await.expect("shutdown");
 }

@@ -5,9 +5,11 @@
 #![cfg(feature = "client")]
 
 use bedrock_converse::client::request::{build_request, RequestParams};
-use bedrock_converse::client::{build_endpoint, ClientError, Config, Endpoint, ProviderConfig};
+use bedrock_converse::client::{build_endpoint, ClientError, Config, ConfigError, Endpoint, ProviderConfig};
 use bedrock_converse::converse::Message;
 use serde_json::{json, Value};
+
+mod common;
 
 /// `${env:BEDROCK_API_KEY}` resolves to this in every test.
 const KEY: &str = "seed-test-key";
@@ -23,102 +25,7 @@ fn parse(text: &str) -> Config {
     }
 }
 
-// The three configuration examples, exactly as the seed prints them (comments included).
-
-const CONFIG_PROXY: &str = r#"{
-  "providers": {
-    "bedrock": {
-      "api": "bedrock",
-      "key": "${env:BEDROCK_API_KEY}",
-      "url": "https://api.company.com/api/cloud/api-management/ai-gateway/1.0/model/",
-      "region": "us-east-1",
-      "models": {
-        "claude-3-sonnet": {
-          "modelName": "anthropic.claude-3-sonnet-20240229-v1:0",
-          "extraPayload": {
-            "temperature": 0.7,
-            "top_k": 200
-            // stream: true (default - uses /converse-stream)
-          }
-        },
-        "claude-3-opus": {
-          "modelName": "anthropic.claude-3-opus-20240229-v1:0",
-          "extraPayload": {
-            "temperature": 0.5,
-            "max_tokens": 2048
-            // stream: true (default - uses /converse-stream)
-          }
-        },
-        "claude-3-haiku": {
-          "modelName": "anthropic.claude-3-haiku-20240307-v1:0",
-          "extraPayload": {
-            "stream": false, // Explicitly disable streaming
-            "temperature": 0.3
-            // Uses /converse endpoint
-          }
-        }
-      }
-    }
-  }
-}"#;
-
-const CONFIG_US_WEST_2: &str = r#"{
-  "providers": {
-    "bedrock": {
-      "api": "bedrock",
-      "key": "${env:BEDROCK_API_KEY}",
-      "region": "us-west-2",
-      "models": {
-        "claude-3-sonnet": {
-          "modelName": "anthropic.claude-3-sonnet-20240229-v1:0"
-          // Uses /converse-stream by default
-        }
-      }
-    }
-  }
-}"#;
-
-const CONFIG_EU_WEST_1: &str = r#"{
-  "providers": {
-    "bedrock": {
-      "api": "bedrock",
-      "key": "${env:BEDROCK_API_KEY}",
-      "region": "eu-west-1",
-      "models": {
-        "cohere-command-r": {
-          "modelName": "cohere.command-r-v1:0",
-          "extraPayload": {
-            "stream": false // Force /converse endpoint
-          }
-        }
-      }
-    }
-  }
-}"#;
-
-// The two authentication examples.
-
-const CONFIG_AUTH_PROXY: &str = r#"{
-  "providers": {
-    "bedrock": {
-      "api": "bedrock",
-      "key": "${env:BEDROCK_API_KEY}",
-      "url": "https://your-proxy.example.com/api/bedrock/",
-      "region": "us-east-1"
-    }
-  }
-}"#;
-
-const CONFIG_AUTH_DIRECT: &str = r#"{
-  "providers": {
-    "bedrock": {
-      "api": "bedrock",
-      "key": "${env:BEDROCK_API_KEY}",
-      "region": "us-east-1"
-      // No url specified - uses standard AWS endpoints
-    }
-  }
-}"#;
+use common::seed::{CONFIG_AUTH_DIRECT, CONFIG_AUTH_PROXY, CONFIG_EU_WEST_1, CONFIG_PROXY, CONFIG_US_WEST_2};
 
 /// The URL a seed model is called at, with its own stream default.
 fn url(config: &Config, model: &str) -> String {
@@ -260,7 +167,7 @@ fn seed_auth_configs_parse() {
 fn seed_key_env_var_unset_is_named() {
     let err = Config::parse_with_env(CONFIG_US_WEST_2, &|_| None).expect_err("unset");
     match err {
-        ClientError::EnvVarUnset { var, .. } => assert_eq!(var, "BEDROCK_API_KEY"),
+        ClientError::Config(ConfigError::EnvVarUnset { var, .. }) => assert_eq!(var, "BEDROCK_API_KEY"),
         other => panic!("{other:?}"),
     }
     assert!(Config::parse_with_env(CONFIG_US_WEST_2, &|_| None)
@@ -434,7 +341,7 @@ fn seed_parameter_defaults_and_mapping() {
     )
     .expect_err("out of range");
     assert!(
-        matches!(err, ClientError::InvalidParameter { ref name, .. } if name == "temperature"),
+        matches!(err, ClientError::Config(ConfigError::InvalidParameter { ref name, .. }) if name == "temperature"),
         "{err:?}"
     );
     // Model ids: `bedrock/<alias>`; an unknown alias is the raw model id.

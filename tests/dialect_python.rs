@@ -14,9 +14,10 @@ mod common;
 
 use std::time::Duration;
 
-use bedrock_converse::client::auth::Secret;
+use bedrock_converse::client::Auth;
+use bedrock_converse::client::Secret;
 use bedrock_converse::client::{Config, ModelConfig, ProviderConfig};
-use bedrock_converse::proxy::{ClientKey, ProxyConfig, UpstreamAuth};
+use bedrock_converse::proxy::{ClientKey, ProxyConfig};
 use bedrock_converse::server::{MockBedrock, MockBedrockHandle};
 use serde_json::Value;
 
@@ -36,7 +37,7 @@ async fn stack() -> (MockBedrockHandle, Gateway) {
         .expect("mock server");
     let mut config = ProxyConfig::new(
         server.url(),
-        UpstreamAuth::Bearer(Secret::new(UPSTREAM_KEY)),
+        Auth::Bearer(Secret::new(UPSTREAM_KEY)),
         vec![ClientKey {
             id: "sdk".to_owned(),
             secret: CLIENT_KEY.to_owned(),

@@ -8,11 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use bedrock_converse::client::auth::Secret;
+use bedrock_converse::client::Auth;
+use bedrock_converse::client::Secret;
 use bedrock_converse::client::{Config, ModelConfig, ProviderConfig};
-use bedrock_converse::proxy::{
-    ClientKey, DialectRoute, ProxyConfig, Rejection, UpstreamAuth, DIALECT_ATTEMPTS,
-};
+use bedrock_converse::proxy::{ClientKey, DialectRoute, ProxyConfig, Rejection, DIALECT_ATTEMPTS};
 use bedrock_converse::server::{MockBedrock, MockBedrockHandle};
 use serde_json::{json, Value};
 
@@ -35,7 +34,7 @@ async fn mock() -> MockBedrockHandle {
 async fn gateway(server: &MockBedrockHandle, idle: Duration) -> Gateway {
     let mut c = ProxyConfig::new(
         server.url(),
-        UpstreamAuth::Bearer(Secret::new(UPSTREAM_KEY)),
+        Auth::Bearer(Secret::new(UPSTREAM_KEY)),
         vec![ClientKey {
             id: "team-a".to_owned(),
             secret: CLIENT_KEY.to_owned(),

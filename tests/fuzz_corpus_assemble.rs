@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 mod common;
-use common::{crate_dir, files_in};
+use common::crate_dir;
 
 use serde_json::value::RawValue;
 
@@ -240,23 +240,10 @@ fn captures_behave() {
 
 #[test]
 fn corpus_and_artifacts_replay() {
-    let mut n = 0;
-    for dir in ["fuzz/corpus/assemble", "fuzz/artifacts/assemble"] {
-        for file in files_in(&crate_dir().join(dir)) {
-            let input = std::fs::read(&file).expect("read");
-            run(&input);
-            n += 1;
-        }
-    }
-    println!("replayed {n} corpus and artifact files");
+    common::replay_fuzz_target("assemble", run);
 }
 
 #[test]
 fn every_byte_prefix_of_a_seed() {
-    // Cutting a good input anywhere still gives typed errors only.
-    for (_, input) in seeds() {
-        for end in 0..input.len() {
-            run(&input[..end]);
-        }
-    }
+    common::every_byte_prefix(seeds(), run);
 }

@@ -7,10 +7,8 @@
 //! the vectors, whose README forbids committing them):
 //! `BEDROCK_CONVERSE_WRITE_FUZZ_SEEDS=1 cargo test --all-features --test fuzz_corpus_decode`.
 
-use std::path::{Path, PathBuf};
-
 mod common;
-use common::crate_dir;
+use common::{crate_dir, files_under};
 
 use bedrock_converse::eventstream::{HeaderValue, Limits, MessageBuilder};
 
@@ -195,38 +193,9 @@ fn generated_seeds_hold() {
     }
 }
 
-/// Every regular file under `dir` (recursively), skipping dot files such as `.keep`.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn corpus_and_artifacts_replay() {
-    let mut replayed = 0;
-    for dir in ["fuzz/corpus/decode", "fuzz/artifacts/decode"] {
-        for path in files_under(&crate_dir().join(dir)) {
-            let data = std::fs::read(&path).expect("read corpus file");
-            run(&data);
-            replayed += 1;
-        }
-    }
-    println!("replayed {replayed} corpus and artifact files");
+    common::replay_fuzz_target("decode", run);
 }
 
 /// Runs the logic on `bytes` as a raw stream with several chunkings and both limits,

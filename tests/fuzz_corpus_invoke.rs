@@ -7,7 +7,7 @@
 //! `BEDROCK_CONVERSE_WRITE_FUZZ_SEEDS=1 cargo test --test fuzz_corpus_invoke`.
 
 mod common;
-use common::{crate_dir, files_in};
+use common::crate_dir;
 
 include!("../fuzz/fuzz_targets/invoke_logic.rs");
 
@@ -162,23 +162,10 @@ fn seeds_behave() {
 
 #[test]
 fn corpus_and_artifacts_replay() {
-    let mut n = 0;
-    for dir in ["fuzz/corpus/invoke", "fuzz/artifacts/invoke"] {
-        for file in files_in(&crate_dir().join(dir)) {
-            let input = std::fs::read(&file).expect("read");
-            run(&input);
-            n += 1;
-        }
-    }
-    println!("replayed {n} corpus and artifact files");
+    common::replay_fuzz_target("invoke", run);
 }
 
 #[test]
 fn every_byte_prefix_of_a_seed() {
-    // Cutting a good input anywhere still gives typed errors only.
-    for (_, input) in seeds() {
-        for end in 0..input.len() {
-            run(&input[..end]);
-        }
-    }
+    common::every_byte_prefix(seeds(), run);
 }

@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use bedrock_converse::client::{
-    Auth, AwsCredentials, BedrockClient, ClientError, InvokeStream, Secret, TimeoutKind, Timeouts,
+    Auth, AwsCredentials, BedrockClient, ClientError, InvokeStream, ResponseError, Secret, TimeoutKind,
+    Timeouts, TransportError,
 };
 use bedrock_converse::converse::{Blob, ExceptionKind};
 use bedrock_converse::invoke::{
@@ -29,6 +30,34 @@ async fn start_with(builder: MockBedrockBuilder) -> MockBedrockHandle {
 
 async fn start() -> MockBedrockHandle {
     start_with(MockBedrock::builder()).await
+}
+
+/// The built-in server with the test key, and a client of it.
+async fn start_client() -> (MockBedrockHandle, BedrockClient) {
+    let server = start().await;
+    let client = client_for(&server);
+    (server, client)
+}
+
+/// The Anthropic message `req` answers with: streamed (`invoke_model_with_response_stream`,
+/// assembled) or whole (`invoke_model`).
+async fn message_of(client: &BedrockClient, req: &InvokeModelRequest, streaming: bool) -> AnthropicMessage {
+    if streaming {
+        client
+            .invoke_model_with_response_stream(req)
+            .await
+            .expect("stream")
+            .into_message()
+            .await
+            .expect("message")
+    } else {
+        client
+            .invoke_model(req)
+            .await
+            .expect("invoke")
+            .anthropic_message()
+            .expect("message")
+    }
 }
 
 fn client_for(server: &MockBedrockHandle) -> BedrockClient {
@@ -99,8 +128,7 @@ fn stream_exception(err: &ClientError) -> Option<&ExceptionKind> {
 
 #[tokio::test]
 async fn invoke_model_answers_an_anthropic_message_with_usage_headers() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let response = client
         .invoke_model(&request("text", &hello_body()))
         .await
@@ -135,8 +163,7 @@ async fn invoke_model_answers_an_anthropic_message_with_usage_headers() {
 
 #[tokio::test]
 async fn the_stream_yields_native_events_and_assembles_the_same_message() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let unary = client
         .invoke_model(&request("text", &hello_body()))
         .await
@@ -182,8 +209,7 @@ async fn the_stream_yields_native_events_and_assembles_the_same_message() {
 
 #[tokio::test]
 async fn tools_stream_input_json_fragments_and_a_second_turn_gets_an_answer() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let mut body = native_body(json!([{ "role": "user", "content": "Weather in Paris?" }]));
     body["tools"] = json!([{
         "name": "get_weather",
@@ -240,8 +266,7 @@ async fn tools_stream_input_json_fragments_and_a_second_turn_gets_an_answer() {
 
 #[tokio::test]
 async fn thinking_streams_with_its_signature() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let mut body = hello_body();
     body["thinking"] = json!({ "type": "enabled", "budget_tokens": 1024 });
     let mut stream = client
@@ -274,8 +299,7 @@ async fn thinking_streams_with_its_signature() {
 
 #[tokio::test]
 async fn count_tokens_counts_what_invoke_reports() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let body = hello_body();
     let bytes = body.to_string().into_bytes();
     let counted = client
@@ -331,8 +355,7 @@ async fn count_tokens_counts_what_invoke_reports() {
 
 #[tokio::test]
 async fn bedrock_validation_names_the_field() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let cases = [
         ("max_tokens", {
             let mut b = hello_body();
@@ -381,8 +404,7 @@ async fn bedrock_validation_names_the_field() {
 
 #[tokio::test]
 async fn request_headers_are_sent_and_echoed() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let mut req = request("text", &hello_body());
     req.service_tier = Some(ServiceTierType::Flex);
     req.performance_config_latency = Some(PerformanceConfigLatency::Optimized);
@@ -443,22 +465,7 @@ async fn sigv4_signed_invoke_is_verified() {
         .expect("client");
     for streaming in [false, true] {
         let req = request("tools", &hello_body());
-        let message = if streaming {
-            client
-                .invoke_model_with_response_stream(&req)
-                .await
-                .expect("stream")
-                .into_message()
-                .await
-                .expect("message")
-        } else {
-            client
-                .invoke_model(&req)
-                .await
-                .expect("invoke")
-                .anthropic_message()
-                .expect("message")
-        };
+        let message = message_of(&client, &req, streaming).await;
         assert_eq!(message.tool_uses().count(), 2);
     }
     server.shutdown().await.expect("shutdown");
@@ -466,8 +473,7 @@ async fn sigv4_signed_invoke_is_verified() {
 
 #[tokio::test]
 async fn a_mid_stream_exception_is_typed_and_keeps_the_partial_message() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     for (scenario, kind) in [
         ("exception", ExceptionKind::ModelStreamError),
         ("throttling-exception", ExceptionKind::Throttling),
@@ -504,8 +510,7 @@ async fn a_mid_stream_exception_is_typed_and_keeps_the_partial_message() {
 
 #[tokio::test]
 async fn unary_faults_are_http_errors() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let err = client
         .invoke_model(&request("exception", &hello_body()))
         .await
@@ -542,27 +547,11 @@ async fn unary_faults_are_http_errors() {
 
 #[tokio::test]
 async fn throttling_before_data_is_retried() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     for streaming in [false, true] {
         server.reset();
         let req = request("throttle-then-ok", &hello_body());
-        let message = if streaming {
-            client
-                .invoke_model_with_response_stream(&req)
-                .await
-                .expect("stream")
-                .into_message()
-                .await
-                .expect("message")
-        } else {
-            client
-                .invoke_model(&req)
-                .await
-                .expect("invoke")
-                .anthropic_message()
-                .expect("message")
-        };
+        let message = message_of(&client, &req, streaming).await;
         assert!(message.text().starts_with("You said"));
         assert_eq!(server.scenario_count(Scenario::ThrottleThenOk), 3);
     }
@@ -571,15 +560,17 @@ async fn throttling_before_data_is_retried() {
 
 #[tokio::test]
 async fn broken_streams_are_typed_errors_with_partial_output() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
 
     let mut stream = client
         .invoke_model_with_response_stream(&request("truncated", &hello_body()))
         .await
         .expect("stream");
     let (events, error) = drain(&mut stream).await;
-    assert!(matches!(error, Some(ClientError::Truncated)), "{error:?}");
+    assert!(
+        matches!(error, Some(ClientError::Response(ResponseError::Truncated))),
+        "{error:?}"
+    );
     assert!(!events.is_empty());
     assert!(!stream.partial().text().is_empty());
 
@@ -620,10 +611,10 @@ async fn a_stalled_stream_hits_the_idle_timeout() {
     assert!(
         matches!(
             error,
-            Some(ClientError::Timeout {
+            Some(ClientError::Transport(TransportError::Timeout {
                 kind: TimeoutKind::Idle,
                 ..
-            })
+            }))
         ),
         "{error:?}"
     );
@@ -650,8 +641,7 @@ async fn the_server_answers_404_for_other_native_paths() {
 
 #[tokio::test]
 async fn borrowed_events_are_the_same_as_chunks() {
-    let server = start().await;
-    let client = client_for(&server);
+    let (server, client) = start_client().await;
     let mut stream = client
         .invoke_model_with_response_stream(&request("reasoning", &hello_body()))
         .await

@@ -16,35 +16,24 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use bedrock_converse::client::auth::Secret;
-use bedrock_converse::client::AwsCredentials;
+use bedrock_converse::client::Secret;
+use bedrock_converse::client::{Auth, AwsCredentials};
 use bedrock_converse::eventstream::MessageBuilder;
-use bedrock_converse::proxy::{ClientKey, ConnectionClose, ProxyConfig, Rejection, StreamCut, UpstreamAuth};
+use bedrock_converse::proxy::{ConnectionClose, ProxyConfig, Rejection, StreamCut};
 use bedrock_converse::server::{MockBedrock, MockBedrockHandle};
 
 const CLIENT_KEY: &str = "client-secret-1";
 const UPSTREAM_KEY: &str = "upstream-secret";
 const SESSION_TOKEN: &str = "session-token-must-stay-home";
 
-use common::Gateway;
+use common::{redirecting, witness, Gateway};
 
 fn config_for(upstream: &str) -> ProxyConfig {
-    ProxyConfig::new(
-        upstream,
-        UpstreamAuth::Bearer(Secret::new(UPSTREAM_KEY)),
-        vec![ClientKey {
-            id: "team-a".to_owned(),
-            secret: CLIENT_KEY.to_owned(),
-        }],
-    )
+    common::gateway_config(upstream, UPSTREAM_KEY, CLIENT_KEY)
 }
 
 async fn mock() -> MockBedrockHandle {
-    MockBedrock::builder()
-        .bearer_key(UPSTREAM_KEY)
-        .start()
-        .await
-        .expect("mock server")
+    common::mock_with_key(UPSTREAM_KEY).await
 }
 
 fn request_body(text: &str) -> String {
@@ -336,15 +325,7 @@ async fn a_slow_upload_is_visible_and_bounded() {
         eventually(250, || m.streams_in_flight() == 1).await,
         "the upload holds a slot and shows in the gauge"
     );
-    let metrics_text = reqwest::Client::new()
-        .get(format!("http://{}/metrics", gw.addr))
-        .bearer_auth(CLIENT_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics_text = gw.metrics_text(CLIENT_KEY).await;
     assert!(
         metrics_text.contains("bedrock_proxy_streams_in_flight 1\n"),
         "{metrics_text}"
@@ -366,15 +347,7 @@ async fn a_slow_upload_is_visible_and_bounded() {
     assert_eq!(m.rejected(Rejection::BodyTimeout), 1);
     assert!(eventually(250, || m.streams_in_flight() == 0).await);
     assert_eq!(server.request_count(), 0);
-    let metrics_text = reqwest::Client::new()
-        .get(format!("http://{}/metrics", gw.addr))
-        .bearer_auth(CLIENT_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics_text = gw.metrics_text(CLIENT_KEY).await;
     assert!(metrics_text.contains("bedrock_proxy_rejected_total{reason=\"body_timeout\"} 1\n"));
 }
 
@@ -468,50 +441,15 @@ async fn dot_segment_model_ids_are_refused_and_never_reach_upstream() {
 
 // ===== hole 5: redirects =====
 
-/// A listener that counts the connections it gets (and answers nothing).
-async fn witness() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let contacts = Arc::new(AtomicUsize::new(0));
-    let seen = contacts.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            seen.fetch_add(1, Ordering::SeqCst);
-            drop(tcp);
-        }
-    });
-    (addr, contacts)
-}
-
-/// An upstream that answers everything with `status` and `Location: to`.
-async fn redirecting_upstream(status: u16, to: String) -> SocketAddr {
-    let app = axum::Router::new().fallback(move || {
-        let to = to.clone();
-        async move {
-            (
-                axum::http::StatusCode::from_u16(status).unwrap(),
-                [("location", to)],
-                "",
-            )
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
-}
-
 /// Old code: reqwest's default policy followed the 307 to the other host, re-sending
 /// the signed request with `x-amz-security-token`, the prompt and a `Referer`.
 #[tokio::test]
 async fn upstream_redirects_are_never_followed() {
     let (elsewhere, contacts) = witness().await;
     for status in [301u16, 302, 303, 307, 308] {
-        let upstream = redirecting_upstream(status, format!("http://{elsewhere}/steal")).await;
+        let (upstream, _) = redirecting(status, format!("http://{elsewhere}/steal")).await;
         let mut config = config_for(&format!("http://{upstream}/model/"));
-        config.upstream_auth = UpstreamAuth::SigV4 {
+        config.upstream_auth = Auth::SigV4 {
             credentials: AwsCredentials {
                 access_key_id: "AKIDEXAMPLE".to_owned(),
                 secret_access_key: Secret::new("secret"),

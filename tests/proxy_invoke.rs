@@ -14,13 +14,14 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use bedrock_converse::client::auth::{sigv4_headers, AwsCredentials, Secret};
+use bedrock_converse::client::Auth;
+use bedrock_converse::client::{sigv4_headers, AwsCredentials, Secret};
 use bedrock_converse::converse::ExceptionKind;
 use bedrock_converse::invoke::{
     chunk_frames, exception_frame, AnthropicContentBlock, AnthropicMessage, AnthropicUsage, ChunkDecoder,
     InvocationMetrics, FORWARDED_REQUEST_HEADERS,
 };
-use bedrock_converse::proxy::{ClientKey, ProxyConfig, Rejection, UpstreamAuth};
+use bedrock_converse::proxy::{ProxyConfig, Rejection};
 use common::{decode_body, Gateway};
 
 const CLIENT_KEY: &str = "client-secret-invoke";
@@ -255,14 +256,7 @@ async fn start_upstream(sigv4: bool) -> (String, Upstream) {
 }
 
 fn config_for(upstream: &str) -> ProxyConfig {
-    let mut c = ProxyConfig::new(
-        upstream,
-        UpstreamAuth::Bearer(Secret::new(UPSTREAM_KEY)),
-        vec![ClientKey {
-            id: "team-a".to_owned(),
-            secret: CLIENT_KEY.to_owned(),
-        }],
-    );
+    let mut c = common::gateway_config(upstream, UPSTREAM_KEY, CLIENT_KEY);
     c.timeouts.idle = Duration::from_millis(300);
     c.max_body_bytes = 2048;
     c
@@ -365,7 +359,7 @@ async fn the_three_routes_pass_the_same_bytes_and_only_the_allowed_headers() {
 async fn upstream_requests_are_sigv4_signed_and_verify() {
     let (base, up) = start_upstream(true).await;
     let mut config = config_for(&base);
-    config.upstream_auth = UpstreamAuth::SigV4 {
+    config.upstream_auth = Auth::SigV4 {
         credentials: AwsCredentials {
             access_key_id: AKID.to_owned(),
             secret_access_key: Secret::new(SECRET),
@@ -536,15 +530,7 @@ async fn usage_is_counted_per_key_and_route() {
     );
     assert_eq!(m.requests("invoke-with-response-stream"), 2);
     assert_eq!(m.requests("count-tokens"), 1);
-    let text = reqwest::Client::new()
-        .get(format!("http://{}/metrics", gw.addr))
-        .bearer_auth(CLIENT_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics_text(CLIENT_KEY).await;
     assert!(
         text.contains(
             "bedrock_proxy_key_tokens_total{key=\"team-a\",operation=\"invoke-with-response-stream\",kind=\"output\"} 14\n"

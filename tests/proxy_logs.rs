@@ -5,8 +5,9 @@
 
 mod common;
 
-use bedrock_converse::client::auth::{AwsCredentials, Secret};
-use bedrock_converse::proxy::{ClientKey, Proxy, ProxyConfig, UpstreamAuth};
+use bedrock_converse::client::Auth;
+use bedrock_converse::client::{AwsCredentials, Secret};
+use bedrock_converse::proxy::{ClientKey, Proxy, ProxyConfig};
 use bedrock_converse::server::MockBedrock;
 use common::Capture;
 
@@ -35,7 +36,7 @@ async fn logs_usage_per_request_and_no_secret() {
         .expect("server");
     let config = ProxyConfig::new(
         server.url(),
-        UpstreamAuth::SigV4 {
+        Auth::SigV4 {
             credentials: AwsCredentials {
                 access_key_id: AKID.to_owned(),
                 secret_access_key: Secret::new(SECRET),

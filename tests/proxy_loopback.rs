@@ -11,9 +11,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
-use bedrock_converse::client::auth::Secret;
+use bedrock_converse::client::Secret;
 use bedrock_converse::eventstream::{EventStreamCodec, Message, MessageBuilder};
-use bedrock_converse::proxy::{ClientKey, ProxyConfig, Rejection, UpstreamAuth};
+use bedrock_converse::proxy::{ProxyConfig, Rejection};
 use bedrock_converse::server::{MockBedrock, MockBedrockHandle};
 
 const CLIENT_KEY: &str = "client-secret-1";
@@ -22,25 +22,17 @@ const UPSTREAM_KEY: &str = "upstream-secret";
 use common::Gateway;
 
 fn config_for(upstream: &str) -> ProxyConfig {
-    let mut c = ProxyConfig::new(
-        upstream,
-        UpstreamAuth::Bearer(Secret::new(UPSTREAM_KEY)),
-        vec![ClientKey {
-            id: "team-a".to_owned(),
-            secret: CLIENT_KEY.to_owned(),
-        }],
-    );
+    let mut c = common::gateway_config(upstream, UPSTREAM_KEY, CLIENT_KEY);
     c.timeouts.idle = Duration::from_millis(300);
     c
 }
 
 async fn mock() -> MockBedrockHandle {
-    MockBedrock::builder()
-        .bearer_key(UPSTREAM_KEY)
-        .stall_duration(Duration::from_secs(30))
-        .start()
-        .await
-        .expect("mock server")
+    common::mock_from(
+        MockBedrock::builder().stall_duration(Duration::from_secs(30)),
+        UPSTREAM_KEY,
+    )
+    .await
 }
 
 fn request_body(text: &str) -> String {
@@ -194,15 +186,7 @@ async fn streams_and_json_match_the_direct_answer() {
             }
         }
     }
-    let metrics = reqwest::Client::new()
-        .get(format!("http://{}/metrics", gw.addr))
-        .bearer_auth(CLIENT_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics_text(CLIENT_KEY).await;
     assert!(metrics.contains("bedrock_proxy_requests_total{operation=\"converse-stream\"} 1"));
     assert!(metrics.contains("bedrock_proxy_tokens_total{kind=\"input\"}"));
 }
@@ -464,14 +448,14 @@ async fn official_sdk_gets_through_the_proxy_what_it_gets_directly() {
 
 #[tokio::test]
 async fn upstream_requests_are_sigv4_signed_when_no_upstream_key_is_set() {
-    use bedrock_converse::client::auth::AwsCredentials;
+    use bedrock_converse::client::{Auth, AwsCredentials};
     let server = MockBedrock::builder()
         .sigv4_credentials("AKIDPROXYTEST", "proxy-test-secret")
         .start()
         .await
         .unwrap();
     let mut config = config_for(&server.url());
-    config.upstream_auth = UpstreamAuth::SigV4 {
+    config.upstream_auth = Auth::SigV4 {
         credentials: AwsCredentials {
             access_key_id: "AKIDPROXYTEST".to_owned(),
             secret_access_key: Secret::new("proxy-test-secret"),

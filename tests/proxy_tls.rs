@@ -11,11 +11,14 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bedrock_converse::client::auth::Secret;
-use bedrock_converse::client::{BedrockClient, ClientError, Config, RequestParams};
+use bedrock_converse::client::Auth;
+use bedrock_converse::client::Secret;
+use bedrock_converse::client::{
+    BedrockClient, ClientError, Config, ConfigError, RequestParams, TransportError,
+};
 use bedrock_converse::converse::Message;
 use bedrock_converse::proxy::{
-    ClientKey, ConnectionClose, Proxy, ProxyConfig, TlsCertificate, TlsError, TlsSettings, UpstreamAuth,
+    ClientKey, ConnectionClose, Proxy, ProxyConfig, TlsCertificate, TlsError, TlsSettings,
 };
 use bedrock_converse::server::{self_signed_pem, MockBedrock, MockBedrockHandle};
 
@@ -77,7 +80,7 @@ async fn mock() -> MockBedrockHandle {
 fn config_for(upstream: &str, tls: TlsSettings) -> ProxyConfig {
     let mut c = ProxyConfig::new(
         upstream,
-        UpstreamAuth::Bearer(Secret::new(UPSTREAM_KEY)),
+        Auth::Bearer(Secret::new(UPSTREAM_KEY)),
         vec![ClientKey {
             id: "team-a".to_owned(),
             secret: CLIENT_KEY.to_owned(),
@@ -207,7 +210,10 @@ async fn our_client_streams_and_converses_over_https() {
         .converse("gw/mock.text", &messages, &params)
         .await
         .unwrap_err();
-    assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Transport(TransportError::Connect { .. })),
+        "{err:?}"
+    );
     assert_eq!(upstream.request_count(), 2);
 
     // The CA named in the config (`caFile`) instead of the builder.
@@ -243,7 +249,7 @@ async fn a_ca_file_without_certificates_is_a_typed_error() {
         .build()
         .unwrap_err();
     assert!(
-        matches!(&err, ClientError::ConfigInvalid { field, .. } if field.contains("empty.pem")),
+        matches!(&err, ClientError::Config(ConfigError::Invalid { field, .. }) if field.contains("empty.pem")),
         "{err:?}"
     );
     let missing = dir.path("missing.pem");
@@ -254,7 +260,7 @@ async fn a_ca_file_without_certificates_is_a_typed_error() {
         .build()
         .unwrap_err();
     assert!(
-        matches!(&err, ClientError::ConfigRead { path, .. } if *path == missing),
+        matches!(&err, ClientError::Config(ConfigError::Read { path, .. }) if *path == missing),
         "{err:?}"
     );
 }

@@ -18,7 +18,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 
-use super::error::ClientError;
+use super::error::{AuthError, ClientError, CredentialSources};
 
 /// The SigV4 service name of Bedrock runtime.
 pub(crate) const SIGNING_SERVICE: &str = "bedrock";
@@ -74,16 +74,14 @@ impl AwsCredentials {
     ///
     /// # Errors
     ///
-    /// [`ClientError::MissingCredentials`] when none are found.
+    /// [`AuthError::MissingCredentials`] when none are found.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<AwsCredentials, ClientError> {
         let home = super::config::home_dir(env);
         let read = |p: &Path| std::fs::read_to_string(p).ok();
         find_credentials(env, home.as_deref(), &read).ok_or_else(|| {
-            ClientError::MissingCredentials(
-                "no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and no matching profile in the shared \
-                 credentials file"
-                    .into(),
-            )
+            ClientError::Auth(AuthError::MissingCredentials {
+                searched: CredentialSources::AwsOnly,
+            })
         })
     }
 }
@@ -108,7 +106,7 @@ impl Auth {
     ///
     /// # Errors
     ///
-    /// [`ClientError::MissingCredentials`] when there is no key and no credentials.
+    /// [`AuthError::MissingCredentials`] when there is no key and no credentials.
     pub fn resolve(
         key: Option<&str>,
         region: &str,
@@ -124,11 +122,9 @@ impl Auth {
                 credentials,
                 region: region.to_string(),
             }),
-            None => Err(ClientError::MissingCredentials(
-                "no key in the config, no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, \
-                 no matching profile in the shared credentials file"
-                    .into(),
-            )),
+            None => Err(ClientError::Auth(AuthError::MissingCredentials {
+                searched: CredentialSources::KeyAndAws,
+            })),
         }
     }
 
@@ -138,7 +134,7 @@ impl Auth {
     ///
     /// # Errors
     ///
-    /// [`ClientError::Signing`] when the URL cannot be signed.
+    /// [`ClientError::Auth`] when the URL cannot be signed.
     pub fn headers(
         &self,
         method: &str,
@@ -166,7 +162,7 @@ impl Auth {
 ///
 /// # Errors
 ///
-/// [`ClientError::Signing`] for a URL without a host, or a signer failure.
+/// [`ClientError::Auth`] for a URL without a host, or a signer failure.
 pub fn sigv4_headers(
     credentials: &AwsCredentials,
     region: &str,
@@ -176,12 +172,13 @@ pub fn sigv4_headers(
     body: &[u8],
     time: SystemTime,
 ) -> Result<Vec<(&'static str, String)>, ClientError> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| ClientError::Signing(format!("invalid URL: {e}")))?;
+    let uri: http::Uri = url.parse().map_err(|source| AuthError::InvalidUrl {
+        url: url.to_string(),
+        source,
+    })?;
     let host = uri
         .host()
-        .ok_or_else(|| ClientError::Signing("the URL has no host".into()))?;
+        .ok_or_else(|| AuthError::UrlWithoutHost { url: url.to_string() })?;
     let default_port = match uri.scheme_str() {
         Some("https") => 443,
         _ => 80,
@@ -211,13 +208,11 @@ pub fn sigv4_headers(
         .time(time)
         .settings(SigningSettings::default())
         .build()
-        .map_err(|e| ClientError::Signing(e.to_string()))?
+        .map_err(AuthError::SigningParams)?
         .into();
     let signable = SignableRequest::new(method, url, all.into_iter(), SignableBody::Bytes(body))
-        .map_err(|e| ClientError::Signing(e.to_string()))?;
-    let (instructions, _signature) = sign(signable, &params)
-        .map_err(|e| ClientError::Signing(e.to_string()))?
-        .into_parts();
+        .map_err(AuthError::Signer)?;
+    let (instructions, _signature) = sign(signable, &params).map_err(AuthError::Signer)?.into_parts();
     let mut out = Vec::new();
     for (name, value) in instructions.headers() {
         let name: &'static str = match name.to_ascii_lowercase().as_str() {

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::error::ClientError;
+use super::error::{ClientError, ConfigError};
 
 pub use crate::config_file::{home_dir, locate_config, strip_json_comments, ConfigSource, CONFIG_ENV};
 
@@ -185,17 +185,17 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ClientError::UnknownProvider`] when no provider fits.
+    /// [`ConfigError::UnknownProvider`] when no provider fits.
     pub fn resolve_model(&self, model: &str) -> Result<ResolvedModel<'_>, ClientError> {
         let (provider, rest) = match model.split_once('/') {
             Some((p, rest)) if self.providers.contains_key(p) => (self.providers.get(p), rest),
             _ => (self.default_provider(), model),
         };
         let Some(provider) = provider else {
-            return Err(ClientError::UnknownProvider {
+            return Err(ClientError::Config(ConfigError::UnknownProvider {
                 model: model.to_string(),
                 known: self.providers.keys().cloned().collect(),
-            });
+            }));
         };
         Ok(provider.resolve(rest))
     }

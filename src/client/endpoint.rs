@@ -15,7 +15,7 @@
 //! is `%2F`). SigV4 signs that encoded path.
 
 use super::config::{ProviderConfig, ResolvedModel};
-use super::ClientError;
+use super::{ClientError, ConfigError};
 
 /// Cross-region inference profile prefixes (the geography before the first `.`).
 const CROSS_REGION_PREFIXES: &[&str] = &[
@@ -97,12 +97,12 @@ impl Endpoint {
 ///
 /// # Errors
 ///
-/// [`ClientError::InvalidModelId`].
+/// [`ConfigError::InvalidModelId`].
 pub(crate) fn check_model_id(model_id: &str) -> Result<(), ClientError> {
     if !crate::model_id::is_segment(model_id) {
-        return Err(ClientError::InvalidModelId {
+        return Err(ClientError::Config(ConfigError::InvalidModelId {
             model_id: model_id.to_owned(),
-        });
+        }));
     }
     Ok(())
 }
@@ -220,7 +220,10 @@ mod tests {
     fn dot_segment_ids_are_refused() {
         for bad in ["", ".", ".."] {
             assert!(
-                matches!(check_model_id(bad), Err(ClientError::InvalidModelId { .. })),
+                matches!(
+                    check_model_id(bad),
+                    Err(ClientError::Config(ConfigError::InvalidModelId { .. }))
+                ),
                 "{bad:?}"
             );
         }

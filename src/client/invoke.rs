@@ -24,7 +24,7 @@ use tokio_util::codec::Decoder;
 
 use super::auth::Auth;
 use super::endpoint::{self, Endpoint};
-use super::error::{ClientError, TimeoutKind};
+use super::error::{ClientError, ConfigError, ResponseError, TimeoutKind, TransportError};
 use super::{stream, within_deadline, BedrockClient};
 use crate::converse::ServiceException;
 use crate::eventstream::EventStreamCodec;
@@ -45,7 +45,7 @@ impl BedrockClient {
     /// # Errors
     ///
     /// As [`converse`](BedrockClient::converse): config, credentials, connection,
-    /// timeouts, and [`ClientError::Service`] for an error response (retried as
+    /// timeouts, and [`ServiceError`](super::ServiceError) for an error response (retried as
     /// configured when retryable).
     pub async fn invoke_model(
         &self,
@@ -122,7 +122,7 @@ impl BedrockClient {
     /// # Errors
     ///
     /// As [`invoke_model`](BedrockClient::invoke_model), and
-    /// [`ClientError::ResponseJson`] when the answer is not `{"inputTokens":N}`.
+    /// [`ResponseError::Json`] when the answer is not `{"inputTokens":N}`.
     pub async fn count_tokens(
         &self,
         model: &str,
@@ -132,14 +132,14 @@ impl BedrockClient {
         let call = async {
             let (endpoint, auth) = self.route_endpoint(model, Route::CountTokens)?;
             let body = serde_json::to_vec(&CountTokensRequest { input }).map_err(|e| {
-                ClientError::InvalidParameter {
+                ClientError::Config(ConfigError::InvalidParameter {
                     name: "input".into(),
                     reason: e.to_string(),
-                }
+                })
             })?;
             let head = self.send(&endpoint, auth, Bytes::from(body), &[], &mut 1).await?;
             let bytes = self.read_body(head.response).await?;
-            serde_json::from_slice(&bytes).map_err(ClientError::ResponseJson)
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Response(ResponseError::Json(e)))
         };
         within_deadline(deadline, call).await
     }
@@ -149,7 +149,7 @@ impl BedrockClient {
     ///
     /// # Errors
     ///
-    /// [`ClientError::UnknownProvider`] and [`ClientError::InvalidModelId`].
+    /// [`ConfigError::UnknownProvider`] and [`ConfigError::InvalidModelId`].
     pub fn route_endpoint_of(&self, model: &str, route: Route) -> Result<Endpoint, ClientError> {
         self.route_endpoint(model, route).map(|(endpoint, _)| endpoint)
     }
@@ -274,10 +274,10 @@ impl InvokeStream {
     ///
     /// [`ClientError::Invoke`] for an exception frame or a stream that breaks the
     /// native protocol, [`ClientError::EventStream`] for bad framing (a corrupt CRC),
-    /// [`ClientError::Truncated`] for a body that ends before `message_stop` or inside a
-    /// frame, [`ClientError::Timeout`] (idle gap or total deadline),
-    /// [`ClientError::Body`] when the connection breaks, and
-    /// [`ClientError::AssembledTooLarge`] past `max_assembled_len`.
+    /// [`ResponseError::Truncated`] for a body that ends before `message_stop` or inside a
+    /// frame, [`TransportError::Timeout`] (idle gap or total deadline),
+    /// [`TransportError::Body`] when the connection breaks, and
+    /// [`ResponseError::AssembledTooLarge`] past `max_assembled_len`.
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes, ClientError>> {
         self.next_event()
             .await
@@ -340,7 +340,7 @@ impl InvokeStream {
                 Ok(())
             }
             Some(Err(e)) => Err(e),
-            None => Err(ClientError::Truncated),
+            None => Err(ClientError::Response(ResponseError::Truncated)),
         }
     }
 
@@ -362,16 +362,16 @@ impl InvokeStream {
                 self.chunks += 1;
                 self.received = self.received.saturating_add(event.len());
                 if self.received > self.max_received {
-                    return Err(ClientError::AssembledTooLarge {
+                    return Err(ClientError::Response(ResponseError::AssembledTooLarge {
                         limit: self.max_received,
-                    });
+                    }));
                 }
                 return Ok(true);
             }
             match self.read_body().await? {
                 Some(bytes) => self.buf.extend_from_slice(&bytes),
                 None if self.buf.is_empty() && self.assembler.is_complete() => return Ok(false),
-                None => return Err(ClientError::Truncated),
+                None => return Err(ClientError::Response(ResponseError::Truncated)),
             }
         }
     }
@@ -380,23 +380,21 @@ impl InvokeStream {
     async fn read_body(&mut self) -> Result<Option<Bytes>, ClientError> {
         let next = tokio::time::timeout(self.idle, self.body.next());
         let read = match self.deadline {
-            Some((after, at)) => {
-                tokio::time::timeout_at(at, next)
-                    .await
-                    .map_err(|_| ClientError::Timeout {
-                        kind: TimeoutKind::Total,
-                        after,
-                    })?
-            }
+            Some((after, at)) => tokio::time::timeout_at(at, next).await.map_err(|_| {
+                ClientError::Transport(TransportError::Timeout {
+                    kind: TimeoutKind::Total,
+                    after,
+                })
+            })?,
             None => next.await,
         };
         match read {
-            Err(_) => Err(ClientError::Timeout {
+            Err(_) => Err(ClientError::Transport(TransportError::Timeout {
                 kind: TimeoutKind::Idle,
                 after: self.idle,
-            }),
+            })),
             Ok(None) => Ok(None),
-            Ok(Some(Err(e))) => Err(ClientError::Body(e.without_url())),
+            Ok(Some(Err(e))) => Err(ClientError::Transport(TransportError::Body(e.without_url()))),
             Ok(Some(Ok(bytes))) => Ok(Some(bytes)),
         }
     }

@@ -9,7 +9,8 @@
 //! - [`config`]: the ECA provider config (comments, `${env:VAR}`, aliases, discovery);
 //! - [`endpoint`]: the seed's URLs, and the percent-encoded form sent;
 //! - [`request`]: the Converse body from messages, `extraPayload` and parameters;
-//! - [`auth`]: Bearer keys and SigV4;
+//! - [`Auth`]: Bearer keys and SigV4 (credentials from the environment or the shared
+//!   credentials file, [`AwsCredentials::from_env`]);
 //! - [`retry`]: backoff and error responses;
 //! - [`ConverseStream`]: the streamed reply;
 //! - [`InvokeStream`]: the native-body calls `invoke_model`,
@@ -21,7 +22,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), bedrock_converse::client::ClientError> {
 //! use futures_util::StreamExt;
-//! use bedrock_converse::client::{BedrockClient, ChatEvent, Config, RequestParams};
+//! use bedrock_converse::client::{BedrockClient, BlockDelta, ChatEvent, Config, RequestParams};
 //! use bedrock_converse::converse::Message;
 //!
 //! let config = Config::parse(r#"{"providers": {"bedrock": {"api": "bedrock",
@@ -32,7 +33,7 @@
 //! let mut stream = client.converse_stream("bedrock/sonnet", &messages, &RequestParams::default()).await?;
 //! while let Some(event) = stream.next().await {
 //!     match event? {
-//!         ChatEvent::TextDelta { text, .. } => print!("{text}"),
+//!         ChatEvent::ContentBlockDelta { delta: BlockDelta::Text(text), .. } => print!("{text}"),
 //!         ChatEvent::Done(response) => println!("\n{:?}", response.usage),
 //!         _ => {}
 //!     }
@@ -42,10 +43,11 @@
 //!
 //! Nothing secret is logged: keys, `Authorization` and signatures never reach `tracing`.
 
-pub mod auth;
+mod auth;
 pub mod config;
 pub mod endpoint;
 mod error;
+mod event;
 mod invoke;
 pub mod request;
 pub mod retry;
@@ -62,14 +64,18 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-pub use auth::{Auth, AwsCredentials, Secret};
+pub use auth::{sigv4_headers, Auth, AwsCredentials, Secret};
 pub use config::{Config, ModelApi, ModelConfig, ProviderConfig, ResolvedModel};
 pub use endpoint::{build_endpoint, Endpoint};
-pub use error::{ClientError, TimeoutKind};
+pub use error::{
+    AuthError, ClientError, ConfigError, CredentialSources, ResponseError, ServiceError, TimeoutKind,
+    TransportError,
+};
+pub use event::{BlockDelta, BlockStart, ChatEvent, ToolCall};
 pub use invoke::InvokeStream;
 pub use request::{PreparedRequest, RequestParams};
 pub use retry::RetryPolicy;
-pub use stream::{ChatEvent, ConverseStream, ToolCall};
+pub use stream::ConverseStream;
 pub use tools::{append_tool_results, tools_to_call};
 
 use crate::converse::ConverseResponse;
@@ -110,7 +116,7 @@ pub struct ClientOptions {
     /// The largest `/converse` or error body read. Default 64 MiB.
     pub max_body_len: usize,
     /// The most text, tool input and reasoning a streamed reply may assemble, in
-    /// bytes ([`ClientError::AssembledTooLarge`] past it). Default 64 MiB.
+    /// bytes ([`ResponseError::AssembledTooLarge`] past it). Default 64 MiB.
     pub max_assembled_len: usize,
 }
 
@@ -272,13 +278,17 @@ impl BedrockClientBuilder {
 
 /// The certificates of a PEM CA file.
 fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
-    let pem = std::fs::read(path).map_err(|source| ClientError::ConfigRead {
-        path: path.to_owned(),
-        source,
+    let pem = std::fs::read(path).map_err(|source| {
+        ClientError::Config(ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })
     })?;
-    let invalid = |reason: String| ClientError::ConfigInvalid {
-        field: format!("caFile {}", path.display()),
-        reason,
+    let invalid = |reason: String| {
+        ClientError::Config(ConfigError::Invalid {
+            field: format!("caFile {}", path.display()),
+            reason,
+        })
     };
     let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| invalid(e.to_string()))?;
     if certificates.is_empty() {
@@ -356,7 +366,7 @@ impl BedrockClient {
     ///
     /// # Errors
     ///
-    /// [`ClientError::UnknownProvider`].
+    /// [`ConfigError::UnknownProvider`].
     pub fn endpoint(&self, model: &str, stream: bool) -> Result<Endpoint, ClientError> {
         let resolved = self.inner.config.resolve_model(model)?;
         let endpoint = Endpoint::for_model(&resolved, stream);
@@ -369,7 +379,7 @@ impl BedrockClient {
     ///
     /// # Errors
     ///
-    /// [`ClientError::UnknownProvider`].
+    /// [`ConfigError::UnknownProvider`].
     pub fn streams(&self, model: &str, params: &RequestParams) -> Result<bool, ClientError> {
         let resolved = self.inner.config.resolve_model(model)?;
         Ok(params.stream.unwrap_or_else(|| resolved.stream_default()))
@@ -379,9 +389,9 @@ impl BedrockClient {
     ///
     /// # Errors
     ///
-    /// Config and parameter errors, [`ClientError::Service`] for HTTP errors (after
-    /// retries where allowed), [`ClientError::Connect`], [`ClientError::Timeout`],
-    /// [`ClientError::ResponseJson`].
+    /// Config and parameter errors, [`ServiceError`] for HTTP errors (after
+    /// retries where allowed), [`TransportError::Connect`], [`TransportError::Timeout`],
+    /// [`ResponseError::Json`].
     pub async fn converse<M: serde::Serialize>(
         &self,
         model: &str,
@@ -394,7 +404,7 @@ impl BedrockClient {
             let head = self.send(&endpoint, auth, body, &[], &mut 1).await?;
             let bytes = self.read_body(head.response).await?;
             let response: ConverseResponse =
-                serde_json::from_slice(&bytes).map_err(ClientError::ResponseJson)?;
+                serde_json::from_slice(&bytes).map_err(|e| ClientError::Response(ResponseError::Json(e)))?;
             log_usage(&response);
             Ok(response)
         };
@@ -492,9 +502,11 @@ impl BedrockClient {
         let prepared = request::build_request(&resolved, messages, params)?;
         let endpoint = Endpoint::for_model(&resolved, stream);
         endpoint::check_model_id(&endpoint.model_id)?;
-        let body = serde_json::to_vec(&prepared.body).map_err(|e| ClientError::InvalidParameter {
-            name: "body".into(),
-            reason: e.to_string(),
+        let body = serde_json::to_vec(&prepared.body).map_err(|e| {
+            ClientError::Config(ConfigError::InvalidParameter {
+                name: "body".into(),
+                reason: e.to_string(),
+            })
         })?;
         tracing::debug!(endpoint = %endpoint.display, stream, "Bedrock request");
         tracing::debug!(payload = %String::from_utf8_lossy(&body), "request payload");
@@ -520,7 +532,7 @@ impl BedrockClient {
                 Ok(response) if response.status().is_redirection() => {
                     let status = response.status().as_u16();
                     tracing::debug!(status, "redirect refused");
-                    return Err(ClientError::Redirect { status });
+                    return Err(ClientError::Transport(TransportError::Redirect { status }));
                 }
                 Ok(response) if response.status().is_success() => {
                     tracing::debug!(
@@ -565,10 +577,9 @@ impl BedrockClient {
         });
         let content_type = given("content-type").unwrap_or("application/json");
         let auth = auth.ok_or_else(|| {
-            ClientError::MissingCredentials(
-                "no key for this provider and no AWS credentials (AWS_ACCESS_KEY_ID, ~/.aws/credentials)"
-                    .into(),
-            )
+            ClientError::Auth(AuthError::MissingCredentials {
+                searched: CredentialSources::ProviderKeyAndAws,
+            })
         })?;
         let signed = [("content-type", content_type)];
         let auth_headers = auth.headers("POST", &endpoint.wire, &signed, &body, (self.inner.clock)())?;
@@ -584,31 +595,33 @@ impl BedrockClient {
             }
         }
         for (name, value) in auth_headers {
-            let mut value = http::HeaderValue::from_str(&value)
-                .map_err(|_| ClientError::Signing(format!("{name} is not a valid header value")))?;
+            let mut value =
+                http::HeaderValue::from_str(&value).map_err(|_| AuthError::InvalidHeaderValue { name })?;
             value.set_sensitive(true);
             req = req.header(name, value);
         }
         let send = req.body(body).send();
         let first_byte = self.inner.options.timeouts.first_byte;
         match tokio::time::timeout(first_byte, send).await {
-            Err(_) => Err(ClientError::Timeout {
+            Err(_) => Err(ClientError::Transport(TransportError::Timeout {
                 kind: TimeoutKind::FirstByte,
                 after: first_byte,
-            }),
+            })),
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) if e.is_timeout() && e.is_connect() => Err(ClientError::Timeout {
-                kind: TimeoutKind::Connect,
-                after: self.inner.options.timeouts.connect,
-            }),
-            Ok(Err(e)) => Err(ClientError::Connect {
+            Ok(Err(e)) if e.is_timeout() && e.is_connect() => {
+                Err(ClientError::Transport(TransportError::Timeout {
+                    kind: TimeoutKind::Connect,
+                    after: self.inner.options.timeouts.connect,
+                }))
+            }
+            Ok(Err(e)) => Err(ClientError::Transport(TransportError::Connect {
                 url: endpoint.display.clone(),
                 source: e.without_url(),
-            }),
+            })),
         }
     }
 
-    /// Reads an error response (bounded) into [`ClientError::Service`].
+    /// Reads an error response (bounded) into [`ServiceError`].
     async fn read_error(&self, response: reqwest::Response) -> ClientError {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -630,7 +643,7 @@ impl BedrockClient {
         let limit = self.inner.options.max_body_len;
         let body = self.read_body_limited(response, limit.saturating_add(1)).await?;
         if body.len() > limit {
-            return Err(ClientError::BodyTooLarge { limit });
+            return Err(ClientError::Response(ResponseError::BodyTooLarge { limit }));
         }
         Ok(body)
     }
@@ -648,13 +661,15 @@ impl BedrockClient {
         loop {
             match tokio::time::timeout(idle, body.next()).await {
                 Err(_) => {
-                    return Err(ClientError::Timeout {
+                    return Err(ClientError::Transport(TransportError::Timeout {
                         kind: TimeoutKind::Idle,
                         after: idle,
-                    })
+                    }))
                 }
                 Ok(None) => return Ok(out.freeze()),
-                Ok(Some(Err(e))) => return Err(ClientError::Body(e.without_url())),
+                Ok(Some(Err(e))) => {
+                    return Err(ClientError::Transport(TransportError::Body(e.without_url())))
+                }
                 Ok(Some(Ok(chunk))) => {
                     let room = limit.saturating_sub(out.len());
                     out.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
@@ -686,10 +701,10 @@ async fn within_deadline<T>(
     match deadline {
         Some((after, at)) => tokio::time::timeout_at(at, call)
             .await
-            .unwrap_or(Err(ClientError::Timeout {
+            .unwrap_or(Err(ClientError::Transport(TransportError::Timeout {
                 kind: TimeoutKind::Total,
                 after,
-            })),
+            }))),
         None => call.await,
     }
 }

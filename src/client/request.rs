@@ -28,7 +28,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::config::ResolvedModel;
-use super::error::ClientError;
+use super::error::{ClientError, ConfigError};
 
 /// Default `inferenceConfig.maxTokens` when neither the model nor the request sets one.
 pub const DEFAULT_MAX_TOKENS: u64 = 1024;
@@ -123,7 +123,7 @@ pub struct PreparedRequest {
 ///
 /// # Errors
 ///
-/// [`ClientError::InvalidParameter`] for out-of-range or mistyped parameters.
+/// [`ConfigError::InvalidParameter`] for out-of-range or mistyped parameters.
 ///
 /// # Examples
 ///
@@ -338,10 +338,10 @@ fn validate_inference(inference: &Map<String, Value>) -> Result<(), ClientError>
 }
 
 fn bad(name: &str, reason: &str) -> ClientError {
-    ClientError::InvalidParameter {
+    ClientError::Config(ConfigError::InvalidParameter {
         name: name.to_string(),
         reason: reason.to_string(),
-    }
+    })
 }
 
 /// Merges `over` into `base`: objects recursively, anything else replaced.
@@ -386,7 +386,9 @@ mod tests {
     #[test]
     fn validation() {
         let e = build_body(&obj(json!({"temperature": 1.5})), &Map::new(), Value::Null).unwrap_err();
-        assert!(matches!(e, ClientError::InvalidParameter { ref name, .. } if name == "temperature"));
+        assert!(
+            matches!(e, ClientError::Config(ConfigError::InvalidParameter { ref name, .. }) if name == "temperature")
+        );
         assert!(build_body(&obj(json!({"temperature": "hot"})), &Map::new(), Value::Null).is_err());
         assert!(build_body(&obj(json!({"max_tokens": 0})), &Map::new(), Value::Null).is_err());
         assert!(build_body(&obj(json!({"max_tokens": 1.5})), &Map::new(), Value::Null).is_err());

@@ -1,5 +1,5 @@
 //! Retries and error responses: the backoff policy and reading a failed HTTP response
-//! into [`ClientError::Service`].
+//! into [`ServiceError`].
 //!
 //! Retried (while nothing has reached the caller): HTTP 429 and 5xx,
 //! `ThrottlingException`, `ModelNotReadyException`, `ServiceUnavailableException`,
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::error::ClientError;
+use super::error::{ClientError, ServiceError};
 use crate::error_type::clean_error_type;
 
 /// Exponential backoff with jitter.
@@ -58,7 +58,7 @@ impl RetryPolicy {
     }
 }
 
-/// Builds [`ClientError::Service`] from a failed response's status, headers and body.
+/// Builds [`ServiceError`] from a failed response's status, headers and body.
 /// The type comes from `x-amzn-errortype`, else the body's `__type` or `code`; the
 /// message from the body's `message` or `Message`, else the body text (cut at 1 KiB).
 pub(crate) fn service_error(status: u16, headers: &http::HeaderMap, body: &[u8]) -> ClientError {
@@ -83,12 +83,12 @@ pub(crate) fn service_error(status: u16, headers: &http::HeaderMap, body: &[u8])
             Some(text.chars().take(1024).collect())
         }
     });
-    ClientError::Service {
+    ClientError::Service(ServiceError {
         status,
         error_type,
         message,
         request_id: header("x-amzn-requestid").map(str::to_string),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -123,12 +123,12 @@ mod tests {
         h.insert("x-amzn-requestid", http::HeaderValue::from_static("rid"));
         let e = service_error(400, &h, br#"{"message":"bad input"}"#);
         match e {
-            ClientError::Service {
+            ClientError::Service(ServiceError {
                 status,
                 error_type,
                 message,
                 request_id,
-            } => {
+            }) => {
                 assert_eq!(status, 400);
                 assert_eq!(error_type.as_deref(), Some("ValidationException"));
                 assert_eq!(message.as_deref(), Some("bad input"));

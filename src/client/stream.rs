@@ -15,14 +15,13 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::Stream;
-use serde_json::Value;
 use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
 
-use super::error::{ClientError, TimeoutKind};
+use super::error::{ClientError, ResponseError, TimeoutKind, TransportError};
+use super::event::{BlockDelta, ChatEvent, ToolCall};
 use crate::converse::{
-    Blob, Citation, ContentBlockDelta, ContentBlockStart, ConverseMetrics, ConverseResponse, Role,
-    StopReason, StreamAssembler, StreamError, StreamEvent, TokenUsage, ToolUseState,
+    ContentBlockDelta, ConverseResponse, StreamAssembler, StreamError, StreamEvent, ToolUseState,
 };
 use crate::eventstream::{EventStreamCodec, EventStreamError, Message, PRELUDE_LEN};
 
@@ -34,124 +33,15 @@ pub(crate) fn retryable_before_data(e: &ClientError) -> bool {
     match e {
         ClientError::Stream(StreamError::Service(ex)) => ex.is_retryable(),
         ClientError::Invoke(crate::invoke::InvokeError::Service(ex)) => ex.is_retryable(),
-        ClientError::Body(_) | ClientError::Truncated => true,
-        ClientError::Timeout {
+        ClientError::Transport(TransportError::Body(_)) | ClientError::Response(ResponseError::Truncated) => {
+            true
+        }
+        ClientError::Transport(TransportError::Timeout {
             kind: TimeoutKind::Idle,
             ..
-        } => true,
+        }) => true,
         other => other.is_retryable(),
     }
-}
-
-/// A complete tool call, for the caller to run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolCall {
-    /// `toolUseId`: echo it in the tool result.
-    pub id: String,
-    /// The tool's name.
-    pub name: String,
-    /// The input, parsed (`{}` for a tool with no arguments).
-    pub input: Value,
-}
-
-/// One event of a streamed reply, owned.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ChatEvent {
-    /// The reply began.
-    MessageStart {
-        /// Always `assistant` in practice.
-        role: Role,
-    },
-    /// A piece of answer text.
-    TextDelta {
-        /// The content block.
-        index: u32,
-        /// The text.
-        text: String,
-    },
-    /// A piece of the model's reasoning.
-    ReasoningDelta {
-        /// The content block.
-        index: u32,
-        /// The text.
-        text: String,
-    },
-    /// The signature of a reasoning block.
-    ReasoningSignature {
-        /// The content block.
-        index: u32,
-        /// The signature.
-        signature: String,
-    },
-    /// Redacted (encrypted) reasoning.
-    ReasoningRedacted {
-        /// The content block.
-        index: u32,
-        /// The opaque bytes.
-        data: Blob,
-    },
-    /// A tool call begins (where the ECA provider's `on-prepare-tool-call` starts).
-    ToolCallStart {
-        /// The content block.
-        index: u32,
-        /// `toolUseId`.
-        id: String,
-        /// The tool's name.
-        name: String,
-    },
-    /// A fragment of a tool call's JSON input (`on-prepare-tool-call`).
-    ToolCallDelta {
-        /// The content block.
-        index: u32,
-        /// `toolUseId`.
-        id: String,
-        /// The tool's name.
-        name: String,
-        /// This fragment of the input JSON text.
-        fragment: String,
-    },
-    /// A tool call is complete: its input parsed.
-    ToolCall {
-        /// The content block.
-        index: u32,
-        /// The call.
-        call: ToolCall,
-    },
-    /// A content block ended.
-    BlockStop {
-        /// The content block.
-        index: u32,
-    },
-    /// The model stopped.
-    MessageStop {
-        /// Why.
-        stop_reason: StopReason,
-    },
-    /// Token usage and latency (after `MessageStop`).
-    Metadata {
-        /// Token counts.
-        usage: Option<TokenUsage>,
-        /// Latency.
-        metrics: Option<ConverseMetrics>,
-    },
-    /// A citation for the text of block `index` (also kept in the assembled
-    /// response's `citationsContent` block).
-    Citation {
-        /// The content block.
-        index: u32,
-        /// The citation, as the model sent it.
-        citation: Box<Citation>,
-    },
-    /// An event of another kind (server tool results, images, unknown types), by name.
-    Other {
-        /// The content block, for block events.
-        index: Option<u32>,
-        /// What it is (`citation`, an unknown `:event-type`, ...).
-        kind: String,
-    },
-    /// The end: the assembled response (the same shape `/converse` returns).
-    Done(Box<ConverseResponse>),
 }
 
 type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
@@ -250,7 +140,7 @@ impl ConverseStream {
                 Ok(())
             }
             Some(Err(e)) => Err(e),
-            None => Err(ClientError::Truncated),
+            None => Err(ClientError::Response(ResponseError::Truncated)),
         }
     }
 
@@ -274,7 +164,7 @@ impl ConverseStream {
                 Err(e) => return Err((e, self.partial())),
             }
         }
-        Err((ClientError::Truncated, self.partial()))
+        Err((ClientError::Response(ResponseError::Truncated), self.partial()))
     }
 
     fn fail(&mut self, e: ClientError) -> Poll<Option<Result<ChatEvent, ClientError>>> {
@@ -330,61 +220,45 @@ impl ConverseStream {
         let Some(event) = event else {
             return Ok(());
         };
-        match event {
-            StreamEvent::MessageStart { role } => self.pending.push_back(ChatEvent::MessageStart { role }),
-            StreamEvent::ContentBlockStart { index, start } => {
-                if let Some(ev) = start_event(index, start) {
-                    self.pending.push_back(ev);
-                }
-            }
-            StreamEvent::ContentBlockDelta { index, delta } => {
-                self.assembled = self.assembled.saturating_add(delta_len(&delta, msg));
-                if let Some(mut ev) = delta_event(index, delta) {
-                    // The delta is owned now: the assembler names the call.
-                    if let (ChatEvent::ToolCallDelta { id, name, .. }, Some(tool)) =
-                        (&mut ev, assembler.tool_use(index))
-                    {
-                        tool.tool_use_id.clone_into(id);
-                        tool.name.clone_into(name);
-                    }
-                    self.pending.push_back(ev);
-                }
-            }
-            StreamEvent::ContentBlockStop { index } => {
-                // The assembler has checked the input at this stop; it is the one
-                // source of the call's id, name and input.
-                if let Some(call) = assembler.tool_use(index).and_then(|t| finished_call(&t)) {
-                    self.pending.push_back(ChatEvent::ToolCall { index, call });
-                }
-                self.pending.push_back(ChatEvent::BlockStop { index });
-            }
-            StreamEvent::MessageStop { stop_reason, .. } => {
-                tracing::debug!(stop_reason = %stop_reason, "messageStop");
-                self.pending.push_back(ChatEvent::MessageStop { stop_reason });
-            }
-            StreamEvent::Metadata { usage, metrics, .. } => {
-                if let Some(u) = &usage {
-                    tracing::debug!(
-                        input_tokens = u.input_tokens,
-                        output_tokens = u.output_tokens,
-                        total_tokens = u.total_tokens,
-                        "token usage"
-                    );
-                }
-                self.pending.push_back(ChatEvent::Metadata { usage, metrics });
-            }
-            StreamEvent::Unknown { event_type, .. } => self.pending.push_back(ChatEvent::Other {
-                index: None,
-                kind: event_type.to_string(),
-            }),
+        if let StreamEvent::ContentBlockDelta { delta, .. } = &event {
+            self.assembled = self.assembled.saturating_add(delta_len(delta, msg));
         }
+        log_event(&event);
+        let stop = match event {
+            StreamEvent::ContentBlockStop { index } => Some(index),
+            _ => None,
+        };
+        let Some(mut ev) = ChatEvent::from_stream_event(event) else {
+            return Ok(());
+        };
+        if let ChatEvent::ContentBlockDelta {
+            index,
+            delta: BlockDelta::ToolUseInput {
+                tool_use_id, name, ..
+            },
+        } = &mut ev
+        {
+            // The delta is owned now: the assembler names the call.
+            if let Some(tool) = assembler.tool_use(*index) {
+                tool.tool_use_id.clone_into(tool_use_id);
+                tool.name.clone_into(name);
+            }
+        }
+        if let Some(index) = stop {
+            // The assembler has checked the input at this stop; it is the one source of
+            // the call's id, name and input.
+            if let Some(call) = assembler.tool_use(index).and_then(|t| finished_call(&t)) {
+                self.pending.push_back(ChatEvent::ToolCall { index, call });
+            }
+        }
+        self.pending.push_back(ev);
         Ok(())
     }
 
     /// The body ended: finish the assembler.
     fn on_end(&mut self) -> Result<ConverseResponse, ClientError> {
         let Some(assembler) = self.assembler.take() else {
-            return Err(ClientError::Truncated);
+            return Err(ClientError::Response(ResponseError::Truncated));
         };
         if !self.buf.is_empty() || !self.chunk.is_empty() {
             tracing::debug!(
@@ -392,7 +266,7 @@ impl ConverseStream {
                 "body ended inside a frame"
             );
             self.finished = Some(assembler.into_partial());
-            return Err(ClientError::Truncated);
+            return Err(ClientError::Response(ResponseError::Truncated));
         }
         match assembler.finish() {
             Ok(r) => {
@@ -402,7 +276,7 @@ impl ConverseStream {
             Err(StreamError::Incomplete(inc)) => {
                 self.finished = Some(inc.partial.clone());
                 if inc.exception.is_none() {
-                    Err(ClientError::Truncated)
+                    Err(ClientError::Response(ResponseError::Truncated))
                 } else {
                     Err(ClientError::Stream(StreamError::Incomplete(inc)))
                 }
@@ -410,29 +284,6 @@ impl ConverseStream {
             Err(e) => Err(ClientError::Stream(e)),
         }
     }
-}
-
-/// The caller's event for a `contentBlockStart` (`None` for an empty start).
-fn start_event(index: u32, start: ContentBlockStart<'_>) -> Option<ChatEvent> {
-    let kind = match start {
-        ContentBlockStart::ToolUse {
-            tool_use_id, name, ..
-        } => {
-            return Some(ChatEvent::ToolCallStart {
-                index,
-                id: tool_use_id.into_owned(),
-                name: name.into_owned(),
-            })
-        }
-        ContentBlockStart::Empty => return None,
-        ContentBlockStart::Unknown { kind, .. } => kind.into_owned(),
-        ContentBlockStart::ToolResult { .. } => "toolResult".into(),
-        ContentBlockStart::Image { .. } => "image".into(),
-    };
-    Some(ChatEvent::Other {
-        index: Some(index),
-        kind,
-    })
 }
 
 /// How much a delta adds to what the stream assembles (the payload's length for the
@@ -446,44 +297,22 @@ fn delta_len(delta: &ContentBlockDelta<'_>, msg: &Message) -> usize {
     }
 }
 
-/// The caller's event for a `contentBlockDelta`, owned (`None` for an empty tool
-/// fragment). A tool fragment's id and name are left empty for the caller to fill in
-/// from the assembler.
-fn delta_event(index: u32, delta: ContentBlockDelta<'_>) -> Option<ChatEvent> {
-    let other = |kind: &str| ChatEvent::Other {
-        index: Some(index),
-        kind: kind.to_owned(),
-    };
-    Some(match delta {
-        ContentBlockDelta::Text(t) => ChatEvent::TextDelta {
-            index,
-            text: t.into_owned(),
-        },
-        ContentBlockDelta::ToolUseInput(f) => {
-            if f.is_empty() {
-                return None;
-            }
-            ChatEvent::ToolCallDelta {
-                index,
-                id: String::new(),
-                name: String::new(),
-                fragment: f.into_owned(),
-            }
+/// Logs the stop reason and the token usage.
+fn log_event(event: &StreamEvent<'_>) {
+    match event {
+        StreamEvent::MessageStop { stop_reason, .. } => {
+            tracing::debug!(stop_reason = %stop_reason, "messageStop");
         }
-        ContentBlockDelta::ReasoningText(t) => ChatEvent::ReasoningDelta {
-            index,
-            text: t.into_owned(),
-        },
-        ContentBlockDelta::ReasoningSignature(s) => ChatEvent::ReasoningSignature {
-            index,
-            signature: s.into_owned(),
-        },
-        ContentBlockDelta::ReasoningRedacted(data) => ChatEvent::ReasoningRedacted { index, data },
-        ContentBlockDelta::Citation(citation) => ChatEvent::Citation { index, citation },
-        ContentBlockDelta::Unknown { kind, .. } => other(&kind),
-        ContentBlockDelta::ToolResult(_) => other("toolResult"),
-        ContentBlockDelta::Image(_) => other("image"),
-    })
+        StreamEvent::Metadata { usage: Some(u), .. } => {
+            tracing::debug!(
+                input_tokens = u.input_tokens,
+                output_tokens = u.output_tokens,
+                total_tokens = u.total_tokens,
+                "token usage"
+            );
+        }
+        _ => {}
+    }
 }
 
 /// A stopped tool block as the caller's [`ToolCall`], its input parsed from the text
@@ -517,7 +346,7 @@ impl Stream for ConverseStream {
                     }
                     if this.assembled > this.max_assembled {
                         let limit = this.max_assembled;
-                        return this.fail(ClientError::AssembledTooLarge { limit });
+                        return this.fail(ClientError::Response(ResponseError::AssembledTooLarge { limit }));
                     }
                     continue;
                 }
@@ -527,10 +356,10 @@ impl Stream for ConverseStream {
             if let Some((after, timer)) = this.total.as_mut() {
                 if timer.as_mut().poll(cx).is_ready() {
                     let after = *after;
-                    return this.fail(ClientError::Timeout {
+                    return this.fail(ClientError::Transport(TransportError::Timeout {
                         kind: TimeoutKind::Total,
                         after,
-                    });
+                    }));
                 }
             }
             match this.body.as_mut().poll_next(cx) {
@@ -552,7 +381,7 @@ impl Stream for ConverseStream {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     // Keep what was assembled for `partial()`.
-                    return this.fail(ClientError::Body(e));
+                    return this.fail(ClientError::Transport(TransportError::Body(e)));
                 }
                 Poll::Ready(None) => match this.on_end() {
                     Ok(r) => {
@@ -564,10 +393,10 @@ impl Stream for ConverseStream {
                 Poll::Pending => {
                     if this.idle_timer.as_mut().poll(cx).is_ready() {
                         let after = this.idle;
-                        return this.fail(ClientError::Timeout {
+                        return this.fail(ClientError::Transport(TransportError::Timeout {
                             kind: TimeoutKind::Idle,
                             after,
-                        });
+                        }));
                     }
                     return Poll::Pending;
                 }
@@ -626,7 +455,10 @@ mod tests {
         let mut text = String::new();
         while let Some(ev) = s.next().await {
             match ev? {
-                ChatEvent::TextDelta { text: t, .. } => text.push_str(&t),
+                ChatEvent::ContentBlockDelta {
+                    delta: BlockDelta::Text(t),
+                    ..
+                } => text.push_str(&t),
                 ChatEvent::Done(r) => {
                     assert_eq!(r.text(), text);
                     return Ok(text);
@@ -634,7 +466,7 @@ mod tests {
                 _ => {}
             }
         }
-        Err(ClientError::Truncated)
+        Err(ClientError::Response(ResponseError::Truncated))
     }
 
     #[tokio::test]
@@ -667,7 +499,10 @@ mod tests {
         for cut in [1, 3, 4, 11, 12, 13, whole.len() - 1] {
             let chunks = vec![whole.slice(..cut)];
             let err = collect(stream_of(chunks)).await.unwrap_err();
-            assert!(matches!(err, ClientError::Truncated), "cut {cut}: {err:?}");
+            assert!(
+                matches!(err, ClientError::Response(ResponseError::Truncated)),
+                "cut {cut}: {err:?}"
+            );
         }
         let mut bad = BytesMut::from(&whole[..]);
         if let Some(b) = bad.get_mut(40) {

@@ -3,8 +3,8 @@
 
 use crate::converse::{ContentBlock, ConverseResponse, Message, Role};
 
-use super::error::ClientError;
-use super::stream::ToolCall;
+use super::error::{ClientError, ConfigError};
+use super::event::ToolCall;
 
 /// The complete tool calls of a response (`:tools-to-call` in the ECA editor's Bedrock
 /// provider, whose config format [`config`](super::config) describes), in order.
@@ -25,7 +25,7 @@ pub fn tools_to_call(response: &ConverseResponse) -> Vec<ToolCall> {
 ///
 /// # Errors
 ///
-/// [`ClientError::InvalidParameter`] when `response` has no message, a result is not a
+/// [`ConfigError::InvalidParameter`] when `response` has no message, a result is not a
 /// `toolResult` block, or a tool call has no result.
 ///
 /// # Examples
@@ -53,9 +53,11 @@ pub fn append_tool_results(
     response: &ConverseResponse,
     results: Vec<ContentBlock>,
 ) -> Result<(), ClientError> {
-    let bad = |reason: String| ClientError::InvalidParameter {
-        name: "tool results".into(),
-        reason,
+    let bad = |reason: String| {
+        ClientError::Config(ConfigError::InvalidParameter {
+            name: "tool results".into(),
+            reason,
+        })
     };
     let assistant = response
         .output

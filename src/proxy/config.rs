@@ -33,10 +33,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::client::auth::Auth;
 use crate::client::config::{Config, ProviderConfig};
 use crate::client::endpoint::base_url;
-use crate::client::ClientError;
+use crate::client::Auth;
+use crate::client::{ClientError, ConfigError};
 use crate::config_file::{expand_env, home_dir, strip_json_comments};
 use crate::eventstream::Limits;
 use crate::tls::TlsSettings;
@@ -205,8 +205,8 @@ impl ProxyConfig {
     ///
     /// # Errors
     ///
-    /// Config errors ([`ClientError::ConfigSyntax`], [`ClientError::ConfigInvalid`],
-    /// [`ClientError::EnvVarUnset`]), and [`ClientError::MissingCredentials`] when the
+    /// Config errors ([`ConfigError::Syntax`], [`ConfigError::Invalid`],
+    /// [`ConfigError::EnvVarUnset`]), and [`AuthError::MissingCredentials`](crate::client::AuthError::MissingCredentials) when the
     /// upstream needs SigV4 and no credentials are found.
     pub fn from_config_text(
         text: &str,
@@ -214,28 +214,31 @@ impl ProxyConfig {
     ) -> Result<ProxyConfig, ClientError> {
         let config = Config::parse_with_env(text, env)?;
         let stripped = strip_json_comments(text);
-        let root: Value = serde_json::from_str(&stripped).map_err(|e| ClientError::ConfigSyntax {
-            path: None,
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
+        let root: Value = serde_json::from_str(&stripped).map_err(|e| {
+            ClientError::Config(ConfigError::Syntax {
+                path: None,
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            })
         })?;
-        let invalid = |reason: String| ClientError::ConfigInvalid {
-            field: "proxy".to_owned(),
-            reason,
+        let invalid = |reason: String| {
+            ClientError::Config(ConfigError::Invalid {
+                field: "proxy".to_owned(),
+                reason,
+            })
         };
         let block = root
             .get("proxy")
             .and_then(Value::as_object)
             .ok_or_else(|| invalid("no `proxy` block".to_owned()))?;
         let provider = match block.get("provider").and_then(Value::as_str) {
-            Some(name) => config
-                .providers
-                .get(name)
-                .ok_or_else(|| ClientError::UnknownProvider {
+            Some(name) => config.providers.get(name).ok_or_else(|| {
+                ClientError::Config(ConfigError::UnknownProvider {
                     model: name.to_owned(),
                     known: config.providers.keys().cloned().collect(),
-                })?,
+                })
+            })?,
             None => config
                 .default_provider()
                 .ok_or_else(|| invalid("no bedrock provider to forward to".to_owned()))?,
@@ -369,9 +372,11 @@ impl ProxyConfig {
 /// The `proxy.tls` block: `certFile`, `keyFile` (both required, `${env:}` expanded),
 /// `reloadIntervalMs`, `handshakeTimeoutMs`.
 fn tls_settings(block: &Value, env: &dyn Fn(&str) -> Option<String>) -> Result<TlsSettings, ClientError> {
-    let invalid = |field: &str, reason: &str| ClientError::ConfigInvalid {
-        field: format!("proxy.tls.{field}"),
-        reason: reason.to_owned(),
+    let invalid = |field: &str, reason: &str| {
+        ClientError::Config(ConfigError::Invalid {
+            field: format!("proxy.tls.{field}"),
+            reason: reason.to_owned(),
+        })
     };
     if !block.is_object() {
         return Err(invalid("", "must be an object with certFile and keyFile"));

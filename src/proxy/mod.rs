@@ -58,7 +58,9 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub use crate::client::auth::Auth as UpstreamAuth;
+#[deprecated(note = "use `bedrock_converse::client::Auth`")]
+/// The client's [`Auth`](crate::client::Auth), under its old gateway name.
+pub type UpstreamAuth = crate::client::Auth;
 pub use crate::tls::{TlsCertificate, TlsError, TlsSettings};
 pub use config::{ClientKey, ConnectionLimits, ProxyConfig, ProxyTimeouts};
 pub use dialect::ATTEMPTS as DIALECT_ATTEMPTS;

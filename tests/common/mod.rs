@@ -98,6 +98,9 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     }
 }
 
+/// The seed document's config examples.
+pub(crate) mod seed;
+
 // ===== a client of the built-in server =====
 
 #[cfg(all(feature = "client", feature = "server"))]
@@ -177,6 +180,19 @@ impl Gateway {
     pub(crate) fn url(&self, model: &str, op: &str) -> String {
         format!("http://{}/model/{model}/{op}", self.addr)
     }
+
+    /// The text of `GET /metrics` on the client port, asked with the client key `key`.
+    pub(crate) async fn metrics_text(&self, key: &str) -> String {
+        reqwest::Client::new()
+            .get(format!("http://{}/metrics", self.addr))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
 }
 
 #[cfg(feature = "proxy")]
@@ -186,6 +202,94 @@ impl Drop for Gateway {
             let _ = stop.send(());
         }
     }
+}
+
+/// A gateway config forwarding to `upstream` with the Bearer key `upstream_key`, and one
+/// client key `team-a` / `client_key`; the rest as `ProxyConfig::new` sets it.
+#[cfg(feature = "proxy")]
+pub(crate) fn gateway_config(
+    upstream: &str,
+    upstream_key: &str,
+    client_key: &str,
+) -> bedrock_converse::proxy::ProxyConfig {
+    use bedrock_converse::client::{Auth, Secret};
+    use bedrock_converse::proxy::{ClientKey, ProxyConfig};
+    ProxyConfig::new(
+        upstream,
+        Auth::Bearer(Secret::new(upstream_key)),
+        vec![ClientKey {
+            id: "team-a".to_owned(),
+            secret: client_key.to_owned(),
+        }],
+    )
+}
+
+/// The built-in server that accepts the Bearer key `key`, on a free port.
+#[cfg(feature = "server")]
+pub(crate) async fn mock_with_key(key: &str) -> bedrock_converse::server::MockBedrockHandle {
+    mock_from(bedrock_converse::server::MockBedrock::builder(), key).await
+}
+
+/// `builder` with the Bearer key `key`, started on a free port.
+#[cfg(feature = "server")]
+pub(crate) async fn mock_from(
+    builder: bedrock_converse::server::MockBedrockBuilder,
+    key: &str,
+) -> bedrock_converse::server::MockBedrockHandle {
+    builder.bearer_key(key).start().await.expect("mock server")
+}
+
+// ===== endpoints that misbehave =====
+
+/// A listener on 127.0.0.1 that counts the connections it gets (and answers nothing).
+#[cfg(any(feature = "server", feature = "proxy"))]
+pub(crate) async fn witness() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let contacts = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = contacts.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(tcp);
+        }
+    });
+    (addr, contacts)
+}
+
+/// An endpoint answering everything with `status` and `Location: to`, counting requests.
+#[cfg(any(feature = "server", feature = "proxy"))]
+pub(crate) async fn redirecting(
+    status: u16,
+    to: String,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let to = to.clone();
+        seen.fetch_add(1, Ordering::SeqCst);
+        async move {
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                [("location", to)],
+                "",
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, hits)
 }
 
 // ===== fuzz corpora =====
@@ -206,6 +310,53 @@ pub(crate) fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Every regular file under `dir` (recursively), sorted, skipping dot files such as
+/// `.keep`; none when `dir` does not exist.
+pub(crate) fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs `run` on every file of the fuzz target `target`'s corpus and artifacts
+/// (`fuzz/corpus/<target>`, `fuzz/artifacts/<target>`); returns how many.
+pub(crate) fn replay_fuzz_target<R>(target: &str, mut run: impl FnMut(&[u8]) -> R) -> usize {
+    let mut replayed = 0;
+    for dir in ["corpus", "artifacts"] {
+        for path in files_under(&crate_dir().join("fuzz").join(dir).join(target)) {
+            let data = std::fs::read(&path).expect("read corpus file");
+            let _ = run(&data);
+            replayed += 1;
+        }
+    }
+    println!("replayed {replayed} corpus and artifact files of {target}");
+    replayed
+}
+
+/// Runs `run` on every byte prefix of every seed: a good input cut anywhere still gives
+/// typed errors only.
+pub(crate) fn every_byte_prefix<N, R>(seeds: Vec<(N, Vec<u8>)>, mut run: impl FnMut(&[u8]) -> R) {
+    for (_, input) in seeds {
+        for end in 0..input.len() {
+            let _ = run(&input[..end]);
+        }
+    }
 }
 
 // ===== official Python SDKs =====

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bedrock_converse::client::config::{home_dir, Config};
 use bedrock_converse::client::{
-    tools_to_call, BedrockClient, ChatEvent, ClientError, ModelApi, RequestParams,
+    tools_to_call, BedrockClient, BlockDelta, ChatEvent, ClientError, ModelApi, RequestParams, ResponseError,
 };
 use bedrock_converse::converse::{ConverseResponse, Message, TokenUsage};
 use bedrock_converse::invoke::{AnthropicMessage, InvokeModelRequest, Route};
@@ -220,7 +220,10 @@ async fn chat_stream(
             }
         };
         match event {
-            ChatEvent::TextDelta { text, .. } => {
+            ChatEvent::ContentBlockDelta {
+                delta: BlockDelta::Text(text),
+                ..
+            } => {
                 if in_reasoning {
                     eprintln!();
                     in_reasoning = false;
@@ -229,7 +232,10 @@ async fn chat_stream(
                 let _ = out.flush();
                 at_line_start = text.ends_with('\n');
             }
-            ChatEvent::ReasoningDelta { text, .. } => {
+            ChatEvent::ContentBlockDelta {
+                delta: BlockDelta::ReasoningText(text),
+                ..
+            } => {
                 if !in_reasoning {
                     eprint!("[reasoning] ");
                     in_reasoning = true;
@@ -261,7 +267,7 @@ async fn chat_stream(
             _ => {}
         }
     }
-    Err(ClientError::Truncated)
+    Err(ClientError::Response(ResponseError::Truncated))
 }
 
 async fn chat_once(
@@ -387,7 +393,9 @@ async fn invoke_once(
     let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
     let result = client.invoke_model(request).await;
     progress.stop().await;
-    let message = result?.anthropic_message().map_err(ClientError::ResponseJson)?;
+    let message = result?
+        .anthropic_message()
+        .map_err(|e| ClientError::Response(ResponseError::Json(e)))?;
     let clean = !raw && std::io::stdout().is_terminal();
     let mut out = std::io::stdout().lock();
     let text = message.text();

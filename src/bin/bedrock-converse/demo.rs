@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bedrock_converse::client::{
-    append_tool_results, BedrockClient, ChatEvent, ClientError, Config, RequestParams, ToolCall,
+    append_tool_results, BedrockClient, BlockDelta, ChatEvent, ClientError, Config, RequestParams,
+    ResponseError, ToolCall,
 };
 use bedrock_converse::converse::{ContentBlock, ConverseResponse, Message, StreamAssembler};
 use bedrock_converse::eventstream::EventStreamCodec;
@@ -211,7 +212,10 @@ async fn stream_turn(
     let mut in_text = false;
     while let Some(event) = stream.next().await {
         match event? {
-            ChatEvent::TextDelta { text, .. } => {
+            ChatEvent::ContentBlockDelta {
+                delta: BlockDelta::Text(text),
+                ..
+            } => {
                 if !in_text {
                     print!("assistant: ");
                     in_text = true;
@@ -251,7 +255,7 @@ async fn stream_turn(
             _ => {}
         }
     }
-    Err(ClientError::Truncated)
+    Err(ClientError::Response(ResponseError::Truncated))
 }
 
 /// Decode throughput of the codec and the assembler on one long stream.

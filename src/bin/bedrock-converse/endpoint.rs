@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bedrock_converse::client::config::{home_dir, Config};
-use bedrock_converse::client::{ClientError, Endpoint};
+use bedrock_converse::client::{ClientError, ConfigError, Endpoint};
 
 /// Arguments of `bedrock-converse endpoint`.
 #[derive(Debug, clap::Args)]
@@ -35,7 +35,9 @@ fn load_config(explicit: Option<&std::path::Path>) -> Result<Config, ClientError
         };
         let home = home_dir(&env);
         match Config::discover(explicit, &env, home.as_deref()) {
-            Err(ClientError::EnvVarUnset { var, field }) if field.ends_with(".key") && blank.len() < 16 => {
+            Err(ClientError::Config(ConfigError::EnvVarUnset { var, field }))
+                if field.ends_with(".key") && blank.len() < 16 =>
+            {
                 blank.push(var);
             }
             other => return other,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{Config, ProviderConfig};
+use super::{Config, ConfigError, ProviderConfig};
 use crate::client::error::ClientError;
 use crate::config_file::{locate_config, ConfigSource, CONFIG_ENV};
 
@@ -14,14 +14,16 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ClientError::MissingRegion`] when neither region variable is set.
+    /// [`ConfigError::MissingRegion`] when neither region variable is set.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ClientError> {
         let non_empty = |name: &str| env(name).filter(|v| !v.is_empty());
         let key = non_empty("AWS_BEARER_TOKEN_BEDROCK").or_else(|| non_empty("BEDROCK_API_KEY"));
         let region = non_empty("AWS_REGION")
             .or_else(|| non_empty("AWS_DEFAULT_REGION"))
-            .ok_or_else(|| ClientError::MissingRegion {
-                provider: "bedrock".into(),
+            .ok_or_else(|| {
+                ClientError::Config(ConfigError::MissingRegion {
+                    provider: "bedrock".into(),
+                })
             })?;
         let provider = ProviderConfig {
             name: "bedrock".into(),
@@ -103,7 +105,7 @@ mod tests {
         let env2 = |n: &str| (n == "BEDROCK_API_KEY").then(|| "t2".to_string());
         assert!(matches!(
             Config::from_env(&env2),
-            Err(ClientError::MissingRegion { .. })
+            Err(ClientError::Config(ConfigError::MissingRegion { .. }))
         ));
     }
 }

@@ -5,16 +5,16 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::{Config, ModelApi, ModelConfig, ProviderConfig};
+use super::{Config, ConfigError, ModelApi, ModelConfig, ProviderConfig};
 use crate::client::error::ClientError;
 use crate::config_file::{expand_env_value, strip_json_comments, UnsetEnvVar};
 
 impl From<UnsetEnvVar> for ClientError {
     fn from(e: UnsetEnvVar) -> ClientError {
-        ClientError::EnvVarUnset {
+        ClientError::Config(ConfigError::EnvVarUnset {
             var: e.var,
             field: e.field,
-        }
+        })
     }
 }
 
@@ -23,8 +23,8 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ClientError::ConfigSyntax`], [`ClientError::ConfigInvalid`],
-    /// [`ClientError::EnvVarUnset`].
+    /// [`ConfigError::Syntax`], [`ConfigError::Invalid`],
+    /// [`ConfigError::EnvVarUnset`].
     pub fn parse(text: &str) -> Result<Config, ClientError> {
         Config::parse_with_env(text, &|name| std::env::var(name).ok())
     }
@@ -57,11 +57,13 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ClientError::ConfigRead`], and as [`Config::parse`].
+    /// [`ConfigError::Read`], and as [`Config::parse`].
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ClientError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ClientError::ConfigRead {
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            ClientError::Config(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
         })?;
         Config::parse_inner(&text, env, Some(path))
     }
@@ -72,11 +74,13 @@ impl Config {
         path: Option<&Path>,
     ) -> Result<Config, ClientError> {
         let json = strip_json_comments(text);
-        let root: Value = serde_json::from_str(&json).map_err(|e| ClientError::ConfigSyntax {
-            path: path.map(Path::to_path_buf),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
+        let root: Value = serde_json::from_str(&json).map_err(|e| {
+            ClientError::Config(ConfigError::Syntax {
+                path: path.map(Path::to_path_buf),
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            })
         })?;
         let Value::Object(root) = root else {
             return Err(invalid("(root)", "expected a JSON object"));
@@ -114,8 +118,10 @@ impl ProviderConfig {
         let url = opt_string(block, "url", field)?.filter(|u| !u.is_empty());
         let region = opt_string(block, "region", field)?
             .filter(|r| !r.is_empty())
-            .ok_or_else(|| ClientError::MissingRegion {
-                provider: name.to_string(),
+            .ok_or_else(|| {
+                ClientError::Config(ConfigError::MissingRegion {
+                    provider: name.to_string(),
+                })
             })?;
         if !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(invalid(
@@ -180,10 +186,10 @@ impl ModelConfig {
 }
 
 fn invalid(field: &str, reason: &str) -> ClientError {
-    ClientError::ConfigInvalid {
+    ClientError::Config(ConfigError::Invalid {
         field: field.to_string(),
         reason: reason.to_string(),
-    }
+    })
 }
 
 fn opt_string(block: &Map<String, Value>, key: &str, field: &str) -> Result<Option<String>, ClientError> {
