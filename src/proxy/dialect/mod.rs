@@ -185,13 +185,21 @@ async fn serve(proxy: Proxy, dialect: Dialect, request: Request) -> Response {
         }
     };
     drop((body, body_budget));
-    admitted.model_id = match models::resolve(&proxy.inner.config, &translated.model) {
-        Ok(id) => id,
+    let target = match models::resolve(&proxy.inner.config, &translated.model) {
+        Ok(target) => target,
         Err(err) => {
             proxy.inner.metrics.reject(Rejection::InvalidModelId);
             return dialect.error_response(&err);
         }
     };
+    let converse = match models::converse_body(&translated.converse, &target.extra_payload) {
+        Ok(body) => body,
+        Err(err) => {
+            proxy.inner.metrics.reject(Rejection::Untranslatable);
+            return dialect.error_response(&err);
+        }
+    };
+    admitted.model_id = target.model_id;
     admitted.operation = if translated.stream {
         Operation::ConverseStream
     } else {
@@ -202,7 +210,7 @@ async fn serve(proxy: Proxy, dialect: Dialect, request: Request) -> Response {
         dialect,
         admitted,
     };
-    call.run(translated).await
+    call.run(converse, translated).await
 }
 
 /// One translated request on its way upstream: its admission holds the key, the
@@ -223,8 +231,7 @@ enum Attempt {
 }
 
 impl Call {
-    async fn run(self, translated: Translated) -> Response {
-        let converse = Bytes::from(translated.converse.to_json());
+    async fn run(self, converse: Bytes, translated: Translated) -> Response {
         let dialect = self.dialect;
         let deadline = self.admitted.total_deadline.unwrap_or_else(super::far_future);
         let run = async {
