@@ -32,6 +32,11 @@ async fn mock() -> MockBedrockHandle {
 /// A gateway in front of `server` with the aliases `text` (`mock.text`) and `tools`
 /// (`mock.tools`), region prefix on (as a client config has it).
 async fn gateway(server: &MockBedrockHandle, idle: Duration) -> Gateway {
+    gateway_with(server, idle, &[]).await
+}
+
+/// [`gateway`] with more aliases: `(alias, model id, extraPayload)`.
+async fn gateway_with(server: &MockBedrockHandle, idle: Duration, more: &[(&str, &str, Value)]) -> Gateway {
     let mut c = ProxyConfig::new(
         server.url(),
         Auth::Bearer(Secret::new(UPSTREAM_KEY)),
@@ -48,6 +53,20 @@ async fn gateway(server: &MockBedrockHandle, idle: Duration) -> Gateway {
             ModelConfig {
                 model_name: id.to_owned(),
                 extra_payload: Default::default(),
+                region_prefix: None,
+                api: Default::default(),
+            },
+        );
+    }
+    for (alias, id, extra) in more {
+        let Value::Object(extra) = extra.clone() else {
+            panic!("an extraPayload is an object")
+        };
+        provider.models.insert(
+            (*alias).to_owned(),
+            ModelConfig {
+                model_name: (*id).to_owned(),
+                extra_payload: extra,
                 region_prefix: None,
                 api: Default::default(),
             },
@@ -361,4 +380,46 @@ async fn a_quiet_upstream_gets_pings_then_an_error_event() {
     assert!(names.iter().filter(|n| **n == "ping").count() >= 2, "{sse}");
     let error = data_events(&sse).pop().unwrap();
     assert_eq!(error["error"]["type"], "overloaded_error", "{error}");
+}
+
+#[tokio::test]
+async fn an_alias_extra_payload_reaches_upstream_under_the_request() {
+    let server = mock().await;
+    let extra = json!({"temperature": 0.2, "top_k": 7, "stream": false,
+        "additionalModelRequestFields": {"x": 1}});
+    let gw = gateway_with(&server, Duration::from_secs(5), &[("tuned", "mock.text", extra)]).await;
+    for stream in [false, true] {
+        let mut body = chat("bedrock/tuned", stream);
+        body["temperature"] = json!(0.5);
+        let r = post_openai(&gw, Some(CLIENT_KEY), body).await;
+        assert_eq!(r.status(), 200, "stream {stream}");
+        r.text().await.unwrap();
+        let sent: Value = serde_json::from_slice(&server.last_request().unwrap().body).unwrap();
+        // The request's temperature wins; the alias's keys are merged in Converse shape.
+        assert_eq!(sent["inferenceConfig"]["temperature"], 0.5, "{sent}");
+        assert_eq!(
+            sent["additionalModelRequestFields"],
+            json!({"x": 1, "top_k": 7}),
+            "{sent}"
+        );
+        assert!(sent.get("stream").is_none(), "{sent}");
+        assert_eq!(sent["messages"][0]["role"], "user", "{sent}");
+        let op = if stream { "converse-stream" } else { "converse" };
+        assert!(
+            server.last_request().unwrap().uri.ends_with(op),
+            "stream {stream}"
+        );
+    }
+    // Anthropic clients get the same merge.
+    let r = post_anthropic(&gw, &[("x-api-key", CLIENT_KEY)], message("tuned", true)).await;
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap();
+    let sent: Value = serde_json::from_slice(&server.last_request().unwrap().body).unwrap();
+    assert_eq!(sent["inferenceConfig"]["temperature"], 0.2, "{sent}");
+    assert_eq!(sent["additionalModelRequestFields"]["top_k"], 7, "{sent}");
+    // An alias without one sends the translated request as it is.
+    let r = post_openai(&gw, Some(CLIENT_KEY), chat("text", false)).await;
+    assert_eq!(r.status(), 200);
+    let sent: Value = serde_json::from_slice(&server.last_request().unwrap().body).unwrap();
+    assert!(sent.get("additionalModelRequestFields").is_none(), "{sent}");
 }

@@ -271,12 +271,7 @@ fn error_response(status: StatusCode, error_type: &str, message: &str) -> Respon
 }
 
 async fn not_found(State(proxy): State<Proxy>) -> Response {
-    proxy.inner.metrics.reject(Rejection::NotFound);
-    error_response(
-        StatusCode::NOT_FOUND,
-        "UnknownOperationException",
-        "only POST /model/{modelId}/ converse, converse-stream, invoke, invoke-with-response-stream and count-tokens are served",
-    )
+    refuse(&proxy, Rejection::NotFound)
 }
 
 async fn metrics_text(State(proxy): State<Proxy>) -> Response {
@@ -362,21 +357,78 @@ fn authenticate<'a>(proxy: &'a Proxy, headers: &HeaderMap) -> Result<&'a str, Re
     find_key(proxy, bearer_token(headers)?)
 }
 
-/// The Bedrock-shaped answer to a refused key.
-fn refuse(proxy: &Proxy, why: Rejection) -> Response {
-    proxy.inner.metrics.reject(why);
-    match why {
-        Rejection::MissingKey => error_response(
+/// What the gateway answers when it refuses a request itself: the status, the
+/// Bedrock error type and a message naming the cause. Each route writes it in its own
+/// dialect.
+fn refusal(config: &ProxyConfig, why: Rejection) -> (StatusCode, &'static str, String) {
+    let (status, error_type, message) = match why {
+        Rejection::MissingKey => (
             StatusCode::UNAUTHORIZED,
             "UnrecognizedClientException",
             "missing Authorization: Bearer <key> (exactly one)",
         ),
-        _ => error_response(
+        Rejection::UnknownKey => (
             StatusCode::FORBIDDEN,
             "AccessDeniedException",
             "the key in Authorization is not allowed to use this gateway",
         ),
-    }
+        Rejection::NotFound => (
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            "only POST /model/{modelId}/ converse, converse-stream, invoke, invoke-with-response-stream and count-tokens are served",
+        ),
+        Rejection::BodyTooLarge => {
+            let max = config.max_body_bytes;
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "ValidationException",
+                format!("request body exceeds this gateway's limit of {max} bytes"),
+            );
+        }
+        Rejection::TooManyStreams => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "ThrottlingException",
+            "too many concurrent requests through this gateway; retry later",
+        ),
+        Rejection::BodyTimeout => (
+            StatusCode::REQUEST_TIMEOUT,
+            "ValidationException",
+            "the request body did not arrive in time",
+        ),
+        Rejection::BodyReadFailed => (
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "the request body could not be read",
+        ),
+        Rejection::InvalidModelId => (
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "the model identifier must not be empty, `.` or `..`",
+        ),
+        Rejection::MemoryBudget => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            "this gateway is buffering too much right now; retry later",
+        ),
+        Rejection::Untranslatable => (
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "the request cannot be translated to Converse",
+        ),
+        Rejection::InvalidHeader => (
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "a request header cannot be forwarded",
+        ),
+    };
+    (status, error_type, message.to_owned())
+}
+
+/// The Bedrock-shaped answer to a request the gateway refuses itself, counted.
+fn refuse(proxy: &Proxy, why: Rejection) -> Response {
+    proxy.inner.metrics.reject(why);
+    let (status, error_type, message) = refusal(&proxy.inner.config, why);
+    error_response(status, error_type, &message)
 }
 
 /// Why a request body could not be read.
@@ -451,121 +503,6 @@ async fn read_request_body(
     }
 }
 
-fn budget_spent() -> Response {
-    error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "ServiceUnavailableException",
-        "this gateway is buffering too much right now; retry later",
-    )
-}
-
-/// A request admitted for forwarding: its stream slot (and the in-flight gauge), its
-/// body with the share of the memory budget it holds, and its total deadline.
-struct Admission {
-    guard: InFlight,
-    body: Bytes,
-    body_budget: Option<OwnedSemaphorePermit>,
-    total_deadline: Option<tokio::time::Instant>,
-}
-
-/// A request the gateway refused before anything went upstream (already counted in
-/// the metrics): the status, the Bedrock error type and the message. Each route
-/// writes it in its own dialect.
-struct Refusal {
-    status: StatusCode,
-    error_type: &'static str,
-    message: String,
-}
-
-impl Refusal {
-    fn new(
-        why: Rejection,
-        proxy: &Proxy,
-        status: StatusCode,
-        error_type: &'static str,
-        message: String,
-    ) -> Refusal {
-        proxy.inner.metrics.reject(why);
-        Refusal {
-            status,
-            error_type,
-            message,
-        }
-    }
-}
-
-/// Takes a stream slot (429 past the cap), then reads the request body within the
-/// size cap, the memory budget and the request-body timeout: the shared admission of
-/// every forwarding route.
-async fn admit_body(proxy: &Proxy, request: Request) -> Result<Admission, Refusal> {
-    let inner = &proxy.inner;
-    let Ok(permit) = inner.streams.clone().try_acquire_owned() else {
-        return Err(Refusal::new(
-            Rejection::TooManyStreams,
-            proxy,
-            StatusCode::TOO_MANY_REQUESTS,
-            "ThrottlingException",
-            "too many concurrent requests through this gateway; retry later".to_owned(),
-        ));
-    };
-    // The slot is taken: the gauge moves now, and the upload runs on the slot's clock.
-    let guard = InFlight::new(proxy.clone(), permit);
-    let now = tokio::time::Instant::now();
-    let total_deadline = now.checked_add(inner.config.timeouts.total);
-    let body_deadline = now
-        .checked_add(inner.config.timeouts.request_body)
-        .or(total_deadline)
-        .unwrap_or_else(far_future);
-    let max_body = inner.config.max_body_bytes;
-    let too_large = || {
-        Refusal::new(
-            Rejection::BodyTooLarge,
-            proxy,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "ValidationException",
-            format!("request body exceeds this gateway's limit of {max_body} bytes"),
-        )
-    };
-    let declared_len = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared_len.is_some_and(|len| len > max_body) {
-        return Err(too_large());
-    }
-    match read_request_body(proxy, request.into_body(), declared_len, body_deadline).await {
-        Ok((body, body_budget)) => Ok(Admission {
-            guard,
-            body,
-            body_budget,
-            total_deadline,
-        }),
-        Err(BodyError::TooLarge) => Err(too_large()),
-        Err(BodyError::Timeout) => Err(Refusal::new(
-            Rejection::BodyTimeout,
-            proxy,
-            StatusCode::REQUEST_TIMEOUT,
-            "ValidationException",
-            "the request body did not arrive in time".to_owned(),
-        )),
-        Err(BodyError::Broken) => Err(Refusal::new(
-            Rejection::BodyReadFailed,
-            proxy,
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            "the request body could not be read".to_owned(),
-        )),
-        Err(BodyError::Budget) => Err(Refusal::new(
-            Rejection::MemoryBudget,
-            proxy,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableException",
-            "this gateway is buffering too much right now; retry later".to_owned(),
-        )),
-    }
-}
-
 /// The answer a step of [`forward`] gives instead of going on (boxed: a `Response` is
 /// large, and the happy path should not carry its size).
 type Refused = Box<Response>;
@@ -587,9 +524,17 @@ struct Admitted {
 async fn forward(proxy: Proxy, model_id: String, request: Request, operation: Operation) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let admitted = match admit(&proxy, &parts.headers, model_id, operation, started) {
+    let key_id = match authenticate(&proxy, &parts.headers) {
+        Ok(id) => id.to_owned(),
+        Err(why) => return refuse(&proxy, why),
+    };
+    // `Path` percent-decoded the segment: `%2e%2E` is `..` here.
+    if !ProxyConfig::model_id_allowed(&model_id) {
+        return refuse(&proxy, Rejection::InvalidModelId);
+    }
+    let admitted = match admit(&proxy, key_id, model_id, operation, started) {
         Ok(a) => a,
-        Err(refused) => return *refused,
+        Err(why) => return refuse(&proxy, why),
     };
     let headers = match upstream_request_headers(&proxy, &parts.headers, operation) {
         Ok(h) => h,
@@ -598,7 +543,7 @@ async fn forward(proxy: Proxy, model_id: String, request: Request, operation: Op
     let (body, body_budget) =
         match read_client_body(&proxy, &parts.headers, body, admitted.body_deadline).await {
             Ok(read) => read,
-            Err(refused) => return *refused,
+            Err(why) => return refuse(&proxy, why),
         };
     proxy.inner.metrics.request(operation);
     let upstream = call_upstream(&proxy, &admitted, &headers, body).await;
@@ -609,34 +554,19 @@ async fn forward(proxy: Proxy, model_id: String, request: Request, operation: Op
     }
 }
 
-/// The key, the model id and a slot, or the answer that refuses the request.
+/// A stream slot for a request of `key_id` (429 past the cap: [`Rejection::TooManyStreams`])
+/// and its clock: the total deadline, and the request body's. The shared admission of
+/// every forwarding route; the caller answers a refusal in its own dialect.
 fn admit(
     proxy: &Proxy,
-    headers: &HeaderMap,
+    key_id: String,
     model_id: String,
     operation: Operation,
     started: Instant,
-) -> Result<Admitted, Refused> {
+) -> Result<Admitted, Rejection> {
     let inner = &proxy.inner;
-    let key_id = authenticate(proxy, headers)
-        .map_err(|why| Box::new(refuse(proxy, why)))?
-        .to_owned();
-    // `Path` percent-decoded the segment: `%2e%2E` is `..` here.
-    if !ProxyConfig::model_id_allowed(&model_id) {
-        inner.metrics.reject(Rejection::InvalidModelId);
-        return Err(Box::new(error_response(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            "the model identifier must not be empty, `.` or `..`",
-        )));
-    }
     let Ok(permit) = inner.streams.clone().try_acquire_owned() else {
-        inner.metrics.reject(Rejection::TooManyStreams);
-        return Err(Box::new(error_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            "ThrottlingException",
-            "too many concurrent requests through this gateway; retry later",
-        )));
+        return Err(Rejection::TooManyStreams);
     };
     // The slot is taken: the gauge moves now, and the upload runs on the slot's clock.
     let guard = InFlight::new(proxy.clone(), permit);
@@ -674,59 +604,30 @@ fn upstream_request_headers(
     }
 }
 
-/// The request body, within the size cap, the memory budget and `deadline`, or the
-/// answer that refuses it.
+/// The request body, within the size cap, the memory budget and `deadline`, or why
+/// it is refused (not yet counted: the caller answers in its own dialect).
 async fn read_client_body(
     proxy: &Proxy,
     headers: &HeaderMap,
     body: Body,
     deadline: tokio::time::Instant,
-) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Refused> {
-    let metrics = &proxy.inner.metrics;
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Rejection> {
     let max_body = proxy.inner.config.max_body_bytes;
     let declared_len = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared_len.is_some_and(|len| len > max_body) {
-        metrics.reject(Rejection::BodyTooLarge);
-        return Err(Box::new(body_too_large(max_body)));
+        return Err(Rejection::BodyTooLarge);
     }
     read_request_body(proxy, body, declared_len, deadline)
         .await
-        .map_err(|e| Box::new(body_refusal(proxy, e)))
-}
-
-/// The answer to a request body that could not be read, counted.
-fn body_refusal(proxy: &Proxy, e: BodyError) -> Response {
-    let metrics = &proxy.inner.metrics;
-    let max_body = proxy.inner.config.max_body_bytes;
-    match e {
-        BodyError::TooLarge => {
-            metrics.reject(Rejection::BodyTooLarge);
-            body_too_large(max_body)
-        }
-        BodyError::Timeout => {
-            metrics.reject(Rejection::BodyTimeout);
-            error_response(
-                StatusCode::REQUEST_TIMEOUT,
-                "ValidationException",
-                "the request body did not arrive in time",
-            )
-        }
-        BodyError::Broken => {
-            metrics.reject(Rejection::BodyReadFailed);
-            error_response(
-                StatusCode::BAD_REQUEST,
-                "ValidationException",
-                "the request body could not be read",
-            )
-        }
-        BodyError::Budget => {
-            metrics.reject(Rejection::MemoryBudget);
-            budget_spent()
-        }
-    }
+        .map_err(|e| match e {
+            BodyError::TooLarge => Rejection::BodyTooLarge,
+            BodyError::Timeout => Rejection::BodyTimeout,
+            BodyError::Broken => Rejection::BodyReadFailed,
+            BodyError::Budget => Rejection::MemoryBudget,
+        })
 }
 
 /// Sends the request upstream and takes the response head; a failure to get one, or a
@@ -763,21 +664,11 @@ async fn call_upstream(
     let status = upstream.status();
     if status.is_redirection() {
         // Never followed (see `Proxy::new`), and not passed on: the client would follow it.
-        inner.metrics.upstream_error("Redirect");
-        tracing::warn!(
-            key_id,
-            model_id,
-            status = status.as_u16(),
-            "upstream redirected; not followed"
+        let message = format!(
+            "upstream answered HTTP {}, a redirect; redirects are not followed",
+            status.as_u16()
         );
-        return Err(Box::new(error_response(
-            StatusCode::BAD_GATEWAY,
-            "ServiceUnavailableException",
-            &format!(
-                "upstream answered HTTP {}, a redirect; redirects are not followed",
-                status.as_u16()
-            ),
-        )));
+        return Err(bad_gateway(admitted, "Redirect", &message, &message));
     }
     if !status.is_success() {
         let error_type = upstream
@@ -860,21 +751,16 @@ async fn buffered(proxy: &Proxy, admitted: Admitted, upstream: reqwest::Response
             .unwrap_or(Err(ReadError::Broken("the total timeout passed".to_owned()))),
         None => read.await,
     };
-    let (key_id, model_id) = (&admitted.key_id, &admitted.model_id);
     let (bytes, budget) = match read {
         Ok(read) => read,
-        Err(ReadError::Budget) => {
-            inner.metrics.reject(Rejection::MemoryBudget);
-            return Err(Box::new(budget_spent()));
-        }
+        Err(ReadError::Budget) => return Err(Box::new(refuse(proxy, Rejection::MemoryBudget))),
         Err(ReadError::Broken(why)) => {
-            inner.metrics.upstream_error("ReadFailed");
-            tracing::warn!(key_id, model_id, why, "reading the upstream response failed");
-            return Err(Box::new(error_response(
-                StatusCode::BAD_GATEWAY,
-                "ServiceUnavailableException",
+            return Err(bad_gateway(
+                &admitted,
+                "ReadFailed",
+                &why,
                 "reading the upstream response failed",
-            )));
+            ))
         }
     };
     // A 200 JSON answer that is not one complete JSON value (cut short upstream) would
@@ -887,26 +773,20 @@ async fn buffered(proxy: &Proxy, admitted: Admitted, upstream: reqwest::Response
         );
     if status.is_success() && must_be_json && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
     {
-        inner.metrics.upstream_error("IncompleteJson");
-        tracing::warn!(
-            key_id,
-            model_id,
-            len = bytes.len(),
-            "upstream answer is not one complete JSON value"
-        );
-        return Err(Box::new(error_response(
-            StatusCode::BAD_GATEWAY,
-            "ServiceUnavailableException",
+        let detail = format!("{} bytes, not one complete JSON value", bytes.len());
+        return Err(bad_gateway(
+            &admitted,
+            "IncompleteJson",
+            &detail,
             "the upstream answer was cut short",
-        )));
+        ));
     }
     if status.is_success() {
-        let Admitted { guard, started, .. } = &admitted;
         let usage = match admitted.operation {
             Operation::Invoke(route) => invoke::buffered_usage(route, &usage_headers, &bytes),
             _ => converse_usage(&bytes),
         };
-        log_buffered(&guard.proxy, &admitted, usage.as_ref(), *started);
+        log_buffered(&admitted, usage.as_ref());
     }
     drop(admitted);
     Ok(budgeted_body(bytes, budget))
@@ -1011,10 +891,7 @@ fn pump(admitted: Admitted, upstream: reqwest::Response, validator: FrameValidat
             Some(None) => {}
             Some(Some(why)) => {
                 proxy.inner.metrics.cut(why);
-                let message = match why {
-                    StreamCut::SlowReader => format!("the client read nothing for {} ms", idle.as_millis()),
-                    StreamCut::Total => "the request exceeded this gateway's total timeout".to_owned(),
-                };
+                let message = cut_message(why, idle);
                 tracing::warn!(key_id, model_id, reason = ?why, "stream cut");
                 let frame = exception_frame("serviceUnavailableException", &message).into_bytes();
                 if tx.try_send(frame).is_ok() {
@@ -1025,6 +902,13 @@ fn pump(admitted: Admitted, upstream: reqwest::Response, validator: FrameValidat
         // Dropping `validated` drops the upstream body (cancelling the request) and,
         // if the stream did not end, the slot.
     });
+    queued_body(rx, clean)
+}
+
+/// The client's body of a stream pumped through `rx`: it ends cleanly when the pump
+/// set `clean` before closing the queue, and with an error (the connection broken
+/// off, so a cut stream is never taken for a whole one) otherwise.
+fn queued_body(rx: tokio::sync::mpsc::Receiver<Bytes>, clean: Arc<AtomicBool>) -> Body {
     let stream = futures_util::stream::unfold(Some((rx, clean)), |state| async move {
         let (mut rx, clean) = state?;
         match rx.recv().await {
@@ -1098,39 +982,6 @@ fn budgeted_body(bytes: Bytes, budget: Option<OwnedSemaphorePermit>) -> Body {
     Body::from_stream(slices)
 }
 
-fn body_too_large(max: usize) -> Response {
-    error_response(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "ValidationException",
-        &format!("request body exceeds this gateway's limit of {max} bytes"),
-    )
-}
-
-/// Logs a `/converse` answer of a dialect route (key, model, tokens, latency) and
-/// counts its tokens for the key.
-fn log_converse_usage(proxy: &Proxy, key_id: &str, model_id: &str, body: &Bytes, started: Instant) {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        usage: Option<crate::converse::TokenUsage>,
-    }
-    let usage = serde_json::from_slice::<Body>(body).ok().and_then(|b| b.usage);
-    if let Some(u) = &usage {
-        proxy
-            .inner
-            .metrics
-            .tokens(key_id, Operation::Converse, u.input_tokens, u.output_tokens);
-    }
-    tracing::info!(
-        key_id,
-        model_id,
-        operation = "converse",
-        input_tokens = usage.as_ref().map(|u| u.input_tokens),
-        output_tokens = usage.as_ref().map(|u| u.output_tokens),
-        latency_ms = started.elapsed().as_millis() as u64,
-        "converse forwarded"
-    );
-}
-
 /// Holds the stream permit and the in-flight gauge for one forwarded request.
 struct InFlight {
     proxy: Proxy,
@@ -1163,18 +1014,21 @@ fn converse_usage(body: &[u8]) -> Option<TokenUsage> {
 }
 
 /// Logs a buffered answer (one line: key, model, operation, tokens, latency) and
-/// counts its tokens for the key. A `count-tokens` answer is logged with the count it
-/// gave, but counts nothing: no tokens were spent.
-fn log_buffered(proxy: &Proxy, admitted: &Admitted, usage: Option<&TokenUsage>, started: Instant) {
+/// counts its tokens for the key: a native route's, or a dialect route's `/converse`
+/// answer. A `count-tokens` answer is logged with the count it gave, but counts
+/// nothing: no tokens were spent.
+fn log_buffered(admitted: &Admitted, usage: Option<&TokenUsage>) {
     let operation = admitted.operation;
     if let (Some(u), false) = (
         usage,
         operation == Operation::Invoke(crate::invoke::Route::CountTokens),
     ) {
-        proxy
-            .inner
-            .metrics
-            .tokens(&admitted.key_id, operation, u.input_tokens, u.output_tokens);
+        admitted.guard.proxy.inner.metrics.tokens(
+            &admitted.key_id,
+            operation,
+            u.input_tokens,
+            u.output_tokens,
+        );
     }
     let operation = operation.path_suffix();
     tracing::info!(
@@ -1183,9 +1037,40 @@ fn log_buffered(proxy: &Proxy, admitted: &Admitted, usage: Option<&TokenUsage>, 
         operation,
         input_tokens = usage.map(|u| u.input_tokens),
         output_tokens = usage.map(|u| u.output_tokens),
-        latency_ms = started.elapsed().as_millis() as u64,
+        latency_ms = admitted.started.elapsed().as_millis() as u64,
         "{operation} forwarded"
     );
+}
+
+/// Counts an upstream fault under `kind` and logs it, with `detail`, for the request's
+/// key and model. Each route then answers in its own dialect.
+fn upstream_fault(admitted: &Admitted, kind: &str, detail: &str) {
+    admitted.guard.proxy.inner.metrics.upstream_error(kind);
+    tracing::warn!(
+        key_id = admitted.key_id,
+        model_id = admitted.model_id,
+        kind,
+        detail,
+        "upstream fault"
+    );
+}
+
+/// An upstream fault answered with a Bedrock-shaped 502 carrying `message`.
+fn bad_gateway(admitted: &Admitted, kind: &str, detail: &str, message: &str) -> Refused {
+    upstream_fault(admitted, kind, detail);
+    Box::new(error_response(
+        StatusCode::BAD_GATEWAY,
+        "ServiceUnavailableException",
+        message,
+    ))
+}
+
+/// The message a client is told when the gateway cuts its stream.
+fn cut_message(why: StreamCut, idle: std::time::Duration) -> String {
+    match why {
+        StreamCut::SlowReader => format!("the client read nothing for {} ms", idle.as_millis()),
+        StreamCut::Total => "the request exceeded this gateway's total timeout".to_owned(),
+    }
 }
 
 /// `x-amzn-errortype` without its namespace suffix (`ValidationException:http://...`).

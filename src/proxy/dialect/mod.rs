@@ -32,10 +32,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::{
-    admit_body, authenticate, find_key, read_capped, send_upstream, Admission, Proxy, ReadError, Rejection,
-};
-use super::{clean_error_type, log_converse_usage, DialectRoute, InFlight, Operation};
+use super::{admit, authenticate, find_key, read_capped, read_client_body, send_upstream};
+use super::{clean_error_type, converse_usage, log_buffered, refusal, upstream_fault};
+use super::{Admitted, DialectRoute, Operation, Proxy, ReadError, Rejection};
 use crate::converse::ConverseResponse;
 use crate::translate::{anthropic, openai, ApiError, ErrorClass, TranslateError, Translated};
 
@@ -117,7 +116,9 @@ impl Dialect {
         authenticate(proxy, headers)
     }
 
-    /// The dialect's answer to a refused key (401 or 403).
+    /// The dialect's answer to a request the gateway refuses itself, counted: the
+    /// status and message of the native routes' refusal (the gateway's own [`refusal`]
+    /// table), in the dialect's error JSON; the key messages name the dialect's headers.
     fn refuse(self, proxy: &Proxy, why: Rejection) -> Response {
         proxy.inner.metrics.reject(why);
         let err = match (why, self) {
@@ -129,10 +130,17 @@ impl Dialect {
                 ErrorClass::Authentication,
                 "missing x-api-key or Authorization: Bearer <key> (exactly one)",
             ),
-            _ => ApiError::new(
+            (Rejection::UnknownKey, _) => ApiError::new(
                 ErrorClass::PermissionDenied,
                 "the key presented is not allowed to use this gateway",
             ),
+            _ => {
+                let (status, error_type, message) = refusal(&proxy.inner.config, why);
+                ApiError::new(
+                    ErrorClass::from_bedrock(status.as_u16(), Some(error_type)),
+                    message,
+                )
+            }
         };
         self.error_response(&err)
     }
@@ -151,51 +159,67 @@ pub(super) async fn messages(State(proxy): State<Proxy>, request: Request) -> Re
 /// One dialect request: key, admission, translation, model, then the upstream call.
 async fn serve(proxy: Proxy, dialect: Dialect, request: Request) -> Response {
     let started = Instant::now();
-    let key_id = match dialect.client_key(&proxy, request.headers()) {
+    let (parts, body) = request.into_parts();
+    let key_id = match dialect.client_key(&proxy, &parts.headers) {
         Ok(id) => id.to_owned(),
         Err(why) => return dialect.refuse(&proxy, why),
     };
     proxy.inner.metrics.dialect_request(dialect.route());
-    let admitted = match admit_body(&proxy, request).await {
+    // The model and the operation are named once the body is translated.
+    let mut admitted = match admit(&proxy, key_id, String::new(), Operation::Converse, started) {
         Ok(admitted) => admitted,
-        Err(refused) => {
-            let class = ErrorClass::from_bedrock(refused.status.as_u16(), Some(refused.error_type));
-            return dialect.error_response(&ApiError::new(class, refused.message));
-        }
+        Err(why) => return dialect.refuse(&proxy, why),
     };
-    let translated = match dialect.translate(&admitted.body) {
+    let (body, body_budget) =
+        match read_client_body(&proxy, &parts.headers, body, admitted.body_deadline).await {
+            Ok(read) => read,
+            Err(why) => return dialect.refuse(&proxy, why),
+        };
+    let translated = match dialect.translate(&body) {
         Ok(t) => t,
         Err(e) => {
             proxy.inner.metrics.reject(Rejection::Untranslatable);
+            let key_id = &admitted.key_id;
             tracing::info!(key_id, route = dialect.route().path(), error = %e, "untranslatable request");
             return dialect.error_response(&ApiError::from(e));
         }
     };
-    let model_id = match models::resolve(&proxy.inner.config, &translated.model) {
-        Ok(id) => id,
+    drop((body, body_budget));
+    let target = match models::resolve(&proxy.inner.config, &translated.model) {
+        Ok(target) => target,
         Err(err) => {
             proxy.inner.metrics.reject(Rejection::InvalidModelId);
             return dialect.error_response(&err);
         }
     };
+    let converse = match models::converse_body(&translated.converse, &target.extra_payload) {
+        Ok(body) => body,
+        Err(err) => {
+            proxy.inner.metrics.reject(Rejection::Untranslatable);
+            return dialect.error_response(&err);
+        }
+    };
+    admitted.model_id = target.model_id;
+    admitted.operation = if translated.stream {
+        Operation::ConverseStream
+    } else {
+        Operation::Converse
+    };
     let call = Call {
         proxy,
         dialect,
-        key_id,
-        model_id,
-        started,
+        admitted,
     };
-    call.run(admitted, translated).await
+    call.run(converse, translated).await
 }
 
-/// One translated request on its way upstream.
+/// One translated request on its way upstream: its admission holds the key, the
+/// Bedrock model id (alias resolved, region prefix applied), the operation, the slot
+/// and the clock.
 struct Call {
     proxy: Proxy,
     dialect: Dialect,
-    key_id: String,
-    /// The Bedrock model id (alias resolved, region prefix applied).
-    model_id: String,
-    started: Instant,
+    admitted: Admitted,
 }
 
 /// What one upstream try gave.
@@ -207,26 +231,19 @@ enum Attempt {
 }
 
 impl Call {
-    async fn run(self, admitted: Admission, translated: Translated) -> Response {
-        let Admission {
-            guard,
-            body: _,
-            body_budget,
-            total_deadline,
-        } = admitted;
-        let converse = Bytes::from(translated.converse.to_json());
-        drop(body_budget);
-        let deadline = total_deadline.unwrap_or_else(super::far_future);
+    async fn run(self, converse: Bytes, translated: Translated) -> Response {
+        let dialect = self.dialect;
+        let deadline = self.admitted.total_deadline.unwrap_or_else(super::far_future);
         let run = async {
             if translated.stream {
-                self.stream(guard, converse, &translated, total_deadline).await
+                self.stream(converse, &translated).await
             } else {
-                self.once(guard, converse, &translated.model).await
+                self.once(converse, &translated.model).await
             }
         };
         match tokio::time::timeout_at(deadline, run).await {
             Ok(response) => response,
-            Err(_) => self.dialect.error_response(&ApiError::new(
+            Err(_) => dialect.error_response(&ApiError::new(
                 ErrorClass::Timeout,
                 "the request exceeded this gateway's total timeout",
             )),
@@ -235,22 +252,20 @@ impl Call {
 
     /// Sends the request to `operation`, once: the 200 response, or the failure as the
     /// dialect's error.
-    async fn attempt(&self, operation: &str, body: Bytes, expect: &str) -> Attempt {
+    async fn attempt(&self, body: Bytes, expect: &str) -> Attempt {
         let inner = &self.proxy.inner;
-        inner.metrics.request(if operation == "converse-stream" {
-            Operation::ConverseStream
-        } else {
-            Operation::Converse
-        });
-        let url = inner.config.upstream_url(&self.model_id, operation);
+        let (key_id, model_id) = (&self.admitted.key_id, &self.admitted.model_id);
+        let operation = self.admitted.operation;
+        inner.metrics.request(operation);
+        let url = inner.config.upstream_url(model_id, operation.path_suffix());
         let json = [(header::CONTENT_TYPE, "application/json".to_owned())];
         let upstream = match send_upstream(&self.proxy, &url, &json, body).await {
             Ok(r) => r,
             Err(failure) => {
                 inner.metrics.upstream_error(&failure.error_type);
                 tracing::warn!(
-                    key_id = self.key_id,
-                    model_id = self.model_id,
+                    key_id,
+                    model_id,
                     error_type = failure.error_type,
                     detail = failure.detail,
                     "upstream request failed"
@@ -277,8 +292,8 @@ impl Call {
             .unwrap_or_else(|| format!("Http{}", status.as_u16()));
         inner.metrics.upstream_error(&kind);
         tracing::info!(
-            key_id = self.key_id,
-            model_id = self.model_id,
+            key_id,
+            model_id,
             status = status.as_u16(),
             error_type = kind,
             "upstream error"
@@ -310,13 +325,7 @@ impl Call {
                 ))
             }
             Err(ReadError::Broken(why)) => {
-                self.proxy.inner.metrics.upstream_error("ReadFailed");
-                tracing::warn!(
-                    key_id = self.key_id,
-                    model_id = self.model_id,
-                    why,
-                    "reading upstream failed"
-                );
+                upstream_fault(&self.admitted, "ReadFailed", &why);
                 Err(ApiError::new(
                     ErrorClass::Server,
                     "reading the upstream response failed",
@@ -327,11 +336,11 @@ impl Call {
 
     /// `stream: false`: `/converse`, retried while retryable, answered in the dialect's
     /// JSON.
-    async fn once(&self, guard: InFlight, body: Bytes, model: &str) -> Response {
+    async fn once(self, body: Bytes, model: &str) -> Response {
         let mut tries = 0;
         let err = loop {
             tries += 1;
-            let upstream = match self.attempt("converse", body.clone(), "application/json").await {
+            let upstream = match self.attempt(body.clone(), "application/json").await {
                 Attempt::Ok(upstream) => upstream,
                 Attempt::Failed(err) if err.is_retryable() && tries < ATTEMPTS => {
                     backoff(tries).await;
@@ -344,18 +353,21 @@ impl Call {
                 Err(err) => break err,
             };
             let Ok(response) = serde_json::from_slice::<ConverseResponse>(&bytes) else {
-                self.proxy.inner.metrics.upstream_error("IncompleteJson");
+                let detail = format!("{} bytes, not a Converse response", bytes.len());
+                upstream_fault(&self.admitted, "IncompleteJson", &detail);
                 break ApiError::new(
                     ErrorClass::Server,
                     "the upstream answer is not a Converse response",
                 );
             };
-            log_converse_usage(&self.proxy, &self.key_id, &self.model_id, &bytes, self.started);
-            drop(guard);
-            let id = self.dialect.new_id();
-            return match self.dialect.response_json(&response, &id, model) {
+            log_buffered(&self.admitted, converse_usage(&bytes).as_ref());
+            let dialect = self.dialect;
+            // The slot is free once the answer is read.
+            drop(self);
+            let id = dialect.new_id();
+            return match dialect.response_json(&response, &id, model) {
                 Ok(json) => json_response(StatusCode::OK, json),
-                Err(err) => self.dialect.error_response(&err),
+                Err(err) => dialect.error_response(&err),
             };
         };
         self.dialect.error_response(&err)

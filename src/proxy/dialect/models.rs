@@ -4,22 +4,32 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Value};
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
 
 use super::{json_response, Dialect, DialectRoute, Proxy};
-use crate::client::Endpoint;
+use crate::client::request::build_body;
+use crate::client::{ClientError, Endpoint};
 use crate::proxy::ProxyConfig;
-use crate::translate::{ApiError, ErrorClass};
+use crate::translate::{ApiError, ConverseRequest, ErrorClass};
 
-/// The Bedrock model id a client's model name stands for, exactly as the client
-/// resolves it ([`Config::resolve_model`](crate::client::Config::resolve_model)):
-/// `<provider>/<alias>`, `<alias>`, or a raw Bedrock id (sent as written), then the
-/// provider's region prefix.
+/// The model a client's model name stands for.
+#[derive(Debug)]
+pub(super) struct Target {
+    /// The Bedrock model id (alias resolved, region prefix applied).
+    pub(super) model_id: String,
+    /// The alias's `extraPayload` (empty for a raw id).
+    pub(super) extra_payload: Map<String, Value>,
+}
+
+/// The model a client's model name stands for, exactly as the client resolves it
+/// ([`Config::resolve_model`](crate::client::Config::resolve_model)): `<provider>/<alias>`,
+/// `<alias>`, or a raw Bedrock id (sent as written), then the provider's region prefix.
 ///
 /// # Errors
 ///
 /// A 400 naming `model` when the name is empty or cannot be one path segment.
-pub(super) fn resolve(config: &ProxyConfig, model: &str) -> Result<String, ApiError> {
+pub(super) fn resolve(config: &ProxyConfig, model: &str) -> Result<Target, ApiError> {
     let invalid = |message: String| ApiError {
         class: ErrorClass::InvalidRequest,
         message,
@@ -38,7 +48,48 @@ pub(super) fn resolve(config: &ProxyConfig, model: &str) -> Result<String, ApiEr
             "model: `{model}` is not a model id (empty, `.` or `..`)"
         )));
     }
-    Ok(model_id)
+    Ok(Target {
+        model_id,
+        extra_payload: resolved.extra_payload,
+    })
+}
+
+/// The Converse body sent upstream. With an `extraPayload`, the translated request is
+/// deep-merged over it exactly as the client merges a request's parameters over the
+/// model's ([`build_body`]: shorthand keys such as `temperature` or `top_k` put in
+/// Converse shape first, the request's values win, `stream` is never sent, and
+/// `inferenceConfig.maxTokens` defaults to 1024 when neither sets it).
+///
+/// # Errors
+///
+/// A 400 naming the parameter when the merged body fails the client's checks (a
+/// `temperature` outside 0..=1, say).
+pub(super) fn converse_body(
+    converse: &ConverseRequest,
+    extra_payload: &Map<String, Value>,
+) -> Result<Bytes, ApiError> {
+    if extra_payload.is_empty() {
+        return Ok(Bytes::from(converse.to_json()));
+    }
+    // Through the JSON text, so that an `f32` reads back as written (`0.7`, not
+    // `0.699999988079071`).
+    let json = converse.to_json();
+    let mut over = serde_json::from_slice::<Map<String, Value>>(&json).unwrap_or_default();
+    let messages = over
+        .remove("messages")
+        .unwrap_or_else(|| Value::Array(Vec::new()));
+    let merged = build_body(extra_payload, &over, messages).map_err(|e| {
+        let param = match &e {
+            ClientError::InvalidParameter { name, .. } => Some(name.clone()),
+            _ => None,
+        };
+        ApiError {
+            class: ErrorClass::InvalidRequest,
+            message: format!("the request merged with the model's extraPayload: {e}"),
+            param,
+        }
+    })?;
+    Ok(Bytes::from(merged.body.to_string()))
 }
 
 /// `GET /v1/models`: the configured aliases, as `<provider>/<alias>`. Anthropic's list
@@ -118,17 +169,17 @@ mod tests {
     fn names_resolve_as_the_client_resolves_them() {
         let c = config(TEXT);
         assert_eq!(
-            resolve(&c, "bedrock/sonnet").unwrap(),
+            resolve(&c, "bedrock/sonnet").unwrap().model_id,
             "us-east-1.anthropic.claude-3-sonnet"
         );
         assert_eq!(
-            resolve(&c, "sonnet").unwrap(),
+            resolve(&c, "sonnet").unwrap().model_id,
             "us-east-1.anthropic.claude-3-sonnet"
         );
-        assert_eq!(resolve(&c, "tools").unwrap(), "us.mock.tools");
-        assert_eq!(resolve(&c, "mock.text").unwrap(), "us-east-1.mock.text");
+        assert_eq!(resolve(&c, "tools").unwrap().model_id, "us.mock.tools");
+        assert_eq!(resolve(&c, "mock.text").unwrap().model_id, "us-east-1.mock.text");
         let arn = "arn:aws:bedrock:us-east-1:1:inference-profile/us.x";
-        assert_eq!(resolve(&c, arn).unwrap(), arn);
+        assert_eq!(resolve(&c, arn).unwrap().model_id, arn);
         assert_eq!(model_names(&c), ["bedrock/sonnet", "bedrock/tools"]);
     }
 
@@ -139,10 +190,52 @@ mod tests {
             Auth::Bearer(crate::client::Secret::new("k")),
             Vec::new(),
         );
-        assert_eq!(resolve(&c, "anthropic.x").unwrap(), "anthropic.x");
+        assert_eq!(resolve(&c, "anthropic.x").unwrap().model_id, "anthropic.x");
         for bad in ["", "..", "bedrock/.."] {
             let err = resolve(&c, bad).unwrap_err();
             assert_eq!(err.param.as_deref(), Some("model"), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_alias_extra_payload_is_merged_under_the_request() {
+        let translated = crate::translate::openai::translate_request(
+            br#"{"model": "m", "temperature": 0.7, "messages": [{"role": "user", "content": "Hi"}],
+                "max_tokens": 50}"#,
+        )
+        .unwrap();
+        let extra = json!({"temperature": 0.2, "top_k": 200, "stream": false,
+            "additionalModelRequestFields": {"x": 1}, "guardrailConfig": {"guardrailIdentifier": "g"}});
+        let Value::Object(extra) = extra else {
+            unreachable!()
+        };
+        let body = converse_body(&translated.converse, &extra).unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["inferenceConfig"]["temperature"], 0.7, "{body}");
+        assert_eq!(body["inferenceConfig"]["maxTokens"], 50, "{body}");
+        assert_eq!(
+            body["additionalModelRequestFields"],
+            json!({"x": 1, "top_k": 200})
+        );
+        assert_eq!(body["guardrailConfig"]["guardrailIdentifier"], "g");
+        assert_eq!(body["messages"][0]["content"][0]["text"], "Hi");
+        assert!(body.get("stream").is_none(), "{body}");
+        // No extraPayload: the translated bytes as they are.
+        let plain = converse_body(&translated.converse, &Map::new()).unwrap();
+        assert_eq!(plain, translated.converse.to_json());
+    }
+
+    #[test]
+    fn a_merge_the_client_would_refuse_is_a_400_naming_the_parameter() {
+        let translated = crate::translate::openai::translate_request(
+            br#"{"model": "m", "messages": [{"role": "user", "content": "Hi"}]}"#,
+        )
+        .unwrap();
+        let Value::Object(extra) = json!({"temperature": 3.0}) else {
+            unreachable!()
+        };
+        let err = converse_body(&translated.converse, &extra).unwrap_err();
+        assert_eq!(err.class, ErrorClass::InvalidRequest);
+        assert_eq!(err.param.as_deref(), Some("temperature"), "{err:?}");
     }
 }

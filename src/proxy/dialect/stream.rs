@@ -26,7 +26,8 @@ use super::{backoff, sse_response, Attempt, Call, Dialect, ATTEMPTS};
 use crate::converse::{StreamAssembler, StreamEvent, TokenUsage};
 use crate::eventstream::{Framer, Limits};
 use crate::proxy::operation::Operation;
-use crate::proxy::{far_future, InFlight, StreamCut, EVENT_STREAM, STREAM_QUEUE};
+use crate::proxy::Admitted;
+use crate::proxy::{cut_message, far_future, queued_body, StreamCut, EVENT_STREAM, STREAM_QUEUE};
 use crate::translate::{anthropic, openai, ApiError, ErrorClass, Translated};
 
 /// The longest quiet spell before an Anthropic client gets `event: ping`.
@@ -200,30 +201,18 @@ fn corrupt(e: &crate::eventstream::EventStreamError) -> ApiError {
 impl Call {
     /// `stream: true`: `/converse-stream`, retried while nothing has reached the client
     /// and the failure is retryable; then the translated stream.
-    pub(super) async fn stream(
-        &self,
-        guard: InFlight,
-        body: Bytes,
-        translated: &Translated,
-        total_deadline: Option<Instant>,
-    ) -> Response {
+    pub(super) async fn stream(self, body: Bytes, translated: &Translated) -> Response {
         let config = &self.proxy.inner.config;
         let id = self.dialect.new_id();
         let mut tries = 0;
         loop {
             tries += 1;
-            let failure = match self.attempt("converse-stream", body.clone(), EVENT_STREAM).await {
+            let failure = match self.attempt(body.clone(), EVENT_STREAM).await {
                 Attempt::Ok(upstream) => {
                     let mut t = Translation::new(self.dialect, &id, translated, config.limits);
                     let mut chunks: Chunks = Box::pin(upstream.bytes_stream());
                     match first_bytes(&mut t, &mut chunks, config.timeouts.idle).await {
-                        Ok(()) => {
-                            let ctx = PumpContext {
-                                call: self.clone_for_pump(),
-                                deadline: total_deadline,
-                            };
-                            return sse_response(pump(guard, ctx, t, chunks));
-                        }
+                        Ok(()) => return sse_response(pump(self, t, chunks)),
                         Err(err) => err,
                     }
                 }
@@ -231,8 +220,8 @@ impl Call {
             };
             if failure.is_retryable() && tries < ATTEMPTS {
                 tracing::info!(
-                    key_id = self.key_id,
-                    model_id = self.model_id,
+                    key_id = self.admitted.key_id,
+                    model_id = self.admitted.model_id,
                     tries,
                     error = %failure,
                     "retrying: nothing reached the client yet"
@@ -241,16 +230,6 @@ impl Call {
                 continue;
             }
             return self.dialect.error_response(&failure);
-        }
-    }
-
-    fn clone_for_pump(&self) -> Call {
-        Call {
-            proxy: self.proxy.clone(),
-            dialect: self.dialect,
-            key_id: self.key_id.clone(),
-            model_id: self.model_id.clone(),
-            started: self.started,
         }
     }
 }
@@ -294,12 +273,6 @@ fn quiet_for(idle: Duration) -> ApiError {
 
 // ===== pump =====
 
-/// What the pump logs with.
-struct PumpContext {
-    call: Call,
-    deadline: Option<Instant>,
-}
-
 /// How a pumped stream ended.
 enum PumpEnd {
     /// The dialect's stream ended (cleanly, or with its error event).
@@ -311,15 +284,14 @@ enum PumpEnd {
 }
 
 /// Carries the rest of a translated stream to the client from a task of its own.
-fn pump(guard: InFlight, ctx: PumpContext, mut t: Translation, chunks: Chunks) -> Body {
+fn pump(call: Call, mut t: Translation, chunks: Chunks) -> Body {
     let (tx, rx) = mpsc::channel::<Bytes>(STREAM_QUEUE);
     let clean = Arc::new(AtomicBool::new(false));
     let done = clean.clone();
     tokio::spawn(async move {
-        let config = &ctx.call.proxy.inner.config;
-        let idle = config.timeouts.idle;
-        let deadline = ctx.deadline.unwrap_or_else(far_future);
-        let relay = relay(&mut t, chunks, &tx, idle, ctx.call.dialect);
+        let idle = call.proxy.inner.config.timeouts.idle;
+        let deadline = call.admitted.total_deadline.unwrap_or_else(far_future);
+        let relay = relay(&mut t, chunks, &tx, idle, call.dialect);
         let end = tokio::time::timeout_at(deadline, relay)
             .await
             .unwrap_or(PumpEnd::Cut(StreamCut::Total));
@@ -327,28 +299,16 @@ fn pump(guard: InFlight, ctx: PumpContext, mut t: Translation, chunks: Chunks) -
             PumpEnd::Ended => true,
             PumpEnd::Gone => false,
             PumpEnd::Cut(why) => {
-                ctx.call.proxy.inner.metrics.cut(why);
-                let message = match why {
-                    StreamCut::SlowReader => format!("the client read nothing for {} ms", idle.as_millis()),
-                    StreamCut::Total => "the request exceeded this gateway's total timeout".to_owned(),
-                };
-                t.fail(&ApiError::new(ErrorClass::Timeout, message));
+                call.proxy.inner.metrics.cut(why);
+                t.fail(&ApiError::new(ErrorClass::Timeout, cut_message(why, idle)));
                 t.take_out().is_some_and(|b| tx.try_send(b).is_ok())
             }
         };
         done.store(ended, Ordering::Release);
-        log_end(&ctx.call, &t, ended);
-        drop(guard);
+        log_end(&call, &t, ended);
+        // Dropping the call frees the slot.
     });
-    let stream = futures_util::stream::unfold(Some((rx, clean)), |state| async move {
-        let (mut rx, clean) = state?;
-        match rx.recv().await {
-            Some(bytes) => Some((Ok(bytes), Some((rx, clean)))),
-            None if clean.load(Ordering::Acquire) => None,
-            None => Some((Err(std::io::Error::other("stream cut by the gateway")), None)),
-        }
-    });
-    Body::from_stream(stream)
+    queued_body(rx, clean)
 }
 
 /// Sends what is written, then reads, translates and sends until the dialect's stream
@@ -411,24 +371,25 @@ async fn relay(
 /// The usage log line and the token counters of a finished stream.
 fn log_end(call: &Call, t: &Translation, ended: bool) {
     let metrics = &call.proxy.inner.metrics;
+    let Admitted {
+        key_id,
+        model_id,
+        started,
+        ..
+    } = &call.admitted;
     metrics.forwarded(t.frames, 0);
     let usage = t.usage();
     if let Some(u) = usage {
-        metrics.tokens(
-            &call.key_id,
-            Operation::ConverseStream,
-            u.input_tokens,
-            u.output_tokens,
-        );
+        metrics.tokens(key_id, Operation::ConverseStream, u.input_tokens, u.output_tokens);
     }
-    let latency_ms = u64::try_from(call.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let complete = ended && t.assembler.is_stopped() && t.assembler.exception().is_none();
     if !complete {
         metrics.upstream_error("StreamInterrupted");
     }
     tracing::info!(
-        key_id = call.key_id,
-        model_id = call.model_id,
+        key_id,
+        model_id,
         route = call.dialect.route().path(),
         frames = t.frames,
         input_tokens = usage.map(|u| u.input_tokens),
