@@ -141,8 +141,8 @@ impl Setup {
 mod tls {
     use std::path::PathBuf;
 
-    use bedrock_converse::client::auth::{AwsCredentials, Secret};
-    use bedrock_converse::proxy::{ClientKey, ProxyConfig, TlsSettings, UpstreamAuth};
+    use bedrock_converse::client::{Auth, AwsCredentials, Secret};
+    use bedrock_converse::proxy::{ClientKey, ProxyConfig, TlsSettings};
     use bedrock_converse::server::{self_signed_pem, MockBedrockHandle};
 
     use super::common::Gateway;
@@ -179,7 +179,7 @@ mod tls {
 
     pub(super) async fn gateway_in_front_of(server: &MockBedrockHandle) -> (Gateway, TestCertificate) {
         let cert = TestCertificate::new();
-        let upstream = UpstreamAuth::SigV4 {
+        let upstream = Auth::SigV4 {
             credentials: AwsCredentials {
                 access_key_id: AKID.to_owned(),
                 secret_access_key: Secret::new(SECRET),

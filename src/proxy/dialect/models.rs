@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::{json_response, Dialect, DialectRoute, Proxy};
 use crate::client::request::build_body;
-use crate::client::{ClientError, Endpoint};
+use crate::client::{ClientError, ConfigError, Endpoint};
 use crate::proxy::ProxyConfig;
 use crate::translate::{ApiError, ConverseRequest, ErrorClass};
 
@@ -80,7 +80,7 @@ pub(super) fn converse_body(
         .unwrap_or_else(|| Value::Array(Vec::new()));
     let merged = build_body(extra_payload, &over, messages).map_err(|e| {
         let param = match &e {
-            ClientError::InvalidParameter { name, .. } => Some(name.clone()),
+            ClientError::Config(ConfigError::InvalidParameter { name, .. }) => Some(name.clone()),
             _ => None,
         };
         ApiError {
