@@ -6,8 +6,9 @@
 //! `cargo bench --bench proxy` (set `PROXY_BENCH_STREAMS`, `PROXY_BENCH_ROUNDS`,
 //! `PROXY_BENCH_DELTAS` to change the load).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,15 +18,10 @@ use tokio_util::codec::Decoder;
 use bedrock_converse::eventstream::EventStreamCodec;
 use bedrock_converse::server::MockBedrock;
 
+use support::{env_usize, percentile, status_kib as rss_kib};
+
 const UPSTREAM_KEY: &str = "bench-upstream-key";
 const CLIENT_KEY: &str = "bench-client-key";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[derive(Default)]
 struct Round {
@@ -89,34 +85,6 @@ async fn run(url: Arc<String>, key: &'static str, streams: usize, rounds: usize)
     round
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn rss_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-struct ProxyProcess(Child);
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 struct Measured {
     direct: Round,
     proxied: Round,
@@ -165,23 +133,8 @@ fn measure(
         .to_string(),
     )
     .expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bedrock-converse"))
-        .args(["proxy", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the proxy");
-    let stdout = child.stdout.take().expect("stdout");
-    let proxy = ProxyProcess(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("proxy banner");
-    let proxy_base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("listening URL")
-        .to_owned();
-    let pid = proxy.0.id();
+    let (proxy, proxy_base) = support::start_gateway(env!("CARGO_BIN_EXE_bedrock-converse"), &config, &[]);
+    let pid = proxy.pid();
     let idle_rss = rss_kib(pid, "VmRSS:").unwrap_or(0);
 
     let model = "us-east-1.mock.long";

@@ -3,32 +3,29 @@
 //! proxy`) in front of an upstream in this process that answers both routes with
 //! pre-encoded bodies of about the same size (the invoke one from
 //! `bedrock_converse::invoke::chunk_frames`), written in 16 KiB slices. What is measured
-//! is the gateway process's CPU time (`utime + stime` from `/proc/<pid>/stat`), not wall
-//! time, divided by the bytes it forwarded; the two routes alternate round by round.
+//! is the gateway process's CPU time (per-thread `schedstat`, see `support/mod.rs`), not
+//! wall time, divided by the bytes it forwarded; the two routes alternate round by round.
 //!
 //! `cargo bench --bench proxy_invoke` (set `INVOKE_BENCH_STREAMS`, `INVOKE_BENCH_ROUNDS`,
 //! `INVOKE_BENCH_DELTAS` to change the load).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use bedrock_converse::eventstream::MessageBuilder;
 use bedrock_converse::invoke::{chunk_frames, AnthropicContentBlock, AnthropicMessage, AnthropicUsage};
 
+use support::{cpu_time, env_usize, ChildProcess};
+
 const UPSTREAM_KEY: &str = "bench-upstream-key";
 const CLIENT_KEY: &str = "bench-client-key";
 /// The text of one delta, in both streams.
 const FRAGMENT: &str = "the quick brown fox jumps";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A ConverseStream body: `messageStart`, `deltas` text deltas, `messageStop`, `metadata`.
 fn converse_body(deltas: usize) -> Bytes {
@@ -120,37 +117,7 @@ async fn start_upstream(converse: Bytes, invoke: Bytes) -> String {
     format!("http://{addr}/model/")
 }
 
-struct ProxyProcess(Child);
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The process's CPU time so far (user + system), in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
-    // Fields after the `(comm)`: state is field 3; utime and stime are 14 and 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    field(14) + field(15)
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
-fn ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-fn start_proxy(upstream: &str) -> (ProxyProcess, String, std::path::PathBuf) {
+fn start_proxy(upstream: &str) -> (ChildProcess, String, std::path::PathBuf) {
     let config = std::env::temp_dir().join(format!(
         "bedrock-converse-invoke-bench-{}.json",
         std::process::id()
@@ -170,22 +137,7 @@ fn start_proxy(upstream: &str) -> (ProxyProcess, String, std::path::PathBuf) {
         .to_string(),
     )
     .expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bedrock-converse"))
-        .args(["proxy", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the proxy");
-    let stdout = child.stdout.take().expect("stdout");
-    let proxy = ProxyProcess(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("proxy banner");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("listening URL")
-        .to_owned();
+    let (proxy, base) = support::start_gateway(env!("CARGO_BIN_EXE_bedrock-converse"), &config, &[]);
     (proxy, base, config)
 }
 
@@ -229,7 +181,7 @@ fn main() {
     let (converse_len, invoke_len) = (converse.len(), invoke.len());
     let upstream = rt.block_on(start_upstream(converse, invoke));
     let (proxy, base, config) = start_proxy(&upstream);
-    let pid = proxy.0.id();
+    let pid = proxy.pid();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(streams)
         .build()
@@ -248,23 +200,22 @@ fn main() {
             len,
         ));
     }
-    let mut totals = [(0u64, 0u64); 2];
+    let mut totals = [(Duration::ZERO, 0u64); 2];
     for _ in 0..rounds {
         for (i, (op, len)) in routes.into_iter().enumerate() {
-            let before = cpu_ticks(pid);
+            let before = cpu_time(&[pid]);
             let bytes = rt.block_on(load(
                 &client,
                 Arc::new(format!("{base}{model}/{op}")),
                 streams,
                 len,
             ));
-            totals[i].0 += cpu_ticks(pid) - before;
+            totals[i].0 += cpu_time(&[pid]).saturating_sub(before);
             totals[i].1 += bytes;
         }
     }
     drop(proxy);
     let _ = std::fs::remove_file(&config);
-    let hz = ticks_per_second();
     println!(
         "\n{streams} concurrent streams x {rounds} rounds per route, {deltas} text deltas each \
          (ConverseStream body {converse_len} B, invoke body {invoke_len} B); gateway process CPU\n"
@@ -273,9 +224,9 @@ fn main() {
     println!("| --- | ---: | ---: | ---: |");
     let mut per_mib = [0f64; 2];
     for (i, (op, _)) in routes.iter().enumerate() {
-        let (ticks, bytes) = totals[i];
+        let (cpu, bytes) = totals[i];
         let mib = bytes as f64 / (1024.0 * 1024.0);
-        let cpu_ms = ticks as f64 / hz * 1e3;
+        let cpu_ms = cpu.as_secs_f64() * 1e3;
         per_mib[i] = cpu_ms / mib;
         println!("| {op} | {mib:.1} | {cpu_ms:.0} ms | {:.3} |", per_mib[i]);
     }
