@@ -208,6 +208,17 @@ impl BlockContent {
         }
     }
 
+    /// The string buffer of a block that took string deltas of `kind`.
+    fn buffer_ref(&self, kind: FastKind) -> Option<&String> {
+        match (self, kind) {
+            (BlockContent::Text(s) | BlockContent::Citations { text: s, .. }, FastKind::Text)
+            | (BlockContent::ToolUse { input: s, .. }, FastKind::ToolInput)
+            | (BlockContent::Reasoning { text: s, .. }, FastKind::ReasoningText) => Some(s),
+            (BlockContent::Reasoning { signature, .. }, FastKind::ReasoningSignature) => signature.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Adds a delta that [`accepts`](Self::accepts) allowed (unknown members go to
     /// the block's `unknown` list instead).
     fn apply(&mut self, delta: &ContentBlockDelta<'_>) {
@@ -972,7 +983,9 @@ impl StreamAssembler {
     fn on_delta<'a>(&'a mut self, payload: &'a [u8]) -> Result<Option<StreamEvent<'a>>, StreamError> {
         const ET: &str = "contentBlockDelta";
         if let Some((index, fast)) = json::delta_event(payload) {
-            return self.on_fast_delta(index, fast).map(Some);
+            if let Some(at) = self.apply_fast_delta(index, fast)? {
+                return Ok(Some(self.fast_event(index, fast, at)));
+            }
         }
         let wire: BlockDeltaWire<'a> = parse(ET, payload)?;
         let (index, delta) = (wire.index, wire.delta.0);
@@ -991,35 +1004,60 @@ impl StreamAssembler {
         Ok(Some(StreamEvent::ContentBlockDelta { index, delta }))
     }
 
-    /// A string delta read by the fast path: decoded straight into its block's buffer;
-    /// the event borrows the payload (no escapes) or the decoded text in the buffer.
-    fn on_fast_delta<'a>(
-        &'a mut self,
+    /// A string delta read by the fast path, decoded straight into its block's buffer
+    /// (its escapes checked in that same pass). Returns where it went (the block's
+    /// position and where the appended text starts in its buffer), or `None` when the
+    /// string turned out invalid: the state is then as it was, and the caller goes to
+    /// serde_json for the error.
+    fn apply_fast_delta(
+        &mut self,
         index: u32,
-        fast: FastDelta<'a>,
-    ) -> Result<StreamEvent<'a>, StreamError> {
+        fast: FastDelta<'_>,
+    ) -> Result<Option<(usize, usize)>, StreamError> {
         let (pos, create) = self.delta_target(index, DeltaKind::fast(fast.kind))?;
+        let phase = self.phase;
+        let was_empty =
+            !create && matches!(self.blocks.get(pos), Some(b) if b.content.kind() == BlockKind::Empty);
         let buffer = self
             .target_block(index, pos, create)
             .and_then(|b| b.content.buffer(fast.kind));
-        let text: Cow<'a, str> = match (buffer, fast.text.plain()) {
-            (Some(buf), Some(plain)) => {
-                buf.push_str(plain);
-                Cow::Borrowed(plain)
+        if let Some(buf) = buffer {
+            let start = buf.len();
+            if fast.text.decode_into(buf).is_some() {
+                return Ok(Some((pos, start)));
             }
-            (Some(buf), None) => {
-                let start = buf.len();
-                fast.text.decode_into(buf);
-                let buf: &'a String = buf;
-                Cow::Borrowed(buf.get(start..).unwrap_or_default())
-            }
-            // `delta_target` accepted it, so the buffer exists; decode anyway.
-            (None, _) => fast.text.to_cow(),
+        }
+        // Undo what `target_block` and `buffer` did (`decode_into` left the text as it was).
+        self.phase = phase;
+        if create {
+            self.blocks.remove(pos);
+        } else if let Some(block) = self.blocks.get_mut(pos).filter(|_| was_empty) {
+            block.content = BlockContent::Empty;
+        }
+        Ok(None)
+    }
+
+    /// The event of a delta [`apply_fast_delta`](Self::apply_fast_delta) took: it
+    /// borrows the payload (no escapes) or the decoded text in the block's buffer.
+    fn fast_event<'a>(
+        &'a self,
+        index: u32,
+        fast: FastDelta<'a>,
+        (pos, start): (usize, usize),
+    ) -> StreamEvent<'a> {
+        let text = match fast.text.plain() {
+            Some(plain) => plain,
+            None => self
+                .blocks
+                .get(pos)
+                .and_then(|b| b.content.buffer_ref(fast.kind))
+                .and_then(|buf| buf.get(start..))
+                .unwrap_or_default(),
         };
-        Ok(StreamEvent::ContentBlockDelta {
+        StreamEvent::ContentBlockDelta {
             index,
-            delta: json::typed_delta(fast.kind, text),
-        })
+            delta: json::typed_delta(fast.kind, Cow::Borrowed(text)),
+        }
     }
 
     /// Returns the event already wrapped, as [`on_delta`](Self::on_delta).
