@@ -320,16 +320,22 @@ impl Block {
 
     /// The content blocks this becomes in a response (none for an empty block).
     fn into_content_blocks(self, out: &mut Vec<ContentBlock>) {
-        let mut unknown = Extra::new();
-        for (kind, mut values) in self.unknown {
-            // One member as it came; a member sent several times as the list of its values.
-            let value = if values.len() == 1 {
-                values.pop().unwrap_or(Value::Null)
-            } else {
-                Value::Array(values)
-            };
-            unknown.insert(kind, value);
-        }
+        // In arrival order; one member as it came, a member sent several times as the
+        // list of its values.
+        let mut members: Vec<(String, Value)> = self
+            .unknown
+            .into_iter()
+            .map(|(kind, mut values)| {
+                let value = if values.len() == 1 {
+                    values.pop().unwrap_or(Value::Null)
+                } else {
+                    Value::Array(values)
+                };
+                (kind, value)
+            })
+            .collect();
+        // The other members of a block kind that is a structure.
+        let mut extra_members = || Extra::from_iter(members.drain(..));
         let block = match self.content {
             BlockContent::Empty => None,
             BlockContent::Text(text) => Some(ContentBlock::Text(text)),
@@ -344,7 +350,7 @@ impl Block {
                 name,
                 input: tool_input(input, checked),
                 r#type,
-                extra: std::mem::take(&mut unknown),
+                extra: extra_members(),
             })),
             BlockContent::Reasoning { text, signature } => Some(ContentBlock::ReasoningContent(
                 ReasoningContentBlock::ReasoningText(ReasoningTextBlock { text, signature }),
@@ -367,7 +373,7 @@ impl Block {
                 status,
                 content,
             } => {
-                let mut extra = std::mem::take(&mut unknown);
+                let mut extra = extra_members();
                 if let Some(t) = r#type {
                     extra.insert("type".to_owned(), Value::String(t));
                 }
@@ -384,7 +390,7 @@ impl Block {
                 source,
                 error,
             } => {
-                let mut extra = std::mem::take(&mut unknown);
+                let mut extra = extra_members();
                 if let Some(e) = error {
                     extra.insert("error".to_owned(), e);
                 }
@@ -400,9 +406,10 @@ impl Block {
             }
         };
         out.extend(block);
-        // Members of a block kind with no room for them follow it as a block of their own.
-        if !unknown.is_empty() {
-            out.push(ContentBlock::Other(unknown));
+        // Members of a block kind with no room for them (a text, reasoning, citations or
+        // empty block: `ContentBlock` is a union) follow it, each as a block of its own.
+        for member in members {
+            out.push(ContentBlock::Other(Extra::from_iter([member])));
         }
     }
 }
