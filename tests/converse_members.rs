@@ -399,3 +399,54 @@ fn tool_state_for_the_client_layer() {
     );
     assert!(asm.tool_use(1).is_none());
 }
+
+/// An unknown delta member on a block that is already text or reasoning: kept as it
+/// arrived, as a block of its own right after the block it came on (a `ContentBlock` is
+/// a union, one member per block, so the text block stays exactly what `/converse`
+/// returns and the unknown member keeps its name and value); a member unknown inside
+/// `reasoningContent` keeps that nesting. The text around it stays one block.
+#[test]
+fn unknown_members_on_text_and_reasoning_blocks_are_kept() {
+    let r = assemble(&[
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": "Hello"}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"textFormat": {"bold": [0, 5]}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": " world"}, "p": "ab"}),
+        ),
+        ("contentBlockStop", json!({"contentBlockIndex": 0})),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"reasoningContent": {"text": "think"}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"reasoningContent": {"summary": "brief"}}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"confidence": 0.5}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"reasoningContent": {"signature": "sig"}}}),
+        ),
+        ("contentBlockStop", json!({"contentBlockIndex": 1})),
+    ]);
+    assert_eq!(
+        content(&r),
+        json!([
+            {"text": "Hello world"},
+            {"textFormat": {"bold": [0, 5]}},
+            {"reasoningContent": {"reasoningText": {"text": "think", "signature": "sig"}}},
+            {"reasoningContent": {"summary": "brief"}},
+            {"confidence": 0.5},
+        ])
+    );
+}

@@ -156,3 +156,59 @@ fn a_rejected_event_does_not_start_a_lenient_stream() {
         .is_err());
     assert_eq!(asm.missing(), missing);
 }
+
+/// A string whose escape turns out invalid only when it is decoded into the block's
+/// buffer: the block it would have opened, the empty block it would have turned into
+/// text, the text already there and the phase are all as they were.
+#[test]
+fn an_invalid_escape_found_while_decoding_changes_nothing() {
+    let mut asm = StreamAssembler::new().allow_missing_message_start(true);
+    let bad = |index: u32, delta: &str| {
+        frame(
+            "contentBlockDelta",
+            &format!(r#"{{"contentBlockIndex":{index},"delta":{delta}}}"#),
+        )
+    };
+    // Before messageStart (lenient): a new block, and the phase, stay as they were.
+    let before = (asm.partial(), asm.missing());
+    assert!(asm.push(&bad(0, r#"{"text":"ok\q"}"#)).is_err());
+    assert_eq!((asm.partial(), asm.missing()), before);
+    assert!(asm.block(0).is_none());
+    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+        .expect("start after the rejected delta");
+    asm.push(&frame(
+        "contentBlockDelta",
+        r#"{"contentBlockIndex":0,"delta":{"text":"a\nb"}}"#,
+    ))
+    .expect("text");
+    asm.push(&frame(
+        "contentBlockStart",
+        r#"{"contentBlockIndex":1,"start":{}}"#,
+    ))
+    .expect("empty start");
+    for (index, delta) in [
+        (0, r#"{"text":"c\ud800 lone"}"#),
+        (0, "{\"text\":\"c\\n\u{1}\"}"),
+        (1, r#"{"reasoningContent":{"text":"x\u12G4"}}"#),
+        (1, r#"{"reasoningContent":{"signature":"s\"\x"}}"#),
+        (2, r#"{"text":"\ud83d\u0041"}"#),
+    ] {
+        let before = (asm.partial(), asm.missing());
+        assert!(matches!(
+            asm.push(&bad(index, delta)),
+            Err(StreamError::InvalidPayload { .. })
+        ));
+        assert_eq!((asm.partial(), asm.missing()), before, "{delta}");
+    }
+    assert_eq!(
+        asm.block(1).map(|b| b.kind),
+        Some(bedrock_converse::converse::BlockKind::Empty)
+    );
+    assert!(asm.block(2).is_none());
+    asm.push(&frame(
+        "contentBlockDelta",
+        r#"{"contentBlockIndex":0,"delta":{"text":"\"d\""}}"#,
+    ))
+    .expect("text continues");
+    assert_eq!(asm.partial().text(), "a\nb\"d\"");
+}

@@ -208,6 +208,17 @@ impl BlockContent {
         }
     }
 
+    /// The string buffer of a block that took string deltas of `kind`.
+    fn buffer_ref(&self, kind: FastKind) -> Option<&String> {
+        match (self, kind) {
+            (BlockContent::Text(s) | BlockContent::Citations { text: s, .. }, FastKind::Text)
+            | (BlockContent::ToolUse { input: s, .. }, FastKind::ToolInput)
+            | (BlockContent::Reasoning { text: s, .. }, FastKind::ReasoningText) => Some(s),
+            (BlockContent::Reasoning { signature, .. }, FastKind::ReasoningSignature) => signature.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Adds a delta that [`accepts`](Self::accepts) allowed (unknown members go to
     /// the block's `unknown` list instead).
     fn apply(&mut self, delta: &ContentBlockDelta<'_>) {
@@ -309,16 +320,22 @@ impl Block {
 
     /// The content blocks this becomes in a response (none for an empty block).
     fn into_content_blocks(self, out: &mut Vec<ContentBlock>) {
-        let mut unknown = Extra::new();
-        for (kind, mut values) in self.unknown {
-            // One member as it came; a member sent several times as the list of its values.
-            let value = if values.len() == 1 {
-                values.pop().unwrap_or(Value::Null)
-            } else {
-                Value::Array(values)
-            };
-            unknown.insert(kind, value);
-        }
+        // In arrival order; one member as it came, a member sent several times as the
+        // list of its values.
+        let mut members: Vec<(String, Value)> = self
+            .unknown
+            .into_iter()
+            .map(|(kind, mut values)| {
+                let value = if values.len() == 1 {
+                    values.pop().unwrap_or(Value::Null)
+                } else {
+                    Value::Array(values)
+                };
+                (kind, value)
+            })
+            .collect();
+        // The other members of a block kind that is a structure.
+        let mut extra_members = || Extra::from_iter(members.drain(..));
         let block = match self.content {
             BlockContent::Empty => None,
             BlockContent::Text(text) => Some(ContentBlock::Text(text)),
@@ -333,7 +350,7 @@ impl Block {
                 name,
                 input: tool_input(input, checked),
                 r#type,
-                extra: std::mem::take(&mut unknown),
+                extra: extra_members(),
             })),
             BlockContent::Reasoning { text, signature } => Some(ContentBlock::ReasoningContent(
                 ReasoningContentBlock::ReasoningText(ReasoningTextBlock { text, signature }),
@@ -356,7 +373,7 @@ impl Block {
                 status,
                 content,
             } => {
-                let mut extra = std::mem::take(&mut unknown);
+                let mut extra = extra_members();
                 if let Some(t) = r#type {
                     extra.insert("type".to_owned(), Value::String(t));
                 }
@@ -373,7 +390,7 @@ impl Block {
                 source,
                 error,
             } => {
-                let mut extra = std::mem::take(&mut unknown);
+                let mut extra = extra_members();
                 if let Some(e) = error {
                     extra.insert("error".to_owned(), e);
                 }
@@ -389,9 +406,10 @@ impl Block {
             }
         };
         out.extend(block);
-        // Members of a block kind with no room for them follow it as a block of their own.
-        if !unknown.is_empty() {
-            out.push(ContentBlock::Other(unknown));
+        // Members of a block kind with no room for them (a text, reasoning, citations or
+        // empty block: `ContentBlock` is a union) follow it, each as a block of its own.
+        for member in members {
+            out.push(ContentBlock::Other(Extra::from_iter([member])));
         }
     }
 }
@@ -972,7 +990,9 @@ impl StreamAssembler {
     fn on_delta<'a>(&'a mut self, payload: &'a [u8]) -> Result<Option<StreamEvent<'a>>, StreamError> {
         const ET: &str = "contentBlockDelta";
         if let Some((index, fast)) = json::delta_event(payload) {
-            return self.on_fast_delta(index, fast).map(Some);
+            if let Some(at) = self.apply_fast_delta(index, fast)? {
+                return Ok(Some(self.fast_event(index, fast, at)));
+            }
         }
         let wire: BlockDeltaWire<'a> = parse(ET, payload)?;
         let (index, delta) = (wire.index, wire.delta.0);
@@ -991,35 +1011,60 @@ impl StreamAssembler {
         Ok(Some(StreamEvent::ContentBlockDelta { index, delta }))
     }
 
-    /// A string delta read by the fast path: decoded straight into its block's buffer;
-    /// the event borrows the payload (no escapes) or the decoded text in the buffer.
-    fn on_fast_delta<'a>(
-        &'a mut self,
+    /// A string delta read by the fast path, decoded straight into its block's buffer
+    /// (its escapes checked in that same pass). Returns where it went (the block's
+    /// position and where the appended text starts in its buffer), or `None` when the
+    /// string turned out invalid: the state is then as it was, and the caller goes to
+    /// serde_json for the error.
+    fn apply_fast_delta(
+        &mut self,
         index: u32,
-        fast: FastDelta<'a>,
-    ) -> Result<StreamEvent<'a>, StreamError> {
+        fast: FastDelta<'_>,
+    ) -> Result<Option<(usize, usize)>, StreamError> {
         let (pos, create) = self.delta_target(index, DeltaKind::fast(fast.kind))?;
+        let phase = self.phase;
+        let was_empty =
+            !create && matches!(self.blocks.get(pos), Some(b) if b.content.kind() == BlockKind::Empty);
         let buffer = self
             .target_block(index, pos, create)
             .and_then(|b| b.content.buffer(fast.kind));
-        let text: Cow<'a, str> = match (buffer, fast.text.plain()) {
-            (Some(buf), Some(plain)) => {
-                buf.push_str(plain);
-                Cow::Borrowed(plain)
+        if let Some(buf) = buffer {
+            let start = buf.len();
+            if fast.text.decode_into(buf).is_some() {
+                return Ok(Some((pos, start)));
             }
-            (Some(buf), None) => {
-                let start = buf.len();
-                fast.text.decode_into(buf);
-                let buf: &'a String = buf;
-                Cow::Borrowed(buf.get(start..).unwrap_or_default())
-            }
-            // `delta_target` accepted it, so the buffer exists; decode anyway.
-            (None, _) => fast.text.to_cow(),
+        }
+        // Undo what `target_block` and `buffer` did (`decode_into` left the text as it was).
+        self.phase = phase;
+        if create {
+            self.blocks.remove(pos);
+        } else if let Some(block) = self.blocks.get_mut(pos).filter(|_| was_empty) {
+            block.content = BlockContent::Empty;
+        }
+        Ok(None)
+    }
+
+    /// The event of a delta [`apply_fast_delta`](Self::apply_fast_delta) took: it
+    /// borrows the payload (no escapes) or the decoded text in the block's buffer.
+    fn fast_event<'a>(
+        &'a self,
+        index: u32,
+        fast: FastDelta<'a>,
+        (pos, start): (usize, usize),
+    ) -> StreamEvent<'a> {
+        let text = match fast.text.plain() {
+            Some(plain) => plain,
+            None => self
+                .blocks
+                .get(pos)
+                .and_then(|b| b.content.buffer_ref(fast.kind))
+                .and_then(|buf| buf.get(start..))
+                .unwrap_or_default(),
         };
-        Ok(StreamEvent::ContentBlockDelta {
+        StreamEvent::ContentBlockDelta {
             index,
-            delta: json::typed_delta(fast.kind, text),
-        })
+            delta: json::typed_delta(fast.kind, Cow::Borrowed(text)),
+        }
     }
 
     /// Returns the event already wrapped, as [`on_delta`](Self::on_delta).

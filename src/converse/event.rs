@@ -594,7 +594,21 @@ impl<'de: 'a, 'a> Deserialize<'de> for DeltaWire<'a> {
                                 let t: ToolUseDeltaWire<'de> = map.next_value()?;
                                 ContentBlockDelta::ToolUseInput(t.input.0 .0)
                             }
-                            "reasoningContent" => map.next_value::<ReasoningWire<'de>>()?.0,
+                            "reasoningContent" => {
+                                let raw: &'de RawValue = map.next_value()?;
+                                match serde_json::from_str::<ReasoningWire<'de>>(raw.get())
+                                    .map_err(de::Error::custom)?
+                                    .0
+                                {
+                                    // A member unknown inside `reasoningContent` is kept
+                                    // with that nesting, as it arrived.
+                                    ContentBlockDelta::Unknown { .. } => ContentBlockDelta::Unknown {
+                                        kind: Cow::Borrowed("reasoningContent"),
+                                        value: raw,
+                                    },
+                                    known => known,
+                                }
+                            }
                             "citation" => ContentBlockDelta::Citation(Box::new(map.next_value()?)),
                             "toolResult" => ContentBlockDelta::ToolResult(map.next_value()?),
                             "image" => ContentBlockDelta::Image(Box::new(map.next_value()?)),

@@ -3,11 +3,13 @@
 //! `contentBlockStop` payloads, with `"p"` padding anywhere at the top level or inside
 //! the delta, members in any order.
 //!
-//! It finds the end of each string eight bytes at a time and checks the strings it
-//! returns (escapes and UTF-8) without decoding them: a [`JsonStr`] is the raw text
-//! between the quotes, known to be valid, which the assembler later decodes straight
-//! into the block's own buffer ([`JsonStr::decode_into`]), so an escaped delta costs no
-//! allocation. Anything it does not recognise (another member, another delta kind, a
+//! It finds the end of each string (eight bytes at a time for a plain string, memchr2
+//! from escape to escape once there is one) and checks it is UTF-8 (simdutf8), without
+//! decoding it: a [`JsonStr`] is the raw text between the quotes, which the assembler
+//! later decodes straight into the block's own buffer ([`JsonStr::decode_into`]),
+//! checking the escapes in that same pass, so an escaped delta costs no allocation and
+//! one walk. A string whose escapes turn out invalid there leaves the buffer as it was
+//! and the payload goes to serde_json for the error. Anything it does not recognise (another member, another delta kind, a
 //! duplicate key, an escaped key, a number that is not a plain `u32`, a control
 //! character, a lone surrogate, ...) makes it return `None`, and the caller parses the
 //! payload with serde_json instead, which gives the same result or the error. So the
@@ -81,73 +83,96 @@ impl<'a> JsonStr<'a> {
         (!self.escaped).then_some(self.raw)
     }
 
-    /// Appends the decoded string to `out`. Reserves at most the raw length (decoding
-    /// never makes a string longer).
-    pub(crate) fn decode_into(&self, out: &mut String) {
+    /// Appends the decoded string to `out`, checking its escapes and control
+    /// characters on the way (one pass: runs between escapes are copied, each escape
+    /// is decoded in place). Reserves at most the raw length (decoding never makes a
+    /// string longer). `None` for an invalid string, with `out` as it was.
+    pub(crate) fn decode_into(&self, out: &mut String) -> Option<()> {
         if !self.escaped {
             out.push_str(self.raw);
-            return;
+            return Some(());
         }
-        out.reserve(self.raw.len());
-        let mut rest = self.raw;
-        while let Some(at) = backslash(rest.as_bytes()) {
-            let (run, tail) = rest.split_at(at);
-            out.push_str(run);
-            // `tail` starts with the backslash; the escape was checked when scanned.
-            let b = tail.as_bytes();
-            let (ch, used) = match b.get(1) {
-                Some(b'"') => ('"', 2),
-                Some(b'\\') => ('\\', 2),
-                Some(b'/') => ('/', 2),
-                Some(b'b') => ('\u{8}', 2),
-                Some(b'f') => ('\u{c}', 2),
-                Some(b'n') => ('\n', 2),
-                Some(b'r') => ('\r', 2),
-                Some(b't') => ('\t', 2),
-                Some(b'u') => {
-                    let hi = hex4(b.get(2..6)).unwrap_or(0xFFFD);
-                    if (0xD800..0xDC00).contains(&hi) {
-                        let lo = hex4(b.get(8..12)).unwrap_or(0xDC00);
-                        let code = 0x10000 + ((hi - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF);
-                        (char::from_u32(code).unwrap_or('\u{FFFD}'), 12)
-                    } else {
-                        (char::from_u32(hi).unwrap_or('\u{FFFD}'), 6)
-                    }
-                }
-                _ => ('\u{FFFD}', 2),
-            };
-            out.push(ch);
-            rest = tail.get(used..).unwrap_or_default();
+        let start = out.len();
+        let decoded = decode_escaped(self.raw, out);
+        if decoded.is_none() {
+            out.truncate(start);
         }
-        out.push_str(rest);
+        decoded
     }
 
-    /// The decoded string: borrowed when it has no escapes (allocates otherwise).
-    pub(crate) fn to_cow(self) -> Cow<'a, str> {
+    /// The decoded string: borrowed when it has no escapes (allocates otherwise);
+    /// `None` for an invalid string.
+    #[cfg(test)]
+    pub(crate) fn to_cow(self) -> Option<Cow<'a, str>> {
         match self.plain() {
-            Some(s) => Cow::Borrowed(s),
+            Some(s) => Some(Cow::Borrowed(s)),
             None => {
                 let mut s = String::with_capacity(self.raw.len());
-                self.decode_into(&mut s);
-                Cow::Owned(s)
+                self.decode_into(&mut s)?;
+                Some(Cow::Owned(s))
             }
         }
     }
 }
 
-/// The position of the first `\\` in `b`, eight bytes at a time (escapes in text are
-/// usually a few bytes apart, too close for a vectorised search to pay off).
-fn backslash(b: &[u8]) -> Option<usize> {
+/// Decodes `raw` (valid UTF-8, the text between the quotes of a string with escapes)
+/// onto `out`; `None` at the first invalid escape or control character.
+fn decode_escaped(raw: &str, out: &mut String) -> Option<()> {
+    out.reserve(raw.len());
+    let bytes = raw.as_bytes();
     let mut i = 0;
-    while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-        let flags = zero_bytes(u64::from_le_bytes(*chunk) ^ (LO * u64::from(b'\\')));
-        if flags != 0 {
-            // trailing_zeros of a non-zero u64 is below 64; /8 is a byte offset below 8.
-            return Some(i + (flags.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
+    loop {
+        // The next `\\` (a `"` cannot occur: the string ended at the first unescaped one).
+        let Some(at) = scan(bytes.get(i..)?).map(|n| i + n) else {
+            // No more escapes, or a control character: which one decides.
+            let tail = raw.get(i..)?;
+            if tail.bytes().any(|b| b < 0x20) {
+                return None;
+            }
+            out.push_str(tail);
+            return Some(());
+        };
+        out.push_str(raw.get(i..at)?);
+        let (ch, used) = escape(bytes.get(at..)?)?;
+        out.push(ch);
+        i = at + used;
     }
-    b.get(i..)?.iter().position(|&c| c == b'\\').map(|p| i + p)
+}
+
+/// The character an escape (`bytes` starts with its backslash) stands for, and its
+/// length; `None` for an invalid escape or a lone surrogate (serde_json rejects both).
+fn escape(bytes: &[u8]) -> Option<(char, usize)> {
+    let ch = match *bytes.get(1)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => return unicode_escape(bytes),
+        _ => return None,
+    };
+    Some((ch, 2))
+}
+
+/// A `\\uXXXX` escape, or a surrogate pair of two.
+fn unicode_escape(bytes: &[u8]) -> Option<(char, usize)> {
+    let hi = hex4(bytes.get(2..6))?;
+    if (0xD800..0xDC00).contains(&hi) {
+        if bytes.get(6..8)? != b"\\u" {
+            return None;
+        }
+        let lo = hex4(bytes.get(8..12))?;
+        if !(0xDC00..0xE000).contains(&lo) {
+            return None;
+        }
+        let code = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+        return Some((char::from_u32(code)?, 12));
+    }
+    // A lone trailing surrogate is no character: from_u32 refuses it.
+    Some((char::from_u32(hi)?, 6))
 }
 
 /// Four hex digits.
@@ -159,41 +184,19 @@ fn hex4(digits: Option<&[u8]>) -> Option<u32> {
     Some(v)
 }
 
-/// Checks the escapes of a string that starts at `start` and whose first escape is
-/// at `first`; returns the position of the closing quote.
-fn check_escaped(bytes: &[u8], first: usize) -> Option<usize> {
+/// The position of the closing quote of a string whose first `\\` is at `first`:
+/// memchr2 from escape to escape, stepping over the character after each backslash.
+/// The escapes themselves are checked when the string is decoded.
+fn string_end(bytes: &[u8], first: usize) -> Option<usize> {
     let mut i = first;
     loop {
         match bytes.get(i)? {
             b'"' => return Some(i),
-            b'\\' => {
-                let esc = *bytes.get(i + 1)?;
-                i += 2;
-                match esc {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
-                    b'u' => {
-                        let hi = hex4(bytes.get(i..i + 4))?;
-                        i += 4;
-                        if (0xD800..0xDC00).contains(&hi) {
-                            if bytes.get(i..i + 2)? != b"\\u" {
-                                return None;
-                            }
-                            let lo = hex4(bytes.get(i + 2..i + 6))?;
-                            if !(0xDC00..0xE000).contains(&lo) {
-                                return None;
-                            }
-                            i += 6;
-                        } else if (0xDC00..0xE000).contains(&hi) {
-                            // A lone trailing surrogate: serde_json rejects it.
-                            return None;
-                        }
-                    }
-                    _ => return None,
-                }
-            }
-            _ => return None,
+            // `\\` and the byte it escapes (a multi-byte character there is refused
+            // when the escape is decoded).
+            _ => i += 2,
         }
-        i += scan(bytes.get(i..)?)?;
+        i += memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
     }
 }
 
@@ -220,14 +223,8 @@ pub(crate) struct FastDelta<'a> {
 impl<'a> FastDelta<'a> {
     /// The typed delta, with the string decoded (allocates when it has escapes).
     #[cfg(test)]
-    pub(crate) fn to_delta(self) -> ContentBlockDelta<'a> {
-        let s = self.text.to_cow();
-        match self.kind {
-            FastKind::Text => ContentBlockDelta::Text(s),
-            FastKind::ToolInput => ContentBlockDelta::ToolUseInput(s),
-            FastKind::ReasoningText => ContentBlockDelta::ReasoningText(s),
-            FastKind::ReasoningSignature => ContentBlockDelta::ReasoningSignature(s),
-        }
+    pub(crate) fn to_delta(self) -> Option<ContentBlockDelta<'a>> {
+        Some(typed_delta(self.kind, self.text.to_cow()?))
     }
 }
 
@@ -290,9 +287,9 @@ impl<'a> Cursor<'a> {
         let first = start + scan(self.bytes.get(start..)?)?;
         let (end, escaped) = match self.bytes.get(first) {
             Some(b'"') => (first, false),
-            _ => (check_escaped(self.bytes, first)?, true),
+            _ => (string_end(self.bytes, first)?, true),
         };
-        let raw = std::str::from_utf8(self.bytes.get(start..end)?).ok()?;
+        let raw = simdutf8::basic::from_utf8(self.bytes.get(start..end)?).ok()?;
         self.pos = end + 1;
         Some(JsonStr { raw, escaped })
     }
@@ -567,11 +564,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn delta_event_typed(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)> {
-        delta_event(payload).map(|(i, d)| (i, d.to_delta()))
+        delta_event(payload).and_then(|(i, d)| Some((i, d.to_delta()?)))
     }
 
     fn compact_delta_typed(payload: &[u8]) -> Option<(u32, ContentBlockDelta<'_>)> {
-        compact_delta(payload).map(|(i, d)| (i, d.to_delta()))
+        compact_delta(payload).and_then(|(i, d)| Some((i, d.to_delta()?)))
     }
 
     fn serde_delta(payload: &[u8]) -> Option<serde_json::Value> {
