@@ -306,123 +306,92 @@ impl Metrics {
 
     /// All counters in the Prometheus text exposition format.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(2048);
-        let requests: Vec<(String, u64)> = Operation::ALL
-            .iter()
-            .zip(&self.requests)
-            .map(|(o, c)| (format!("{{operation=\"{}\"}}", o.path_suffix()), c.load(Relaxed)))
-            .collect();
-        let requests: Vec<(&str, u64)> = requests.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        let key_tokens = self.key_token_samples();
-        let key_tokens: Vec<(&str, u64)> = key_tokens.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        metric(
+        let mut out = Exposition(String::with_capacity(2048));
+        self.render_requests(&mut out);
+        self.render_traffic(&mut out);
+        self.render_refusals(&mut out);
+        self.render_connections(&mut out);
+        out.0
+    }
+
+    /// Requests by operation and by dialect route, and the streams in flight.
+    fn render_requests(&self, out: &mut Exposition) {
+        out.family(
             "bedrock_proxy_requests_total",
             "counter",
             "Requests accepted for forwarding, by operation.",
-            &requests,
+            Operation::ALL
+                .iter()
+                .zip(&self.requests)
+                .map(|(o, c)| (Label("operation", o.path_suffix()), c.load(Relaxed))),
         );
-        let routes: Vec<(String, u64)> = DialectRoute::ALL
-            .iter()
-            .zip(&self.dialect_requests)
-            .map(|(r, c)| (format!("{{route=\"{}\"}}", r.path()), c.load(Relaxed)))
-            .collect();
-        let routes: Vec<(&str, u64)> = routes.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        metric(
+        out.family(
             "bedrock_proxy_dialect_requests_total",
             "counter",
             "Authenticated requests to the OpenAI and Anthropic routes, by route.",
-            &routes,
+            DialectRoute::ALL
+                .iter()
+                .zip(&self.dialect_requests)
+                .map(|(r, c)| (Label("route", r.path()), c.load(Relaxed))),
         );
-        metric(
+        out.single(
             "bedrock_proxy_streams_in_flight",
             "gauge",
             "Upstream requests being forwarded now.",
-            &[("", self.streams_in_flight.load(Relaxed))],
+            self.streams_in_flight.load(Relaxed),
         );
-        metric(
+    }
+
+    /// Frames, bytes and tokens forwarded.
+    fn render_traffic(&self, out: &mut Exposition) {
+        out.single(
             "bedrock_proxy_frames_total",
             "counter",
             "Event-stream frames validated and forwarded.",
-            &[("", self.frames.load(Relaxed))],
+            self.frames.load(Relaxed),
         );
-        metric(
+        out.single(
             "bedrock_proxy_bytes_total",
             "counter",
             "Event-stream bytes validated and forwarded.",
-            &[("", self.bytes.load(Relaxed))],
+            self.bytes.load(Relaxed),
         );
-        metric(
+        out.family(
             "bedrock_proxy_tokens_total",
             "counter",
             "Tokens reported by upstream usage, by kind.",
-            &[
-                ("{kind=\"input\"}", self.input_tokens.load(Relaxed)),
-                ("{kind=\"output\"}", self.output_tokens.load(Relaxed)),
+            [
+                (Label("kind", "input"), self.input_tokens.load(Relaxed)),
+                (Label("kind", "output"), self.output_tokens.load(Relaxed)),
             ],
         );
-        metric(
+        out.family(
             "bedrock_proxy_key_tokens_total",
             "counter",
             "Tokens reported by upstream usage, by client key, operation and kind.",
-            &key_tokens,
+            self.key_token_samples(),
         );
-        let rejected: Vec<(String, u64)> = Rejection::ALL
-            .iter()
-            .zip(&self.rejected)
-            .map(|(r, c)| (format!("{{reason=\"{}\"}}", r.label()), c.load(Relaxed)))
-            .collect();
-        let rejected: Vec<(&str, u64)> = rejected.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        metric(
+    }
+
+    /// Refusals, streams cut, and upstream failures, by reason.
+    fn render_refusals(&self, out: &mut Exposition) {
+        out.family(
             "bedrock_proxy_rejected_total",
             "counter",
             "Requests refused by the proxy, by reason.",
-            &rejected,
-        );
-        let labelled = |pairs: Vec<(&str, u64)>| -> Vec<(String, u64)> {
-            pairs
-                .into_iter()
-                .map(|(l, v)| (format!("{{reason=\"{l}\"}}"), v))
-                .collect()
-        };
-        let cut = labelled(
-            StreamCut::ALL
+            Rejection::ALL
                 .iter()
-                .zip(&self.cut)
-                .map(|(r, c)| (r.label(), c.load(Relaxed)))
-                .collect(),
+                .zip(&self.rejected)
+                .map(|(r, c)| (Label("reason", r.label()), c.load(Relaxed))),
         );
-        let cut: Vec<(&str, u64)> = cut.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        metric(
+        out.family(
             "bedrock_proxy_streams_cut_total",
             "counter",
             "Streams the proxy cut itself, by reason.",
-            &cut,
-        );
-        metric(
-            "bedrock_proxy_connections_open",
-            "gauge",
-            "Client connections open now.",
-            &[("", self.connections_open.load(Relaxed))],
-        );
-        let closed = labelled(
-            ConnectionClose::ALL
+            StreamCut::ALL
                 .iter()
-                .zip(&self.connections_closed)
-                .map(|(r, c)| (r.label(), c.load(Relaxed)))
-                .collect(),
-        );
-        let closed: Vec<(&str, u64)> = closed.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        metric(
-            "bedrock_proxy_connections_closed_total",
-            "counter",
-            "Client connections the proxy closed itself, by reason.",
-            &closed,
+                .zip(&self.cut)
+                .map(|(r, c)| (Label("reason", r.label()), c.load(Relaxed))),
         );
         let errors: Vec<(String, u64)> = {
             let map = self.upstream_errors.lock().unwrap_or_else(|p| p.into_inner());
@@ -430,14 +399,64 @@ impl Metrics {
                 .map(|(k, v)| (format!("{{type=\"{}\"}}", escape_label(k)), *v))
                 .collect()
         };
-        let errors: Vec<(&str, u64)> = errors.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        metric(
+        out.family(
             "bedrock_proxy_upstream_errors_total",
             "counter",
             "Upstream failures, by error type.",
-            &errors,
+            errors,
         );
-        out
+    }
+
+    /// Client connections open and closed.
+    fn render_connections(&self, out: &mut Exposition) {
+        out.single(
+            "bedrock_proxy_connections_open",
+            "gauge",
+            "Client connections open now.",
+            self.connections_open.load(Relaxed),
+        );
+        out.family(
+            "bedrock_proxy_connections_closed_total",
+            "counter",
+            "Client connections the proxy closed itself, by reason.",
+            ConnectionClose::ALL
+                .iter()
+                .zip(&self.connections_closed)
+                .map(|(r, c)| (Label("reason", r.label()), c.load(Relaxed))),
+        );
+    }
+}
+
+/// Prometheus text being written.
+struct Exposition(String);
+
+impl Exposition {
+    /// A metric family: its `HELP` and `TYPE` lines, then one line per sample.
+    fn family<L: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (L, u64)>,
+    ) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(self.0, "{name}{labels} {value}");
+        }
+    }
+
+    /// A family of one sample without labels.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: u64) {
+        self.family(name, kind, help, [("", value)]);
+    }
+}
+
+/// One label, written as `{name="value"}` (values here are fixed, known-safe strings).
+struct Label(&'static str, &'static str);
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{{{}=\"{}\"}}", self.0, self.1)
     }
 }
 
