@@ -12,10 +12,8 @@
 //! The idle-connection attack opens 4,000 sockets: raise the open-files limit first
 //! (`ulimit -n 16384`); with a lower limit it opens what the limit allows and says so.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,12 +23,14 @@ use tokio::net::{TcpListener, TcpStream};
 
 use bedrock_converse::server::{MockBedrock, MockBedrockHandle};
 
+mod support;
+
 const UPSTREAM_KEY: &str = "hardening-upstream-key";
 const CLIENT_KEY: &str = "hardening-client-key";
 
 /// A `bedrock-converse proxy` child process, killed on drop.
 struct Gateway {
-    child: Child,
+    child: support::ChildProcess,
     /// `http://127.0.0.1:port`.
     base: String,
     config: PathBuf,
@@ -59,21 +59,7 @@ impl Gateway {
             "proxy": block,
         });
         std::fs::write(&config, text.to_string()).expect("config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bedrock-converse"))
-            .args(["proxy", "--config"])
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the gateway");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("banner");
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .expect("listening URL");
+        let (child, url) = support::start_gateway(env!("CARGO_BIN_EXE_bedrock-converse"), &config, &[]);
         let base = url.trim_end_matches("/model/").to_owned();
         Gateway { child, base, config }
     }
@@ -83,7 +69,7 @@ impl Gateway {
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 
     /// Open file descriptors of the gateway process.
@@ -95,14 +81,7 @@ impl Gateway {
 
     /// `field` of `/proc/<pid>/status` in MiB (`VmRSS:`, `VmHWM:`).
     fn mib(&self, field: &str) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        let kib: f64 = status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        kib / 1024.0
+        support::status_kib(self.pid(), field).unwrap_or(0) as f64 / 1024.0
     }
 
     /// One sample of `/metrics` (`name` with its labels, as printed), 0 when absent.
@@ -136,8 +115,6 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.config);
     }
 }
