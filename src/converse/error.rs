@@ -104,7 +104,9 @@ pub enum StreamError {
     Incomplete(Box<Incomplete>),
 }
 
-fn index_suffix(index: Option<u32>) -> String {
+/// ` (content block N)` for block events, nothing otherwise (shared by the invoke
+/// layer's errors).
+pub(crate) fn index_suffix(index: Option<u32>) -> String {
     index.map_or_else(String::new, |i| format!(" (content block {i})"))
 }
 

@@ -74,6 +74,7 @@ mod json_check;
 mod types;
 
 pub use assembler::{BlockState, StreamAssembler, ToolUseState};
+pub(crate) use error::index_suffix;
 pub use error::{BlockKind, ExceptionKind, Incomplete, Missing, OrderProblem, ServiceException, StreamError};
 pub use event::{ContentBlockDelta, ContentBlockStart, ImageDelta, StreamEvent};
 pub use types::{

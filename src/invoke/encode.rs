@@ -79,12 +79,31 @@ fn fragments(s: &str, max: usize) -> Vec<&str> {
 ///
 /// [`AnthropicAssembler`](super::AnthropicAssembler) turns them back into `message`.
 pub fn native_events(message: &AnthropicMessage, fragment_len: usize) -> Vec<Vec<u8>> {
-    let mut events: Vec<Value> = Vec::new();
-    let mut start_usage = json!({
+    let mut events = vec![message_start(message)];
+    for (index, block) in message.content.iter().enumerate() {
+        block_events(&mut events, index, block, fragment_len);
+    }
+    events.push(json!({
+        "type": "message_delta",
+        "delta": { "stop_reason": message.stop_reason, "stop_sequence": message.stop_sequence },
+        "usage": { "output_tokens": message.usage.output_tokens },
+    }));
+    let mut stop = json!({ "type": "message_stop" });
+    if let (Some(m), Some(map)) = (&message.invocation_metrics, stop.as_object_mut()) {
+        map.insert("amazon-bedrock-invocationMetrics".to_owned(), json!(m));
+    }
+    events.push(stop);
+    events.into_iter().map(|e| type_first(&e)).collect()
+}
+
+/// `message_start`: the message with no content, its input usage (and at most one
+/// output token, as Bedrock sends it) and its extra members.
+fn message_start(message: &AnthropicMessage) -> Value {
+    let mut usage = json!({
         "input_tokens": message.usage.input_tokens,
         "output_tokens": message.usage.output_tokens.min(1),
     });
-    if let Some(map) = start_usage.as_object_mut() {
+    if let Some(map) = usage.as_object_mut() {
         if let Some(n) = message.usage.cache_creation_input_tokens {
             map.insert("cache_creation_input_tokens".to_owned(), json!(n));
         }
@@ -100,76 +119,59 @@ pub fn native_events(message: &AnthropicMessage, fragment_len: usize) -> Vec<Vec
         "content": [],
         "stop_reason": null,
         "stop_sequence": null,
-        "usage": start_usage,
+        "usage": usage,
     });
     if let Some(map) = start.as_object_mut() {
         for (k, v) in &message.extra {
             map.insert(k.clone(), v.clone());
         }
     }
-    events.push(json!({ "type": "message_start", "message": start }));
-    for (index, block) in message.content.iter().enumerate() {
-        let delta = |delta: Value| json!({ "type": "content_block_delta", "index": index, "delta": delta });
-        match block {
-            AnthropicContentBlock::Text { text, citations } => {
-                events.push(json!({
-                    "type": "content_block_start", "index": index,
-                    "content_block": { "type": "text", "text": "" },
-                }));
-                for c in citations {
-                    events.push(delta(json!({ "type": "citations_delta", "citation": c })));
-                }
-                for piece in fragments(text, fragment_len) {
-                    events.push(delta(json!({ "type": "text_delta", "text": piece })));
-                }
+    json!({ "type": "message_start", "message": start })
+}
+
+/// One block's `content_block_start`, its deltas of at most `fragment_len` bytes and
+/// its `content_block_stop`, appended to `events`.
+fn block_events(events: &mut Vec<Value>, index: usize, block: &AnthropicContentBlock, fragment_len: usize) {
+    let start = |content_block: Value| json!({ "type": "content_block_start", "index": index, "content_block": content_block });
+    let delta = |delta: Value| json!({ "type": "content_block_delta", "index": index, "delta": delta });
+    match block {
+        AnthropicContentBlock::Text { text, citations } => {
+            events.push(start(json!({ "type": "text", "text": "" })));
+            for c in citations {
+                events.push(delta(json!({ "type": "citations_delta", "citation": c })));
             }
-            AnthropicContentBlock::ToolUse { id, name, input } => {
-                events.push(json!({
-                    "type": "content_block_start", "index": index,
-                    "content_block": { "type": "tool_use", "id": id, "name": name, "input": {} },
-                }));
-                let text = input.to_string();
-                for piece in fragments(&text, fragment_len) {
-                    events.push(delta(
-                        json!({ "type": "input_json_delta", "partial_json": piece }),
-                    ));
-                }
-            }
-            AnthropicContentBlock::Thinking { thinking, signature } => {
-                events.push(json!({
-                    "type": "content_block_start", "index": index,
-                    "content_block": { "type": "thinking", "thinking": "", "signature": "" },
-                }));
-                for piece in fragments(thinking, fragment_len) {
-                    events.push(delta(json!({ "type": "thinking_delta", "thinking": piece })));
-                }
-                events.push(delta(
-                    json!({ "type": "signature_delta", "signature": signature }),
-                ));
-            }
-            AnthropicContentBlock::RedactedThinking { data } => {
-                events.push(json!({
-                    "type": "content_block_start", "index": index,
-                    "content_block": { "type": "redacted_thinking", "data": data },
-                }));
-            }
-            AnthropicContentBlock::Other(value) => {
-                events.push(json!({ "type": "content_block_start", "index": index, "content_block": value }));
+            for piece in fragments(text, fragment_len) {
+                events.push(delta(json!({ "type": "text_delta", "text": piece })));
             }
         }
-        events.push(json!({ "type": "content_block_stop", "index": index }));
+        AnthropicContentBlock::ToolUse { id, name, input } => {
+            events.push(start(
+                json!({ "type": "tool_use", "id": id, "name": name, "input": {} }),
+            ));
+            let text = input.to_string();
+            for piece in fragments(&text, fragment_len) {
+                events.push(delta(
+                    json!({ "type": "input_json_delta", "partial_json": piece }),
+                ));
+            }
+        }
+        AnthropicContentBlock::Thinking { thinking, signature } => {
+            events.push(start(
+                json!({ "type": "thinking", "thinking": "", "signature": "" }),
+            ));
+            for piece in fragments(thinking, fragment_len) {
+                events.push(delta(json!({ "type": "thinking_delta", "thinking": piece })));
+            }
+            events.push(delta(
+                json!({ "type": "signature_delta", "signature": signature }),
+            ));
+        }
+        AnthropicContentBlock::RedactedThinking { data } => {
+            events.push(start(json!({ "type": "redacted_thinking", "data": data })));
+        }
+        AnthropicContentBlock::Other(value) => events.push(start(value.clone())),
     }
-    events.push(json!({
-        "type": "message_delta",
-        "delta": { "stop_reason": message.stop_reason, "stop_sequence": message.stop_sequence },
-        "usage": { "output_tokens": message.usage.output_tokens },
-    }));
-    let mut stop = json!({ "type": "message_stop" });
-    if let (Some(m), Some(map)) = (&message.invocation_metrics, stop.as_object_mut()) {
-        map.insert("amazon-bedrock-invocationMetrics".to_owned(), json!(m));
-    }
-    events.push(stop);
-    events.into_iter().map(|e| type_first(&e)).collect()
+    events.push(json!({ "type": "content_block_stop", "index": index }));
 }
 
 /// `event` as JSON with its `type` member first, as Bedrock sends native events (and

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::converse::ServiceException;
+use crate::converse::{index_suffix, ServiceException};
 
 use super::anthropic::{AnthropicMessage, BlockType};
 
@@ -18,10 +18,10 @@ use super::anthropic::{AnthropicMessage, BlockType};
 pub enum InvokeError {
     /// The service sent an exception frame (`:message-type` `exception`), for example
     /// `throttlingException` or `modelTimeoutException`.
-    #[error("service exception: {0}")]
+    #[error("service exception in the invoke stream: {0}")]
     Service(ServiceException),
     /// The service sent an error frame (`:message-type` `error`).
-    #[error("error frame: {code}: {message}")]
+    #[error("error frame in the invoke stream: {code}: {message}")]
     ErrorFrame {
         /// The `:error-code` header.
         code: String,
@@ -96,7 +96,7 @@ pub enum InvokeError {
         source: serde_json::Error,
     },
     /// A new content block would exceed [`AnthropicAssembler::MAX_BLOCKS`](super::AnthropicAssembler::MAX_BLOCKS).
-    #[error("content block {index} would exceed the limit of {max} content blocks")]
+    #[error("content_block_start for index {index} would exceed the limit of {max} content blocks")]
     TooManyBlocks {
         /// The index that was refused.
         index: u32,
@@ -106,10 +106,6 @@ pub enum InvokeError {
     /// The stream ended before `message_stop`; carries the partial message.
     #[error("{0}")]
     Incomplete(Box<IncompleteMessage>),
-}
-
-fn index_suffix(index: Option<u32>) -> String {
-    index.map_or_else(String::new, |i| format!(" (content block {i})"))
 }
 
 /// What is wrong with a `chunk` payload (see [`InvokeError::InvalidChunk`]).
@@ -153,33 +149,34 @@ impl fmt::Display for ChunkProblem {
 pub enum EventOrder {
     /// The event came before `message_start`.
     BeforeMessageStart,
-    /// The event came after `message_stop`.
-    AfterMessageStop,
-    /// A second `message_start` or `message_stop`.
-    Duplicate,
     /// `content_block_start` for an index that already has a block.
     BlockAlreadyStarted,
     /// `content_block_start` skipping indices (Anthropic numbers blocks 0, 1, 2, ...).
     IndexGap,
-    /// A delta or stop for a block that was already stopped.
-    BlockAlreadyStopped,
     /// A delta or stop for an index that never had a `content_block_start`.
     UnknownBlock,
+    /// A delta or stop for a block that was already stopped.
+    BlockAlreadyStopped,
     /// `message_stop` while a content block is still open.
     BlockStillOpen,
+    /// A second `message_start` or `message_stop`.
+    Duplicate,
+    /// The event came after `message_stop`.
+    AfterMessageStop,
 }
 
 impl fmt::Display for EventOrder {
+    // In the order a Messages stream meets them: message start, blocks, message stop.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             EventOrder::BeforeMessageStart => "came before message_start",
-            EventOrder::AfterMessageStop => "came after message_stop",
-            EventOrder::Duplicate => "came twice",
             EventOrder::BlockAlreadyStarted => "starts a block that already exists",
             EventOrder::IndexGap => "skips a content block index",
-            EventOrder::BlockAlreadyStopped => "targets a block that was already stopped",
             EventOrder::UnknownBlock => "targets a block that never started",
+            EventOrder::BlockAlreadyStopped => "targets a block that was already stopped",
             EventOrder::BlockStillOpen => "came while a content block was still open",
+            EventOrder::Duplicate => "came twice",
+            EventOrder::AfterMessageStop => "came after message_stop",
         })
     }
 }
@@ -187,6 +184,8 @@ impl fmt::Display for EventOrder {
 /// A stream that ended unfinished (see [`InvokeError::Incomplete`]).
 #[derive(Debug, Clone)]
 pub struct IncompleteMessage {
+    /// Everything assembled before the end.
+    pub partial: AnthropicMessage,
     /// Whether `message_start` was seen.
     pub started: bool,
     /// Content blocks that had no `content_block_stop`.
@@ -195,8 +194,6 @@ pub struct IncompleteMessage {
     pub ended_with: Option<String>,
     /// The exception frame the stream ended with, if it ended with one.
     pub exception: Option<ServiceException>,
-    /// Everything assembled before the end.
-    pub partial: AnthropicMessage,
 }
 
 impl fmt::Display for IncompleteMessage {

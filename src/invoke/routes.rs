@@ -146,31 +146,24 @@ impl Route {
         Some((model, route))
     }
 
+    /// The header that carries the `accept` member: [`ACCEPT`] on `InvokeModel`,
+    /// [`BEDROCK_ACCEPT`] on the stream (whose HTTP `Accept` is the event stream's).
+    /// `None` for `CountTokens`, which binds no header.
+    pub fn accept_header(self) -> Option<&'static str> {
+        match self {
+            Route::InvokeModel => Some(ACCEPT),
+            Route::InvokeModelWithResponseStream => Some(BEDROCK_ACCEPT),
+            Route::CountTokens => None,
+        }
+    }
+
     /// The request header members of the operation's input shape.
     pub fn request_headers(self) -> &'static [&'static str] {
+        const INVOKE: [&str; 9] = invoke_request_headers(ACCEPT);
+        const STREAM: [&str; 9] = invoke_request_headers(BEDROCK_ACCEPT);
         match self {
-            Route::InvokeModel => &[
-                CONTENT_TYPE,
-                ACCEPT,
-                TRACE,
-                GUARDRAIL_IDENTIFIER,
-                GUARDRAIL_VERSION,
-                PERFORMANCE_CONFIG_LATENCY,
-                SERVICE_TIER,
-                REQUEST_METADATA,
-                PROJECT_IDENTIFIER,
-            ],
-            Route::InvokeModelWithResponseStream => &[
-                CONTENT_TYPE,
-                BEDROCK_ACCEPT,
-                TRACE,
-                GUARDRAIL_IDENTIFIER,
-                GUARDRAIL_VERSION,
-                PERFORMANCE_CONFIG_LATENCY,
-                SERVICE_TIER,
-                REQUEST_METADATA,
-                PROJECT_IDENTIFIER,
-            ],
+            Route::InvokeModel => &INVOKE,
+            Route::InvokeModelWithResponseStream => &STREAM,
             // The body is JSON; the model binds no header.
             Route::CountTokens => &[],
         }
@@ -191,6 +184,22 @@ impl Route {
     pub fn is_streaming(self) -> bool {
         self == Route::InvokeModelWithResponseStream
     }
+}
+
+/// The header members the two invoke operations share, in the service model's order,
+/// with `accept` bound to `accept`.
+const fn invoke_request_headers(accept: &'static str) -> [&'static str; 9] {
+    [
+        CONTENT_TYPE,
+        accept,
+        TRACE,
+        GUARDRAIL_IDENTIFIER,
+        GUARDRAIL_VERSION,
+        PERFORMANCE_CONFIG_LATENCY,
+        SERVICE_TIER,
+        REQUEST_METADATA,
+        PROJECT_IDENTIFIER,
+    ]
 }
 
 // ===== header enums =====
@@ -283,9 +292,9 @@ pub struct InvokeModelRequest {
     pub guardrail_identifier: Option<String>,
     /// `guardrailVersion`.
     pub guardrail_version: Option<String>,
-    /// `performanceConfigLatency`.
+    /// `performanceConfigLatency`: the latency mode asked for.
     pub performance_config_latency: Option<PerformanceConfigLatency>,
-    /// `serviceTier`.
+    /// `serviceTier`: the tier asked for.
     pub service_tier: Option<ServiceTierType>,
     /// `requestMetadata` (a JSON object, as text).
     pub request_metadata: Option<String>,
@@ -320,40 +329,31 @@ impl InvokeModelRequest {
     /// ]);
     /// ```
     pub fn headers(&self, route: Route) -> Vec<(&'static str, &str)> {
-        if route == Route::CountTokens {
-            return Vec::new();
-        }
-        let accept = if route == Route::InvokeModel {
-            ACCEPT
-        } else {
-            BEDROCK_ACCEPT
-        };
-        let members = [
-            (
-                CONTENT_TYPE,
-                Some(self.content_type.as_deref().unwrap_or("application/json")),
-            ),
-            (accept, self.accept.as_deref()),
-            (TRACE, self.trace.as_ref().map(Trace::as_str)),
-            (GUARDRAIL_IDENTIFIER, self.guardrail_identifier.as_deref()),
-            (GUARDRAIL_VERSION, self.guardrail_version.as_deref()),
-            (
-                PERFORMANCE_CONFIG_LATENCY,
-                self.performance_config_latency
-                    .as_ref()
-                    .map(PerformanceConfigLatency::as_str),
-            ),
-            (
-                SERVICE_TIER,
-                self.service_tier.as_ref().map(ServiceTierType::as_str),
-            ),
-            (REQUEST_METADATA, self.request_metadata.as_deref()),
-            (PROJECT_IDENTIFIER, self.project_identifier.as_deref()),
-        ];
-        members
-            .into_iter()
-            .filter_map(|(name, value)| value.map(|v| (name, v)))
+        route
+            .request_headers()
+            .iter()
+            .filter_map(|&name| self.header_value(name, route).map(|v| (name, v)))
             .collect()
+    }
+
+    /// The value of the member bound to header `name` on `route`, when it is set
+    /// (`Content-Type` always is: `application/json` by default).
+    fn header_value(&self, name: &str, route: Route) -> Option<&str> {
+        match name {
+            CONTENT_TYPE => Some(self.content_type.as_deref().unwrap_or("application/json")),
+            TRACE => self.trace.as_ref().map(Trace::as_str),
+            GUARDRAIL_IDENTIFIER => self.guardrail_identifier.as_deref(),
+            GUARDRAIL_VERSION => self.guardrail_version.as_deref(),
+            PERFORMANCE_CONFIG_LATENCY => self
+                .performance_config_latency
+                .as_ref()
+                .map(PerformanceConfigLatency::as_str),
+            SERVICE_TIER => self.service_tier.as_ref().map(ServiceTierType::as_str),
+            REQUEST_METADATA => self.request_metadata.as_deref(),
+            PROJECT_IDENTIFIER => self.project_identifier.as_deref(),
+            _ if Some(name) == route.accept_header() => self.accept.as_deref(),
+            _ => None,
+        }
     }
 }
 
@@ -397,9 +397,9 @@ pub struct InvokeResponseHeaders {
     /// `contentType`: `Content-Type` on `InvokeModel`, `X-Amzn-Bedrock-Content-Type` on
     /// the stream.
     pub content_type: Option<String>,
-    /// `performanceConfigLatency`.
+    /// `performanceConfigLatency`: the latency mode that served the request.
     pub performance_config_latency: Option<PerformanceConfigLatency>,
-    /// `serviceTier`.
+    /// `serviceTier`: the tier that served the request.
     pub service_tier: Option<ServiceTierType>,
     /// [`INPUT_TOKEN_COUNT`].
     pub input_token_count: Option<u64>,
