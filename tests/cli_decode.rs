@@ -9,40 +9,32 @@ use std::process::{Command, Output, Stdio};
 use bedrock_converse::eventstream::MessageBuilder;
 use serde_json::Value;
 
-fn event(ty: &str, payload: &str) -> Vec<u8> {
-    MessageBuilder::new()
-        .string_header(":event-type", ty)
-        .string_header(":content-type", "application/json")
-        .string_header(":message-type", "event")
-        .build(payload.as_bytes())
-        .expect("frame")
-        .as_bytes()
-        .to_vec()
-}
+mod common;
+use common::event_bytes;
 
 fn good_body() -> Vec<u8> {
     [
-        event("messageStart", r#"{"p":"abc","role":"assistant"}"#),
-        event(
+        event_bytes("messageStart", r#"{"p":"abc","role":"assistant"}"#),
+        event_bytes(
             "contentBlockDelta",
             r#"{"contentBlockIndex":0,"delta":{"text":"Hello, \"world\"\n"}}"#,
         ),
-        event("contentBlockStop", r#"{"contentBlockIndex":0}"#),
-        event(
+        event_bytes("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+        event_bytes(
             "contentBlockStart",
             r#"{"contentBlockIndex":1,"start":{"toolUse":{"toolUseId":"t1","name":"cosine"}}}"#,
         ),
-        event(
+        event_bytes(
             "contentBlockDelta",
             r#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"x\": "}}}"#,
         ),
-        event(
+        event_bytes(
             "contentBlockDelta",
             r#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"7}"}}}"#,
         ),
-        event("contentBlockStop", r#"{"contentBlockIndex":1}"#),
-        event("messageStop", r#"{"stopReason":"tool_use"}"#),
-        event(
+        event_bytes("contentBlockStop", r#"{"contentBlockIndex":1}"#),
+        event_bytes("messageStop", r#"{"stopReason":"tool_use"}"#),
+        event_bytes(
             "metadata",
             r#"{"usage":{"inputTokens":3,"outputTokens":4,"totalTokens":7},"metrics":{"latencyMs":9}}"#,
         ),
@@ -58,8 +50,8 @@ fn exception_body() -> Vec<u8> {
         .build(br#"{"message":"Model Stream Error","originalStatusCode":500,"originalMessage":"boom"}"#)
         .expect("frame");
     [
-        event("messageStart", r#"{"role":"assistant"}"#),
-        event(
+        event_bytes("messageStart", r#"{"role":"assistant"}"#),
+        event_bytes(
             "contentBlockDelta",
             r#"{"contentBlockIndex":0,"delta":{"text":"partial"}}"#,
         ),
@@ -223,8 +215,8 @@ fn truncated_stream_prints_partial_then_fails() {
 
     // Ends after a complete frame, but before messageStop.
     let first_three: Vec<u8> = [
-        event("messageStart", r#"{"role":"assistant"}"#),
-        event(
+        event_bytes("messageStart", r#"{"role":"assistant"}"#),
+        event_bytes(
             "contentBlockDelta",
             r#"{"contentBlockIndex":0,"delta":{"text":"so far"}}"#,
         ),

@@ -79,6 +79,15 @@ async fn converse_hello(client: &BedrockClient, model: &str) -> Result<ConverseR
     client.converse(model, &hello(), &RequestParams::default()).await
 }
 
+/// `converse` of [`hello`] to `model`, which must fail with HTTP `status` and the
+/// service error `error_type`; the error, for further checks.
+async fn converse_refused(client: &BedrockClient, model: &str, status: u16, error_type: &str) -> ClientError {
+    let err = converse_hello(client, model).await.expect_err("a service error");
+    assert_eq!(err.status(), Some(status), "{err:?}");
+    assert_eq!(err.error_type(), Some(error_type), "{err:?}");
+    err
+}
+
 /// `converse_stream` of [`hello`] with default parameters.
 async fn stream_hello(client: &BedrockClient, model: &str) -> Result<ConverseStream, ClientError> {
     client
@@ -437,11 +446,7 @@ async fn wrong_key_is_access_denied_and_not_retried() {
     let client = isolated_builder(config_for(&server, Some("wrong-key")))
         .build()
         .expect("client");
-    let err = converse_hello(&client, "bedrock/mock.text")
-        .await
-        .expect_err("403");
-    assert_eq!(err.status(), Some(403));
-    assert_eq!(err.error_type(), Some("AccessDeniedException"));
+    let err = converse_refused(&client, "bedrock/mock.text", 403, "AccessDeniedException").await;
     assert!(err.to_string().contains("Authentication failed"), "{err}");
     assert_eq!(server.request_count(), 1);
     server.shutdown().await.expect("shutdown");
@@ -459,11 +464,13 @@ async fn throttle_then_ok_succeeds_after_retries() {
         .retry(RetryPolicy::none())
         .build()
         .expect("client");
-    let err = converse_hello(&client1, "bedrock/mock.throttle-then-ok")
-        .await
-        .expect_err("429");
-    assert_eq!(err.status(), Some(429));
-    assert_eq!(err.error_type(), Some("ThrottlingException"));
+    let err = converse_refused(
+        &client1,
+        "bedrock/mock.throttle-then-ok",
+        429,
+        "ThrottlingException",
+    )
+    .await;
     assert!(err.is_retryable());
     assert_eq!(server.request_count(), 1);
     server.shutdown().await.expect("shutdown");
@@ -484,11 +491,13 @@ async fn not_ready_is_retried() {
 #[tokio::test]
 async fn server_error_exhausts_retries() {
     let (server, client) = start_client().await;
-    let err = converse_hello(&client, "bedrock/mock.server-error")
-        .await
-        .expect_err("500");
-    assert_eq!(err.status(), Some(500));
-    assert_eq!(err.error_type(), Some("InternalServerException"));
+    converse_refused(
+        &client,
+        "bedrock/mock.server-error",
+        500,
+        "InternalServerException",
+    )
+    .await;
     assert_eq!(server.request_count(), 3, "3 attempts by default");
     server.shutdown().await.expect("shutdown");
 }
@@ -521,11 +530,7 @@ async fn stream_exception_keeps_partial_and_is_not_retried() {
     }
     // Non-streaming: HTTP 424 ModelErrorException.
     server.reset();
-    let err = converse_hello(&client, "bedrock/mock.exception")
-        .await
-        .expect_err("424");
-    assert_eq!(err.status(), Some(424));
-    assert_eq!(err.error_type(), Some("ModelErrorException"));
+    converse_refused(&client, "bedrock/mock.exception", 424, "ModelErrorException").await;
     assert_eq!(server.request_count(), 1);
     server.shutdown().await.expect("shutdown");
 }
@@ -714,11 +719,7 @@ async fn sigv4_requests_verify_at_the_server() {
         .retry(quick_retry())
         .build()
         .expect("client");
-    let err = converse_hello(&client, "bedrock/mock.text")
-        .await
-        .expect_err("403");
-    assert_eq!(err.status(), Some(403));
-    assert_eq!(err.error_type(), Some("InvalidSignatureException"));
+    converse_refused(&client, "bedrock/mock.text", 403, "InvalidSignatureException").await;
     server.shutdown().await.expect("shutdown");
 }
 

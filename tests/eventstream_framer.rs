@@ -3,20 +3,13 @@
 //! `decode_frame` on the same bytes; and [`FrameKind`] on every kind of frame.
 
 use bedrock_converse::eventstream::{
-    decode_frame, DecodeError, EventStreamError, Fed, FrameKind, Framer, HeaderValue, Limits, Message,
-    MessageBuilder,
+    decode_frame, DecodeError, EventStreamError, Fed, FrameKind, Framer, HeaderValue, Limits, MessageBuilder,
 };
 use bytes::Bytes;
 use proptest::prelude::*;
 
-fn event(event_type: &str, payload: &[u8]) -> Message {
-    MessageBuilder::new()
-        .string_header(":event-type", event_type)
-        .string_header(":content-type", "application/json")
-        .string_header(":message-type", "event")
-        .build(payload)
-        .expect("frame")
-}
+mod common;
+use common::{error_frame, event_frame};
 
 /// Feeds `wire` cut at `cuts` (sorted offsets); returns each frame's end offset and
 /// rendered kind, and the error, if any.
@@ -63,8 +56,8 @@ fn walk(wire: &[u8], limits: Limits) -> (Vec<(usize, String)>, Option<String>) {
 fn stream_strategy() -> impl Strategy<Value = Vec<u8>> {
     let one = (0u8..6, proptest::collection::vec(any::<u8>(), 0..200)).prop_map(|(kind, payload)| {
         let m = match kind {
-            0 => event("contentBlockDelta", &payload),
-            1 => event("messageStart", &payload),
+            0 => event_frame("contentBlockDelta", &payload),
+            1 => event_frame("messageStart", &payload),
             2 => MessageBuilder::new()
                 .string_header(":exception-type", "throttlingException")
                 .string_header(":content-type", "application/json")
@@ -125,7 +118,7 @@ proptest! {
         bit in any::<prop::sample::Index>(),
         cuts in proptest::collection::vec(0usize..400, 0..6),
     ) {
-        let mut wire = event("contentBlockDelta", &payload).as_bytes().to_vec();
+        let mut wire = event_frame("contentBlockDelta", &payload).as_bytes().to_vec();
         let bit = bit.index(wire.len() * 8);
         wire[bit / 8] ^= 1 << (bit % 8);
         let mut cuts = cuts;
@@ -147,7 +140,7 @@ proptest! {
 
 #[test]
 fn buffer_mode_parses_the_prelude_once_and_says_how_much_to_gather() {
-    let msg = event("contentBlockDelta", b"{\"x\":1}");
+    let msg = event_frame("contentBlockDelta", b"{\"x\":1}");
     let wire = msg.as_bytes();
     let mut framer = Framer::default();
     for cut in 0..12 {
@@ -223,7 +216,7 @@ fn chunk_mode_at_the_end_names_text_and_counts_what_is_missing() {
         Err(EventStreamError::Decode(DecodeError::NotAnEventStream { .. }))
     ));
 
-    let wire = event("contentBlockDelta", b"{}");
+    let wire = event_frame("contentBlockDelta", b"{}");
     let wire = wire.as_bytes();
     let mut framer = Framer::default();
     assert_eq!(framer.feed(&wire[..30]).expect("partial"), Fed::Partial);
@@ -238,7 +231,7 @@ fn chunk_mode_at_the_end_names_text_and_counts_what_is_missing() {
 
 #[test]
 fn kind_and_shortcuts_on_every_kind_of_frame() {
-    let delta = event("contentBlockDelta", b"{}");
+    let delta = event_frame("contentBlockDelta", b"{}");
     assert_eq!(
         delta.kind(),
         FrameKind::Event {
@@ -272,12 +265,7 @@ fn kind_and_shortcuts_on_every_kind_of_frame() {
     );
     assert_eq!(exception.event_type(), None);
 
-    let error = MessageBuilder::new()
-        .string_header(":message-type", "error")
-        .string_header(":error-code", "InternalFailure")
-        .string_header(":error-message", "boom")
-        .build(b"")
-        .expect("frame");
+    let error = error_frame("InternalFailure", "boom");
     assert_eq!(
         error.kind(),
         FrameKind::Error {

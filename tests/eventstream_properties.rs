@@ -3,12 +3,13 @@
 //! of every single-bit error.
 
 use bedrock_converse::eventstream::{
-    decode_frame, DecodeError, EncodeError, EventStreamCodec, EventStreamError, HeaderValue, Limits, Message,
-    MessageBuilder,
+    decode_frame, DecodeError, EncodeError, EventStreamError, HeaderValue, Limits, Message, MessageBuilder,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use proptest::prelude::*;
-use tokio_util::codec::Decoder;
+
+mod common;
+use common::decode_in_reads;
 
 /// An owned header value of any of the ten wire types.
 #[derive(Debug, Clone)]
@@ -101,36 +102,6 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop::collection::vec(any::<u8>(), 0..2000),
     )
         .prop_map(|(headers, payload)| Spec { headers, payload })
-}
-
-/// Decodes a stream fed in reads of the given sizes (cycled; 0 is read as 1), then
-/// `decode_eof`.
-fn decode_in_reads(wire: &[u8], sizes: &[usize]) -> Result<Vec<Message>, EventStreamError> {
-    let mut codec = EventStreamCodec::new();
-    let mut buf = BytesMut::new();
-    let mut out = Vec::new();
-    let mut rest = wire;
-    let mut i = 0;
-    while !rest.is_empty() {
-        let n = sizes
-            .get(i % sizes.len().max(1))
-            .copied()
-            .unwrap_or(1)
-            .max(1)
-            .min(rest.len());
-        i += 1;
-        let (head, tail) = rest.split_at(n);
-        buf.extend_from_slice(head);
-        rest = tail;
-        while let Some(m) = codec.decode(&mut buf)? {
-            out.push(m);
-        }
-    }
-    while let Some(m) = codec.decode_eof(&mut buf)? {
-        out.push(m);
-    }
-    assert!(buf.is_empty());
-    Ok(out)
 }
 
 /// Decodes a stream given whole.

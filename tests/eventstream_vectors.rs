@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use bedrock_converse::eventstream::{
-    decode_frame, DecodeError, EventStreamCodec, EventStreamError, HeaderValue, Limits, Message,
-    MessageBuilder,
+    decode_frame, DecodeError, EventStreamError, HeaderValue, Limits, Message, MessageBuilder,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::Value;
-use tokio_util::codec::Decoder;
+
+mod common;
+use common::decode_in_reads;
 
 /// `../shared`, or `None` (with a note) when it is absent outside CI.
 fn shared() -> Option<PathBuf> {
@@ -117,34 +118,12 @@ impl JsonHeader {
 
 /// Decodes `wire` through [`EventStreamCodec`] fed all at once, then `decode_eof`.
 fn codec_decode_all(wire: &[u8]) -> Result<Vec<Message>, EventStreamError> {
-    let mut codec = EventStreamCodec::new();
-    let mut buf = BytesMut::from(wire);
-    let mut out = Vec::new();
-    while let Some(m) = codec.decode(&mut buf)? {
-        out.push(m);
-    }
-    while let Some(m) = codec.decode_eof(&mut buf)? {
-        out.push(m);
-    }
-    assert!(buf.is_empty());
-    Ok(out)
+    decode_in_reads(wire, &[wire.len()])
 }
 
 /// The same stream, one byte per read.
 fn codec_decode_bytewise(wire: &[u8]) -> Result<Vec<Message>, EventStreamError> {
-    let mut codec = EventStreamCodec::new();
-    let mut buf = BytesMut::new();
-    let mut out = Vec::new();
-    for &b in wire {
-        buf.extend_from_slice(&[b]);
-        while let Some(m) = codec.decode(&mut buf)? {
-            out.push(m);
-        }
-    }
-    while let Some(m) = codec.decode_eof(&mut buf)? {
-        out.push(m);
-    }
-    Ok(out)
+    decode_in_reads(wire, &[1])
 }
 
 /// Checks our decode of one frame against `aws-smithy-eventstream`'s, header by header,

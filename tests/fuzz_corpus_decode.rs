@@ -8,7 +8,7 @@
 //! `BEDROCK_CONVERSE_WRITE_FUZZ_SEEDS=1 cargo test --all-features --test fuzz_corpus_decode`.
 
 mod common;
-use common::{crate_dir, files_under};
+use common::{crate_dir, event_bytes, files_under};
 
 use bedrock_converse::eventstream::{HeaderValue, Limits, MessageBuilder};
 
@@ -26,27 +26,16 @@ fn fix_crcs(frame: &mut [u8]) {
     frame[end..].copy_from_slice(&crc.to_be_bytes());
 }
 
-fn bedrock_frame(event_type: &str, payload: &str) -> Vec<u8> {
-    MessageBuilder::new()
-        .string_header(":event-type", event_type)
-        .string_header(":content-type", "application/json")
-        .string_header(":message-type", "event")
-        .build(payload.as_bytes())
-        .expect("valid frame")
-        .as_bytes()
-        .to_vec()
-}
-
 fn bedrock_stream() -> Vec<u8> {
     [
-        bedrock_frame("messageStart", r#"{"p":"abcdefghij","role":"assistant"}"#),
-        bedrock_frame(
+        event_bytes("messageStart", r#"{"p":"abcdefghij","role":"assistant"}"#),
+        event_bytes(
             "contentBlockDelta",
             r#"{"contentBlockIndex":0,"delta":{"text":"Hello"},"p":"abcdefghijklmnop"}"#,
         ),
-        bedrock_frame("contentBlockStop", r#"{"contentBlockIndex":0,"p":"abcd"}"#),
-        bedrock_frame("messageStop", r#"{"p":"abcdefgh","stopReason":"end_turn"}"#),
-        bedrock_frame(
+        event_bytes("contentBlockStop", r#"{"contentBlockIndex":0,"p":"abcd"}"#),
+        event_bytes("messageStop", r#"{"p":"abcdefgh","stopReason":"end_turn"}"#),
+        event_bytes(
             "metadata",
             r#"{"metrics":{"latencyMs":312},"p":"ab","usage":{"inputTokens":12,"outputTokens":3,"totalTokens":15}}"#,
         ),
@@ -107,7 +96,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     prelude_crc[9] ^= 0x80;
 
     // A string header whose length runs past the headers section, with valid CRCs.
-    let mut value_overrun = bedrock_frame("ping", "{}");
+    let mut value_overrun = event_bytes("ping", "{}");
     // Bytes 12.. are: 11 ":event-type" 7 <u16 len> "ping"; the length is at 12+1+11+1.
     value_overrun[25..27].copy_from_slice(&0x0100u16.to_be_bytes());
     fix_crcs(&mut value_overrun);
@@ -126,7 +115,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     // The first frame's first header name length (":event-type", 11) becomes 12.
     stale_stream[12] = 12;
 
-    let big_payload = bedrock_frame("contentBlockDelta", &format!(r#"{{"p":"{}"}}"#, "x".repeat(300)));
+    let big_payload = event_bytes("contentBlockDelta", &format!(r#"{{"p":"{}"}}"#, "x".repeat(300)));
 
     vec![
         ("seed-bedrock-whole", with_selector(0, 0, &stream)),

@@ -9,14 +9,8 @@ use bedrock_converse::invoke::{
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
-fn event(ty: &str, payload: &[u8]) -> Message {
-    MessageBuilder::new()
-        .string_header(":event-type", ty)
-        .string_header(":content-type", "application/json")
-        .string_header(":message-type", "event")
-        .build(payload)
-        .expect("frame")
-}
+mod common;
+use common::{error_frame, event_frame};
 
 fn through_codec(frames: &[Message]) -> Vec<Message> {
     let mut codec = EventStreamCodec::default();
@@ -67,7 +61,10 @@ fn payload_variants_the_service_may_send() {
 #[test]
 fn unknown_event_types_are_skipped() {
     let mut dec = ChunkDecoder::new();
-    let frames = through_codec(&[event("initial-response", b"{}"), event("somethingNew", b"\xff")]);
+    let frames = through_codec(&[
+        event_frame("initial-response", b"{}"),
+        event_frame("somethingNew", b"\xff"),
+    ]);
     for f in &frames {
         assert_eq!(dec.decode_message(f).expect("skipped"), None);
     }
@@ -120,12 +117,7 @@ fn exception_with_text_payload_keeps_the_text() {
 #[test]
 fn error_and_odd_frames_are_typed_errors() {
     let mut dec = ChunkDecoder::new();
-    let error = MessageBuilder::new()
-        .string_header(":message-type", "error")
-        .string_header(":error-code", "InternalFailure")
-        .string_header(":error-message", "boom")
-        .build(b"")
-        .expect("frame");
+    let error = error_frame("InternalFailure", "boom");
     assert!(matches!(
         dec.decode_message(&error),
         Err(InvokeError::ErrorFrame { code, message }) if code == "InternalFailure" && message == "boom"

@@ -101,6 +101,67 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 /// The seed document's config examples.
 pub(crate) mod seed;
 
+// ===== event-stream frames =====
+
+/// A Bedrock event frame: `:event-type` `event_type`, JSON content, this payload.
+pub(crate) fn event_frame(event_type: &str, payload: &[u8]) -> bedrock_converse::eventstream::Message {
+    bedrock_converse::eventstream::MessageBuilder::new()
+        .string_header(":event-type", event_type)
+        .string_header(":content-type", "application/json")
+        .string_header(":message-type", "event")
+        .build(payload)
+        .expect("an event frame within the limits")
+}
+
+/// [`event_frame`] as wire bytes, with a text payload.
+pub(crate) fn event_bytes(event_type: &str, payload: &str) -> Vec<u8> {
+    event_frame(event_type, payload.as_bytes()).as_bytes().to_vec()
+}
+
+/// An error frame (`:message-type` `error`) with this code and message, no payload.
+pub(crate) fn error_frame(code: &str, message: &str) -> bedrock_converse::eventstream::Message {
+    bedrock_converse::eventstream::MessageBuilder::new()
+        .string_header(":message-type", "error")
+        .string_header(":error-code", code)
+        .string_header(":error-message", message)
+        .build(b"")
+        .expect("an error frame within the limits")
+}
+
+/// Decodes `wire` through `EventStreamCodec`, fed in reads of the given sizes (cycled;
+/// 0 is read as 1), then `decode_eof`; every byte must be consumed.
+pub(crate) fn decode_in_reads(
+    wire: &[u8],
+    sizes: &[usize],
+) -> Result<Vec<bedrock_converse::eventstream::Message>, bedrock_converse::eventstream::EventStreamError> {
+    use tokio_util::codec::Decoder;
+    let mut codec = bedrock_converse::eventstream::EventStreamCodec::new();
+    let mut buf = bytes::BytesMut::new();
+    let mut out = Vec::new();
+    let mut rest = wire;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let n = sizes
+            .get(i % sizes.len().max(1))
+            .copied()
+            .unwrap_or(1)
+            .max(1)
+            .min(rest.len());
+        i += 1;
+        let (head, tail) = rest.split_at(n);
+        buf.extend_from_slice(head);
+        rest = tail;
+        while let Some(m) = codec.decode(&mut buf)? {
+            out.push(m);
+        }
+    }
+    while let Some(m) = codec.decode_eof(&mut buf)? {
+        out.push(m);
+    }
+    assert!(buf.is_empty());
+    Ok(out)
+}
+
 // ===== a client of the built-in server =====
 
 #[cfg(all(feature = "client", feature = "server"))]
