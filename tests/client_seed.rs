@@ -76,21 +76,21 @@ fn seed_config_proxy_parses_and_generates_the_seed_urls() {
 }
 
 #[test]
-fn seed_config_us_west_2_generated_url() {
-    let c = parse(CONFIG_US_WEST_2);
-    assert_eq!(
-        url(&c, "bedrock/claude-3-sonnet"),
-        "https://bedrock-runtime.us-west-2.amazonaws.com/model/us-west-2.anthropic.claude-3-sonnet-20240229-v1:0/converse-stream"
-    );
-}
-
-#[test]
-fn seed_config_eu_west_1_generated_url() {
-    let c = parse(CONFIG_EU_WEST_1);
-    assert_eq!(
-        url(&c, "bedrock/cohere-command-r"),
-        "https://bedrock-runtime.eu-west-1.amazonaws.com/model/eu-west-1.cohere.command-r-v1:0/converse"
-    );
+fn seed_config_regions_generated_urls() {
+    for (config, model, expected) in [
+        (
+            CONFIG_US_WEST_2,
+            "bedrock/claude-3-sonnet",
+            "https://bedrock-runtime.us-west-2.amazonaws.com/model/us-west-2.anthropic.claude-3-sonnet-20240229-v1:0/converse-stream",
+        ),
+        (
+            CONFIG_EU_WEST_1,
+            "bedrock/cohere-command-r",
+            "https://bedrock-runtime.eu-west-1.amazonaws.com/model/eu-west-1.cohere.command-r-v1:0/converse",
+        ),
+    ] {
+        assert_eq!(url(&parse(config), model), expected);
+    }
 }
 
 #[test]
@@ -208,28 +208,25 @@ fn seed_request_examples() {
     let c = parse(CONFIG_PROXY);
     let sonnet = c.resolve_model("bedrock/claude-3-sonnet").expect("model");
     let messages = [Message::user("hi")];
+    let request = |model, params: RequestParams| build_request(model, &messages, &params).expect("request");
     // (provider/request bedrock-config messages {:temperature 0.7})
-    let r = build_request(
+    let r = request(
         &sonnet,
-        &messages,
-        &RequestParams {
+        RequestParams {
             temperature: Some(0.7),
             ..Default::default()
         },
-    )
-    .expect("request");
+    );
     assert!(r.stream);
     // {:temperature 0.7 :stream false}
-    let r = build_request(
+    let r = request(
         &sonnet,
-        &messages,
-        &RequestParams {
+        RequestParams {
             temperature: Some(0.7),
             stream: Some(false),
             ..Default::default()
         },
-    )
-    .expect("request");
+    );
     assert!(!r.stream);
     assert_eq!(
         Endpoint::for_model(&sonnet, r.stream).display,
@@ -238,18 +235,16 @@ fn seed_request_examples() {
     // {:tools [tool-spec] :temperature 0.7 :top_k 200 :stream true}
     let tool = json!({"name": "get_weather", "description": "Weather of a city",
                       "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}});
-    let r = build_request(
+    let r = request(
         &sonnet,
-        &messages,
-        &RequestParams {
+        RequestParams {
             tools: vec![tool.clone()],
             temperature: Some(0.7),
             top_k: Some(200),
             stream: Some(true),
             ..Default::default()
         },
-    )
-    .expect("request");
+    );
     assert!(r.stream);
     assert_eq!(
         r.body["toolConfig"]["tools"][0]["toolSpec"]["name"],
@@ -262,17 +257,15 @@ fn seed_request_examples() {
     assert_eq!(r.body["additionalModelRequestFields"]["top_k"], 200);
     // {:tools [tool-spec] :temperature 0.7 :stream false}
     let haiku = c.resolve_model("bedrock/claude-3-haiku").expect("model");
-    let r = build_request(
+    let r = request(
         &haiku,
-        &messages,
-        &RequestParams {
+        RequestParams {
             tools: vec![tool],
             temperature: Some(0.7),
             stream: Some(false),
             ..Default::default()
         },
-    )
-    .expect("request");
+    );
     assert!(!r.stream);
     assert_eq!(
         r.body["inferenceConfig"]["temperature"], 0.7,

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 mod common;
-use common::crate_dir;
+use common::{at, borrowed, crate_dir};
 
 use serde_json::value::RawValue;
 
@@ -42,13 +42,6 @@ fn raw(kind: &str) -> u8 {
     u8::try_from(i).expect("few kinds")
 }
 
-/// `[index, text...]` as a template payload.
-fn at(index: u8, text: &str) -> Vec<u8> {
-    let mut v = vec![index];
-    v.extend_from_slice(text.as_bytes());
-    v
-}
-
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let start = (t("messageStart", "role"), at(0, ""));
     let text = |i: u8, s: &str| (t("contentBlockDelta", "\"text\":{s}},\"p\""), at(i, s));
@@ -57,10 +50,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let metadata = (t("metadata", "usage"), at(0, ""));
     let tool_start = |i: u8, name: &str| (t("contentBlockStart", "toolUse"), at(i, name));
     let tool_input = |i: u8, s: &str| (t("contentBlockDelta", "toolUse"), at(i, s));
-    let owned = |records: Vec<(u8, Vec<u8>)>, flags: u8| {
-        let refs: Vec<(u8, &[u8])> = records.iter().map(|(s, p)| (*s, p.as_slice())).collect();
-        encode(flags, &refs)
-    };
+    let owned = |records: Vec<(u8, Vec<u8>)>, flags: u8| encode(flags, &borrowed(&records));
     vec![
         (
             "text",

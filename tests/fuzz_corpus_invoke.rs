@@ -7,7 +7,7 @@
 //! `BEDROCK_CONVERSE_WRITE_FUZZ_SEEDS=1 cargo test --test fuzz_corpus_invoke`.
 
 mod common;
-use common::crate_dir;
+use common::{at, borrowed, crate_dir};
 
 include!("../fuzz/fuzz_targets/invoke_logic.rs");
 
@@ -23,13 +23,6 @@ fn t(contains: &str) -> u8 {
     0x80 | u8::try_from(i).expect("few templates")
 }
 
-/// `[index, text...]` as a template payload.
-fn at(index: u8, text: &str) -> Vec<u8> {
-    let mut v = vec![index];
-    v.extend_from_slice(text.as_bytes());
-    v
-}
-
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let start = (t("message_start"), at(3, "msg_bdrk_1"));
     let text_start = |i: u8| (t(r#""type":"text","text""#), at(i, ""));
@@ -37,10 +30,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let stop = |i: u8| (t("content_block_stop"), at(i, ""));
     let message_delta = |s: &str| (t("message_delta"), at(2, s));
     let message_stop = (t("invocationMetrics"), at(3, ""));
-    let owned = |records: Vec<(u8, Vec<u8>)>, flags: u8| {
-        let refs: Vec<(u8, &[u8])> = records.iter().map(|(s, p)| (*s, p.as_slice())).collect();
-        encode(flags, &refs)
-    };
+    let owned = |records: Vec<(u8, Vec<u8>)>, flags: u8| encode(flags, &borrowed(&records));
     vec![
         (
             "text",

@@ -395,6 +395,19 @@ pub(crate) fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// `[index, text...]`: the payload of a fuzz-input template record (the template
+/// generators of `fuzz/fuzz_targets/*_logic.rs` read the index, then the text).
+pub(crate) fn at(index: u8, text: &str) -> Vec<u8> {
+    let mut v = vec![index];
+    v.extend_from_slice(text.as_bytes());
+    v
+}
+
+/// `(selector, payload)` records borrowed, as the fuzz targets' `encode` takes them.
+pub(crate) fn borrowed(records: &[(u8, Vec<u8>)]) -> Vec<(u8, &[u8])> {
+    records.iter().map(|(s, p)| (*s, p.as_slice())).collect()
+}
+
 /// Runs `run` on every file of the fuzz target `target`'s corpus and artifacts
 /// (`fuzz/corpus/<target>`, `fuzz/artifacts/<target>`); returns how many.
 pub(crate) fn replay_fuzz_target<R>(target: &str, mut run: impl FnMut(&[u8]) -> R) -> usize {
