@@ -1,11 +1,11 @@
-//! The native events as [`AnthropicAssembler::push`](super::AnthropicAssembler::push)
+//! The native events as [`AnthropicAssembler::push`]
 //! reads them: [`AnthropicEvent`] and its [`NativeDelta`].
 
 use std::borrow::Cow;
 
 use super::message::{BlockType, InvocationMetrics};
 
-/// One native event, as [`AnthropicAssembler::push`] read it. Strings borrow from the
+/// One native event, as [`AnthropicAssembler::push`](super::AnthropicAssembler::push) read it. Strings borrow from the
 /// event bytes unless they hold JSON escapes.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
