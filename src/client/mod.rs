@@ -64,7 +64,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-pub use auth::{sigv4_headers, Auth, AwsCredentials, Secret};
+pub use auth::{sigv4_headers, Auth, AwsCredentials, RequestToSign, Secret};
 pub use config::{Config, ModelApi, ModelConfig, ProviderConfig, ResolvedModel};
 pub use endpoint::{build_endpoint, Endpoint};
 pub use error::{
@@ -582,7 +582,13 @@ impl BedrockClient {
             })
         })?;
         let signed = [("content-type", content_type)];
-        let auth_headers = auth.headers("POST", &endpoint.wire, &signed, &body, (self.inner.clock)())?;
+        let auth_headers = auth.headers(&RequestToSign {
+            method: "POST",
+            url: &endpoint.wire,
+            headers: &signed,
+            body: &body,
+            time: (self.inner.clock)(),
+        })?;
         let mut req = self
             .inner
             .http

@@ -61,6 +61,32 @@ const EVENT_HEAD: &[u8] = b"\x0b:event-type\x07\x00";
 /// application/json`, `:message-type: event`.
 const EVENT_TAIL: &[u8] = b"\x0d:content-type\x07\x00\x10application/json\x0d:message-type\x07\x00\x05event";
 
+/// How long a header value of a given type is on the wire, after its type byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueLen {
+    /// Always this many bytes (0 for the two booleans).
+    Fixed(usize),
+    /// A big-endian `u16` length, then that many bytes (byte arrays and strings).
+    Prefixed,
+}
+
+impl ValueLen {
+    /// The length rule of type byte `ty`; `None` for a type this format does not have.
+    #[inline(always)]
+    fn of(ty: u8) -> Option<ValueLen> {
+        Some(match ty {
+            type_byte::BOOL_TRUE | type_byte::BOOL_FALSE => ValueLen::Fixed(0),
+            type_byte::BYTE => ValueLen::Fixed(1),
+            type_byte::INT16 => ValueLen::Fixed(2),
+            type_byte::INT32 => ValueLen::Fixed(4),
+            type_byte::INT64 | type_byte::TIMESTAMP => ValueLen::Fixed(8),
+            type_byte::UUID => ValueLen::Fixed(16),
+            type_byte::BYTE_ARRAY | type_byte::STRING => ValueLen::Prefixed,
+            _ => return None,
+        })
+    }
+}
+
 /// A header value, borrowed from the frame it was decoded from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HeaderValue<'a> {
@@ -410,17 +436,9 @@ fn next_raw(bytes: &[u8]) -> Option<RawHeader<'_>> {
     let (&name_len, rest) = bytes.split_first()?;
     let (name, rest) = split_at_checked(rest, usize::from(name_len))?;
     let (&ty, rest) = rest.split_first()?;
-    let value_len = match ty {
-        type_byte::BOOL_TRUE | type_byte::BOOL_FALSE => 0,
-        type_byte::BYTE => 1,
-        type_byte::INT16 => 2,
-        type_byte::INT32 => 4,
-        type_byte::INT64 | type_byte::TIMESTAMP => 8,
-        type_byte::UUID => 16,
-        type_byte::BYTE_ARRAY | type_byte::STRING => {
-            2 + usize::from(u16::from_be_bytes(*rest.first_chunk::<2>()?))
-        }
-        _ => return None,
+    let value_len = match ValueLen::of(ty)? {
+        ValueLen::Fixed(len) => len,
+        ValueLen::Prefixed => 2 + usize::from(u16::from_be_bytes(*rest.first_chunk::<2>()?)),
     };
     let (value, rest) = split_at_checked(rest, value_len)?;
     Some((name, ty, value, rest))
@@ -472,18 +490,13 @@ fn ascii_structure_ok(section: &[u8]) -> bool {
         let Some((&ty, value)) = after_len.get(name_len..).and_then(<[u8]>::split_first) else {
             return false;
         };
-        let value_len = match ty {
-            type_byte::BOOL_TRUE | type_byte::BOOL_FALSE => 0,
-            type_byte::BYTE => 1,
-            type_byte::INT16 => 2,
-            type_byte::INT32 => 4,
-            type_byte::INT64 | type_byte::TIMESTAMP => 8,
-            type_byte::UUID => 16,
-            type_byte::BYTE_ARRAY | type_byte::STRING => match value.first_chunk::<2>() {
+        let value_len = match ValueLen::of(ty) {
+            Some(ValueLen::Fixed(len)) => len,
+            Some(ValueLen::Prefixed) => match value.first_chunk::<2>() {
                 Some(len) => 2 + usize::from(u16::from_be_bytes(*len)),
                 None => return false,
             },
-            _ => return false,
+            None => return false,
         };
         match value.get(value_len..) {
             Some(next) if name_len != 0 => rest = next,
@@ -517,14 +530,9 @@ fn validate_detailed(section: &[u8], base: usize) -> Result<(), DecodeError> {
         let ty = section[name_end];
         let value_start = name_end + 1;
         let available = section.len() - value_start;
-        let fixed = match ty {
-            type_byte::BOOL_TRUE | type_byte::BOOL_FALSE => 0,
-            type_byte::BYTE => 1,
-            type_byte::INT16 => 2,
-            type_byte::INT32 => 4,
-            type_byte::INT64 | type_byte::TIMESTAMP => 8,
-            type_byte::UUID => 16,
-            type_byte::BYTE_ARRAY | type_byte::STRING => {
+        let fixed = match ValueLen::of(ty) {
+            Some(ValueLen::Fixed(len)) => len,
+            Some(ValueLen::Prefixed) => {
                 let Some(len_bytes) = section.get(value_start..value_start + 2) else {
                     return Err(DecodeError::HeaderValueOverrun {
                         offset: base + value_start,
@@ -550,7 +558,7 @@ fn validate_detailed(section: &[u8], base: usize) -> Result<(), DecodeError> {
                 pos = data_start + len;
                 continue;
             }
-            other => return Err(DecodeError::InvalidHeaderType(other)),
+            None => return Err(DecodeError::InvalidHeaderType(ty)),
         };
         if fixed > available {
             return Err(DecodeError::HeaderValueOverrun {

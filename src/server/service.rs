@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
 use super::events::Script;
-use super::scenario::{self, RequestView, Scenario};
+use super::scenario::{self, ConverseRequest, RequestView, Scenario};
 use super::{auth, invoke, validate, wait_for_shutdown, Operation, RecordedRequest, Shared};
 use crate::eventstream::{EventStreamError, Message};
 use crate::invoke::Route;
@@ -205,19 +205,36 @@ async fn respond(
     }
     let model_id = seen.model_id.as_deref().unwrap_or_default();
     let view = match operation {
-        Operation::Converse | Operation::ConverseStream => RequestView::from_request(&json, body.len()),
+        Operation::Converse | Operation::ConverseStream => {
+            RequestView::read::<ConverseRequest>(&json, body.len())
+        }
         Operation::CountTokens => return count_tokens(&json, model_id, rid),
-        _ => invoke::native_view(&json, body.len()),
+        _ => RequestView::read::<invoke::MessagesRequest>(&json, body.len()),
     };
     let script = script_of(scenario, &view, shared.config.long_deltas);
+    let call = Call {
+        shared,
+        scenario,
+        rid,
+        start,
+    };
     match operation {
-        Operation::Converse => converse(shared, scenario, &script, rid, start).await,
-        Operation::ConverseStream => stream(shared, scenario, Frames::Script(script), rid, start),
-        Operation::InvokeModel => {
-            invoke_model(shared, scenario, &script, (model_id, &parts.headers), rid, start).await
-        }
-        _ => invoke_stream(shared, scenario, &script, (model_id, &parts.headers), rid, start),
+        Operation::Converse => converse(&call, &script).await,
+        Operation::ConverseStream => stream(&call, Frames::Script(script)),
+        Operation::InvokeModel => invoke_model(&call, &script, model_id, &parts.headers).await,
+        _ => invoke_stream(&call, &script, model_id, &parts.headers),
     }
+}
+
+/// A request being answered, as every answer needs it.
+struct Call<'a> {
+    shared: &'a Arc<Shared>,
+    /// The scenario the model id chose.
+    scenario: Scenario,
+    /// The request id.
+    rid: &'a str,
+    /// When the request arrived (for the latency the answer reports).
+    start: Instant,
 }
 
 /// The operation's own checks of a request's JSON: Converse's, or for the native
@@ -247,12 +264,10 @@ fn count_tokens(json: &Value, model_id: &str, rid: &str) -> Response {
 
 /// The `/invoke` answer: the script's Anthropic message, with the usage headers.
 async fn invoke_model(
-    shared: &Arc<Shared>,
-    scenario: Scenario,
+    call: &Call<'_>,
     script: &Script,
-    (model_id, headers): (&str, &::http::HeaderMap),
-    rid: &str,
-    start: Instant,
+    model_id: &str,
+    headers: &::http::HeaderMap,
 ) -> Response {
     let mut message = None;
     let render = |latency| {
@@ -261,11 +276,11 @@ async fn invoke_model(
         message = Some((m, latency));
         body
     };
-    let body = match unary(shared, scenario, script, rid, start, render).await {
+    let body = match unary(call, script, render).await {
         Ok(body) => body,
         Err(refused) => return *refused,
     };
-    let mut resp = unary_body(shared, scenario, body, rid);
+    let mut resp = unary_body(call, body);
     if let Some((m, latency)) = &message {
         invoke::add_usage_headers(&mut resp, m, *latency);
     }
@@ -274,15 +289,8 @@ async fn invoke_model(
 }
 
 /// The `/invoke-with-response-stream` answer.
-fn invoke_stream(
-    shared: &Arc<Shared>,
-    scenario: Scenario,
-    script: &Script,
-    (model_id, headers): (&str, &::http::HeaderMap),
-    rid: &str,
-    start: Instant,
-) -> Response {
-    let message = script.to_anthropic(&invoke::message_id(), model_id, latency_ms(start));
+fn invoke_stream(call: &Call<'_>, script: &Script, model_id: &str, headers: &::http::HeaderMap) -> Response {
+    let message = script.to_anthropic(&invoke::message_id(), model_id, latency_ms(call.start));
     let frames = match invoke::stream_frames(script, &message) {
         Ok(frames) => frames,
         Err(e) => {
@@ -290,11 +298,11 @@ fn invoke_stream(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerException",
                 &format!("The mock server could not encode its answer: {e}"),
-                rid,
+                call.rid,
             )
         }
     };
-    let mut resp = stream(shared, scenario, Frames::Encoded(frames), rid, start);
+    let mut resp = stream(call, Frames::Encoded(frames));
     invoke::add_route_headers(&mut resp, headers, true);
     resp
 }
@@ -389,16 +397,10 @@ fn latency_ms(start: Instant) -> u64 {
 }
 
 /// The `/converse` answer.
-async fn converse(
-    shared: &Arc<Shared>,
-    scenario: Scenario,
-    script: &Script,
-    rid: &str,
-    start: Instant,
-) -> Response {
+async fn converse(call: &Call<'_>, script: &Script) -> Response {
     let render = |latency| Bytes::from(script.to_converse_json(latency).to_string());
-    match unary(shared, scenario, script, rid, start, render).await {
-        Ok(body) => unary_body(shared, scenario, body, rid),
+    match unary(call, script, render).await {
+        Ok(body) => unary_body(call, body),
         Err(refused) => *refused,
     }
 }
@@ -408,13 +410,11 @@ async fn converse(
 /// of that exception (429 `ThrottlingException` or 424 `ModelErrorException`), and
 /// `stall` waits first (503 if the server stops meanwhile).
 async fn unary(
-    shared: &Arc<Shared>,
-    scenario: Scenario,
+    call: &Call<'_>,
     script: &Script,
-    rid: &str,
-    start: Instant,
     render: impl FnOnce(u64) -> Bytes,
 ) -> Result<Bytes, Box<Response>> {
+    let rid = call.rid;
     if let Some((exception_type, _)) = script.exception() {
         return Err(Box::new(if exception_type == "throttlingException" {
             error(
@@ -437,10 +437,10 @@ async fn unary(
             )
         }));
     }
-    if scenario == Scenario::Stall {
-        let mut shutdown = shared.shutdown.clone();
+    if call.scenario == Scenario::Stall {
+        let mut shutdown = call.shared.shutdown.clone();
         tokio::select! {
-            () = tokio::time::sleep(shared.config.stall) => {}
+            () = tokio::time::sleep(call.shared.config.stall) => {}
             () = wait_for_shutdown(&mut shutdown) => {
                 return Err(Box::new(error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -451,13 +451,14 @@ async fn unary(
             }
         }
     }
-    Ok(render(latency_ms(start)))
+    Ok(render(latency_ms(call.start)))
 }
 
 /// A JSON body delivered as the scenario says: cut in half (`truncated`), one byte per
 /// write (`trickle`) or whole.
-fn unary_body(shared: &Arc<Shared>, scenario: Scenario, body: Bytes, rid: &str) -> Response {
-    match scenario {
+fn unary_body(call: &Call<'_>, body: Bytes) -> Response {
+    let rid = call.rid;
+    match call.scenario {
         Scenario::Truncated => {
             let half = body.slice(..body.len() / 2);
             response(
@@ -469,7 +470,7 @@ fn unary_body(shared: &Arc<Shared>, scenario: Scenario, body: Bytes, rid: &str) 
         }
         Scenario::Trickle => {
             let (tx, rx) = mpsc::channel(1);
-            let shutdown = shared.shutdown.clone();
+            let shutdown = call.shared.shutdown.clone();
             tokio::spawn(async move {
                 let mut shutdown = shutdown;
                 trickle(&tx, &mut shutdown, &body).await;
@@ -539,7 +540,13 @@ impl Frames {
 
 /// A streaming answer (`/converse-stream`, `/invoke-with-response-stream`): headers
 /// now, frames from a writer task, delivered as the scenario says.
-fn stream(shared: &Arc<Shared>, scenario: Scenario, frames: Frames, rid: &str, start: Instant) -> Response {
+fn stream(call: &Call<'_>, frames: Frames) -> Response {
+    let Call {
+        shared,
+        scenario,
+        rid,
+        start,
+    } = *call;
     let delivery = match scenario {
         Scenario::Stall => Delivery::Stall,
         Scenario::Truncated => Delivery::Truncated,
