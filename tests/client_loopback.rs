@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 use bedrock_converse::client::{
     append_tool_results, tools_to_call, Auth, AuthError, AwsCredentials, BedrockClient, BedrockClientBuilder,
     BlockDelta, BlockStart, ChatEvent, ClientError, Config, ConfigError, ConverseStream, Endpoint,
-    RequestParams, ResponseError, RetryPolicy, Secret, ServiceError, TimeoutKind, Timeouts, TransportError,
+    RequestParams, RequestToSign, ResponseError, RetryPolicy, Secret, ServiceError, TimeoutKind, Timeouts,
+    TransportError,
 };
 use bedrock_converse::converse::{
     ContentBlock, ConverseResponse, ExceptionKind, Message, StopReason, StreamError,
@@ -796,7 +797,13 @@ async fn sigv4_matches_the_official_sdk() {
             region: "us-east-1".into(),
         };
         let ours = auth
-            .headers("POST", &url, &signed, &sdk_req.body, time)
+            .headers(&RequestToSign {
+                method: "POST",
+                url: &url,
+                headers: &signed,
+                body: &sdk_req.body,
+                time,
+            })
             .expect("sign");
         let get = |n: &str| ours.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
         assert_eq!(

@@ -129,26 +129,45 @@ impl Auth {
     }
 
     /// The headers to add to a request: `authorization` and, for SigV4, `x-amz-date`
-    /// and `x-amz-security-token`. `headers` are the request's other headers that are
-    /// to be signed (e.g. `content-type`); `host` is derived from `url`.
+    /// and `x-amz-security-token`. The request's `headers` are its other headers that
+    /// are to be signed (e.g. `content-type`); `host` is derived from its `url`.
     ///
     /// # Errors
     ///
     /// [`ClientError::Auth`] when the URL cannot be signed.
-    pub fn headers(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        time: SystemTime,
-    ) -> Result<Vec<(&'static str, String)>, ClientError> {
+    pub fn headers(&self, request: &RequestToSign<'_>) -> Result<Vec<(&'static str, String)>, ClientError> {
         match self {
             Auth::Bearer(key) => Ok(vec![("authorization", format!("Bearer {}", key.expose()))]),
-            Auth::SigV4 { credentials, region } => {
-                sigv4_headers(credentials, region, method, url, headers, body, time)
-            }
+            Auth::SigV4 { credentials, region } => sign_sigv4(credentials, region, request),
         }
+    }
+}
+
+/// The parts of an HTTP request that [`Auth::headers`] covers.
+#[derive(Clone, Copy)]
+pub struct RequestToSign<'a> {
+    /// The method (`POST`).
+    pub method: &'a str,
+    /// The URL exactly as sent (percent-encoded path).
+    pub url: &'a str,
+    /// The request's other headers that are to be signed (e.g. `content-type`).
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The body.
+    pub body: &'a [u8],
+    /// The signing time.
+    pub time: SystemTime,
+}
+
+impl fmt::Debug for RequestToSign<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The body is left out, as h2 leaves payloads out.
+        f.debug_struct("RequestToSign")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .field("time", &self.time)
+            .finish()
     }
 }
 
@@ -172,6 +191,29 @@ pub fn sigv4_headers(
     body: &[u8],
     time: SystemTime,
 ) -> Result<Vec<(&'static str, String)>, ClientError> {
+    let request = RequestToSign {
+        method,
+        url,
+        headers,
+        body,
+        time,
+    };
+    sign_sigv4(credentials, region, &request)
+}
+
+/// [`sigv4_headers`] of a [`RequestToSign`].
+fn sign_sigv4(
+    credentials: &AwsCredentials,
+    region: &str,
+    request: &RequestToSign<'_>,
+) -> Result<Vec<(&'static str, String)>, ClientError> {
+    let RequestToSign {
+        method,
+        url,
+        headers,
+        body,
+        time,
+    } = *request;
     let uri: http::Uri = url.parse().map_err(|source| AuthError::InvalidUrl {
         url: url.to_string(),
         source,

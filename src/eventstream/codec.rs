@@ -5,8 +5,9 @@ use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::error::EventStreamError;
-use super::frame::{Limits, Message};
 use super::framer::Framer;
+use super::message::Message;
+use super::prelude::Limits;
 
 /// Decoder and encoder of `application/vnd.amazon.eventstream` messages.
 ///

@@ -26,8 +26,10 @@
 use bytes::Bytes;
 
 use super::error::{DecodeError, EventStreamError, LooksLike};
-use super::frame::{new_hasher, Frame, Limits, Message, Prelude, MESSAGE_CRC_LEN, PRELUDE_LEN};
+use super::frame::Frame;
 use super::header::{self, FrameKind, Headers};
+use super::message::Message;
+use super::prelude::{new_hasher, Limits, Prelude, MESSAGE_CRC_LEN, PRELUDE_LEN};
 
 /// Where the framer is inside the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,11 +32,13 @@ mod error;
 mod frame;
 mod framer;
 mod header;
+mod message;
+mod prelude;
 
 pub use codec::EventStreamCodec;
 pub use error::{DecodeError, EncodeError, EventStreamError, LooksLike};
-pub use frame::{
-    decode_frame, Frame, Limits, Message, MessageBuilder, MESSAGE_CRC_LEN, MIN_FRAME_LEN, PRELUDE_LEN,
-};
+pub use frame::{decode_frame, Frame};
 pub use framer::{Fed, Framer};
 pub use header::{names, FrameKind, HeaderValue, Headers};
+pub use message::{Message, MessageBuilder};
+pub use prelude::{Limits, MESSAGE_CRC_LEN, MIN_FRAME_LEN, PRELUDE_LEN};

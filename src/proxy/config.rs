@@ -213,143 +213,18 @@ impl ProxyConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ProxyConfig, ClientError> {
         let config = Config::parse_with_env(text, env)?;
-        let stripped = strip_json_comments(text);
-        let root: Value = serde_json::from_str(&stripped).map_err(|e| {
-            ClientError::Config(ConfigError::Syntax {
-                path: None,
-                line: e.line(),
-                column: e.column(),
-                message: e.to_string(),
-            })
-        })?;
-        let invalid = |reason: String| {
-            ClientError::Config(ConfigError::Invalid {
-                field: "proxy".to_owned(),
-                reason,
-            })
-        };
-        let block = root
-            .get("proxy")
-            .and_then(Value::as_object)
-            .ok_or_else(|| invalid("no `proxy` block".to_owned()))?;
-        let provider = match block.get("provider").and_then(Value::as_str) {
-            Some(name) => config.providers.get(name).ok_or_else(|| {
-                ClientError::Config(ConfigError::UnknownProvider {
-                    model: name.to_owned(),
-                    known: config.providers.keys().cloned().collect(),
-                })
-            })?,
-            None => config
-                .default_provider()
-                .ok_or_else(|| invalid("no bedrock provider to forward to".to_owned()))?,
-        };
+        let root = parse_root(text)?;
+        let block = ProxyBlock::of(&root, env)?;
+        let provider = block.upstream(&config)?;
         let upstream_auth = Auth::resolve(
             provider.key.as_deref(),
             &provider.region,
             env,
             home_dir(env).as_deref(),
         )?;
-        let mut client_keys = Vec::new();
-        if let Some(keys) = block.get("clientKeys").and_then(Value::as_object) {
-            for (id, secret) in keys {
-                let secret = secret
-                    .as_str()
-                    .ok_or_else(|| invalid(format!("clientKeys.{id} must be a string")))?;
-                let secret = expand_env(secret, env, &format!("proxy.clientKeys.{id}"))?;
-                if secret.is_empty() {
-                    return Err(invalid(format!("clientKeys.{id} is empty")));
-                }
-                client_keys.push(ClientKey {
-                    id: id.clone(),
-                    secret,
-                });
-            }
-        }
-        if client_keys.is_empty() {
-            return Err(invalid("`clientKeys` must name at least one key".to_owned()));
-        }
-        let mut out = ProxyConfig::new(base_url(provider), upstream_auth, client_keys);
+        let mut out = ProxyConfig::new(base_url(provider), upstream_auth, block.client_keys()?);
         out.models = Config::with_provider(provider.clone());
-        if let Some(listen) = block.get("listen").and_then(Value::as_str) {
-            out.listen = expand_env(listen, env, "proxy.listen")?;
-        }
-        let number = |v: Option<&Value>, name: &str| -> Result<Option<u64>, ClientError> {
-            match v {
-                None => Ok(None),
-                Some(v) => v
-                    .as_u64()
-                    .map(Some)
-                    .ok_or_else(|| invalid(format!("{name} must be a non-negative integer"))),
-            }
-        };
-        if let Some(n) = number(block.get("maxBodyBytes"), "maxBodyBytes")? {
-            out.max_body_bytes = usize::try_from(n).unwrap_or(usize::MAX);
-        }
-        if let Some(n) = number(block.get("maxConcurrentStreams"), "maxConcurrentStreams")? {
-            out.max_concurrent_streams = usize::try_from(n).unwrap_or(usize::MAX).max(1);
-        }
-        if let Some(t) = block.get("timeouts") {
-            let ms = |name: &str, default: Duration| -> Result<Duration, ClientError> {
-                Ok(number(t.get(name), name)?.map_or(default, Duration::from_millis))
-            };
-            let d = ProxyTimeouts::default();
-            out.timeouts = ProxyTimeouts {
-                request_body: ms("requestBodyMs", d.request_body)?,
-                connect: ms("connectMs", d.connect)?,
-                first_byte: ms("firstByteMs", d.first_byte)?,
-                idle: ms("idleMs", d.idle)?,
-                total: ms("totalMs", d.total)?,
-            };
-        }
-        if let Some(n) = number(block.get("maxBufferedBytes"), "maxBufferedBytes")? {
-            out.max_buffered_bytes = usize::try_from(n).unwrap_or(usize::MAX);
-        }
-        if let Some(listen) = block.get("metricsListen").and_then(Value::as_str) {
-            out.metrics_listen = Some(expand_env(listen, env, "proxy.metricsListen")?);
-        }
-        if let Some(key) = block.get("metricsKey").and_then(Value::as_str) {
-            let key = expand_env(key, env, "proxy.metricsKey")?;
-            if key.is_empty() {
-                return Err(invalid("metricsKey is empty".to_owned()));
-            }
-            out.metrics_key = Some(key);
-        }
-        if let Some(t) = block.get("tls") {
-            out.tls = Some(tls_settings(t, env)?);
-        }
-        if let Some(c) = block.get("connections") {
-            let d = ConnectionLimits::default();
-            let ms = |name: &str, default: Duration| -> Result<Duration, ClientError> {
-                Ok(number(c.get(name), name)?.map_or(default, Duration::from_millis))
-            };
-            let count = |name: &str, default: u64| -> Result<u64, ClientError> {
-                Ok(number(c.get(name), name)?.unwrap_or(default).max(1))
-            };
-            let to_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-            let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-            // The defaults below are small constants: `usize as u64` is lossless.
-            out.connections = ConnectionLimits {
-                max_connections: to_usize(count("max", d.max_connections as u64)?),
-                header_read_timeout: ms("headerReadTimeoutMs", d.header_read_timeout)?,
-                keep_alive_idle: ms("keepAliveIdleMs", d.keep_alive_idle)?,
-                http2_max_concurrent_streams: to_u32(count(
-                    "http2MaxConcurrentStreams",
-                    u64::from(d.http2_max_concurrent_streams),
-                )?),
-                http2_max_pending_accept_reset_streams: to_usize(count(
-                    "http2MaxPendingAcceptResetStreams",
-                    d.http2_max_pending_accept_reset_streams as u64,
-                )?),
-                http2_max_local_error_reset_streams: to_usize(count(
-                    "http2MaxLocalErrorResetStreams",
-                    d.http2_max_local_error_reset_streams as u64,
-                )?),
-                max_header_list_bytes: to_u32(count(
-                    "maxHeaderListBytes",
-                    u64::from(d.max_header_list_bytes),
-                )?),
-            };
-        }
+        block.apply_settings(&mut out)?;
         Ok(out)
     }
 
@@ -367,6 +242,202 @@ impl ProxyConfig {
         let encoded = crate::model_id::encode(model_id);
         format!("{}{encoded}/{operation}", self.upstream_base)
     }
+}
+
+// ===== reading the `proxy` block =====
+
+/// The config text as JSON (comments stripped).
+fn parse_root(text: &str) -> Result<Value, ClientError> {
+    serde_json::from_str(&strip_json_comments(text)).map_err(|e| {
+        ClientError::Config(ConfigError::Syntax {
+            path: None,
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })
+    })
+}
+
+/// A config error in the `proxy` block.
+fn invalid(reason: String) -> ClientError {
+    ClientError::Config(ConfigError::Invalid {
+        field: "proxy".to_owned(),
+        reason,
+    })
+}
+
+/// A member that must be a non-negative integer when present.
+fn number(value: Option<&Value>, name: &str) -> Result<Option<u64>, ClientError> {
+    match value {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| invalid(format!("{name} must be a non-negative integer"))),
+    }
+}
+
+/// A member of `object` in milliseconds, `default` when absent.
+fn millis(object: &Value, name: &str, default: Duration) -> Result<Duration, ClientError> {
+    Ok(number(object.get(name), name)?.map_or(default, Duration::from_millis))
+}
+
+/// A count member of `object`, `default` when absent, at least 1.
+fn count(object: &Value, name: &str, default: u64) -> Result<u64, ClientError> {
+    Ok(number(object.get(name), name)?.unwrap_or(default).max(1))
+}
+
+fn saturating_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+fn saturating_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The `proxy` block being read, and the environment its `${env:}` references read.
+struct ProxyBlock<'a> {
+    members: &'a serde_json::Map<String, Value>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl<'a> ProxyBlock<'a> {
+    /// The `proxy` block of the config's root object.
+    fn of(root: &'a Value, env: &'a dyn Fn(&str) -> Option<String>) -> Result<ProxyBlock<'a>, ClientError> {
+        let members = root
+            .get("proxy")
+            .and_then(Value::as_object)
+            .ok_or_else(|| invalid("no `proxy` block".to_owned()))?;
+        Ok(ProxyBlock { members, env })
+    }
+
+    /// The provider requests are forwarded to: `provider`, else the default one.
+    fn upstream<'c>(&self, config: &'c Config) -> Result<&'c ProviderConfig, ClientError> {
+        match self.members.get("provider").and_then(Value::as_str) {
+            Some(name) => config.providers.get(name).ok_or_else(|| {
+                ClientError::Config(ConfigError::UnknownProvider {
+                    model: name.to_owned(),
+                    known: config.providers.keys().cloned().collect(),
+                })
+            }),
+            None => config
+                .default_provider()
+                .ok_or_else(|| invalid("no bedrock provider to forward to".to_owned())),
+        }
+    }
+
+    /// `clientKeys`: at least one, each a non-empty string once expanded.
+    fn client_keys(&self) -> Result<Vec<ClientKey>, ClientError> {
+        let mut client_keys = Vec::new();
+        if let Some(keys) = self.members.get("clientKeys").and_then(Value::as_object) {
+            for (id, secret) in keys {
+                let secret = secret
+                    .as_str()
+                    .ok_or_else(|| invalid(format!("clientKeys.{id} must be a string")))?;
+                let secret = expand_env(secret, self.env, &format!("proxy.clientKeys.{id}"))?;
+                if secret.is_empty() {
+                    return Err(invalid(format!("clientKeys.{id} is empty")));
+                }
+                client_keys.push(ClientKey {
+                    id: id.clone(),
+                    secret,
+                });
+            }
+        }
+        if client_keys.is_empty() {
+            return Err(invalid("`clientKeys` must name at least one key".to_owned()));
+        }
+        Ok(client_keys)
+    }
+
+    /// A string member, `${env:}` expanded, if present.
+    fn expanded(&self, name: &str) -> Result<Option<String>, ClientError> {
+        let Some(raw) = self.members.get(name).and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        Ok(Some(expand_env(raw, self.env, &format!("proxy.{name}"))?))
+    }
+
+    /// A number member of the block, if present.
+    fn number(&self, name: &str) -> Result<Option<u64>, ClientError> {
+        number(self.members.get(name), name)
+    }
+
+    /// The optional settings, over the defaults of [`ProxyConfig::new`].
+    fn apply_settings(&self, out: &mut ProxyConfig) -> Result<(), ClientError> {
+        if let Some(listen) = self.expanded("listen")? {
+            out.listen = listen;
+        }
+        if let Some(n) = self.number("maxBodyBytes")? {
+            out.max_body_bytes = saturating_usize(n);
+        }
+        if let Some(n) = self.number("maxConcurrentStreams")? {
+            out.max_concurrent_streams = saturating_usize(n).max(1);
+        }
+        if let Some(t) = self.members.get("timeouts") {
+            out.timeouts = timeouts(t)?;
+        }
+        if let Some(n) = self.number("maxBufferedBytes")? {
+            out.max_buffered_bytes = saturating_usize(n);
+        }
+        out.metrics_listen = self.expanded("metricsListen")?;
+        if let Some(key) = self.expanded("metricsKey")? {
+            if key.is_empty() {
+                return Err(invalid("metricsKey is empty".to_owned()));
+            }
+            out.metrics_key = Some(key);
+        }
+        if let Some(t) = self.members.get("tls") {
+            out.tls = Some(tls_settings(t, self.env)?);
+        }
+        if let Some(c) = self.members.get("connections") {
+            out.connections = connection_limits(c)?;
+        }
+        Ok(())
+    }
+}
+
+/// The `proxy.timeouts` block, over [`ProxyTimeouts::default`].
+fn timeouts(block: &Value) -> Result<ProxyTimeouts, ClientError> {
+    let d = ProxyTimeouts::default();
+    Ok(ProxyTimeouts {
+        request_body: millis(block, "requestBodyMs", d.request_body)?,
+        connect: millis(block, "connectMs", d.connect)?,
+        first_byte: millis(block, "firstByteMs", d.first_byte)?,
+        idle: millis(block, "idleMs", d.idle)?,
+        total: millis(block, "totalMs", d.total)?,
+    })
+}
+
+/// The `proxy.connections` block, over [`ConnectionLimits::default`].
+fn connection_limits(block: &Value) -> Result<ConnectionLimits, ClientError> {
+    let d = ConnectionLimits::default();
+    // The defaults are small constants: `usize as u64` is lossless.
+    Ok(ConnectionLimits {
+        max_connections: saturating_usize(count(block, "max", d.max_connections as u64)?),
+        header_read_timeout: millis(block, "headerReadTimeoutMs", d.header_read_timeout)?,
+        keep_alive_idle: millis(block, "keepAliveIdleMs", d.keep_alive_idle)?,
+        http2_max_concurrent_streams: saturating_u32(count(
+            block,
+            "http2MaxConcurrentStreams",
+            u64::from(d.http2_max_concurrent_streams),
+        )?),
+        http2_max_pending_accept_reset_streams: saturating_usize(count(
+            block,
+            "http2MaxPendingAcceptResetStreams",
+            d.http2_max_pending_accept_reset_streams as u64,
+        )?),
+        http2_max_local_error_reset_streams: saturating_usize(count(
+            block,
+            "http2MaxLocalErrorResetStreams",
+            d.http2_max_local_error_reset_streams as u64,
+        )?),
+        max_header_list_bytes: saturating_u32(count(
+            block,
+            "maxHeaderListBytes",
+            u64::from(d.max_header_list_bytes),
+        )?),
+    })
 }
 
 /// The `proxy.tls` block: `certFile`, `keyFile` (both required, `${env:}` expanded),

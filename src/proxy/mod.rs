@@ -1103,7 +1103,13 @@ async fn send_upstream(
         .collect();
     let headers = config
         .upstream_auth
-        .headers("POST", url, &signed, &body, std::time::SystemTime::now())
+        .headers(&crate::client::RequestToSign {
+            method: "POST",
+            url,
+            headers: &signed,
+            body: &body,
+            time: std::time::SystemTime::now(),
+        })
         .map_err(|e| UpstreamFailure {
             error_type: "SigningFailed".to_owned(),
             message: "the gateway could not sign the upstream request",

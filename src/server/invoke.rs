@@ -7,6 +7,8 @@
 //! client's [`AnthropicAssembler`](crate::invoke::AnthropicAssembler) gets back exactly
 //! that message.
 
+use std::borrow::Cow;
+
 use ::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use serde_json::Value;
@@ -20,7 +22,7 @@ use crate::invoke::{
 };
 
 use super::events::Script;
-use super::scenario::{RequestView, ToolResultView};
+use super::scenario::{input_tokens, RequestDialect, ToolResultView};
 
 /// The `anthropic_version` Bedrock requires in an Anthropic Messages body.
 pub(crate) const ANTHROPIC_VERSION: &str = "bedrock-2023-05-31";
@@ -149,60 +151,42 @@ fn check_native_messages(messages: &[Value]) -> Result<(), String> {
 
 // ===== the request as the scenarios see it =====
 
-/// Reads the parts of an (already validated) Anthropic Messages body the scenarios use.
-pub(crate) fn native_view(body: &Value, body_len: usize) -> RequestView {
-    let messages = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let mut view = RequestView {
-        input_tokens: input_tokens(body_len),
-        ..RequestView::default()
-    };
-    if let Some(last) = messages
-        .last()
-        .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-    {
-        let blocks = native_blocks(last);
-        let texts: Vec<&str> = blocks.iter().filter_map(|b| block_text(b)).collect();
-        if !texts.is_empty() {
-            view.last_user_text = Some(texts.join(" "));
+/// The Anthropic Messages body of the native routes.
+pub(crate) struct MessagesRequest;
+
+impl RequestDialect for MessagesRequest {
+    fn blocks(message: &Value) -> Cow<'_, [Value]> {
+        match message.get("content") {
+            Some(Value::String(s)) => Cow::Owned(vec![serde_json::json!({ "type": "text", "text": s })]),
+            Some(Value::Array(blocks)) => Cow::Borrowed(blocks),
+            _ => Cow::Borrowed(&[]),
         }
-        let previous = messages
-            .len()
-            .checked_sub(2)
-            .and_then(|i| messages.get(i))
-            .map(native_blocks)
-            .unwrap_or_default();
-        view.tool_results = blocks
-            .iter()
-            .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
-            .map(|b| tool_result_view(b, &previous))
-            .collect();
     }
-    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-        for tool in tools {
-            if let Some(name) = tool.get("name").and_then(Value::as_str) {
+
+    fn block_text(block: &Value) -> Option<&str> {
+        block_text(block)
+    }
+
+    fn tool_result(block: &Value, previous: &[Value]) -> Option<ToolResultView> {
+        (block.get("type").and_then(Value::as_str) == Some("tool_result"))
+            .then(|| tool_result_view(block, previous))
+    }
+
+    fn tools(body: &Value) -> Vec<(String, Value)> {
+        let tools = body.get("tools").and_then(Value::as_array);
+        tools
+            .into_iter()
+            .flatten()
+            .filter_map(|tool| {
+                let name = tool.get("name").and_then(Value::as_str)?;
                 let schema = tool.get("input_schema").cloned().unwrap_or(Value::Null);
-                view.tools.push((name.to_owned(), schema));
-            }
-        }
+                Some((name.to_owned(), schema))
+            })
+            .collect()
     }
-    view
-}
 
-/// ~4 bytes per token, as the Converse scenarios count (and as `count-tokens` answers).
-fn input_tokens(body_len: usize) -> u64 {
-    (body_len as u64 / 4).max(1)
-}
-
-/// A message's content as blocks (a string content is one text block).
-fn native_blocks(message: &Value) -> Vec<Value> {
-    match message.get("content") {
-        Some(Value::String(s)) => vec![serde_json::json!({ "type": "text", "text": s })],
-        Some(Value::Array(blocks)) => blocks.clone(),
-        _ => Vec::new(),
+    fn cache_points(_: &Value) -> u64 {
+        0
     }
 }
 
@@ -361,6 +345,7 @@ pub(crate) fn add_route_headers(resp: &mut Response, request: &HeaderMap, stream
 
 #[cfg(test)]
 mod tests {
+    use super::super::scenario::RequestView;
     use super::*;
     use serde_json::json;
 
@@ -427,7 +412,7 @@ mod tests {
             {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "sunny"}]}]},
         ], "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]});
-        let view = native_view(&body, 400);
+        let view = RequestView::read::<MessagesRequest>(&body, 400);
         assert_eq!(view.input_tokens, 100);
         assert_eq!(view.tools.len(), 1);
         let result = view.tool_results.first().expect("a result");

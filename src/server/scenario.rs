@@ -1,5 +1,6 @@
 //! Scenario names and the content each one produces.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::{json, Map, Value};
@@ -136,70 +137,111 @@ pub(crate) struct ToolResultView {
     pub(crate) content: String,
 }
 
+/// How a request body's dialect (Converse, or the Anthropic Messages body of the
+/// native routes) spells the parts a [`RequestView`] reads.
+pub(crate) trait RequestDialect {
+    /// A message's content as blocks (a string content is one text block).
+    fn blocks(message: &Value) -> Cow<'_, [Value]>;
+    /// The text of a text block.
+    fn block_text(block: &Value) -> Option<&str>;
+    /// The tool result a block carries, the tool's name looked up among the blocks of
+    /// the `previous` (assistant) message.
+    fn tool_result(block: &Value, previous: &[Value]) -> Option<ToolResultView>;
+    /// The tools the request declares: (name, input schema).
+    fn tools(body: &Value) -> Vec<(String, Value)>;
+    /// The cache points the request sets (0 where the dialect has none).
+    fn cache_points(body: &Value) -> u64;
+}
+
 impl RequestView {
-    /// Reads the parts of an (already validated) Converse request the scenarios use.
-    pub(crate) fn from_request(body: &Value, body_len: usize) -> RequestView {
+    /// Reads the parts of an (already validated) request the scenarios use.
+    pub(crate) fn read<D: RequestDialect>(body: &Value, body_len: usize) -> RequestView {
         let messages = body
             .get("messages")
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default();
         let mut view = RequestView {
-            // ~4 bytes per token, as a rough tokenizer would give.
-            input_tokens: (body_len as u64 / 4).max(1),
+            input_tokens: input_tokens(body_len),
+            tools: D::tools(body),
+            cache_points: D::cache_points(body),
             ..RequestView::default()
         };
-        if let Some(last) = messages.last().filter(|m| role(m) == Some("user")) {
-            let blocks = content(last);
-            let texts: Vec<&str> = blocks
-                .iter()
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect();
-            if !texts.is_empty() {
-                view.last_user_text = Some(texts.join(" "));
-            }
-            // Tool names come from the previous assistant message's toolUse blocks.
-            let previous = messages
-                .len()
-                .checked_sub(2)
-                .and_then(|i| messages.get(i))
-                .map(content)
-                .unwrap_or_default();
-            for block in blocks {
-                let Some(result) = block.get("toolResult") else {
-                    continue;
-                };
-                let id = result
-                    .get("toolUseId")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let name = previous
-                    .iter()
-                    .filter_map(|b| b.get("toolUse"))
-                    .find(|u| u.get("toolUseId").and_then(Value::as_str) == Some(id))
-                    .and_then(|u| u.get("name").and_then(Value::as_str))
-                    .map(str::to_owned);
-                view.tool_results.push(ToolResultView {
-                    tool_use_id: id.to_owned(),
-                    name,
-                    is_error: result.get("status").and_then(Value::as_str) == Some("error"),
-                    content: render_tool_result(result.get("content")),
-                });
-            }
+        let Some(last) = messages.last().filter(|m| role(m) == Some("user")) else {
+            return view;
+        };
+        let blocks = D::blocks(last);
+        let texts: Vec<&str> = blocks.iter().filter_map(D::block_text).collect();
+        if !texts.is_empty() {
+            view.last_user_text = Some(texts.join(" "));
         }
-        view.cache_points = count_cache_points(body);
-        if let Some(tools) = body.pointer("/toolConfig/tools").and_then(Value::as_array) {
-            for tool in tools {
-                let Some(spec) = tool.get("toolSpec") else {
-                    continue;
-                };
-                if let Some(name) = spec.get("name").and_then(Value::as_str) {
-                    let schema = spec.pointer("/inputSchema/json").cloned().unwrap_or(Value::Null);
-                    view.tools.push((name.to_owned(), schema));
-                }
-            }
-        }
+        let previous = messages
+            .len()
+            .checked_sub(2)
+            .and_then(|i| messages.get(i))
+            .map(D::blocks)
+            .unwrap_or_default();
+        view.tool_results = blocks
+            .iter()
+            .filter_map(|b| D::tool_result(b, &previous))
+            .collect();
         view
+    }
+}
+
+/// ~4 bytes per token, as a rough tokenizer would give (and as `count-tokens` answers).
+pub(crate) fn input_tokens(body_len: usize) -> u64 {
+    (body_len as u64 / 4).max(1)
+}
+
+/// The Converse request body.
+pub(crate) struct ConverseRequest;
+
+impl RequestDialect for ConverseRequest {
+    fn blocks(message: &Value) -> Cow<'_, [Value]> {
+        Cow::Borrowed(content(message))
+    }
+
+    fn block_text(block: &Value) -> Option<&str> {
+        block.get("text").and_then(Value::as_str)
+    }
+
+    fn tool_result(block: &Value, previous: &[Value]) -> Option<ToolResultView> {
+        let result = block.get("toolResult")?;
+        let id = result
+            .get("toolUseId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = previous
+            .iter()
+            .filter_map(|b| b.get("toolUse"))
+            .find(|u| u.get("toolUseId").and_then(Value::as_str) == Some(id))
+            .and_then(|u| u.get("name").and_then(Value::as_str))
+            .map(str::to_owned);
+        Some(ToolResultView {
+            tool_use_id: id.to_owned(),
+            name,
+            is_error: result.get("status").and_then(Value::as_str) == Some("error"),
+            content: render_tool_result(result.get("content")),
+        })
+    }
+
+    fn tools(body: &Value) -> Vec<(String, Value)> {
+        let tools = body.pointer("/toolConfig/tools").and_then(Value::as_array);
+        tools
+            .into_iter()
+            .flatten()
+            .filter_map(|tool| {
+                let spec = tool.get("toolSpec")?;
+                let name = spec.get("name").and_then(Value::as_str)?;
+                let schema = spec.pointer("/inputSchema/json").cloned().unwrap_or(Value::Null);
+                Some((name.to_owned(), schema))
+            })
+            .collect()
+    }
+
+    fn cache_points(body: &Value) -> u64 {
+        count_cache_points(body)
     }
 }
 

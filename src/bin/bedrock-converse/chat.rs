@@ -178,6 +178,130 @@ impl Progress {
     }
 }
 
+/// Writes an answer as it arrives: text to stdout, reasoning to stderr, tool calls on
+/// lines of their own, the peer's control characters neutralised on a terminal.
+struct AnswerWriter<W: Write> {
+    out: W,
+    /// Neutralise what goes to stdout.
+    clean_out: bool,
+    /// Neutralise what goes to stderr.
+    clean_err: bool,
+    at_line_start: bool,
+    in_reasoning: bool,
+}
+
+impl<W: Write> AnswerWriter<W> {
+    /// A writer to `out` (stdout); `raw` writes the text as received.
+    fn new(out: W, raw: bool) -> AnswerWriter<W> {
+        AnswerWriter {
+            out,
+            clean_out: !raw && std::io::stdout().is_terminal(),
+            clean_err: !raw && std::io::stderr().is_terminal(),
+            at_line_start: true,
+            in_reasoning: false,
+        }
+    }
+
+    /// A piece of answer text, written as it is.
+    fn text(&mut self, text: &str) {
+        if self.in_reasoning {
+            eprintln!();
+            self.in_reasoning = false;
+        }
+        let _ = self.out.write_all(neutralise(text, self.clean_out).as_bytes());
+        let _ = self.out.flush();
+        self.at_line_start = text.ends_with('\n');
+    }
+
+    /// The whole answer text of a non-streamed call, as one line.
+    fn whole_text(&mut self, text: &str) {
+        if !text.is_empty() {
+            let _ = writeln!(
+                self.out,
+                "{}",
+                neutralise(text.trim_end_matches('\n'), self.clean_out)
+            );
+        }
+        self.at_line_start = true;
+    }
+
+    /// A piece of reasoning text, to stderr after a `[reasoning]` mark.
+    fn reasoning(&mut self, text: &str) {
+        if !self.in_reasoning {
+            eprint!("[reasoning] ");
+            self.in_reasoning = true;
+        }
+        eprint!("{}", neutralise(text, self.clean_err));
+    }
+
+    /// A tool call, on a line of its own.
+    fn tool_call(&mut self, name: &str, input: &Value, id: &str) {
+        self.end_line();
+        let (name, id) = (neutralise(name, self.clean_out), neutralise(id, self.clean_out));
+        let _ = writeln!(self.out, "[tool call] {name} {input} (id {id})");
+        let _ = self.out.flush();
+    }
+
+    /// Ends the current line of text, if one is open.
+    fn end_line(&mut self) {
+        if !self.at_line_start {
+            let _ = writeln!(self.out);
+        }
+        let _ = self.out.flush();
+        self.at_line_start = true;
+    }
+
+    /// One event of a Converse stream; the response when it is the last.
+    fn chat_event(&mut self, event: ChatEvent) -> Option<Box<ConverseResponse>> {
+        match event {
+            ChatEvent::ContentBlockDelta {
+                delta: BlockDelta::Text(text),
+                ..
+            } => self.text(&text),
+            ChatEvent::ContentBlockDelta {
+                delta: BlockDelta::ReasoningText(text),
+                ..
+            } => self.reasoning(&text),
+            ChatEvent::ToolCall { call, .. } => self.tool_call(&call.name, &call.input, &call.id),
+            ChatEvent::Done(response) => return Some(response),
+            _ => {}
+        }
+        None
+    }
+
+    /// One native Anthropic event (a chunk of an invoke stream): its text and thinking
+    /// deltas.
+    fn invoke_chunk(&mut self, chunk: &[u8]) {
+        let event: Value = serde_json::from_slice(chunk).unwrap_or(Value::Null);
+        let delta = event.get("delta");
+        let text = |field: &str| {
+            delta
+                .and_then(|d| d.get(field))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        match delta.and_then(|d| d.get("type")).and_then(Value::as_str) {
+            Some("text_delta") => self.text(text("text")),
+            Some("thinking_delta") => self.reasoning(text("thinking")),
+            _ => {}
+        }
+    }
+
+    /// The tool calls of an assembled Anthropic message.
+    fn tool_uses(&mut self, message: &AnthropicMessage) {
+        for (id, name, input) in message.tool_uses() {
+            self.tool_call(name, input, id);
+        }
+    }
+}
+
+/// Says on stderr that the answer so far was kept, when there was one.
+fn report_partial(kept: bool, characters: usize) {
+    if kept {
+        eprintln!("(partial answer kept: {characters} characters)");
+    }
+}
+
 async fn chat_stream(
     client: &BedrockClient,
     model: &str,
@@ -186,87 +310,35 @@ async fn chat_stream(
     raw: bool,
 ) -> Result<(), ClientError> {
     let endpoint = client.endpoint(model, true)?;
-    let clean_out = !raw && std::io::stdout().is_terminal();
-    let clean_err = !raw && std::io::stderr().is_terminal();
     let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
-    let mut stream = match client.converse_stream(model, messages, params).await {
+    let opened = client.converse_stream(model, messages, params).await;
+    let mut stream = match opened {
         Ok(s) => s,
         Err(e) => {
             progress.stop().await;
             return Err(e);
         }
     };
-    let mut out = std::io::stdout().lock();
-    let mut at_line_start = true;
-    let mut in_reasoning = false;
-    let mut first = true;
+    let mut answer = AnswerWriter::new(std::io::stdout().lock(), raw);
     while let Some(item) = stream.next().await {
-        if first {
-            progress.stop().await;
-            first = false;
-        }
-        let event = match item {
-            Ok(ev) => ev,
+        // The first item ends the wait (stopping again is a no-op).
+        progress.stop().await;
+        let response = match item {
+            Ok(event) => answer.chat_event(event),
             Err(e) => {
-                if !at_line_start {
-                    let _ = writeln!(out);
-                }
-                let _ = out.flush();
+                answer.end_line();
                 let partial = stream.partial();
-                if !partial.content().is_empty() {
-                    eprintln!("(partial answer kept: {} characters)", partial.text().len());
-                }
+                report_partial(!partial.content().is_empty(), partial.text().len());
                 return Err(e);
             }
         };
-        match event {
-            ChatEvent::ContentBlockDelta {
-                delta: BlockDelta::Text(text),
-                ..
-            } => {
-                if in_reasoning {
-                    eprintln!();
-                    in_reasoning = false;
-                }
-                let _ = out.write_all(neutralise(&text, clean_out).as_bytes());
-                let _ = out.flush();
-                at_line_start = text.ends_with('\n');
-            }
-            ChatEvent::ContentBlockDelta {
-                delta: BlockDelta::ReasoningText(text),
-                ..
-            } => {
-                if !in_reasoning {
-                    eprint!("[reasoning] ");
-                    in_reasoning = true;
-                }
-                eprint!("{}", neutralise(&text, clean_err));
-            }
-            ChatEvent::ToolCall { call, .. } => {
-                if !at_line_start {
-                    let _ = writeln!(out);
-                }
-                let _ = writeln!(
-                    out,
-                    "[tool call] {} {} (id {})",
-                    neutralise(&call.name, clean_out),
-                    call.input,
-                    neutralise(&call.id, clean_out)
-                );
-                let _ = out.flush();
-                at_line_start = true;
-            }
-            ChatEvent::Done(response) => {
-                if !at_line_start {
-                    let _ = writeln!(out);
-                }
-                let _ = out.flush();
-                print_summary(&response);
-                return Ok(());
-            }
-            _ => {}
+        if let Some(response) = response {
+            answer.end_line();
+            print_summary(&response);
+            return Ok(());
         }
     }
+    progress.stop().await;
     Err(ClientError::Response(ResponseError::Truncated))
 }
 
@@ -282,22 +354,12 @@ async fn chat_once(
     let result = client.converse(model, messages, params).await;
     progress.stop().await;
     let response = result?;
-    let clean = !raw && std::io::stdout().is_terminal();
-    let mut out = std::io::stdout().lock();
-    let text = response.text();
-    if !text.is_empty() {
-        let _ = writeln!(out, "{}", neutralise(text.trim_end_matches('\n'), clean));
-    }
+    let mut answer = AnswerWriter::new(std::io::stdout().lock(), raw);
+    answer.whole_text(&response.text());
     for call in tools_to_call(&response) {
-        let _ = writeln!(
-            out,
-            "[tool call] {} {} (id {})",
-            neutralise(&call.name, clean),
-            call.input,
-            neutralise(&call.id, clean)
-        );
+        answer.tool_call(&call.name, &call.input, &call.id);
     }
-    let _ = out.flush();
+    answer.end_line();
     print_summary(&response);
     Ok(())
 }
@@ -326,59 +388,25 @@ async fn invoke_stream(
     raw: bool,
 ) -> Result<(), ClientError> {
     let endpoint = client.route_endpoint_of(&request.model_id, Route::InvokeModelWithResponseStream)?;
-    let clean_out = !raw && std::io::stdout().is_terminal();
-    let clean_err = !raw && std::io::stderr().is_terminal();
     let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
     let started = client.invoke_model_with_response_stream(request).await;
     progress.stop().await;
     let mut stream = started?;
-    let mut out = std::io::stdout().lock();
-    let mut at_line_start = true;
-    let mut in_reasoning = false;
+    let mut answer = AnswerWriter::new(std::io::stdout().lock(), raw);
     while let Some(item) = stream.next_chunk().await {
-        let chunk = match item {
-            Ok(chunk) => chunk,
+        match item {
+            Ok(chunk) => answer.invoke_chunk(&chunk),
             Err(e) => {
-                end_line(&mut out, at_line_start);
+                answer.end_line();
                 let partial = stream.partial();
-                if !partial.content.is_empty() {
-                    eprintln!("(partial answer kept: {} characters)", partial.text().len());
-                }
+                report_partial(!partial.content.is_empty(), partial.text().len());
                 return Err(e);
             }
-        };
-        let event: Value = serde_json::from_slice(&chunk).unwrap_or(Value::Null);
-        match event.pointer("/delta/type").and_then(Value::as_str) {
-            Some("text_delta") => {
-                let text = event
-                    .pointer("/delta/text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                if in_reasoning {
-                    eprintln!();
-                    in_reasoning = false;
-                }
-                let _ = out.write_all(neutralise(text, clean_out).as_bytes());
-                let _ = out.flush();
-                at_line_start = text.ends_with('\n');
-            }
-            Some("thinking_delta") => {
-                if !in_reasoning {
-                    eprint!("[reasoning] ");
-                    in_reasoning = true;
-                }
-                let text = event
-                    .pointer("/delta/thinking")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                eprint!("{}", neutralise(text, clean_err));
-            }
-            _ => {}
         }
     }
-    end_line(&mut out, at_line_start);
+    answer.end_line();
     let message = stream.into_message().await.map_err(|(e, _)| e)?;
-    print_tool_uses(&mut out, &message, clean_out);
+    answer.tool_uses(&message);
     print_invoke_summary(&message);
     Ok(())
 }
@@ -396,35 +424,11 @@ async fn invoke_once(
     let message = result?
         .anthropic_message()
         .map_err(|e| ClientError::Response(ResponseError::Json(e)))?;
-    let clean = !raw && std::io::stdout().is_terminal();
-    let mut out = std::io::stdout().lock();
-    let text = message.text();
-    if !text.is_empty() {
-        let _ = writeln!(out, "{}", neutralise(text.trim_end_matches('\n'), clean));
-    }
-    print_tool_uses(&mut out, &message, clean);
+    let mut answer = AnswerWriter::new(std::io::stdout().lock(), raw);
+    answer.whole_text(&message.text());
+    answer.tool_uses(&message);
     print_invoke_summary(&message);
     Ok(())
-}
-
-fn end_line(out: &mut impl Write, at_line_start: bool) {
-    if !at_line_start {
-        let _ = writeln!(out);
-    }
-    let _ = out.flush();
-}
-
-fn print_tool_uses(out: &mut impl Write, message: &AnthropicMessage, clean: bool) {
-    for (id, name, input) in message.tool_uses() {
-        let _ = writeln!(
-            out,
-            "[tool call] {} {} (id {})",
-            neutralise(name, clean),
-            input,
-            neutralise(id, clean)
-        );
-    }
-    let _ = out.flush();
 }
 
 fn print_invoke_summary(message: &AnthropicMessage) {

@@ -10,9 +10,11 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bedrock_converse::converse::{Blob, ServiceException, StreamAssembler, StreamError};
+use bedrock_converse::converse::{Blob, ConverseResponse, ServiceException, StreamAssembler, StreamError};
 use bedrock_converse::eventstream::{EventStreamCodec, HeaderValue, Message};
-use bedrock_converse::invoke::{AnthropicAssembler, ChunkDecoder, InvokeError, CHUNK_EVENT_TYPE};
+use bedrock_converse::invoke::{
+    AnthropicAssembler, AnthropicMessage, ChunkDecoder, InvokeError, CHUNK_EVENT_TYPE,
+};
 use bytes::BytesMut;
 use serde_json::{json, Value};
 use tokio_util::codec::Decoder;
@@ -136,82 +138,124 @@ fn is_invoke_stream(bytes: &[u8]) -> bool {
     matches!(Frames::new(bytes).next(), Ok(Some(m)) if m.event_type() == Some(CHUNK_EVENT_TYPE))
 }
 
-fn decode(args: &Args, bytes: &[u8], out: &mut impl Write) -> Result<(), Failure> {
-    if !args.frames && is_invoke_stream(bytes) {
-        return decode_invoke(args, bytes, out);
-    }
-    let mut body = Frames::new(bytes);
-    let mut assembler = StreamAssembler::new().allow_missing_message_start(args.lenient);
-    let mut first_error: Option<Failure> = None;
-    loop {
-        let message = match body.next() {
-            Ok(Some(m)) => m,
-            Ok(None) => break,
-            Err(e) => {
-                first_error = Some(e);
-                break;
-            }
-        };
-        let frames = body.count;
-        if args.frames {
-            writeln!(out, "{}", frame_json(&message))?;
-            continue;
-        }
-        match assembler.push(&message) {
-            Ok(Some(event)) if args.events => {
-                serde_json::to_writer(&mut *out, &event).map_err(std::io::Error::from)?;
-                writeln!(out)?;
-            }
-            Ok(_) => {}
-            Err(source) => {
-                if args.events {
-                    if let Some(line) = error_event_json(&source) {
-                        writeln!(out, "{line}")?;
-                    }
-                }
-                first_error = Some(Failure::Stream {
-                    frame: frames,
-                    source,
-                });
-                break;
+impl Frames<'_> {
+    /// Hands each frame and its number to `step` until the body ends or a step fails;
+    /// the first failure (of the framing or of `step`), if any.
+    fn for_each(mut self, mut step: impl FnMut(&Message, usize) -> Result<(), Failure>) -> Option<Failure> {
+        loop {
+            let message = match self.next() {
+                Ok(Some(m)) => m,
+                Ok(None) => return None,
+                Err(e) => return Some(e),
+            };
+            if let Err(e) = step(&message, self.count) {
+                return Some(e);
             }
         }
     }
-    if args.frames || args.events {
-        return first_error.map_or(Ok(()), Err);
+}
+
+/// An assembler as the printer of its result sees it.
+trait Assembly {
+    /// What it assembles.
+    type Output: serde::Serialize;
+    /// What had arrived when the body failed.
+    fn into_partial(self) -> Self::Output;
+    /// The assembled output, or what had arrived and why it is not complete.
+    fn complete(self) -> (Self::Output, Option<Failure>);
+}
+
+impl Assembly for StreamAssembler {
+    type Output = ConverseResponse;
+
+    fn into_partial(self) -> ConverseResponse {
+        StreamAssembler::into_partial(self)
     }
-    let (response, error) = match first_error {
-        Some(e) => (assembler.into_partial(), Some(e)),
-        None => match assembler.finish() {
-            Ok(r) => (r, None),
+
+    fn complete(self) -> (ConverseResponse, Option<Failure>) {
+        match self.finish() {
+            Ok(response) => (response, None),
             Err(StreamError::Incomplete(inc)) => {
                 let partial = inc.partial.clone();
                 (partial, Some(Failure::Finish(StreamError::Incomplete(inc))))
             }
-            Err(e) => (Default::default(), Some(Failure::Finish(e))),
-        },
+            Err(e) => (ConverseResponse::default(), Some(Failure::Finish(e))),
+        }
+    }
+}
+
+impl Assembly for AnthropicAssembler {
+    type Output = AnthropicMessage;
+
+    fn into_partial(self) -> AnthropicMessage {
+        self.partial()
+    }
+
+    fn complete(self) -> (AnthropicMessage, Option<Failure>) {
+        match self.finish() {
+            Ok(message) => (message, None),
+            Err(InvokeError::Incomplete(inc)) => {
+                let partial = inc.partial.clone();
+                (partial, Some(Failure::FinishInvoke(InvokeError::Incomplete(inc))))
+            }
+            Err(e) => (AnthropicMessage::default(), Some(Failure::FinishInvoke(e))),
+        }
+    }
+}
+
+/// Prints what `assembler` assembled (what had arrived, when the body failed), then
+/// hands back the failure.
+fn print_assembled(
+    out: &mut impl Write,
+    assembler: impl Assembly,
+    first_error: Option<Failure>,
+) -> Result<(), Failure> {
+    let (output, error) = match first_error {
+        Some(e) => (assembler.into_partial(), Some(e)),
+        None => assembler.complete(),
     };
-    serde_json::to_writer_pretty(&mut *out, &response).map_err(std::io::Error::from)?;
+    serde_json::to_writer_pretty(&mut *out, &output).map_err(std::io::Error::from)?;
     writeln!(out)?;
     error.map_or(Ok(()), Err)
+}
+
+fn decode(args: &Args, bytes: &[u8], out: &mut impl Write) -> Result<(), Failure> {
+    if !args.frames && is_invoke_stream(bytes) {
+        return decode_invoke(args, bytes, out);
+    }
+    let mut assembler = StreamAssembler::new().allow_missing_message_start(args.lenient);
+    let first_error = Frames::new(bytes).for_each(|message, frame| {
+        if args.frames {
+            writeln!(out, "{}", frame_json(message))?;
+            return Ok(());
+        }
+        match assembler.push(message) {
+            Ok(Some(event)) if args.events => {
+                serde_json::to_writer(&mut *out, &event).map_err(std::io::Error::from)?;
+                writeln!(out)?;
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(source) => {
+                if let Some(line) = error_event_json(&source).filter(|_| args.events) {
+                    writeln!(out, "{line}")?;
+                }
+                Err(Failure::Stream { frame, source })
+            }
+        }
+    });
+    if args.frames || args.events {
+        return first_error.map_or(Ok(()), Err);
+    }
+    print_assembled(out, assembler, first_error)
 }
 
 /// An invoke stream: the native events (`--events`) or the assembled Anthropic
 /// message (printed even when the stream failed, with what had arrived).
 fn decode_invoke(args: &Args, bytes: &[u8], out: &mut impl Write) -> Result<(), Failure> {
-    let mut body = Frames::new(bytes);
     let mut decoder = ChunkDecoder::new();
     let mut assembler = AnthropicAssembler::new();
-    let mut first_error: Option<Failure> = None;
-    loop {
-        let message = match body.next() {
-            Ok(Some(m)) => m,
-            Ok(None) => break,
-            Err(e) => {
-                first_error = Some(e);
-                break;
-            }
-        };
+    let first_error = Frames::new(bytes).for_each(|message, frame| {
         let pushed = match decoder.decode(message.as_frame()) {
             Ok(Some(event)) => {
                 if args.events {
@@ -228,31 +272,12 @@ fn decode_invoke(args: &Args, bytes: &[u8], out: &mut impl Write) -> Result<(), 
                 Err(source)
             }
         };
-        if let Err(source) = pushed {
-            first_error = Some(Failure::Invoke {
-                frame: body.count,
-                source,
-            });
-            break;
-        }
-    }
+        pushed.map_err(|source| Failure::Invoke { frame, source })
+    });
     if args.events {
         return first_error.map_or(Ok(()), Err);
     }
-    let (message, error) = match first_error {
-        Some(e) => (assembler.partial(), Some(e)),
-        None => match assembler.finish() {
-            Ok(m) => (m, None),
-            Err(InvokeError::Incomplete(inc)) => {
-                let partial = inc.partial.clone();
-                (partial, Some(Failure::FinishInvoke(InvokeError::Incomplete(inc))))
-            }
-            Err(e) => (Default::default(), Some(Failure::FinishInvoke(e))),
-        },
-    };
-    serde_json::to_writer_pretty(&mut *out, &message).map_err(std::io::Error::from)?;
-    writeln!(out)?;
-    error.map_or(Ok(()), Err)
+    print_assembled(out, assembler, first_error)
 }
 
 /// An exception frame as an event line, like the stream's union member:
