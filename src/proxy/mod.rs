@@ -43,6 +43,7 @@ mod listener;
 mod metrics;
 mod operation;
 mod passthrough;
+mod relay;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -71,7 +72,7 @@ use crate::client::ClientError;
 use crate::converse::TokenUsage;
 use crate::invoke::InvokeResponseHeaders;
 use operation::Operation;
-use passthrough::validate_with;
+use passthrough::ValidatedStream;
 
 /// The event-stream content type.
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
@@ -228,9 +229,18 @@ impl Proxy {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = self.router();
-        let limits = self.inner.config.connections;
+        let limits = self.listener_limits();
         let metrics = self.inner.metrics.clone();
         listener::serve(router, listener, limits, metrics, tls, shutdown).await
+    }
+
+    /// The connection limits, and the idle timeout as the longest a write to a client
+    /// may stay pending.
+    fn listener_limits(&self) -> listener::Limits {
+        listener::Limits {
+            connections: self.inner.config.connections,
+            write_stall: self.inner.config.timeouts.idle,
+        }
     }
 
     /// Serves [`metrics_router`](Self::metrics_router) on `listener` (the
@@ -245,7 +255,7 @@ impl Proxy {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = self.metrics_router();
-        let limits = self.inner.config.connections;
+        let limits = self.listener_limits();
         listener::serve(
             router,
             listener,
@@ -549,7 +559,7 @@ async fn forward(proxy: Proxy, model_id: String, request: Request, operation: Op
     let upstream = call_upstream(&proxy, &admitted, &headers, body).await;
     drop(body_budget);
     match upstream {
-        Ok(upstream) => relay(proxy, admitted, upstream).await,
+        Ok(upstream) => relay(proxy, admitted, upstream, ClientSide::of(&parts)).await,
         Err(failed) => *failed,
     }
 }
@@ -690,7 +700,12 @@ async fn call_upstream(
 }
 
 /// Relays the upstream answer: a validated event stream, or a buffered body.
-async fn relay(proxy: Proxy, admitted: Admitted, upstream: reqwest::Response) -> Response {
+async fn relay(
+    proxy: Proxy,
+    admitted: Admitted,
+    upstream: reqwest::Response,
+    client: ClientSide,
+) -> Response {
     let status = upstream.status();
     let operation = admitted.operation;
     let mut builder = Response::builder().status(status.as_u16());
@@ -710,7 +725,7 @@ async fn relay(proxy: Proxy, admitted: Admitted, upstream: reqwest::Response) ->
             Operation::Invoke(_) => FrameValidator::for_invoke_stream(limits),
             _ => FrameValidator::new(limits),
         };
-        pump(admitted, upstream, validator)
+        stream_body(admitted, upstream, validator, client)
     } else {
         match buffered(&proxy, admitted, upstream).await {
             Ok(body) => body,
@@ -844,65 +859,46 @@ fn on_stream_end(admitted: Admitted) -> impl FnOnce(StreamSummary) + Send + 'sta
     }
 }
 
-/// Forwards a validated event stream through a bounded queue from a task of its own,
-/// so the deadlines hold whether or not the client reads: a reply left unread for the
-/// idle timeout, or running past the total timeout, is cut and its slot freed. A cut
-/// stream ends with an `exception` frame when the queue has room for it; otherwise the
-/// connection is broken off, so the client never takes a cut stream for a whole one.
-fn pump(admitted: Admitted, upstream: reqwest::Response, validator: FrameValidator) -> Body {
+/// The client's body of a validated event stream: pulled inline by hyper, except over
+/// HTTP/2 where a task of its own pumps it (see `relay.rs`).
+fn stream_body(
+    admitted: Admitted,
+    upstream: reqwest::Response,
+    validator: FrameValidator,
+    client: ClientSide,
+) -> Body {
     let proxy = admitted.guard.proxy.clone();
     let idle = proxy.inner.config.timeouts.idle;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(STREAM_QUEUE);
-    let clean = Arc::new(AtomicBool::new(false));
-    let (key_id, model_id) = (admitted.key_id.clone(), admitted.model_id.clone());
+    let log = relay::CutLog {
+        proxy,
+        key_id: admitted.key_id.clone(),
+        model_id: admitted.model_id.clone(),
+    };
     let deadline = admitted.total_deadline;
-    let validated = validate_with(upstream.bytes_stream(), validator, idle, on_stream_end(admitted));
-    let done = clean.clone();
-    tokio::spawn(async move {
-        let mut validated = std::pin::pin!(validated);
-        let forward = async {
-            loop {
-                // A client that goes away while upstream is quiet ends the stream too.
-                let chunk = tokio::select! {
-                    item = validated.next() => match item {
-                        Some(Ok(chunk)) => chunk,
-                        _ => break,
-                    },
-                    () = tx.closed() => return Some(None),
-                };
-                match tokio::time::timeout(idle, tx.send(chunk)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return Some(None),
-                    Err(_) => return Some(Some(StreamCut::SlowReader)),
-                }
-            }
-            None
-        };
-        let outcome = match deadline {
-            Some(at) => tokio::time::timeout_at(at, forward)
-                .await
-                .unwrap_or(Some(Some(StreamCut::Total))),
-            None => forward.await,
-        };
-        match outcome {
-            // The validated stream ended (with its own exception frame if it failed).
-            None => done.store(true, Ordering::Release),
-            // The client went away.
-            Some(None) => {}
-            Some(Some(why)) => {
-                proxy.inner.metrics.cut(why);
-                let message = cut_message(why, idle);
-                tracing::warn!(key_id, model_id, reason = ?why, "stream cut");
-                let frame = exception_frame("serviceUnavailableException", &message).into_bytes();
-                if tx.try_send(frame).is_ok() {
-                    done.store(true, Ordering::Release);
-                }
-            }
+    let stream = ValidatedStream::new(upstream.bytes_stream(), validator, idle, on_stream_end(admitted));
+    let body = relay::RelayBody::new(stream, deadline, log, client.stall);
+    if client.http2 {
+        relay::pumped(body, idle)
+    } else {
+        Body::new(body)
+    }
+}
+
+/// What the handler knows of the client's connection.
+struct ClientSide {
+    /// HTTP/2: a stream can stall on its own window.
+    http2: bool,
+    /// Set by the listener when the connection stalled (absent outside it).
+    stall: Option<listener::WriteStall>,
+}
+
+impl ClientSide {
+    fn of(parts: &axum::http::request::Parts) -> ClientSide {
+        ClientSide {
+            http2: parts.version == axum::http::Version::HTTP_2,
+            stall: parts.extensions.get::<listener::WriteStall>().cloned(),
         }
-        // Dropping `validated` drops the upstream body (cancelling the request) and,
-        // if the stream did not end, the slot.
-    });
-    queued_body(rx, clean)
+    }
 }
 
 /// The client's body of a stream pumped through `rx`: it ends cleanly when the pump
