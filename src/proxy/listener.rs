@@ -38,12 +38,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify, Semaphore};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::config::ConnectionLimits;
 use super::metrics::{ConnectionClose, Metrics};
+use super::quiet::QuietTimer;
 use crate::tls::TlsCertificate;
 
 /// ALPN protocols the gateway offers, preferred first.
@@ -265,9 +266,7 @@ impl WriteStall {
 /// the next stall; a connection that keeps up never touches it.
 struct StallGuard<IO> {
     io: IO,
-    timeout: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
-    armed: bool,
+    quiet: QuietTimer,
     stall: WriteStall,
 }
 
@@ -275,9 +274,7 @@ impl<IO> StallGuard<IO> {
     fn new(io: IO, timeout: Duration, stall: WriteStall) -> Self {
         StallGuard {
             io,
-            timeout,
-            timer: None,
-            armed: false,
+            quiet: QuietTimer::new(timeout),
             stall,
         }
     }
@@ -286,24 +283,10 @@ impl<IO> StallGuard<IO> {
     /// have been pending for the whole timeout, then an error.
     fn watch<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if result.is_ready() {
-            self.armed = false;
+            self.quiet.progress();
             return result;
         }
-        if !self.armed {
-            let at = Instant::now()
-                .checked_add(self.timeout)
-                .unwrap_or_else(super::far_future);
-            match &mut self.timer {
-                Some(timer) => timer.as_mut().reset(at),
-                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
-            }
-            self.armed = true;
-        }
-        let expired = self
-            .timer
-            .as_mut()
-            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
-        if !expired {
+        if !self.quiet.expired(cx) {
             return Poll::Pending;
         }
         self.stall.set();

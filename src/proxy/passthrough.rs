@@ -7,7 +7,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,8 +14,8 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
-use tokio::time::Sleep;
 
+use super::quiet::QuietTimer;
 use crate::converse::TokenUsage;
 use crate::eventstream::{EventStreamError, Frame, Framer, Limits, Message, MessageBuilder, PRELUDE_LEN};
 use crate::invoke::{ChunkDecoder, UsageReader, CHUNK_EVENT_TYPE};
@@ -342,11 +341,7 @@ pub struct StreamSummary {
 pub(crate) struct ValidatedStream<S, F> {
     upstream: S,
     validator: FrameValidator,
-    idle: Duration,
-    /// Allocated at the first quiet poll; `idle_armed` says whether its deadline
-    /// counts from the current quiet spell.
-    idle_timer: Option<Pin<Box<Sleep>>>,
-    idle_armed: bool,
+    idle: QuietTimer,
     on_end: Option<F>,
     /// The exception frame a failed stream ends with.
     tail: Option<Bytes>,
@@ -363,9 +358,7 @@ where
         ValidatedStream {
             upstream,
             validator,
-            idle,
-            idle_timer: None,
-            idle_armed: false,
+            idle: QuietTimer::new(idle),
             on_end: Some(on_end),
             tail: None,
         }
@@ -403,25 +396,6 @@ where
             },
         }
     }
-
-    /// Upstream had nothing: whether it has now been quiet for the idle timeout (the
-    /// timer is armed at the start of a quiet spell, and wakes the reader when it runs
-    /// out).
-    fn idle_elapsed(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.idle_armed {
-            let at = tokio::time::Instant::now()
-                .checked_add(self.idle)
-                .unwrap_or_else(super::far_future);
-            match &mut self.idle_timer {
-                Some(timer) => timer.as_mut().reset(at),
-                None => self.idle_timer = Some(Box::pin(tokio::time::sleep_until(at))),
-            }
-            self.idle_armed = true;
-        }
-        self.idle_timer
-            .as_mut()
-            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
-    }
 }
 
 impl<S, E, F> Stream for ValidatedStream<S, F>
@@ -444,14 +418,14 @@ where
             }
             match this.upstream.poll_next_unpin(cx) {
                 Poll::Ready(item) => {
-                    this.idle_armed = false;
+                    this.idle.progress();
                     this.take(item);
                 }
                 Poll::Pending => {
-                    if !this.idle_elapsed(cx) {
+                    if !this.idle.expired(cx) {
                         return Poll::Pending;
                     }
-                    let idle = this.idle;
+                    let idle = this.idle.timeout();
                     this.end(StreamEnd::Idle(idle));
                 }
             }

@@ -29,10 +29,20 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::time::Sleep;
 
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::admission::{refuse, Admitted};
 use super::listener::WriteStall;
+use super::log::{cut_message, log_buffered, on_stream_end};
 use super::metrics::StreamCut;
-use super::passthrough::{exception_frame, StreamSummary, ValidatedStream};
-use super::{cut_message, queued_body, Proxy, STREAM_QUEUE};
+use super::operation::Operation;
+use super::passthrough::{exception_frame, FrameValidator, StreamSummary, ValidatedStream};
+use super::upstream::{bad_gateway, read_capped, ReadError};
+use super::{error_response, invoke, Proxy, Refused, Rejection, EVENT_STREAM, STREAM_QUEUE};
+use crate::converse::TokenUsage;
+use crate::invoke::InvokeResponseHeaders;
 
 /// Whose stream it is, for the line logged when the gateway cuts it.
 pub(super) struct CutLog {
@@ -187,4 +197,204 @@ where
         done.store(true, Ordering::Release);
     });
     queued_body(rx, clean)
+}
+
+// ===== relaying an upstream answer =====
+
+/// Slices a buffered `/converse` answer is written in, so its budget share is held
+/// until the client has taken (nearly) all of it.
+const REPLY_SLICE: usize = 64 * 1024;
+
+/// Relays the upstream answer: a validated event stream, or a buffered body.
+pub(super) async fn relay(
+    proxy: Proxy,
+    admitted: Admitted,
+    upstream: reqwest::Response,
+    client: ClientSide,
+) -> Response {
+    let status = upstream.status();
+    let operation = admitted.operation;
+    let mut builder = Response::builder().status(status.as_u16());
+    for name in operation.returned_response_headers() {
+        if let Some(v) = upstream.headers().get(name) {
+            builder = builder.header(name, v.as_bytes());
+        }
+    }
+    let is_event_stream = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(EVENT_STREAM));
+    let body = if operation.is_streaming() && status.is_success() && is_event_stream {
+        let limits = proxy.inner.config.limits;
+        let validator = match operation {
+            Operation::Invoke(_) => FrameValidator::for_invoke_stream(limits),
+            _ => FrameValidator::new(limits),
+        };
+        stream_body(admitted, upstream, validator, client)
+    } else {
+        match buffered(&proxy, admitted, upstream).await {
+            Ok(body) => body,
+            Err(failed) => return *failed,
+        }
+    };
+    builder.body(body).unwrap_or_else(|_| {
+        error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerException",
+            "the response could not be built",
+        )
+    })
+}
+
+/// A JSON answer (or an error body), read whole within the same cap as a frame and the
+/// memory budget, to check it and log its usage.
+pub(super) async fn buffered(
+    proxy: &Proxy,
+    admitted: Admitted,
+    upstream: reqwest::Response,
+) -> Result<Body, Refused> {
+    let inner = &proxy.inner;
+    let status = upstream.status();
+    let is_json = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let usage_headers = InvokeResponseHeaders::from_headers(
+        crate::invoke::Route::InvokeModel,
+        upstream
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    );
+    let cap = usize::try_from(inner.config.limits.max_frame_len()).unwrap_or(usize::MAX);
+    let read = read_capped(proxy, upstream, cap);
+    let read = match admitted.total_deadline {
+        Some(at) => tokio::time::timeout_at(at, read)
+            .await
+            .unwrap_or(Err(ReadError::Broken("the total timeout passed".to_owned()))),
+        None => read.await,
+    };
+    let (bytes, budget) = match read {
+        Ok(read) => read,
+        Err(ReadError::Budget) => return Err(Box::new(refuse(proxy, Rejection::MemoryBudget))),
+        Err(ReadError::Broken(why)) => {
+            return Err(bad_gateway(
+                &admitted,
+                "ReadFailed",
+                &why,
+                "reading the upstream response failed",
+            ))
+        }
+    };
+    // A 200 JSON answer that is not one complete JSON value (cut short upstream) would
+    // reach SDKs as an empty success. The Converse and CountTokens answers are JSON
+    // whatever their content type says; an InvokeModel body is the model's own.
+    let must_be_json = is_json
+        || matches!(
+            admitted.operation,
+            Operation::Converse | Operation::Invoke(crate::invoke::Route::CountTokens)
+        );
+    if status.is_success() && must_be_json && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
+    {
+        let detail = format!("{} bytes, not one complete JSON value", bytes.len());
+        return Err(bad_gateway(
+            &admitted,
+            "IncompleteJson",
+            &detail,
+            "the upstream answer was cut short",
+        ));
+    }
+    if status.is_success() {
+        let usage = match admitted.operation {
+            Operation::Invoke(route) => invoke::buffered_usage(route, &usage_headers, &bytes),
+            _ => converse_usage(&bytes),
+        };
+        log_buffered(&admitted, usage.as_ref());
+    }
+    drop(admitted);
+    Ok(budgeted_body(bytes, budget))
+}
+
+/// The client's body of a validated event stream: pulled inline by hyper, except over
+/// HTTP/2 where a task of its own pumps it (see `relay.rs`).
+pub(super) fn stream_body(
+    admitted: Admitted,
+    upstream: reqwest::Response,
+    validator: FrameValidator,
+    client: ClientSide,
+) -> Body {
+    let proxy = admitted.guard.proxy.clone();
+    let idle = proxy.inner.config.timeouts.idle;
+    let log = CutLog {
+        proxy,
+        key_id: admitted.key_id.clone(),
+        model_id: admitted.model_id.clone(),
+    };
+    let deadline = admitted.total_deadline;
+    let stream = ValidatedStream::new(upstream.bytes_stream(), validator, idle, on_stream_end(admitted));
+    let body = RelayBody::new(stream, deadline, log, client.stall);
+    if client.http2 {
+        pumped(body, idle)
+    } else {
+        Body::new(body)
+    }
+}
+
+/// What the handler knows of the client's connection.
+pub(super) struct ClientSide {
+    /// HTTP/2: a stream can stall on its own window.
+    http2: bool,
+    /// Set by the listener when the connection stalled (absent outside it).
+    pub(super) stall: Option<WriteStall>,
+}
+
+impl ClientSide {
+    pub(super) fn of(parts: &axum::http::request::Parts) -> ClientSide {
+        ClientSide {
+            http2: parts.version == axum::http::Version::HTTP_2,
+            stall: parts.extensions.get::<WriteStall>().cloned(),
+        }
+    }
+}
+
+/// The client's body of a stream pumped through `rx`: it ends cleanly when the pump
+/// set `clean` before closing the queue, and with an error (the connection broken
+/// off, so a cut stream is never taken for a whole one) otherwise.
+pub(super) fn queued_body(rx: tokio::sync::mpsc::Receiver<Bytes>, clean: Arc<AtomicBool>) -> Body {
+    let stream = futures_util::stream::unfold(Some((rx, clean)), |state| async move {
+        let (mut rx, clean) = state?;
+        match rx.recv().await {
+            Some(bytes) => Some((Ok(bytes), Some((rx, clean)))),
+            None if clean.load(Ordering::Acquire) => None,
+            None => Some((Err(std::io::Error::other("stream cut by the gateway")), None)),
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// A buffered answer written in slices; its share of the budget is given back once the
+/// last slice is taken (or the client goes away).
+pub(super) fn budgeted_body(bytes: Bytes, budget: Option<OwnedSemaphorePermit>) -> Body {
+    if budget.is_none() || bytes.len() <= REPLY_SLICE {
+        return Body::from(bytes);
+    }
+    let slices = futures_util::stream::unfold((bytes, budget), |(mut rest, budget)| async move {
+        if rest.is_empty() {
+            return None;
+        }
+        let slice = rest.split_to(rest.len().min(REPLY_SLICE));
+        Some((Ok::<_, std::convert::Infallible>(slice), (rest, budget)))
+    });
+    Body::from_stream(slices)
+}
+
+/// The `usage` of a Converse answer.
+pub(super) fn converse_usage(body: &[u8]) -> Option<TokenUsage> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        usage: Option<TokenUsage>,
+    }
+    serde_json::from_slice::<Body>(body).ok().and_then(|b| b.usage)
 }
