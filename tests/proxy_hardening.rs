@@ -263,11 +263,66 @@ async fn clients_that_never_read_lose_their_slot_at_the_deadline() {
         m.cuts(StreamCut::SlowReader)
     );
     assert!(eventually(250, || m.streams_in_flight() == 0).await);
+    // Each stalled connection was given up, once.
+    assert_eq!(m.connections_closed(ConnectionClose::SlowReader), 4);
     // The slots are free: a client that reads is served, whole.
     let ok = post(&gw.url("small", "converse-stream"), request_body("x")).await;
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.bytes().await.unwrap(), delta_frames(3, 8));
     drop(readers);
+}
+
+/// HTTP/2 clients that take the response head and never read the body: each stream's
+/// flow-control window stays shut while the connection itself stays healthy (it
+/// answers pings, it could carry other streams), so the connection-level watch cannot
+/// see it; each stream is still cut and its slot freed.
+#[tokio::test]
+async fn http2_streams_left_unread_lose_their_slot_at_the_deadline() {
+    let (addr, _) = fixed_upstream(delta_frames(1024, 16 * 1024), delta_frames(3, 8)).await;
+    let mut config = config_for(&format!("http://{addr}/model/"));
+    config.max_concurrent_streams = 4;
+    config.timeouts.idle = Duration::from_millis(300);
+    let gw = Gateway::start(config).await;
+    // Small stream windows, a large connection window: the unread streams shut their
+    // own windows and leave the connection room for another stream.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .http2_initial_stream_window_size(65_535)
+        .http2_initial_connection_window_size(16 << 20)
+        .build()
+        .unwrap();
+    let mut unread = Vec::new();
+    for _ in 0..4 {
+        let resp = h2
+            .post(gw.url("big", "converse-stream"))
+            .bearer_auth(CLIENT_KEY)
+            .body(request_body("x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        assert_eq!(resp.status(), 200);
+        // Never read.
+        unread.push(resp);
+    }
+    let m = gw.proxy.metrics();
+    assert!(
+        eventually(500, || m.cuts(StreamCut::SlowReader) == 4).await,
+        "every unread stream is cut (cut so far: {})",
+        m.cuts(StreamCut::SlowReader)
+    );
+    assert!(eventually(250, || m.streams_in_flight() == 0).await);
+    // The same connection serves a stream that is read, whole.
+    let ok = h2
+        .post(gw.url("small", "converse-stream"))
+        .bearer_auth(CLIENT_KEY)
+        .body(request_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.bytes().await.unwrap(), delta_frames(3, 8));
+    drop(unread);
 }
 
 /// A reading client of a stream that runs past the total timeout gets an exception

@@ -13,12 +13,21 @@
 //!             no request in flight for keep_alive_idle             ─► close
 //! ```
 //!
+//! A write to the client pending for longer than the write stall timeout (the proxy's
+//! idle timeout: the client reads nothing) fails the connection ([`StallGuard`]);
+//! response bodies are polled by hyper only when the connection can take more, so that
+//! is the whole of the slow-reader defence for HTTP/1 and a stalled HTTP/2 connection.
+//!
 //! The watchdog counts requests, not bytes: a peer that trickles a request head or
 //! keeps an idle HTTP/2 connection alive with pings is still closed. Requests in flight
 //! are bounded by their own deadlines (request body, first byte, idle, total).
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
@@ -35,6 +44,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::config::ConnectionLimits;
 use super::metrics::{ConnectionClose, Metrics};
+use super::quiet::QuietTimer;
 use crate::tls::TlsCertificate;
 
 /// ALPN protocols the gateway offers, preferred first.
@@ -52,11 +62,15 @@ struct Tls {
 pub(crate) async fn serve(
     router: Router,
     listener: TcpListener,
-    limits: ConnectionLimits,
+    limits: Limits,
     metrics: Arc<Metrics>,
     tls: Option<TlsCertificate>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let Limits {
+        connections: limits,
+        write_stall,
+    } = limits;
     let tls = tls.map(|cert| {
         cert.watch();
         Tls {
@@ -90,7 +104,10 @@ pub(crate) async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
+        let stall = WriteStall::default();
+        let tcp = StallGuard::new(tcp, write_stall, stall.clone());
         let connection = Connection {
+            stall,
             router: router.clone(),
             builder: builder.clone(),
             metrics: metrics.clone(),
@@ -121,8 +138,18 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// The limits a listener applies: the connection limits, and how long a write to a
+/// client may stay pending before the connection is given up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) connections: ConnectionLimits,
+    pub(crate) write_stall: Duration,
+}
+
 /// What serving one accepted connection needs.
 struct Connection {
+    /// Set when the client stopped reading and the connection was given up.
+    stall: WriteStall,
     router: Router,
     builder: Arc<auto::Builder<TokioExecutor>>,
     metrics: Arc<Metrics>,
@@ -138,6 +165,7 @@ impl Connection {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let Connection {
+            stall,
             router,
             builder,
             metrics,
@@ -148,8 +176,11 @@ impl Connection {
         let tracker = Arc::new(Tracker::new());
         let service = {
             let tracker = tracker.clone();
-            hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let stall = stall.clone();
+            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                 let guard = tracker.start();
+                // A forwarded stream learns through this that its client stopped reading.
+                request.extensions_mut().insert(stall.clone());
                 let mut router = router.clone();
                 async move {
                     let response = tower_service::Service::call(&mut router, request).await;
@@ -162,7 +193,12 @@ impl Connection {
         let mut stopping = false;
         loop {
             tokio::select! {
-                _ = conn.as_mut() => break,
+                _ = conn.as_mut() => {
+                    if stall.is_set() {
+                        metrics.connection_closed(ConnectionClose::SlowReader);
+                    }
+                    break;
+                }
                 why = tracker.expired(&limits) => {
                     metrics.connection_closed(why);
                     break;
@@ -199,6 +235,105 @@ fn builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
         .max_local_error_reset_streams(limits.http2_max_local_error_reset_streams)
         .max_header_list_size(limits.max_header_list_bytes);
     builder
+}
+
+// ===== impl StallGuard =====
+
+/// Set on a connection whose client left a write pending for longer than the write
+/// stall timeout (it reads nothing): the connection is failed, and each stream it
+/// was carrying counts itself as cut for a slow reader. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WriteStall(Arc<AtomicBool>);
+
+impl WriteStall {
+    /// Whether the connection was given up because its client stopped reading.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// A client connection whose writes may stay pending for `timeout` at most: past that
+/// the next write fails, which fails hyper's connection and drops the response bodies
+/// (and with them the upstream requests and the stream slots). Backpressure is hyper's
+/// own: a body is polled only when its connection can take more, so a client that does
+/// not read holds at most hyper's and the socket's buffers.
+///
+/// The timer is armed when a write first returns pending and moved forward in place at
+/// the next stall; a connection that keeps up never touches it.
+struct StallGuard<IO> {
+    io: IO,
+    quiet: QuietTimer,
+    stall: WriteStall,
+}
+
+impl<IO> StallGuard<IO> {
+    fn new(io: IO, timeout: Duration, stall: WriteStall) -> Self {
+        StallGuard {
+            io,
+            quiet: QuietTimer::new(timeout),
+            stall,
+        }
+    }
+
+    /// What a write that returned `result` returns: pending still, unless the writes
+    /// have been pending for the whole timeout, then an error.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.quiet.progress();
+            return result;
+        }
+        if !self.quiet.expired(cx) {
+            return Poll::Pending;
+        }
+        self.stall.set();
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client read nothing for the write stall timeout",
+        )))
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for StallGuard<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for StallGuard<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, result)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, result)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 // ===== impl Tracker =====

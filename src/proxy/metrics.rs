@@ -127,14 +127,17 @@ pub enum ConnectionClose {
     Idle,
     /// The TLS handshake failed or did not finish within its timeout.
     TlsHandshake,
+    /// A write to the client stayed pending for the idle timeout: it reads nothing.
+    SlowReader,
 }
 
 impl ConnectionClose {
-    const ALL: [ConnectionClose; 4] = [
+    const ALL: [ConnectionClose; 5] = [
         ConnectionClose::OverCap,
         ConnectionClose::HeaderTimeout,
         ConnectionClose::Idle,
         ConnectionClose::TlsHandshake,
+        ConnectionClose::SlowReader,
     ];
 
     fn label(self) -> &'static str {
@@ -143,6 +146,7 @@ impl ConnectionClose {
             ConnectionClose::HeaderTimeout => "header_timeout",
             ConnectionClose::Idle => "idle",
             ConnectionClose::TlsHandshake => "tls_handshake",
+            ConnectionClose::SlowReader => "slow_reader",
         }
     }
 }

@@ -7,12 +7,15 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::{FutureExt, Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 
+use super::quiet::QuietTimer;
 use crate::converse::TokenUsage;
 use crate::eventstream::{EventStreamError, Frame, Framer, Limits, Message, MessageBuilder, PRELUDE_LEN};
 use crate::invoke::{ChunkDecoder, UsageReader, CHUNK_EVENT_TYPE};
@@ -331,32 +334,43 @@ pub struct StreamSummary {
     pub end: StreamEnd,
 }
 
-struct State<S, F> {
+/// The validating pass-through as a stream: upstream chunks in, validated frame-aligned
+/// bytes out, polled inline by whoever reads it (no task, no channel). The idle timer
+/// is armed only when upstream has nothing ready, and re-armed in place (one timer
+/// entry per stream, moved forward without touching the timer wheel's lock).
+pub(crate) struct ValidatedStream<S, F> {
     upstream: S,
     validator: FrameValidator,
-    idle: Duration,
+    idle: QuietTimer,
     on_end: Option<F>,
+    /// The exception frame a failed stream ends with.
     tail: Option<Bytes>,
 }
 
-impl<S, F: FnOnce(StreamSummary)> State<S, F> {
+impl<S, E, F> ValidatedStream<S, F>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+    F: FnOnce(StreamSummary),
+{
+    /// Validates `upstream` with `validator`; `on_end` is called once when it ends.
+    pub(crate) fn new(upstream: S, validator: FrameValidator, idle: Duration, on_end: F) -> Self {
+        ValidatedStream {
+            upstream,
+            validator,
+            idle: QuietTimer::new(idle),
+            on_end: Some(on_end),
+            tail: None,
+        }
+    }
+
+    /// Whether the stream has ended (its summary given to `on_end`).
+    pub(crate) fn has_ended(&self) -> bool {
+        self.on_end.is_none()
+    }
+
     fn end(&mut self, end: StreamEnd) {
-        let exception = match &end {
-            StreamEnd::Complete => None,
-            StreamEnd::Corrupt(why) => Some(exception_frame(
-                "internalServerException",
-                &format!("upstream sent an invalid event-stream frame: {why}"),
-            )),
-            StreamEnd::UpstreamFailed(why) => Some(exception_frame(
-                "serviceUnavailableException",
-                &format!("upstream stream failed: {why}"),
-            )),
-            StreamEnd::Idle(d) => Some(exception_frame(
-                "serviceUnavailableException",
-                &format!("upstream sent nothing for {} ms", d.as_millis()),
-            )),
-        };
-        self.tail = exception.map(Message::into_bytes);
+        self.tail = end_frame(&end).map(Message::into_bytes);
         if let Some(on_end) = self.on_end.take() {
             on_end(StreamSummary {
                 frames: self.validator.frames(),
@@ -365,6 +379,76 @@ impl<S, F: FnOnce(StreamSummary)> State<S, F> {
                 end,
             });
         }
+    }
+
+    /// Takes one upstream item into the validator.
+    fn take(&mut self, item: Option<Result<Bytes, E>>) {
+        match item {
+            Some(Ok(chunk)) => {
+                if let Err(e) = self.validator.push(chunk) {
+                    self.end(StreamEnd::Corrupt(e.to_string()));
+                }
+            }
+            Some(Err(e)) => self.end(StreamEnd::UpstreamFailed(e.to_string())),
+            None => match self.validator.finish() {
+                Ok(()) => self.end(StreamEnd::Complete),
+                Err(e) => self.end(StreamEnd::Corrupt(e.to_string())),
+            },
+        }
+    }
+}
+
+impl<S, E, F> Stream for ValidatedStream<S, F>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+    F: FnOnce(StreamSummary) + Unpin,
+{
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.validator.pop_ready() {
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            if this.has_ended() {
+                // Ended: the exception frame, if any, is the last item.
+                return Poll::Ready(this.tail.take().map(Ok));
+            }
+            match this.upstream.poll_next_unpin(cx) {
+                Poll::Ready(item) => {
+                    this.idle.progress();
+                    this.take(item);
+                }
+                Poll::Pending => {
+                    if !this.idle.expired(cx) {
+                        return Poll::Pending;
+                    }
+                    let idle = this.idle.timeout();
+                    this.end(StreamEnd::Idle(idle));
+                }
+            }
+        }
+    }
+}
+
+/// The exception frame a stream that ended this way closes with (none when complete).
+fn end_frame(end: &StreamEnd) -> Option<Message> {
+    match end {
+        StreamEnd::Complete => None,
+        StreamEnd::Corrupt(why) => Some(exception_frame(
+            "internalServerException",
+            &format!("upstream sent an invalid event-stream frame: {why}"),
+        )),
+        StreamEnd::UpstreamFailed(why) => Some(exception_frame(
+            "serviceUnavailableException",
+            &format!("upstream stream failed: {why}"),
+        )),
+        StreamEnd::Idle(d) => Some(exception_frame(
+            "serviceUnavailableException",
+            &format!("upstream sent nothing for {} ms", d.as_millis()),
+        )),
     }
 }
 
@@ -387,64 +471,8 @@ where
     E: std::fmt::Display + Send,
     F: FnOnce(StreamSummary) + Send + 'static,
 {
-    validate_with(upstream, FrameValidator::new(limits), idle, on_end)
-}
-
-/// [`validate_body`] with the validator given (a ConverseStream or an invoke stream
-/// one).
-pub(crate) fn validate_with<S, E, F>(
-    upstream: S,
-    validator: FrameValidator,
-    idle: Duration,
-    on_end: F,
-) -> impl Stream<Item = Result<Bytes, Infallible>> + Send
-where
-    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-    E: std::fmt::Display + Send,
-    F: FnOnce(StreamSummary) + Send + 'static,
-{
-    let state = State {
-        upstream,
-        validator,
-        idle,
-        on_end: Some(on_end),
-        tail: None,
-    };
-    futures_util::stream::unfold(Some(state), |state| async move {
-        let mut state = state?;
-        loop {
-            if let Some(bytes) = state.validator.pop_ready() {
-                return Some((Ok(bytes), Some(state)));
-            }
-            if state.on_end.is_none() {
-                // Ended: the exception frame, if any, is the last item.
-                return state.tail.take().map(|t| (Ok(t), None));
-            }
-            // Arm the idle timer only when nothing is ready: a busy stream then never
-            // touches the timer wheel.
-            let ready = state.upstream.next().now_or_never();
-            let next = match ready {
-                Some(item) => Ok(item),
-                None => tokio::time::timeout(state.idle, state.upstream.next()).await,
-            };
-            match next {
-                Ok(Some(Ok(chunk))) => {
-                    if let Err(e) = state.validator.push(chunk) {
-                        state.end(StreamEnd::Corrupt(e.to_string()));
-                    }
-                }
-                Ok(Some(Err(e))) => state.end(StreamEnd::UpstreamFailed(e.to_string())),
-                Ok(None) => match state.validator.finish() {
-                    Ok(()) => state.end(StreamEnd::Complete),
-                    Err(e) => state.end(StreamEnd::Corrupt(e.to_string())),
-                },
-                Err(_) => {
-                    let idle = state.idle;
-                    state.end(StreamEnd::Idle(idle));
-                }
-            }
-        }
-    })
+    // Boxed: a box is `Unpin` whatever the closure holds.
+    ValidatedStream::new(upstream, FrameValidator::new(limits), idle, Box::new(on_end))
 }
 
 #[cfg(test)]

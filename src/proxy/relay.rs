@@ -1,0 +1,400 @@
+//! The client's body of a forwarded event stream: validated inline as hyper pulls it.
+//!
+//! ```text
+//! hyper's connection task ──poll_frame──► RelayBody ──poll──► ValidatedStream ──► upstream body
+//!                                          │ total deadline: exception frame, then end
+//!                                          └ dropped on a stalled connection: cut (slow_reader)
+//! ```
+//!
+//! No task and no channel between the upstream body and the client's connection: a
+//! frame is checked and handed to hyper in the same poll, and backpressure is hyper's
+//! own (a body is polled only when the connection can take more). A client that reads
+//! nothing is caught where it shows, at the connection (`listener::StallGuard`): its
+//! writes stay pending, the connection fails, and the body, dropped, counts the cut.
+//!
+//! HTTP/2 is the exception: a stream can stall on its flow-control window while the
+//! connection keeps moving, so an HTTP/2 stream is pumped from a task of its own
+//! through a bounded queue whose sends time out ([`pumped`]).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, HttpBody};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::time::Sleep;
+
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::admission::{refuse, Admitted};
+use super::listener::WriteStall;
+use super::log::{cut_message, log_buffered, on_stream_end};
+use super::metrics::StreamCut;
+use super::operation::Operation;
+use super::passthrough::{exception_frame, FrameValidator, StreamSummary, ValidatedStream};
+use super::upstream::{bad_gateway, read_capped, ReadError};
+use super::{error_response, invoke, Proxy, Refused, Rejection, EVENT_STREAM, STREAM_QUEUE};
+use crate::converse::TokenUsage;
+use crate::invoke::InvokeResponseHeaders;
+
+/// Whose stream it is, for the line logged when the gateway cuts it.
+pub(super) struct CutLog {
+    pub(super) proxy: Proxy,
+    pub(super) key_id: String,
+    pub(super) model_id: String,
+}
+
+/// A validated event stream as a response body (see the module doc).
+pub(super) struct RelayBody<S, F> {
+    /// `None` once it ended or was cut (the upstream body, and the slot, dropped).
+    stream: Option<ValidatedStream<S, F>>,
+    /// The total deadline, when there is one.
+    total: Option<Pin<Box<Sleep>>>,
+    /// The exception frame of a cut, still to be written.
+    tail: Option<Bytes>,
+    log: CutLog,
+    /// Set by the listener when the client's connection stalled.
+    stall: Option<WriteStall>,
+}
+
+impl<S, E, F> RelayBody<S, F>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+    F: FnOnce(StreamSummary) + Unpin,
+{
+    /// The body of `stream`, cut at `deadline`.
+    pub(super) fn new(
+        stream: ValidatedStream<S, F>,
+        deadline: Option<tokio::time::Instant>,
+        log: CutLog,
+        stall: Option<WriteStall>,
+    ) -> Self {
+        RelayBody {
+            stream: Some(stream),
+            total: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            tail: None,
+            log,
+            stall,
+        }
+    }
+
+    /// Cuts the stream (dropping the upstream body and the slot), counts and logs the
+    /// cut, and gives the exception frame to end the client's stream with.
+    fn cut(&mut self, why: StreamCut) -> Bytes {
+        self.stream = None;
+        let proxy = &self.log.proxy;
+        proxy.inner.metrics.cut(why);
+        let idle = proxy.inner.config.timeouts.idle;
+        let (key_id, model_id) = (&self.log.key_id, &self.log.model_id);
+        tracing::warn!(key_id, model_id, reason = ?why, "stream cut");
+        exception_frame("serviceUnavailableException", &cut_message(why, idle)).into_bytes()
+    }
+
+    /// The next run of validated bytes, the exception frame of a cut, or the end.
+    fn poll_bytes(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if let Some(tail) = self.tail.take() {
+            return Poll::Ready(Some(tail));
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if self
+            .total
+            .as_mut()
+            .is_some_and(|total| total.as_mut().poll(cx).is_ready())
+        {
+            return Poll::Ready(Some(self.cut(StreamCut::Total)));
+        }
+        match stream.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(bytes)),
+            Poll::Ready(None) => {
+                self.stream = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S, E, F> HttpBody for RelayBody<S, F>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+    F: FnOnce(StreamSummary) + Unpin,
+{
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.poll_bytes(cx)
+            .map(|bytes| bytes.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.stream.is_none() && self.tail.is_none()
+    }
+}
+
+impl<S, F> Drop for RelayBody<S, F> {
+    fn drop(&mut self) {
+        // Dropped before its end: the client went away, or its connection stalled.
+        if self.stream.is_none() || !self.stall.as_ref().is_some_and(WriteStall::is_set) {
+            return;
+        }
+        self.stream = None;
+        self.log.proxy.inner.metrics.cut(StreamCut::SlowReader);
+        let (key_id, model_id) = (&self.log.key_id, &self.log.model_id);
+        tracing::warn!(key_id, model_id, reason = ?StreamCut::SlowReader, "stream cut");
+    }
+}
+
+/// An HTTP/2 stream's body: `body` pumped from a task of its own through a bounded
+/// queue, so that a stream whose window stays shut for the idle timeout is cut (its
+/// slot freed) even while its connection carries other streams. A cut stream ends with
+/// an `exception` frame when the queue has room for it; otherwise the stream is broken
+/// off, so the client never takes a cut stream for a whole one.
+pub(super) fn pumped<S, E, F>(mut body: RelayBody<S, F>, idle: Duration) -> Body
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
+    E: std::fmt::Display,
+    F: FnOnce(StreamSummary) + Unpin + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(STREAM_QUEUE);
+    let clean = Arc::new(AtomicBool::new(false));
+    let done = clean.clone();
+    tokio::spawn(async move {
+        loop {
+            // A client that goes away while upstream is quiet ends the stream too.
+            let next = tokio::select! {
+                next = std::future::poll_fn(|cx| body.poll_bytes(cx)) => next,
+                () = tx.closed() => return,
+            };
+            let Some(bytes) = next else { break };
+            match tokio::time::timeout(idle, tx.send(bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    let frame = body.cut(StreamCut::SlowReader);
+                    if tx.try_send(frame).is_ok() {
+                        done.store(true, Ordering::Release);
+                    }
+                    return;
+                }
+            }
+        }
+        // The stream ended (with its own exception frame if it failed or was cut).
+        done.store(true, Ordering::Release);
+    });
+    queued_body(rx, clean)
+}
+
+// ===== relaying an upstream answer =====
+
+/// Slices a buffered `/converse` answer is written in, so its budget share is held
+/// until the client has taken (nearly) all of it.
+const REPLY_SLICE: usize = 64 * 1024;
+
+/// Relays the upstream answer: a validated event stream, or a buffered body.
+pub(super) async fn relay(
+    proxy: Proxy,
+    admitted: Admitted,
+    upstream: reqwest::Response,
+    client: ClientSide,
+) -> Response {
+    let status = upstream.status();
+    let operation = admitted.operation;
+    let mut builder = Response::builder().status(status.as_u16());
+    for name in operation.returned_response_headers() {
+        if let Some(v) = upstream.headers().get(name) {
+            builder = builder.header(name, v.as_bytes());
+        }
+    }
+    let is_event_stream = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(EVENT_STREAM));
+    let body = if operation.is_streaming() && status.is_success() && is_event_stream {
+        let limits = proxy.inner.config.limits;
+        let validator = match operation {
+            Operation::Invoke(_) => FrameValidator::for_invoke_stream(limits),
+            _ => FrameValidator::new(limits),
+        };
+        stream_body(admitted, upstream, validator, client)
+    } else {
+        match buffered(&proxy, admitted, upstream).await {
+            Ok(body) => body,
+            Err(failed) => return *failed,
+        }
+    };
+    builder.body(body).unwrap_or_else(|_| {
+        error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerException",
+            "the response could not be built",
+        )
+    })
+}
+
+/// A JSON answer (or an error body), read whole within the same cap as a frame and the
+/// memory budget, to check it and log its usage.
+pub(super) async fn buffered(
+    proxy: &Proxy,
+    admitted: Admitted,
+    upstream: reqwest::Response,
+) -> Result<Body, Refused> {
+    let inner = &proxy.inner;
+    let status = upstream.status();
+    let is_json = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let usage_headers = InvokeResponseHeaders::from_headers(
+        crate::invoke::Route::InvokeModel,
+        upstream
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    );
+    let cap = usize::try_from(inner.config.limits.max_frame_len()).unwrap_or(usize::MAX);
+    let read = read_capped(proxy, upstream, cap);
+    let read = match admitted.total_deadline {
+        Some(at) => tokio::time::timeout_at(at, read)
+            .await
+            .unwrap_or(Err(ReadError::Broken("the total timeout passed".to_owned()))),
+        None => read.await,
+    };
+    let (bytes, budget) = match read {
+        Ok(read) => read,
+        Err(ReadError::Budget) => return Err(Box::new(refuse(proxy, Rejection::MemoryBudget))),
+        Err(ReadError::Broken(why)) => {
+            return Err(bad_gateway(
+                &admitted,
+                "ReadFailed",
+                &why,
+                "reading the upstream response failed",
+            ))
+        }
+    };
+    // A 200 JSON answer that is not one complete JSON value (cut short upstream) would
+    // reach SDKs as an empty success. The Converse and CountTokens answers are JSON
+    // whatever their content type says; an InvokeModel body is the model's own.
+    let must_be_json = is_json
+        || matches!(
+            admitted.operation,
+            Operation::Converse | Operation::Invoke(crate::invoke::Route::CountTokens)
+        );
+    if status.is_success() && must_be_json && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
+    {
+        let detail = format!("{} bytes, not one complete JSON value", bytes.len());
+        return Err(bad_gateway(
+            &admitted,
+            "IncompleteJson",
+            &detail,
+            "the upstream answer was cut short",
+        ));
+    }
+    if status.is_success() {
+        let usage = match admitted.operation {
+            Operation::Invoke(route) => invoke::buffered_usage(route, &usage_headers, &bytes),
+            _ => converse_usage(&bytes),
+        };
+        log_buffered(&admitted, usage.as_ref());
+    }
+    drop(admitted);
+    Ok(budgeted_body(bytes, budget))
+}
+
+/// The client's body of a validated event stream: pulled inline by hyper, except over
+/// HTTP/2 where a task of its own pumps it (see `relay.rs`).
+pub(super) fn stream_body(
+    admitted: Admitted,
+    upstream: reqwest::Response,
+    validator: FrameValidator,
+    client: ClientSide,
+) -> Body {
+    let proxy = admitted.guard.proxy.clone();
+    let idle = proxy.inner.config.timeouts.idle;
+    let log = CutLog {
+        proxy,
+        key_id: admitted.key_id.clone(),
+        model_id: admitted.model_id.clone(),
+    };
+    let deadline = admitted.total_deadline;
+    let stream = ValidatedStream::new(upstream.bytes_stream(), validator, idle, on_stream_end(admitted));
+    let body = RelayBody::new(stream, deadline, log, client.stall);
+    if client.http2 {
+        pumped(body, idle)
+    } else {
+        Body::new(body)
+    }
+}
+
+/// What the handler knows of the client's connection.
+pub(super) struct ClientSide {
+    /// HTTP/2: a stream can stall on its own window.
+    http2: bool,
+    /// Set by the listener when the connection stalled (absent outside it).
+    pub(super) stall: Option<WriteStall>,
+}
+
+impl ClientSide {
+    pub(super) fn of(parts: &axum::http::request::Parts) -> ClientSide {
+        ClientSide {
+            http2: parts.version == axum::http::Version::HTTP_2,
+            stall: parts.extensions.get::<WriteStall>().cloned(),
+        }
+    }
+}
+
+/// The client's body of a stream pumped through `rx`: it ends cleanly when the pump
+/// set `clean` before closing the queue, and with an error (the connection broken
+/// off, so a cut stream is never taken for a whole one) otherwise.
+pub(super) fn queued_body(rx: tokio::sync::mpsc::Receiver<Bytes>, clean: Arc<AtomicBool>) -> Body {
+    let stream = futures_util::stream::unfold(Some((rx, clean)), |state| async move {
+        let (mut rx, clean) = state?;
+        match rx.recv().await {
+            Some(bytes) => Some((Ok(bytes), Some((rx, clean)))),
+            None if clean.load(Ordering::Acquire) => None,
+            None => Some((Err(std::io::Error::other("stream cut by the gateway")), None)),
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// A buffered answer written in slices; its share of the budget is given back once the
+/// last slice is taken (or the client goes away).
+pub(super) fn budgeted_body(bytes: Bytes, budget: Option<OwnedSemaphorePermit>) -> Body {
+    if budget.is_none() || bytes.len() <= REPLY_SLICE {
+        return Body::from(bytes);
+    }
+    let slices = futures_util::stream::unfold((bytes, budget), |(mut rest, budget)| async move {
+        if rest.is_empty() {
+            return None;
+        }
+        let slice = rest.split_to(rest.len().min(REPLY_SLICE));
+        Some((Ok::<_, std::convert::Infallible>(slice), (rest, budget)))
+    });
+    Body::from_stream(slices)
+}
+
+/// The `usage` of a Converse answer.
+pub(super) fn converse_usage(body: &[u8]) -> Option<TokenUsage> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        usage: Option<TokenUsage>,
+    }
+    serde_json::from_slice::<Body>(body).ok().and_then(|b| b.usage)
+}

@@ -1,0 +1,228 @@
+//! The upstream call: the forwarded headers, the SigV4 signature, the first-byte
+//! timeout, redirects refused, and an upstream body read whole within a cap and the
+//! memory budget.
+
+use axum::http::{header, HeaderMap, StatusCode};
+use bytes::{Bytes, BytesMut};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::admission::{reserve, Admitted};
+use super::log::upstream_fault;
+use super::operation::Operation;
+use super::{error_response, invoke, Proxy, Refused, Rejection};
+
+/// The headers sent upstream besides the signature: `content-type: application/json`
+/// on the Converse routes; on the invoke routes the service model's request headers,
+/// as the client sent them, and no others.
+pub(super) fn upstream_request_headers(
+    proxy: &Proxy,
+    headers: &HeaderMap,
+    operation: Operation,
+) -> Result<Vec<(header::HeaderName, String)>, Refused> {
+    match operation {
+        Operation::Converse | Operation::ConverseStream => {
+            Ok(vec![(header::CONTENT_TYPE, "application/json".to_owned())])
+        }
+        Operation::Invoke(_) => invoke::forwarded_headers(headers, operation)
+            .inspect_err(|_| proxy.inner.metrics.reject(Rejection::InvalidHeader)),
+    }
+}
+
+/// Sends the request upstream and takes the response head; a failure to get one, or a
+/// redirect, is the answer to send instead. Upstream errors are counted and logged here.
+pub(super) async fn call_upstream(
+    admitted: &Admitted,
+    headers: &[(header::HeaderName, String)],
+    body: Bytes,
+) -> Result<reqwest::Response, Refused> {
+    let proxy = &admitted.guard.proxy;
+    let inner = &proxy.inner;
+    let (key_id, model_id) = (&admitted.key_id, &admitted.model_id);
+    let url = inner
+        .config
+        .upstream_url(model_id, admitted.operation.path_suffix());
+    tracing::debug!(key_id, model_id, url, "forwarding");
+    let upstream = send_upstream(proxy, &url, headers, body)
+        .await
+        .map_err(|failure| {
+            inner.metrics.upstream_error(&failure.error_type);
+            tracing::warn!(
+                key_id,
+                model_id,
+                error_type = failure.error_type,
+                detail = failure.detail,
+                "upstream request failed"
+            );
+            Box::new(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &failure.error_type,
+                failure.message,
+            ))
+        })?;
+    let status = upstream.status();
+    if status.is_redirection() {
+        // Never followed (see `Proxy::new`), and not passed on: the client would follow it.
+        let message = format!(
+            "upstream answered HTTP {}, a redirect; redirects are not followed",
+            status.as_u16()
+        );
+        return Err(bad_gateway(admitted, "Redirect", &message, &message));
+    }
+    if !status.is_success() {
+        let error_type = upstream
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(clean_error_type)
+            .unwrap_or_else(|| format!("Http{}", status.as_u16()));
+        inner.metrics.upstream_error(&error_type);
+        tracing::info!(
+            key_id,
+            model_id,
+            status = status.as_u16(),
+            error_type,
+            "upstream error"
+        );
+    }
+    Ok(upstream)
+}
+
+/// Why an upstream body could not be buffered.
+pub(super) enum ReadError {
+    Budget,
+    Broken(String),
+}
+
+/// Reads a whole upstream body within `cap` bytes and the memory budget.
+pub(super) async fn read_capped(
+    proxy: &Proxy,
+    mut upstream: reqwest::Response,
+    cap: usize,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), ReadError> {
+    let budget = &proxy.inner.budget;
+    let mut held = None;
+    let mut body = BytesMut::new();
+    // A declared length within the cap is reserved at once.
+    let mut reserved = 0;
+    if let Some(len) = upstream.content_length().and_then(|l| usize::try_from(l).ok()) {
+        if len <= cap {
+            if !reserve(budget, &mut held, len) {
+                return Err(ReadError::Budget);
+            }
+            reserved = len;
+            body.reserve(len);
+        }
+    }
+    while let Some(chunk) = upstream
+        .chunk()
+        .await
+        .map_err(|e| ReadError::Broken(e.without_url().to_string()))?
+    {
+        let grown = body.len().saturating_add(chunk.len());
+        if grown > cap {
+            return Err(ReadError::Broken(format!("the body exceeds {cap} bytes")));
+        }
+        if grown > reserved {
+            if !reserve(budget, &mut held, grown - reserved) {
+                return Err(ReadError::Budget);
+            }
+            reserved = grown;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body.freeze(), held))
+}
+
+/// An upstream fault answered with a Bedrock-shaped 502 carrying `message`.
+pub(super) fn bad_gateway(admitted: &Admitted, kind: &str, detail: &str, message: &str) -> Refused {
+    upstream_fault(admitted, kind, detail);
+    Box::new(error_response(
+        StatusCode::BAD_GATEWAY,
+        "ServiceUnavailableException",
+        message,
+    ))
+}
+
+/// `x-amzn-errortype` without its namespace suffix (`ValidationException:http://...`).
+pub(super) fn clean_error_type(raw: &str) -> String {
+    let no_suffix = raw.split(':').next().unwrap_or(raw);
+    no_suffix.rsplit('#').next().unwrap_or(no_suffix).to_owned()
+}
+
+/// An upstream call that produced no response: the type and message the client sees
+/// (no upstream address in them) and the detail for the log.
+pub(super) struct UpstreamFailure {
+    pub(super) error_type: String,
+    pub(super) message: &'static str,
+    pub(super) detail: String,
+}
+
+/// Sends the request upstream, signed, and waits for the response head (bounded by the
+/// first-byte timeout).
+pub(super) async fn send_upstream(
+    proxy: &Proxy,
+    url: &str,
+    forwarded: &[(header::HeaderName, String)],
+    body: Bytes,
+) -> Result<reqwest::Response, UpstreamFailure> {
+    let config = &proxy.inner.config;
+    // The forwarded headers are signed too, so that none can be changed on the way.
+    let signed: Vec<(&str, &str)> = forwarded
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let headers = config
+        .upstream_auth
+        .headers(&crate::client::RequestToSign {
+            method: "POST",
+            url,
+            headers: &signed,
+            body: &body,
+            time: std::time::SystemTime::now(),
+        })
+        .map_err(|e| UpstreamFailure {
+            error_type: "SigningFailed".to_owned(),
+            message: "the gateway could not sign the upstream request",
+            detail: e.to_string(),
+        })?;
+    let mut request = proxy.inner.http.post(url).body(body);
+    for (name, value) in forwarded {
+        request = request.header(name, value);
+    }
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    match tokio::time::timeout(config.timeouts.first_byte, request.send()).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(e)) => Err(UpstreamFailure {
+            error_type: "ServiceUnavailableException".to_owned(),
+            message: "the upstream could not be reached",
+            detail: e.without_url().to_string(),
+        }),
+        Err(_) => Err(UpstreamFailure {
+            error_type: "ServiceUnavailableException".to_owned(),
+            message: "the upstream sent no response in time",
+            detail: format!(
+                "no response head within {} ms",
+                config.timeouts.first_byte.as_millis()
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_types_are_cleaned() {
+        assert_eq!(
+            clean_error_type("ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+            "ValidationException"
+        );
+        assert_eq!(
+            clean_error_type("aws.protocols#ThrottlingException"),
+            "ThrottlingException"
+        );
+    }
+}
