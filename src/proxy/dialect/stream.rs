@@ -17,14 +17,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{backoff, sse_response, Attempt, Call, Dialect, ATTEMPTS};
 use crate::converse::{StreamAssembler, StreamEvent, TokenUsage};
-use crate::eventstream::{Framer, Limits};
+use crate::eventstream::{Frame, Framer, Limits, PRELUDE_LEN};
 use crate::proxy::operation::Operation;
 use crate::proxy::Admitted;
 use crate::proxy::{cut_message, far_future, queued_body, StreamCut, EVENT_STREAM, STREAM_QUEUE};
@@ -116,30 +116,47 @@ impl Translation {
 
     /// Feeds one upstream chunk: every whole frame is assembled and written.
     ///
+    /// Frames wholly inside the chunk are decoded where they are; only a frame split
+    /// across chunks is gathered (in `pending`, just the bytes it still needs).
+    ///
     /// # Errors
     ///
     /// The stream's failure (an exception frame, a corrupt frame, events out of order),
     /// not yet written: the caller retries, answers it, or [`fail`](Self::fail)s.
     fn feed(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
-        self.pending.extend_from_slice(chunk);
+        let mut rest = chunk;
+        while !self.pending.is_empty() && !rest.is_empty() {
+            rest = self.complete_pending(rest)?;
+        }
         let mut used = 0;
-        let result = loop {
-            let rest = self.pending.get(used..).unwrap_or_default();
-            let frame = match self.framer.decode(rest) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(corrupt(&e)),
-            };
+        while let Some(frame) = self
+            .framer
+            .decode(rest.get(used..).unwrap_or_default())
+            .map_err(|e| corrupt(&e))?
+        {
             used += frame.as_bytes().len();
             self.frames += 1;
-            match self.assembler.push_frame(frame) {
-                Ok(Some(event)) => self.writer.push(&event, &mut self.out),
-                Ok(None) => {}
-                Err(e) => break Err(ApiError::from_stream_error(&e)),
-            }
-        };
-        self.pending.advance(used);
-        result
+            translate_frame(&mut self.assembler, &mut self.writer, &mut self.out, frame)?;
+        }
+        self.pending
+            .extend_from_slice(rest.get(used..).unwrap_or_default());
+        Ok(())
+    }
+
+    /// Moves into `pending` what the split frame there still needs from `rest` (its
+    /// prelude first, then the rest of the frame once its length is known), and
+    /// translates the frame once it is whole; the bytes of `rest` left over.
+    fn complete_pending<'c>(&mut self, rest: &'c [u8]) -> Result<&'c [u8], ApiError> {
+        let want = self.framer.frame_len().unwrap_or(PRELUDE_LEN);
+        let take = want.saturating_sub(self.pending.len()).min(rest.len());
+        let (head, tail) = rest.split_at(take);
+        self.pending.extend_from_slice(head);
+        if let Some(frame) = self.framer.decode(&self.pending).map_err(|e| corrupt(&e))? {
+            self.frames += 1;
+            translate_frame(&mut self.assembler, &mut self.writer, &mut self.out, frame)?;
+            self.pending.clear();
+        }
+        Ok(tail)
     }
 
     /// The upstream body ended.
@@ -187,6 +204,21 @@ impl Translation {
     fn usage(&self) -> Option<&TokenUsage> {
         self.assembler.usage()
     }
+}
+
+/// One whole frame through the assembler and the writer.
+fn translate_frame(
+    assembler: &mut StreamAssembler,
+    writer: &mut DialectWriter,
+    out: &mut BytesMut,
+    frame: Frame<'_>,
+) -> Result<(), ApiError> {
+    match assembler.push_frame(frame) {
+        Ok(Some(event)) => writer.push(&event, out),
+        Ok(None) => {}
+        Err(e) => return Err(ApiError::from_stream_error(&e)),
+    }
+    Ok(())
 }
 
 fn corrupt(e: &crate::eventstream::EventStreamError) -> ApiError {
@@ -400,4 +432,83 @@ fn log_end(call: &Call, t: &Translation, ended: bool) {
         complete,
         "dialect stream translated"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventstream::MessageBuilder;
+
+    fn event(event_type: &str, payload: &str) -> Vec<u8> {
+        MessageBuilder::new()
+            .string_header(":event-type", event_type)
+            .string_header(":content-type", "application/json")
+            .string_header(":message-type", "event")
+            .build(payload.as_bytes())
+            .expect("frame")
+            .as_bytes()
+            .to_vec()
+    }
+
+    fn wire() -> Vec<u8> {
+        let mut wire = event("messageStart", r#"{"role":"assistant"}"#);
+        for text in ["Hel", "lo, ", "\"world\"\n"] {
+            let delta = format!(
+                r#"{{"contentBlockIndex":0,"delta":{{"text":{}}}}}"#,
+                serde_json::json!(text)
+            );
+            wire.extend(event("contentBlockDelta", &delta));
+        }
+        wire.extend(event("contentBlockStop", r#"{"contentBlockIndex":0}"#));
+        wire.extend(event("messageStop", r#"{"stopReason":"end_turn"}"#));
+        wire
+    }
+
+    fn translation() -> Translation {
+        let translated = crate::translate::openai::translate_request(
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
+        )
+        .expect("request");
+        Translation::new(Dialect::OpenAi, "chatcmpl-1", &translated, Limits::default())
+    }
+
+    /// Feeds `wire` in pieces of `size` bytes; the SSE out and the frames counted.
+    fn translate_in_pieces(wire: &[u8], size: usize) -> (Vec<u8>, u64) {
+        let mut t = translation();
+        let mut out = Vec::new();
+        for piece in wire.chunks(size) {
+            t.feed(piece).expect("valid stream");
+            out.extend(t.take_out().unwrap_or_default());
+        }
+        t.end().expect("whole stream");
+        out.extend(t.take_out().unwrap_or_default());
+        (out, t.frames)
+    }
+
+    #[test]
+    fn frames_split_anywhere_translate_as_whole_ones() {
+        let wire = wire();
+        let (whole, frames) = translate_in_pieces(&wire, wire.len());
+        assert_eq!(frames, 6);
+        let text = String::from_utf8(whole.clone()).expect("utf-8");
+        assert!(text.contains(r#""delta":{"content":"Hel"}"#), "{text}");
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        for size in 1..=wire.len() {
+            assert_eq!(
+                translate_in_pieces(&wire, size),
+                (whole.clone(), 6),
+                "pieces of {size} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_cut_inside_a_frame_is_an_error_after_what_came_before() {
+        let wire = wire();
+        let mut t = translation();
+        t.feed(&wire[..wire.len() - 5]).expect("valid so far");
+        let before = t.take_out().expect("the deltas before the cut");
+        assert!(std::str::from_utf8(&before).expect("utf-8").contains("world"));
+        assert!(t.end().is_err());
+    }
 }

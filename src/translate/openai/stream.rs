@@ -45,6 +45,8 @@ use crate::translate::write::{json_str, json_str_body, uint};
 pub struct ChatStreamWriter {
     /// `data: {"id":...,"object":"chat.completion.chunk","created":...,"model":...,"choices":[`
     prefix: Vec<u8>,
+    /// The prefix, then `{"index":0,"delta":{`: how every delta chunk starts.
+    delta_head: Vec<u8>,
     include_usage: bool,
     /// Tool calls: (Converse block index, OpenAI index, any arguments written).
     tools: Vec<(u32, u32, bool)>,
@@ -66,8 +68,12 @@ impl ChatStreamWriter {
         prefix.extend_from_slice(b",\"model\":");
         json_str(&mut prefix, model);
         prefix.extend_from_slice(b",\"choices\":[");
+        let mut delta_head = Vec::with_capacity(prefix.len() + 24);
+        delta_head.extend_from_slice(&prefix);
+        delta_head.extend_from_slice(b"{\"index\":0,\"delta\":{");
         ChatStreamWriter {
             prefix,
+            delta_head,
             include_usage,
             tools: Vec::with_capacity(4),
             started: false,
@@ -114,8 +120,8 @@ impl ChatStreamWriter {
                 self.close_delta(buf);
             }
             StreamEvent::ContentBlockDelta { index, delta } => match delta {
-                ContentBlockDelta::Text(t) => self.text_delta(buf, b"content", t),
-                ContentBlockDelta::ReasoningText(t) => self.text_delta(buf, b"reasoning_content", t),
+                ContentBlockDelta::Text(t) => self.text_delta(buf, b"\"content\":", t),
+                ContentBlockDelta::ReasoningText(t) => self.text_delta(buf, b"\"reasoning_content\":", t),
                 ContentBlockDelta::ToolUseInput(fragment) => {
                     if fragment.is_empty() {
                         return;
@@ -204,12 +210,11 @@ impl ChatStreamWriter {
         }
     }
 
+    /// `key` is the quoted member name and its colon (`"content":`).
     fn text_delta<B: BufMut>(&mut self, buf: &mut B, key: &[u8], text: &str) {
         self.start(buf);
         self.open_delta(buf);
-        buf.put_u8(b'"');
         buf.put_slice(key);
-        buf.put_slice(b"\":");
         json_str(buf, text);
         self.close_delta(buf);
     }
@@ -225,8 +230,7 @@ impl ChatStreamWriter {
     }
 
     fn open_delta<B: BufMut>(&self, buf: &mut B) {
-        buf.put_slice(&self.prefix);
-        buf.put_slice(b"{\"index\":0,\"delta\":{");
+        buf.put_slice(&self.delta_head);
     }
 
     fn close_delta<B: BufMut>(&self, buf: &mut B) {
