@@ -20,13 +20,13 @@
 //!
 //! `cargo bench --bench dialect_ttfb --features proxy,server`
 
-use std::net::TcpListener as StdListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "support/mod.rs"]
 mod support;
+
+#[path = "dialect_litellm/mod.rs"]
+mod dialect_litellm;
 
 use support::{env_usize, percentile};
 
@@ -100,115 +100,6 @@ async fn measure(client: &reqwest::Client, route: &Route, n: usize) -> (Duration
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-/// LiteLLM's proxy in front of `upstream`, when its command is found.
-struct LiteLlm {
-    child: Child,
-    port: u16,
-    _dir: std::path::PathBuf,
-}
-
-impl Drop for LiteLlm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `litellm` command: `LITELLM_BIN`, else the venv under `target/`, else `PATH`;
-/// says which (or that none runs).
-fn litellm_bin() -> Option<PathBuf> {
-    let runs = |bin: &PathBuf| {
-        Command::new(bin)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let from_env = std::env::var_os("LITELLM_BIN").map(PathBuf::from);
-    match &from_env {
-        Some(bin) if runs(bin) => {
-            eprintln!("litellm: {} (LITELLM_BIN)", bin.display());
-            return from_env;
-        }
-        Some(bin) => eprintln!("litellm: LITELLM_BIN={} does not run", bin.display()),
-        None => eprintln!("litellm: LITELLM_BIN is not set"),
-    }
-    let fallbacks = [
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/litellm-venv/bin/litellm"
-        )),
-        PathBuf::from("litellm"),
-    ];
-    let found = fallbacks.into_iter().find(runs);
-    match &found {
-        Some(bin) => eprintln!("litellm: using {}", bin.display()),
-        None => eprintln!(
-            "litellm: skipped (no `litellm` command: pip install 'litellm[proxy]' and set LITELLM_BIN)"
-        ),
-    }
-    found
-}
-
-async fn start_litellm(upstream: &str) -> Option<LiteLlm> {
-    let bin = litellm_bin()?;
-    let port = StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .ok()?;
-    let dir = std::env::temp_dir().join(format!("dialect-ttfb-litellm-{port}"));
-    std::fs::create_dir_all(&dir).ok()?;
-    let config = dir.join("config.yaml");
-    let endpoint = upstream.trim_end_matches('/').trim_end_matches("/model");
-    std::fs::write(
-        &config,
-        format!(
-            "model_list:\n  - model_name: mock\n    litellm_params:\n      model: bedrock/converse/mock.text\n      \
-             aws_bedrock_runtime_endpoint: {endpoint}\n      aws_access_key_id: AKIDBENCH\n      \
-             aws_secret_access_key: bench-secret\n      aws_region_name: us-east-1\n\
-             general_settings:\n  master_key: {CLIENT_KEY}\n"
-        ),
-    )
-    .ok()?;
-    let child = Command::new(&bin)
-        .arg("--config")
-        .arg(&config)
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--num_workers",
-            "1",
-        ])
-        .env("LITELLM_LOG", "ERROR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let proxy = LiteLlm {
-        child,
-        port,
-        _dir: dir,
-    };
-    // Wait (bounded) for it to answer.
-    let client = reqwest::Client::new();
-    for _ in 0..600 {
-        let ready = client
-            .get(format!("http://127.0.0.1:{port}/health/readiness"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return Some(proxy);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!("litellm: skipped (it did not become ready within 60 s)");
-    None
 }
 
 /// p50 and p99 of one route.
@@ -326,7 +217,7 @@ fn main() {
                 p99,
             });
         }
-        let litellm = start_litellm(&server.url()).await;
+        let litellm = dialect_litellm::start(&server.url(), "mock.text", CLIENT_KEY).await;
         if let Some(l) = &litellm {
             let beside = [
                 Route {
@@ -335,7 +226,7 @@ fn main() {
                 },
                 Route {
                     name: "litellm",
-                    url: format!("http://127.0.0.1:{}/v1/chat/completions", l.port),
+                    url: l.chat_completions_url(),
                     headers: bearer(CLIENT_KEY),
                     body: chat_body("mock"),
                 },
