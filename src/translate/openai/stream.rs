@@ -3,8 +3,11 @@
 use bytes::BufMut;
 
 use super::response::{error_type_and_code, finish_reason, Usage};
-use crate::converse::{ContentBlockDelta, ContentBlockStart, StopReason, StreamEvent, TokenUsage};
+use serde_json::value::RawValue;
+
+use crate::converse::{ContentBlockDelta, StopReason, StreamEvent, TokenUsage};
 use crate::translate::error::{ApiError, ErrorClass};
+use crate::translate::events::{route, EventSink, ToolStart};
 use crate::translate::write::{json_str, json_str_body, uint};
 
 /// Writes the OpenAI Chat Completions stream for one ConverseStream: feed it each
@@ -90,64 +93,20 @@ impl ChatStreamWriter {
 
     /// Appends the chunks for one event (often one, sometimes none).
     pub fn push<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
-        if self.ended {
+        route(self, event, buf);
+    }
+
+    /// An `arguments` fragment of the call in Converse block `block`.
+    fn tool_call_arguments<B: BufMut>(&mut self, block: u32, fragment: &str, buf: &mut B) {
+        if fragment.is_empty() {
             return;
         }
-        match event {
-            StreamEvent::MessageStart { .. } => self.start(buf),
-            StreamEvent::ContentBlockStart {
-                index,
-                start:
-                    ContentBlockStart::ToolUse {
-                        tool_use_id, name, ..
-                    },
-            } => {
-                self.start(buf);
-                if self.tools.iter().any(|t| t.0 == *index) {
-                    return;
-                }
-                // At most `MAX_BLOCKS` calls: the count fits in u32.
-                let oai = self.tools.len() as u32;
-                self.tools.push((*index, oai, false));
-                self.open_delta(buf);
-                buf.put_slice(b"\"tool_calls\":[{\"index\":");
-                uint(buf, u64::from(oai));
-                buf.put_slice(b",\"id\":");
-                json_str(buf, tool_use_id);
-                buf.put_slice(b",\"type\":\"function\",\"function\":{\"name\":");
-                json_str(buf, name);
-                buf.put_slice(b",\"arguments\":\"\"}}]");
-                self.close_delta(buf);
-            }
-            StreamEvent::ContentBlockDelta { index, delta } => match delta {
-                ContentBlockDelta::Text(t) => self.text_delta(buf, b"\"content\":", t),
-                ContentBlockDelta::ReasoningText(t) => self.text_delta(buf, b"\"reasoning_content\":", t),
-                ContentBlockDelta::ToolUseInput(fragment) => {
-                    if fragment.is_empty() {
-                        return;
-                    }
-                    let Some(slot) = self.tools.iter_mut().find(|t| t.0 == *index) else {
-                        return;
-                    };
-                    slot.2 = true;
-                    let oai = slot.1;
-                    self.arguments(buf, oai, fragment);
-                }
-                _ => {}
-            },
-            StreamEvent::ContentBlockStop { index } => {
-                if let Some(slot) = self.tools.iter_mut().find(|t| t.0 == *index) {
-                    if !slot.2 {
-                        slot.2 = true;
-                        let oai = slot.1;
-                        self.arguments(buf, oai, "{}");
-                    }
-                }
-            }
-            StreamEvent::MessageStop { stop_reason, .. } => self.stop(stop_reason, buf),
-            StreamEvent::Metadata { usage: Some(u), .. } => self.usage = Some(Usage::from(u)),
-            _ => {}
-        }
+        let Some(slot) = self.tools.iter_mut().find(|t| t.0 == block) else {
+            return;
+        };
+        slot.2 = true;
+        let oai = slot.1;
+        self.arguments(buf, oai, fragment);
     }
 
     /// Records usage that came some other way than a `metadata` event (e.g. the
@@ -220,13 +179,18 @@ impl ChatStreamWriter {
     }
 
     fn arguments<B: BufMut>(&self, buf: &mut B, oai: u32, fragment: &str) {
-        self.open_delta(buf);
-        buf.put_slice(b"\"tool_calls\":[{\"index\":");
-        uint(buf, u64::from(oai));
+        self.open_tool_call(buf, oai);
         buf.put_slice(b",\"function\":{\"arguments\":\"");
         json_str_body(buf, fragment);
         buf.put_slice(b"\"}}]");
         self.close_delta(buf);
+    }
+
+    /// A delta chunk up to `"tool_calls":[{"index":<oai>`.
+    fn open_tool_call<B: BufMut>(&self, buf: &mut B, oai: u32) {
+        self.open_delta(buf);
+        buf.put_slice(b"\"tool_calls\":[{\"index\":");
+        uint(buf, u64::from(oai));
     }
 
     fn open_delta<B: BufMut>(&self, buf: &mut B) {
@@ -235,6 +199,67 @@ impl ChatStreamWriter {
 
     fn close_delta<B: BufMut>(&self, buf: &mut B) {
         buf.put_slice(b"},\"finish_reason\":null}]}\n\n");
+    }
+}
+
+// ===== impl EventSink for ChatStreamWriter =====
+
+impl EventSink for ChatStreamWriter {
+    fn ended(&self) -> bool {
+        self.ended
+    }
+
+    fn message_start<B: BufMut>(&mut self, buf: &mut B) {
+        self.start(buf);
+    }
+
+    /// A tool call's first chunk: its stable `index`, `id`, `type` and `function.name`.
+    fn tool_use_start<B: BufMut>(&mut self, tool: ToolStart<'_>, buf: &mut B) {
+        let ToolStart { block, id, name, .. } = tool;
+        self.start(buf);
+        if self.tools.iter().any(|t| t.0 == block) {
+            return;
+        }
+        // At most `MAX_BLOCKS` calls: the count fits in u32.
+        let oai = self.tools.len() as u32;
+        self.tools.push((block, oai, false));
+        self.open_tool_call(buf, oai);
+        buf.put_slice(b",\"id\":");
+        json_str(buf, id);
+        buf.put_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+        json_str(buf, name);
+        buf.put_slice(b",\"arguments\":\"\"}}]");
+        self.close_delta(buf);
+    }
+
+    fn block_delta<B: BufMut>(&mut self, block: u32, delta: &ContentBlockDelta<'_>, buf: &mut B) {
+        match delta {
+            ContentBlockDelta::Text(t) => self.text_delta(buf, b"\"content\":", t),
+            ContentBlockDelta::ReasoningText(t) => self.text_delta(buf, b"\"reasoning_content\":", t),
+            ContentBlockDelta::ToolUseInput(fragment) => self.tool_call_arguments(block, fragment, buf),
+            _ => {}
+        }
+    }
+
+    /// A call whose block stopped without arguments gets `"{}"`.
+    fn block_stop<B: BufMut>(&mut self, block: u32, buf: &mut B) {
+        if let Some(slot) = self.tools.iter_mut().find(|t| t.0 == block) {
+            if !slot.2 {
+                slot.2 = true;
+                let oai = slot.1;
+                self.arguments(buf, oai, "{}");
+            }
+        }
+    }
+
+    fn message_stop<B: BufMut>(&mut self, reason: &StopReason, _fields: Option<&RawValue>, buf: &mut B) {
+        self.stop(reason, buf);
+    }
+
+    fn metadata<B: BufMut>(&mut self, usage: Option<&TokenUsage>, _buf: &mut B) {
+        if let Some(u) = usage {
+            self.usage = Some(Usage::from(u));
+        }
     }
 }
 
