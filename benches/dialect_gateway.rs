@@ -6,61 +6,36 @@
 //! The gateway runs as its own process (`bedrock-converse proxy`) in front of the
 //! built-in server (in this process) answering its `long` scenario with
 //! `DIALECT_GATEWAY_DELTAS` text deltas (default 4,000). What is measured is the gateway
-//! process's CPU time (`utime + stime` from `/proc/<pid>/stat`), not wall time, divided
+//! process's CPU time (per-thread `schedstat`, see `support/mod.rs`), not wall time, divided
 //! by the streams it served; `DIALECT_GATEWAY_STREAMS` concurrent streams (default 16)
-//! per round, `DIALECT_GATEWAY_ROUNDS` rounds (default 6), the two routes alternating
+//! per round, `DIALECT_GATEWAY_ROUNDS` rounds (default 20), the two routes alternating
 //! round by round after one warm-up round each.
 //!
-//! `cargo bench --bench dialect_gateway`
+//! Then, in the same run, LiteLLM's proxy (see `dialect_litellm/mod.rs`: `LITELLM_BIN`)
+//! in front of the same server on the same stream: its process and its children's CPU
+//! over `DIALECT_GATEWAY_LITELLM_STREAMS` concurrent streams (default 8, once, after one
+//! warm-up stream); skipped, saying why, when it is not found.
+//!
+//! `LITELLM_BIN=/work/litellm-venv/bin/litellm cargo bench --bench dialect_gateway`
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bedrock_converse::server::MockBedrock;
+
+#[path = "support/mod.rs"]
+mod support;
+
+#[path = "dialect_litellm/mod.rs"]
+mod dialect_litellm;
+
+use support::{children_of, cpu_time, env_usize, ChildProcess};
 
 const UPSTREAM_KEY: &str = "bench-upstream-key";
 const CLIENT_KEY: &str = "bench-client-key";
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct ProxyProcess(Child);
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The process's CPU time so far (user + system), in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
-    // Fields after the `(comm)`: state is field 3; utime and stime are 14 and 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    field(14) + field(15)
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
-fn ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// The gateway process in front of `upstream`, and its client URL.
-fn start_proxy(upstream: &str) -> (ProxyProcess, String, std::path::PathBuf) {
+/// The gateway process in front of `upstream`, its base URL, and its config file.
+fn start_proxy(upstream: &str) -> (ChildProcess, String, std::path::PathBuf) {
     let config = std::env::temp_dir().join(format!(
         "bedrock-converse-dialect-gateway-bench-{}.json",
         std::process::id()
@@ -81,24 +56,8 @@ fn start_proxy(upstream: &str) -> (ProxyProcess, String, std::path::PathBuf) {
         .to_string(),
     )
     .expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bedrock-converse"))
-        .args(["proxy", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the proxy");
-    let stdout = child.stdout.take().expect("stdout");
-    let proxy = ProxyProcess(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("proxy banner");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("listening URL")
-        .trim_end_matches('/')
-        .trim_end_matches("/model")
-        .to_owned();
+    let (proxy, base) = support::start_gateway(env!("CARGO_BIN_EXE_bedrock-converse"), &config, &[]);
+    let base = base.trim_end_matches('/').trim_end_matches("/model").to_owned();
     (proxy, base, config)
 }
 
@@ -147,14 +106,98 @@ async fn load(client: &reqwest::Client, route: Arc<Route>, streams: usize) -> u6
     total
 }
 
+/// One route's totals: CPU of the process measured, bytes received, streams.
+struct Measured {
+    name: &'static str,
+    cpu: Duration,
+    bytes: u64,
+    streams: usize,
+}
+
+impl Measured {
+    fn cpu_ms_per_stream(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e3 / self.streams.max(1) as f64
+    }
+}
+
+/// `rounds` rounds of `streams` concurrent streams per route, the routes alternating;
+/// the CPU of `pids` while each ran.
+fn measure_rounds(
+    rt: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    routes: &[Arc<Route>],
+    pids: &[u32],
+    streams: usize,
+    rounds: usize,
+) -> Vec<Measured> {
+    let mut totals: Vec<Measured> = routes
+        .iter()
+        .map(|r| Measured {
+            name: r.name,
+            cpu: Duration::ZERO,
+            bytes: 0,
+            streams: 0,
+        })
+        .collect();
+    for _ in 0..rounds {
+        for (route, total) in routes.iter().zip(&mut totals) {
+            let before = cpu_time(pids);
+            let bytes = rt.block_on(load(client, route.clone(), streams));
+            total.cpu += cpu_time(pids).saturating_sub(before);
+            total.bytes += bytes;
+            total.streams += streams;
+        }
+    }
+    totals
+}
+
+/// LiteLLM's proxy (its process and its children) on the same stream, when found:
+/// one warm-up stream, then `streams` concurrent ones.
+fn measure_litellm(
+    rt: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    upstream: &str,
+    streams: usize,
+) -> Option<Measured> {
+    let litellm = rt.block_on(dialect_litellm::start(upstream, "mock.long", CLIENT_KEY))?;
+    let route = Arc::new(Route {
+        name: "LiteLLM /v1/chat/completions (stream: true)",
+        url: litellm.chat_completions_url(),
+        body: r#"{"model":"mock","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Tell me a long story"}]}"#,
+        ends_with: b"data: [DONE]\n\n",
+    });
+    rt.block_on(load(client, route.clone(), 1));
+    let mut pids = vec![litellm.pid()];
+    pids.extend(children_of(litellm.pid()));
+    measure_rounds(rt, client, &[route], &pids, streams, 1).pop()
+}
+
+fn print_table(rows: &[Measured], native_ms: f64) {
+    println!("| route | streams | bytes out per stream | process CPU | CPU ms per stream | vs native |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for row in rows {
+        let ms = row.cpu_ms_per_stream();
+        println!(
+            "| {} | {} | {} | {:.0} ms | {ms:.3} | {:.2}x |",
+            row.name,
+            row.streams,
+            row.bytes / row.streams.max(1) as u64,
+            row.cpu.as_secs_f64() * 1e3,
+            ms / native_ms
+        );
+    }
+}
+
 fn main() {
     let streams = env_usize("DIALECT_GATEWAY_STREAMS", 16);
-    let rounds = env_usize("DIALECT_GATEWAY_ROUNDS", 6);
+    let rounds = env_usize("DIALECT_GATEWAY_ROUNDS", 20);
     let deltas = env_usize("DIALECT_GATEWAY_DELTAS", 4_000);
+    let litellm_streams = env_usize("DIALECT_GATEWAY_LITELLM_STREAMS", 8);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let server = rt.block_on(async {
         MockBedrock::builder()
             .bearer_key(UPSTREAM_KEY)
+            .accept_sigv4()
             .long_deltas(deltas)
             .max_recorded(0)
             .start()
@@ -162,7 +205,6 @@ fn main() {
             .expect("mock server")
     });
     let (proxy, base, config) = start_proxy(&server.url());
-    let pid = proxy.0.id();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(streams)
         .build()
@@ -186,39 +228,19 @@ fn main() {
     for route in &routes {
         rt.block_on(load(&client, route.clone(), streams));
     }
-    let mut totals = [(0u64, 0u64, 0usize); 2];
-    for _ in 0..rounds {
-        for (i, route) in routes.iter().enumerate() {
-            let before = cpu_ticks(pid);
-            let bytes = rt.block_on(load(&client, route.clone(), streams));
-            totals[i].0 += cpu_ticks(pid) - before;
-            totals[i].1 += bytes;
-            totals[i].2 += streams;
-        }
-    }
+    let mut rows = measure_rounds(&rt, &client, &routes, &[proxy.pid()], streams, rounds);
     drop(proxy);
     let _ = std::fs::remove_file(&config);
-    let hz = ticks_per_second();
+    rows.extend(measure_litellm(&rt, &client, &server.url(), litellm_streams));
     println!(
-        "\n{streams} concurrent streams x {rounds} rounds per route, the built-in server's `long` \
-         stream with {deltas} text deltas; gateway process CPU (utime + stime)\n"
+        "\nour gateway: {streams} concurrent streams x {rounds} rounds per route; LiteLLM: \
+         {litellm_streams} concurrent streams, once; the built-in server's `long` stream with \
+         {deltas} text deltas; process CPU (per-thread schedstat; LiteLLM with its children)\n"
     );
-    println!("| route | streams | bytes out per stream | gateway CPU | CPU ms per stream |");
-    println!("| --- | ---: | ---: | ---: | ---: |");
-    let mut per_stream = [0f64; 2];
-    for (i, route) in routes.iter().enumerate() {
-        let (ticks, bytes, n) = totals[i];
-        let cpu_ms = ticks as f64 / hz * 1e3;
-        per_stream[i] = cpu_ms / n as f64;
-        println!(
-            "| {} | {n} | {} | {cpu_ms:.0} ms | {:.3} |",
-            route.name,
-            bytes / n as u64,
-            per_stream[i]
-        );
-    }
+    let native_ms = rows[0].cpu_ms_per_stream();
+    print_table(&rows, native_ms);
     println!(
         "\n/v1/chat/completions / native CPU per stream: {:.2}x (target: at most 1.25x)",
-        per_stream[1] / per_stream[0]
+        rows[1].cpu_ms_per_stream() / native_ms
     );
 }

@@ -6,19 +6,29 @@
 //! - `openai`: through `POST /v1/chat/completions` (`stream: true`);
 //! - `anthropic`: through `POST /v1/messages` (`stream: true`);
 //! - `litellm`: through LiteLLM's proxy (`/v1/chat/completions`, model
-//!   `bedrock/converse/mock.text` at the mock server), when its `litellm` command is
-//!   found (`LITELLM_BIN`, else `target/litellm-venv/bin/litellm`, else `PATH`);
-//!   skipped with a message otherwise.
+//!   `bedrock/converse/mock.text` at the same mock server, SigV4-signed), when its
+//!   `litellm` command is found: `LITELLM_BIN` (e.g. `/work/litellm-venv/bin/litellm`),
+//!   else `target/litellm-venv/bin/litellm`, else `PATH`; the bench says which it
+//!   used, or that it found none and skipped the row.
 //!
 //! TTFB is from sending the request to the first body chunk; p50 and p99 over
-//! `DIALECT_TTFB_REQUESTS` requests (default 1000) after 50 warm-up requests. The
-//! added figure is the dialect route's percentile minus the native route's.
+//! `DIALECT_TTFB_REQUESTS` requests (default 1000) after 50 warm-up requests. "Added"
+//! is a route's percentile minus `direct`'s (what the gateway in front of the server
+//! costs); for our dialect routes also minus `native`'s (what translation costs).
+//! LiteLLM starts only after our routes are measured (so its Python process, starting
+//! or idle, shares no core with them), and `direct` is measured again beside it.
 //!
 //! `cargo bench --bench dialect_ttfb --features proxy,server`
 
-use std::net::TcpListener as StdListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "support/mod.rs"]
+mod support;
+
+#[path = "dialect_litellm/mod.rs"]
+mod dialect_litellm;
+
+use support::{env_usize, percentile};
 
 use bedrock_converse::client::{Auth, Secret};
 use bedrock_converse::proxy::{ClientKey, Proxy, ProxyConfig};
@@ -76,15 +86,6 @@ async fn ttfb(client: &reqwest::Client, route: &Route) -> Duration {
     first.unwrap_or_default()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    // `p` is in 0..=1 and the index is clamped to the slice.
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 async fn measure(client: &reqwest::Client, route: &Route, n: usize) -> (Duration, Duration) {
     for _ in 0..WARMUP {
         ttfb(client, route).await;
@@ -101,107 +102,51 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// LiteLLM's proxy in front of `upstream`, when its command is found.
-struct LiteLlm {
-    child: Child,
-    port: u16,
-    _dir: std::path::PathBuf,
+/// p50 and p99 of one route.
+struct Row {
+    name: &'static str,
+    p50: Duration,
+    p99: Duration,
 }
 
-impl Drop for LiteLlm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn litellm_bin() -> Option<std::path::PathBuf> {
-    let candidates = [
-        std::env::var_os("LITELLM_BIN").map(std::path::PathBuf::from),
-        Some(std::path::PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/litellm-venv/bin/litellm"
-        ))),
-        Some(std::path::PathBuf::from("litellm")),
-    ];
-    candidates.into_iter().flatten().find(|bin| {
-        Command::new(bin)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-async fn start_litellm(upstream: &str) -> Option<LiteLlm> {
-    let Some(bin) = litellm_bin() else {
-        eprintln!(
-            "litellm: skipped (no `litellm` command: pip install 'litellm[proxy]', or set LITELLM_BIN)"
+/// Prints the table: each route's percentiles, and what it adds over `direct` (and,
+/// for the dialect routes, over `native`).
+fn print_table(rows: &[Row], n: usize) {
+    let find = |name: &str| rows.iter().find(|r| r.name == name);
+    let added = |x: Duration, base: Duration| micros(x) - micros(base);
+    println!("\nTTFB, one request at a time, {n} requests per route (after {WARMUP} warm-up)\n");
+    println!("| route | p50 µs | p99 µs | added p50 / p99 vs direct | added p50 / p99 vs native |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for row in rows {
+        // LiteLLM is compared with the `direct` row measured beside it.
+        let direct = if row.name == "litellm" {
+            find("direct (again)")
+        } else {
+            find("direct")
+        };
+        let vs = |base: Option<&Row>| match base {
+            Some(b) if !row.name.starts_with("direct") && b.name != row.name => {
+                format!("{:+.0} / {:+.0} µs", added(row.p50, b.p50), added(row.p99, b.p99))
+            }
+            _ => String::new(),
+        };
+        let vs_native = match row.name {
+            "openai" | "anthropic" => vs(find("native")),
+            _ => String::new(),
+        };
+        println!(
+            "| {} | {:.0} | {:.0} | {} | {} |",
+            row.name,
+            micros(row.p50),
+            micros(row.p99),
+            vs(direct),
+            vs_native
         );
-        return None;
-    };
-    let port = StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .ok()?;
-    let dir = std::env::temp_dir().join(format!("dialect-ttfb-litellm-{port}"));
-    std::fs::create_dir_all(&dir).ok()?;
-    let config = dir.join("config.yaml");
-    let endpoint = upstream.trim_end_matches('/').trim_end_matches("/model");
-    std::fs::write(
-        &config,
-        format!(
-            "model_list:\n  - model_name: mock\n    litellm_params:\n      model: bedrock/converse/mock.text\n      \
-             aws_bedrock_runtime_endpoint: {endpoint}\n      aws_access_key_id: AKIDBENCH\n      \
-             aws_secret_access_key: bench-secret\n      aws_region_name: us-east-1\n\
-             general_settings:\n  master_key: {CLIENT_KEY}\n"
-        ),
-    )
-    .ok()?;
-    let child = Command::new(&bin)
-        .arg("--config")
-        .arg(&config)
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--num_workers",
-            "1",
-        ])
-        .env("LITELLM_LOG", "ERROR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let proxy = LiteLlm {
-        child,
-        port,
-        _dir: dir,
-    };
-    // Wait (bounded) for it to answer.
-    let client = reqwest::Client::new();
-    for _ in 0..600 {
-        let ready = client
-            .get(format!("http://127.0.0.1:{port}/health/readiness"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return Some(proxy);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("litellm: skipped (it did not become ready within 60 s)");
-    None
 }
 
 fn main() {
-    let n: usize = std::env::var("DIALECT_TTFB_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let n = env_usize("DIALECT_TTFB_REQUESTS", 1000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -259,47 +204,43 @@ fn main() {
                 body: messages_body(),
             },
         ];
-        let litellm = start_litellm(&server.url()).await;
-        if let Some(l) = &litellm {
-            routes.push(Route {
-                name: "litellm",
-                url: format!("http://127.0.0.1:{}/v1/chat/completions", l.port),
-                headers: bearer(CLIENT_KEY),
-                body: chat_body("mock"),
-            });
-        }
         let client = reqwest::Client::builder()
             .tcp_nodelay(true)
             .build()
             .expect("client");
-        println!("TTFB, one request at a time, {n} requests per route (after {WARMUP} warm-up):");
-        println!(
-            "{:<10} {:>10} {:>10} {:>16} {:>16}",
-            "route", "p50 µs", "p99 µs", "p50 vs native", "p99 vs native"
-        );
-        let mut native = None;
+        let mut rows = Vec::new();
         for route in &routes {
             let (p50, p99) = measure(&client, route, n).await;
-            if route.name == "native" {
-                native = Some((p50, p99));
-            }
-            let added = |x: Duration, base: Duration| micros(x) - micros(base);
-            let (a50, a99) = match native {
-                Some((b50, b99)) if route.name != "direct" && route.name != "native" => (
-                    format!("{:+.0} µs", added(p50, b50)),
-                    format!("{:+.0} µs", added(p99, b99)),
-                ),
-                _ => ("".to_owned(), "".to_owned()),
-            };
-            println!(
-                "{:<10} {:>10.0} {:>10.0} {:>16} {:>16}",
-                route.name,
-                micros(p50),
-                micros(p99),
-                a50,
-                a99
-            );
+            rows.push(Row {
+                name: route.name,
+                p50,
+                p99,
+            });
         }
+        let litellm = dialect_litellm::start(&server.url(), "mock.text", CLIENT_KEY).await;
+        if let Some(l) = &litellm {
+            let beside = [
+                Route {
+                    name: "direct (again)",
+                    ..routes.remove(0)
+                },
+                Route {
+                    name: "litellm",
+                    url: l.chat_completions_url(),
+                    headers: bearer(CLIENT_KEY),
+                    body: chat_body("mock"),
+                },
+            ];
+            for route in &beside {
+                let (p50, p99) = measure(&client, route, n).await;
+                rows.push(Row {
+                    name: route.name,
+                    p50,
+                    p99,
+                });
+            }
+        }
+        print_table(&rows, n);
         drop(litellm);
     });
 }

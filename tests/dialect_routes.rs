@@ -11,7 +11,7 @@ use std::time::Duration;
 use bedrock_converse::client::Auth;
 use bedrock_converse::client::Secret;
 use bedrock_converse::client::{Config, ModelConfig, ProviderConfig};
-use bedrock_converse::proxy::{ClientKey, DialectRoute, ProxyConfig, Rejection, DIALECT_ATTEMPTS};
+use bedrock_converse::proxy::{ClientKey, DialectRoute, ProxyConfig, Rejection, StreamCut, DIALECT_ATTEMPTS};
 use bedrock_converse::server::{MockBedrock, MockBedrockHandle};
 use serde_json::{json, Value};
 
@@ -422,4 +422,108 @@ async fn an_alias_extra_payload_reaches_upstream_under_the_request() {
     assert_eq!(r.status(), 200);
     let sent: Value = serde_json::from_slice(&server.last_request().unwrap().body).unwrap();
     assert!(sent.get("additionalModelRequestFields").is_none(), "{sent}");
+}
+
+/// Polls `check` every 20 ms, at most `tries` times.
+async fn eventually(tries: usize, mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..tries {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
+}
+
+/// A gateway in front of `server` (raw model ids only) with its stream cap and timeouts.
+async fn gateway_limited(
+    server: &MockBedrockHandle,
+    streams: usize,
+    idle: Duration,
+    total: Duration,
+) -> Gateway {
+    let mut c = ProxyConfig::new(
+        server.url(),
+        Auth::Bearer(Secret::new(UPSTREAM_KEY)),
+        vec![ClientKey {
+            id: "team-a".to_owned(),
+            secret: CLIENT_KEY.to_owned(),
+        }],
+    );
+    c.timeouts.idle = idle;
+    c.timeouts.total = total;
+    c.max_concurrent_streams = streams;
+    Gateway::start(c).await
+}
+
+/// The response body is read by the connection itself: a client that stops reading
+/// would hold its slot for ever if nothing else watched it.
+#[tokio::test]
+async fn clients_that_stop_reading_a_translated_stream_lose_their_slot() {
+    use tokio::io::AsyncWriteExt;
+    // Far more SSE than the socket buffers hold.
+    let server = MockBedrock::builder()
+        .bearer_key(UPSTREAM_KEY)
+        .long_deltas(200_000)
+        .start()
+        .await
+        .expect("mock server");
+    let gw = gateway_limited(&server, 2, Duration::from_millis(300), Duration::from_secs(60)).await;
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut tcp = socket.connect(gw.addr).await.unwrap();
+        let body = chat("mock.long", true).to_string();
+        let request = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {CLIENT_KEY}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        // Never read.
+        readers.push(tcp);
+    }
+    let m = gw.proxy.metrics();
+    assert!(
+        eventually(500, || m.cuts(StreamCut::SlowReader) == 2).await,
+        "every non-reading client is cut (so far: {})",
+        m.cuts(StreamCut::SlowReader)
+    );
+    assert!(eventually(250, || m.streams_in_flight() == 0).await);
+    // The slots are free: a client that reads is served, whole.
+    let r = post_openai(&gw, Some(CLIENT_KEY), chat("mock.text", true)).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    drop(readers);
+}
+
+/// A reading client of a stream that runs past the total timeout gets the dialect's
+/// error event after what came before it, and the slot is freed.
+#[tokio::test]
+async fn a_translated_stream_past_the_total_timeout_ends_with_an_error_event() {
+    let server = MockBedrock::builder()
+        .bearer_key(UPSTREAM_KEY)
+        .frame_delay(Duration::from_millis(100))
+        .start()
+        .await
+        .expect("mock server");
+    let gw = gateway_limited(&server, 4, Duration::from_secs(5), Duration::from_millis(400)).await;
+    let r = post_openai(&gw, Some(CLIENT_KEY), chat("mock.text", true)).await;
+    assert_eq!(r.status(), 200);
+    let sse = r.text().await.unwrap();
+    let events = data_events(&sse);
+    assert!(events.len() >= 2, "{sse}");
+    let last = events.last().unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("total timeout"),
+        "{sse}"
+    );
+    assert!(!sse.contains("[DONE]"), "{sse}");
+    let m = gw.proxy.metrics();
+    assert_eq!(m.cuts(StreamCut::Total), 1);
+    assert!(eventually(250, || m.streams_in_flight() == 0).await);
 }

@@ -57,6 +57,7 @@ pub mod anthropic;
 pub mod openai;
 
 mod error;
+mod events;
 mod request;
 mod write;
 

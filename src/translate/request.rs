@@ -228,6 +228,38 @@ pub struct Translated {
 
 // ===== shared request pieces =====
 
+/// Text content in either form the dialects accept.
+pub(crate) enum TextOrParts<'a> {
+    /// Absent or `null`.
+    Empty,
+    /// A string (possibly empty).
+    Text(&'a str),
+    /// An array of content parts.
+    Parts(&'a [Value]),
+}
+
+/// Reads content that is a string or an array of parts; anything else is the error
+/// `expected` naming `field`.
+pub(crate) fn text_or_parts<'a>(
+    content: Option<&'a Value>,
+    field: &str,
+    expected: &str,
+) -> Result<TextOrParts<'a>, TranslateError> {
+    match content {
+        None | Some(Value::Null) => Ok(TextOrParts::Empty),
+        Some(Value::String(s)) => Ok(TextOrParts::Text(s)),
+        Some(Value::Array(parts)) => Ok(TextOrParts::Parts(parts)),
+        Some(_) => Err(TranslateError::invalid(field, expected)),
+    }
+}
+
+/// `obj[key]` as a string, or the error naming `{field}.{key}`.
+pub(crate) fn required_str<'a>(obj: &'a Value, key: &str, field: &str) -> Result<&'a str, TranslateError> {
+    obj.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| TranslateError::invalid(format!("{field}.{key}"), "required: a string"))
+}
+
 /// Converse image `format` for a media type (`image/png` → `png`).
 pub(crate) fn image_format(media_type: &str, field: &str) -> Result<&'static str, TranslateError> {
     match media_type.trim().to_ascii_lowercase().as_str() {

@@ -21,8 +21,10 @@
 //! - The Anthropic stream gets `event: ping` whenever upstream is quiet for the ping
 //!   interval (the shorter of 10 s and half the idle timeout).
 
+mod body;
 mod models;
 mod stream;
+mod translation;
 
 use std::time::{Duration, Instant, SystemTime};
 

@@ -1,200 +1,29 @@
 //! A ConverseStream translated into the client's SSE as it arrives.
 //!
 //! ```text
-//! upstream chunks ─► Framer (CRCs, limits) ─► StreamAssembler ─► ChatStreamWriter / MessagesStreamWriter
-//!                                                                   └─► BytesMut ─► bounded queue ─► client
+//! /converse-stream ─► Translation (Framer ─► StreamAssembler ─► dialect writer) ─► SseBody ─► client
 //! ```
 //!
 //! The response head waits for the first translated bytes ([`Call::stream`]): a failure
-//! before them can still be retried or answered with an HTTP error. Then a task of its
-//! own ([`pump`]) carries the rest, so the idle and total timeouts hold whether or not
-//! the client reads; every chunk's bytes go out as soon as they are written.
+//! before them can still be retried or answered with an HTTP error. Then the response
+//! body itself ([`SseBody`]) reads, translates and hands out the rest, one `Bytes` per
+//! upstream chunk, with no task or queue in between.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::response::Response;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::sync::mpsc;
-use tokio::time::Instant;
 
-use super::{backoff, sse_response, Attempt, Call, Dialect, ATTEMPTS};
-use crate::converse::{StreamAssembler, StreamEvent, TokenUsage};
-use crate::eventstream::{Framer, Limits};
-use crate::proxy::operation::Operation;
-use crate::proxy::Admitted;
-use crate::proxy::{cut_message, far_future, queued_body, StreamCut, EVENT_STREAM, STREAM_QUEUE};
-use crate::translate::{anthropic, openai, ApiError, ErrorClass, Translated};
-
-/// The longest quiet spell before an Anthropic client gets `event: ping`.
-const PING_EVERY: Duration = Duration::from_secs(10);
+use super::body::SseBody;
+use super::translation::Translation;
+use super::{backoff, sse_response, Attempt, Call, ATTEMPTS};
+use crate::proxy::EVENT_STREAM;
+use crate::translate::{ApiError, ErrorClass, Translated};
 
 /// Upstream body chunks.
-type Chunks = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
-// ===== impl DialectWriter =====
-
-/// The dialect's SSE writer.
-enum DialectWriter {
-    OpenAi(openai::ChatStreamWriter),
-    Anthropic(anthropic::MessagesStreamWriter),
-}
-
-impl DialectWriter {
-    fn push(&mut self, event: &StreamEvent<'_>, out: &mut BytesMut) {
-        match self {
-            DialectWriter::OpenAi(w) => w.push(event, out),
-            DialectWriter::Anthropic(w) => w.push(event, out),
-        }
-    }
-
-    fn finish(&mut self, out: &mut BytesMut) {
-        match self {
-            DialectWriter::OpenAi(w) => w.finish(out),
-            DialectWriter::Anthropic(w) => w.finish(out),
-        }
-    }
-
-    fn error(&mut self, err: &ApiError, out: &mut BytesMut) {
-        match self {
-            DialectWriter::OpenAi(w) => w.error(err, out),
-            DialectWriter::Anthropic(w) => w.error(err, out),
-        }
-    }
-
-    fn is_ended(&self) -> bool {
-        match self {
-            DialectWriter::OpenAi(w) => w.is_ended(),
-            DialectWriter::Anthropic(w) => w.is_ended(),
-        }
-    }
-}
-
-// ===== impl Translation =====
-
-/// The sans-IO part: upstream bytes in, the dialect's SSE bytes out.
-struct Translation {
-    framer: Framer,
-    /// The start of a frame whose end has not arrived.
-    pending: BytesMut,
-    assembler: StreamAssembler,
-    writer: DialectWriter,
-    /// SSE bytes written and not yet sent.
-    out: BytesMut,
-    /// Whether any SSE bytes were handed to the client.
-    sent_any: bool,
-    frames: u64,
-}
-
-impl Translation {
-    fn new(dialect: Dialect, id: &str, translated: &Translated, limits: Limits) -> Translation {
-        let writer = match dialect {
-            Dialect::OpenAi => DialectWriter::OpenAi(openai::ChatStreamWriter::new(
-                id,
-                &translated.model,
-                super::unix_now(),
-                translated.include_usage,
-            )),
-            Dialect::Anthropic => {
-                DialectWriter::Anthropic(anthropic::MessagesStreamWriter::new(id, &translated.model))
-            }
-        };
-        Translation {
-            framer: Framer::new(limits),
-            pending: BytesMut::new(),
-            assembler: StreamAssembler::new(),
-            writer,
-            out: BytesMut::with_capacity(4096),
-            sent_any: false,
-            frames: 0,
-        }
-    }
-
-    /// Feeds one upstream chunk: every whole frame is assembled and written.
-    ///
-    /// # Errors
-    ///
-    /// The stream's failure (an exception frame, a corrupt frame, events out of order),
-    /// not yet written: the caller retries, answers it, or [`fail`](Self::fail)s.
-    fn feed(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
-        self.pending.extend_from_slice(chunk);
-        let mut used = 0;
-        let result = loop {
-            let rest = self.pending.get(used..).unwrap_or_default();
-            let frame = match self.framer.decode(rest) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(corrupt(&e)),
-            };
-            used += frame.as_bytes().len();
-            self.frames += 1;
-            match self.assembler.push_frame(frame) {
-                Ok(Some(event)) => self.writer.push(&event, &mut self.out),
-                Ok(None) => {}
-                Err(e) => break Err(ApiError::from_stream_error(&e)),
-            }
-        };
-        self.pending.advance(used);
-        result
-    }
-
-    /// The upstream body ended.
-    ///
-    /// # Errors
-    ///
-    /// A body cut inside a frame or before `messageStop`.
-    fn end(&mut self) -> Result<(), ApiError> {
-        self.framer.decode_eof(&self.pending).map_err(|e| corrupt(&e))?;
-        if !self.assembler.is_stopped() {
-            return Err(ApiError::new(
-                ErrorClass::Server,
-                "the upstream stream ended before messageStop",
-            ));
-        }
-        self.writer.finish(&mut self.out);
-        Ok(())
-    }
-
-    /// Ends the client's stream with the dialect's error event.
-    fn fail(&mut self, err: &ApiError) {
-        self.writer.error(err, &mut self.out);
-    }
-
-    /// `event: ping` for an Anthropic client (nothing for OpenAI ones).
-    fn ping(&mut self) {
-        if let DialectWriter::Anthropic(w) = &mut self.writer {
-            w.ping(&mut self.out);
-        }
-    }
-
-    fn is_ended(&self) -> bool {
-        self.writer.is_ended()
-    }
-
-    /// The bytes to send now (none: `None`).
-    fn take_out(&mut self) -> Option<Bytes> {
-        if self.out.is_empty() {
-            return None;
-        }
-        self.sent_any = true;
-        Some(self.out.split().freeze())
-    }
-
-    fn usage(&self) -> Option<&TokenUsage> {
-        self.assembler.usage()
-    }
-}
-
-fn corrupt(e: &crate::eventstream::EventStreamError) -> ApiError {
-    ApiError::new(
-        ErrorClass::Server,
-        format!("upstream sent an invalid event-stream frame: {e}"),
-    )
-}
+pub(super) type Chunks = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 // ===== the request =====
 
@@ -209,10 +38,11 @@ impl Call {
             tries += 1;
             let failure = match self.attempt(body.clone(), EVENT_STREAM).await {
                 Attempt::Ok(upstream) => {
-                    let mut t = Translation::new(self.dialect, &id, translated, config.limits);
+                    let mut t =
+                        Translation::new(self.dialect, &id, super::unix_now(), translated, config.limits);
                     let mut chunks: Chunks = Box::pin(upstream.bytes_stream());
                     match first_bytes(&mut t, &mut chunks, config.timeouts.idle).await {
-                        Ok(()) => return sse_response(pump(self, t, chunks)),
+                        Ok(()) => return sse_response(SseBody::start(self, t, chunks)),
                         Err(err) => err,
                     }
                 }
@@ -238,7 +68,7 @@ impl Call {
 /// bytes were written ends the stream (the error event follows them); a failure before
 /// any is returned, for a retry or an HTTP error.
 async fn first_bytes(t: &mut Translation, chunks: &mut Chunks, idle: Duration) -> Result<(), ApiError> {
-    while t.out.is_empty() {
+    while !t.has_out() {
         let step = match tokio::time::timeout(idle, chunks.next()).await {
             Ok(Some(Ok(chunk))) => t.feed(&chunk),
             Ok(Some(Err(e))) => Err(upstream_failed(e)),
@@ -246,158 +76,27 @@ async fn first_bytes(t: &mut Translation, chunks: &mut Chunks, idle: Duration) -
             Err(_) => Err(quiet_for(idle)),
         };
         match step {
-            Ok(()) if t.is_ended() && t.out.is_empty() => {
+            Ok(()) if t.is_ended() && !t.has_out() => {
                 return Err(ApiError::new(ErrorClass::Server, "the upstream stream was empty"))
             }
             Ok(()) => {}
-            Err(err) if t.out.is_empty() => return Err(err),
+            Err(err) if !t.has_out() => return Err(err),
             Err(err) => t.fail(&err),
         }
     }
     Ok(())
 }
 
-fn upstream_failed(e: reqwest::Error) -> ApiError {
+pub(super) fn upstream_failed(e: reqwest::Error) -> ApiError {
     ApiError::new(
         ErrorClass::Overloaded,
         format!("the upstream stream failed: {}", e.without_url()),
     )
 }
 
-fn quiet_for(idle: Duration) -> ApiError {
+pub(super) fn quiet_for(idle: Duration) -> ApiError {
     ApiError::new(
         ErrorClass::Overloaded,
         format!("upstream sent nothing for {} ms", idle.as_millis()),
     )
-}
-
-// ===== pump =====
-
-/// How a pumped stream ended.
-enum PumpEnd {
-    /// The dialect's stream ended (cleanly, or with its error event).
-    Ended,
-    /// The client went away.
-    Gone,
-    /// The gateway cut it.
-    Cut(StreamCut),
-}
-
-/// Carries the rest of a translated stream to the client from a task of its own.
-fn pump(call: Call, mut t: Translation, chunks: Chunks) -> Body {
-    let (tx, rx) = mpsc::channel::<Bytes>(STREAM_QUEUE);
-    let clean = Arc::new(AtomicBool::new(false));
-    let done = clean.clone();
-    tokio::spawn(async move {
-        let idle = call.proxy.inner.config.timeouts.idle;
-        let deadline = call.admitted.total_deadline.unwrap_or_else(far_future);
-        let relay = relay(&mut t, chunks, &tx, idle, call.dialect);
-        let end = tokio::time::timeout_at(deadline, relay)
-            .await
-            .unwrap_or(PumpEnd::Cut(StreamCut::Total));
-        let ended = match end {
-            PumpEnd::Ended => true,
-            PumpEnd::Gone => false,
-            PumpEnd::Cut(why) => {
-                call.proxy.inner.metrics.cut(why);
-                t.fail(&ApiError::new(ErrorClass::Timeout, cut_message(why, idle)));
-                t.take_out().is_some_and(|b| tx.try_send(b).is_ok())
-            }
-        };
-        done.store(ended, Ordering::Release);
-        log_end(&call, &t, ended);
-        // Dropping the call frees the slot.
-    });
-    queued_body(rx, clean)
-}
-
-/// Sends what is written, then reads, translates and sends until the dialect's stream
-/// ends; pings an Anthropic client while upstream is quiet.
-async fn relay(
-    t: &mut Translation,
-    mut chunks: Chunks,
-    tx: &mpsc::Sender<Bytes>,
-    idle: Duration,
-    dialect: Dialect,
-) -> PumpEnd {
-    let ping_every = PING_EVERY.min(idle / 2);
-    loop {
-        if let Some(bytes) = t.take_out() {
-            match tokio::time::timeout(idle, tx.send(bytes)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return PumpEnd::Gone,
-                Err(_) => return PumpEnd::Cut(StreamCut::SlowReader),
-            }
-        }
-        if t.is_ended() {
-            return PumpEnd::Ended;
-        }
-        let quiet_until = Instant::now().checked_add(idle).unwrap_or_else(far_future);
-        let step = loop {
-            let now = Instant::now();
-            let wake = match dialect {
-                Dialect::Anthropic => now
-                    .checked_add(ping_every)
-                    .unwrap_or(quiet_until)
-                    .min(quiet_until),
-                Dialect::OpenAi => quiet_until,
-            };
-            tokio::select! {
-                item = chunks.next() => break match item {
-                    Some(Ok(chunk)) => t.feed(&chunk),
-                    Some(Err(e)) => Err(upstream_failed(e)),
-                    None => t.end(),
-                },
-                () = tokio::time::sleep_until(wake) => {
-                    if wake >= quiet_until {
-                        break Err(quiet_for(idle));
-                    }
-                    t.ping();
-                    if let Some(bytes) = t.take_out() {
-                        if tx.send(bytes).await.is_err() {
-                            return PumpEnd::Gone;
-                        }
-                    }
-                }
-                () = tx.closed() => return PumpEnd::Gone,
-            }
-        };
-        if let Err(err) = step {
-            t.fail(&err);
-        }
-    }
-}
-
-/// The usage log line and the token counters of a finished stream.
-fn log_end(call: &Call, t: &Translation, ended: bool) {
-    let metrics = &call.proxy.inner.metrics;
-    let Admitted {
-        key_id,
-        model_id,
-        started,
-        ..
-    } = &call.admitted;
-    metrics.forwarded(t.frames, 0);
-    let usage = t.usage();
-    if let Some(u) = usage {
-        metrics.tokens(key_id, Operation::ConverseStream, u.input_tokens, u.output_tokens);
-    }
-    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let complete = ended && t.assembler.is_stopped() && t.assembler.exception().is_none();
-    if !complete {
-        metrics.upstream_error("StreamInterrupted");
-    }
-    tracing::info!(
-        key_id,
-        model_id,
-        route = call.dialect.route().path(),
-        frames = t.frames,
-        input_tokens = usage.map(|u| u.input_tokens),
-        output_tokens = usage.map(|u| u.output_tokens),
-        cache_read_tokens = usage.and_then(|u| u.cache_read_input_tokens),
-        cache_write_tokens = usage.and_then(|u| u.cache_write_input_tokens),
-        latency_ms,
-        complete,
-        "dialect stream translated"
-    );
 }

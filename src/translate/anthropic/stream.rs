@@ -1,10 +1,12 @@
 //! [`MessagesStreamWriter`]: ConverseStream events → Anthropic Messages SSE.
 
 use bytes::BufMut;
+use serde_json::value::RawValue;
 
 use super::response::{citation, stop_reason, Usage};
-use crate::converse::{ContentBlockDelta, ContentBlockStart, StopReason, StreamEvent, TokenUsage};
+use crate::converse::{ContentBlockDelta, StopReason, StreamEvent, TokenUsage};
 use crate::translate::error::{ApiError, ErrorClass};
+use crate::translate::events::{route, EventSink, ToolStart};
 use crate::translate::write::{base64_str, json_str, json_value, uint};
 
 /// The kind of an open Anthropic content block.
@@ -104,84 +106,7 @@ impl MessagesStreamWriter {
 
     /// Appends the SSE events for one Converse event (often one, sometimes none).
     pub fn push<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
-        if self.ended {
-            return;
-        }
-        match event {
-            StreamEvent::MessageStart { .. } => self.start(buf),
-            StreamEvent::ContentBlockStart {
-                index,
-                start:
-                    ContentBlockStart::ToolUse {
-                        tool_use_id,
-                        name,
-                        r#type,
-                    },
-            } => {
-                self.start(buf);
-                if self.slot(*index).is_some() {
-                    return;
-                }
-                self.flush_redacted(buf);
-                self.open(*index, Kind::ToolUse, buf);
-                let kind = if r#type.as_deref() == Some("server_tool_use") {
-                    "server_tool_use"
-                } else {
-                    "tool_use"
-                };
-                buf.put_slice(b"{\"type\":\"");
-                buf.put_slice(kind.as_bytes());
-                buf.put_slice(b"\",\"id\":");
-                json_str(buf, tool_use_id);
-                buf.put_slice(b",\"name\":");
-                json_str(buf, name);
-                buf.put_slice(b",\"input\":{}}");
-                end_start(buf);
-            }
-            StreamEvent::ContentBlockDelta { index, delta } => self.delta(*index, delta, buf),
-            StreamEvent::ContentBlockStop { index } => {
-                self.write_redacted(*index, buf);
-                if let Some(i) = self.slot(*index) {
-                    if self.slots[i].open {
-                        self.slots[i].open = false;
-                        let at = self.slots[i].index;
-                        block_stop(at, buf);
-                    }
-                }
-            }
-            StreamEvent::MessageStop {
-                stop_reason: reason,
-                additional_model_response_fields,
-            } => {
-                self.start(buf);
-                match stop_reason(reason) {
-                    Some(r) => {
-                        let seq = if *reason == StopReason::StopSequence {
-                            additional_model_response_fields
-                                .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
-                                .and_then(|v| super::response::stop_sequence(Some(&v)))
-                        } else {
-                            None
-                        };
-                        self.stop = Some((r, seq));
-                    }
-                    None => {
-                        let err =
-                            ApiError::new(ErrorClass::ModelError, format!("the model stopped with {reason}"));
-                        self.error(&err, buf);
-                    }
-                }
-            }
-            StreamEvent::Metadata { usage, .. } => {
-                if let Some(u) = usage {
-                    self.usage = Some(Usage::from(u));
-                }
-                if self.stop.is_some() {
-                    self.end(buf);
-                }
-            }
-            _ => {}
-        }
+        route(self, event, buf);
     }
 
     /// Records usage that came some other way than a `metadata` event.
@@ -315,85 +240,169 @@ impl MessagesStreamWriter {
         let want = match delta {
             ContentBlockDelta::Text(_) | ContentBlockDelta::Citation(_) => Kind::Text,
             ContentBlockDelta::ReasoningText(_) | ContentBlockDelta::ReasoningSignature(_) => Kind::Thinking,
-            ContentBlockDelta::ReasoningRedacted(_) => Kind::Redacted,
+            ContentBlockDelta::ReasoningRedacted(blob) => {
+                return self.gather_redacted(block, blob.as_bytes())
+            }
             ContentBlockDelta::ToolUseInput(_) => Kind::ToolUse,
             _ => return,
         };
-        if let ContentBlockDelta::ReasoningRedacted(blob) = delta {
-            // Gathered until the block stops (no slot before: another kind's slot for
-            // this block means a delta of the wrong kind, which the assembler refuses).
-            let gather = match self.slot(block) {
-                None => true,
-                // A piece after the block was written (another block started in between):
-                // a block of its own.
-                Some(i) => self.slots[i].kind == Kind::Redacted,
-            };
-            if gather {
-                match self.redacted.iter_mut().find(|(b, _)| *b == block) {
-                    Some((_, data)) => data.extend_from_slice(blob.as_bytes()),
-                    None => self.redacted.push((block, blob.as_bytes().to_vec())),
-                }
-            }
+        let Some(at) = self.delta_target(block, want, delta, buf) else {
             return;
-        }
-        let at = match self.slot(block) {
-            Some(i) if !self.slots[i].open => return,
-            // A delta of another kind than its block (the assembler refuses these).
-            Some(i) if self.slots[i].kind != want => return,
-            Some(i) => self.slots[i].index,
-            None if want == Kind::ToolUse => return,
-            None => {
-                self.flush_redacted(buf);
-                let at = self.open(block, want, buf);
-                match delta {
-                    ContentBlockDelta::Citation(_) => {
-                        buf.put_slice(b"{\"type\":\"text\",\"text\":\"\",\"citations\":[]}");
-                        end_start(buf);
-                    }
-                    _ if want == Kind::Thinking => {
-                        buf.put_slice(b"{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}");
-                        end_start(buf);
-                    }
-                    _ => {
-                        buf.put_slice(b"{\"type\":\"text\",\"text\":\"\"}");
-                        end_start(buf);
-                    }
-                }
-                at
-            }
         };
-        match delta {
-            ContentBlockDelta::Text(t) => {
-                delta_head(at, buf);
-                buf.put_slice(b"{\"type\":\"text_delta\",\"text\":");
-                json_str(buf, t);
-                delta_tail(buf);
-            }
-            ContentBlockDelta::ToolUseInput(t) => {
-                delta_head(at, buf);
-                buf.put_slice(b"{\"type\":\"input_json_delta\",\"partial_json\":");
-                json_str(buf, t);
-                delta_tail(buf);
-            }
-            ContentBlockDelta::ReasoningText(t) => {
-                delta_head(at, buf);
-                buf.put_slice(b"{\"type\":\"thinking_delta\",\"thinking\":");
-                json_str(buf, t);
-                delta_tail(buf);
-            }
-            ContentBlockDelta::ReasoningSignature(t) => {
-                delta_head(at, buf);
-                buf.put_slice(b"{\"type\":\"signature_delta\",\"signature\":");
-                json_str(buf, t);
-                delta_tail(buf);
-            }
+        let (head, text): (&[u8], &str) = match delta {
+            ContentBlockDelta::Text(t) => (b"{\"type\":\"text_delta\",\"text\":", t),
+            ContentBlockDelta::ToolUseInput(t) => (b"{\"type\":\"input_json_delta\",\"partial_json\":", t),
+            ContentBlockDelta::ReasoningText(t) => (b"{\"type\":\"thinking_delta\",\"thinking\":", t),
+            ContentBlockDelta::ReasoningSignature(t) => (b"{\"type\":\"signature_delta\",\"signature\":", t),
             ContentBlockDelta::Citation(c) => {
                 delta_head(at, buf);
                 buf.put_slice(b"{\"type\":\"citations_delta\",\"citation\":");
                 json_value(buf, &citation(c));
                 delta_tail(buf);
+                return;
             }
-            _ => {}
+            _ => return,
+        };
+        delta_head(at, buf);
+        buf.put_slice(head);
+        json_str(buf, text);
+        delta_tail(buf);
+    }
+
+    /// Gathers a piece of redacted reasoning until its block stops (no slot before:
+    /// another kind's slot for this block means a delta of the wrong kind, which the
+    /// assembler refuses).
+    fn gather_redacted(&mut self, block: u32, blob: &[u8]) {
+        let gather = match self.slot(block) {
+            None => true,
+            // A piece after the block was written (another block started in between):
+            // a block of its own.
+            Some(i) => self.slots[i].kind == Kind::Redacted,
+        };
+        if gather {
+            match self.redacted.iter_mut().find(|(b, _)| *b == block) {
+                Some((_, data)) => data.extend_from_slice(blob),
+                None => self.redacted.push((block, blob.to_vec())),
+            }
+        }
+    }
+
+    /// The client's index for a delta of kind `want` to Converse block `block`: its open
+    /// block, or a block started now (text and thinking blocks start implicitly);
+    /// `None` for a delta to drop.
+    fn delta_target<B: BufMut>(
+        &mut self,
+        block: u32,
+        want: Kind,
+        delta: &ContentBlockDelta<'_>,
+        buf: &mut B,
+    ) -> Option<u32> {
+        match self.slot(block) {
+            Some(i) if !self.slots[i].open => None,
+            // A delta of another kind than its block (the assembler refuses these).
+            Some(i) if self.slots[i].kind != want => None,
+            Some(i) => Some(self.slots[i].index),
+            None if want == Kind::ToolUse => None,
+            None => {
+                self.flush_redacted(buf);
+                let at = self.open(block, want, buf);
+                let content: &[u8] = match delta {
+                    ContentBlockDelta::Citation(_) => b"{\"type\":\"text\",\"text\":\"\",\"citations\":[]}",
+                    _ if want == Kind::Thinking => {
+                        b"{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}"
+                    }
+                    _ => b"{\"type\":\"text\",\"text\":\"\"}",
+                };
+                buf.put_slice(content);
+                end_start(buf);
+                Some(at)
+            }
+        }
+    }
+}
+
+// ===== impl EventSink for MessagesStreamWriter =====
+
+impl EventSink for MessagesStreamWriter {
+    fn ended(&self) -> bool {
+        self.ended
+    }
+
+    fn message_start<B: BufMut>(&mut self, buf: &mut B) {
+        self.start(buf);
+    }
+
+    /// `content_block_start` of a `tool_use` (or `server_tool_use`) block.
+    fn tool_use_start<B: BufMut>(&mut self, tool: ToolStart<'_>, buf: &mut B) {
+        let ToolStart {
+            block,
+            id,
+            name,
+            r#type,
+        } = tool;
+        self.start(buf);
+        if self.slot(block).is_some() {
+            return;
+        }
+        self.flush_redacted(buf);
+        self.open(block, Kind::ToolUse, buf);
+        let kind: &[u8] = if r#type == Some("server_tool_use") {
+            b"server_tool_use"
+        } else {
+            b"tool_use"
+        };
+        buf.put_slice(b"{\"type\":\"");
+        buf.put_slice(kind);
+        buf.put_slice(b"\",\"id\":");
+        json_str(buf, id);
+        buf.put_slice(b",\"name\":");
+        json_str(buf, name);
+        buf.put_slice(b",\"input\":{}}");
+        end_start(buf);
+    }
+
+    fn block_delta<B: BufMut>(&mut self, block: u32, delta: &ContentBlockDelta<'_>, buf: &mut B) {
+        self.delta(block, delta, buf);
+    }
+
+    /// `content_block_stop` for a Converse block (its redacted reasoning first, if any).
+    fn block_stop<B: BufMut>(&mut self, block: u32, buf: &mut B) {
+        self.write_redacted(block, buf);
+        if let Some(i) = self.slot(block) {
+            if self.slots[i].open {
+                self.slots[i].open = false;
+                let at = self.slots[i].index;
+                block_stop(at, buf);
+            }
+        }
+    }
+
+    /// Records the stop reason (written with the usage, at `metadata` or
+    /// [`finish`](MessagesStreamWriter::finish)); an error reason ends the stream with an
+    /// error event.
+    fn message_stop<B: BufMut>(&mut self, reason: &StopReason, fields: Option<&RawValue>, buf: &mut B) {
+        self.start(buf);
+        let Some(r) = stop_reason(reason) else {
+            let err = ApiError::new(ErrorClass::ModelError, format!("the model stopped with {reason}"));
+            self.error(&err, buf);
+            return;
+        };
+        let seq = if *reason == StopReason::StopSequence {
+            fields
+                .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
+                .and_then(|v| super::response::stop_sequence(Some(&v)))
+        } else {
+            None
+        };
+        self.stop = Some((r, seq));
+    }
+
+    fn metadata<B: BufMut>(&mut self, usage: Option<&TokenUsage>, buf: &mut B) {
+        if let Some(u) = usage {
+            self.usage = Some(Usage::from(u));
+        }
+        if self.stop.is_some() {
+            self.end(buf);
         }
     }
 }

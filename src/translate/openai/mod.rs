@@ -21,9 +21,11 @@
 //! image and file URLs that are not `data:` URLs, audio input, and `tool_choice: "none"`
 //! with tool calls in the history (Bedrock then needs the tools).
 
+mod messages;
 mod request;
 mod response;
 mod stream;
+mod tools;
 
 pub use request::translate_request;
 pub use response::{chat_completion_json, error_json, error_status, finish_reason};

@@ -3,8 +3,11 @@
 use bytes::BufMut;
 
 use super::response::{error_type_and_code, finish_reason, Usage};
-use crate::converse::{ContentBlockDelta, ContentBlockStart, StopReason, StreamEvent, TokenUsage};
+use serde_json::value::RawValue;
+
+use crate::converse::{ContentBlockDelta, StopReason, StreamEvent, TokenUsage};
 use crate::translate::error::{ApiError, ErrorClass};
+use crate::translate::events::{route, EventSink, ToolStart};
 use crate::translate::write::{json_str, json_str_body, uint};
 
 /// Writes the OpenAI Chat Completions stream for one ConverseStream: feed it each
@@ -45,6 +48,8 @@ use crate::translate::write::{json_str, json_str_body, uint};
 pub struct ChatStreamWriter {
     /// `data: {"id":...,"object":"chat.completion.chunk","created":...,"model":...,"choices":[`
     prefix: Vec<u8>,
+    /// The prefix, then `{"index":0,"delta":{`: how every delta chunk starts.
+    delta_head: Vec<u8>,
     include_usage: bool,
     /// Tool calls: (Converse block index, OpenAI index, any arguments written).
     tools: Vec<(u32, u32, bool)>,
@@ -66,8 +71,12 @@ impl ChatStreamWriter {
         prefix.extend_from_slice(b",\"model\":");
         json_str(&mut prefix, model);
         prefix.extend_from_slice(b",\"choices\":[");
+        let mut delta_head = Vec::with_capacity(prefix.len() + 24);
+        delta_head.extend_from_slice(&prefix);
+        delta_head.extend_from_slice(b"{\"index\":0,\"delta\":{");
         ChatStreamWriter {
             prefix,
+            delta_head,
             include_usage,
             tools: Vec::with_capacity(4),
             started: false,
@@ -84,64 +93,20 @@ impl ChatStreamWriter {
 
     /// Appends the chunks for one event (often one, sometimes none).
     pub fn push<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
-        if self.ended {
+        route(self, event, buf);
+    }
+
+    /// An `arguments` fragment of the call in Converse block `block`.
+    fn tool_call_arguments<B: BufMut>(&mut self, block: u32, fragment: &str, buf: &mut B) {
+        if fragment.is_empty() {
             return;
         }
-        match event {
-            StreamEvent::MessageStart { .. } => self.start(buf),
-            StreamEvent::ContentBlockStart {
-                index,
-                start:
-                    ContentBlockStart::ToolUse {
-                        tool_use_id, name, ..
-                    },
-            } => {
-                self.start(buf);
-                if self.tools.iter().any(|t| t.0 == *index) {
-                    return;
-                }
-                // At most `MAX_BLOCKS` calls: the count fits in u32.
-                let oai = self.tools.len() as u32;
-                self.tools.push((*index, oai, false));
-                self.open_delta(buf);
-                buf.put_slice(b"\"tool_calls\":[{\"index\":");
-                uint(buf, u64::from(oai));
-                buf.put_slice(b",\"id\":");
-                json_str(buf, tool_use_id);
-                buf.put_slice(b",\"type\":\"function\",\"function\":{\"name\":");
-                json_str(buf, name);
-                buf.put_slice(b",\"arguments\":\"\"}}]");
-                self.close_delta(buf);
-            }
-            StreamEvent::ContentBlockDelta { index, delta } => match delta {
-                ContentBlockDelta::Text(t) => self.text_delta(buf, b"content", t),
-                ContentBlockDelta::ReasoningText(t) => self.text_delta(buf, b"reasoning_content", t),
-                ContentBlockDelta::ToolUseInput(fragment) => {
-                    if fragment.is_empty() {
-                        return;
-                    }
-                    let Some(slot) = self.tools.iter_mut().find(|t| t.0 == *index) else {
-                        return;
-                    };
-                    slot.2 = true;
-                    let oai = slot.1;
-                    self.arguments(buf, oai, fragment);
-                }
-                _ => {}
-            },
-            StreamEvent::ContentBlockStop { index } => {
-                if let Some(slot) = self.tools.iter_mut().find(|t| t.0 == *index) {
-                    if !slot.2 {
-                        slot.2 = true;
-                        let oai = slot.1;
-                        self.arguments(buf, oai, "{}");
-                    }
-                }
-            }
-            StreamEvent::MessageStop { stop_reason, .. } => self.stop(stop_reason, buf),
-            StreamEvent::Metadata { usage: Some(u), .. } => self.usage = Some(Usage::from(u)),
-            _ => {}
-        }
+        let Some(slot) = self.tools.iter_mut().find(|t| t.0 == block) else {
+            return;
+        };
+        slot.2 = true;
+        let oai = slot.1;
+        self.arguments(buf, oai, fragment);
     }
 
     /// Records usage that came some other way than a `metadata` event (e.g. the
@@ -204,33 +169,97 @@ impl ChatStreamWriter {
         }
     }
 
+    /// `key` is the quoted member name and its colon (`"content":`).
     fn text_delta<B: BufMut>(&mut self, buf: &mut B, key: &[u8], text: &str) {
         self.start(buf);
         self.open_delta(buf);
-        buf.put_u8(b'"');
         buf.put_slice(key);
-        buf.put_slice(b"\":");
         json_str(buf, text);
         self.close_delta(buf);
     }
 
     fn arguments<B: BufMut>(&self, buf: &mut B, oai: u32, fragment: &str) {
-        self.open_delta(buf);
-        buf.put_slice(b"\"tool_calls\":[{\"index\":");
-        uint(buf, u64::from(oai));
+        self.open_tool_call(buf, oai);
         buf.put_slice(b",\"function\":{\"arguments\":\"");
         json_str_body(buf, fragment);
         buf.put_slice(b"\"}}]");
         self.close_delta(buf);
     }
 
+    /// A delta chunk up to `"tool_calls":[{"index":<oai>`.
+    fn open_tool_call<B: BufMut>(&self, buf: &mut B, oai: u32) {
+        self.open_delta(buf);
+        buf.put_slice(b"\"tool_calls\":[{\"index\":");
+        uint(buf, u64::from(oai));
+    }
+
     fn open_delta<B: BufMut>(&self, buf: &mut B) {
-        buf.put_slice(&self.prefix);
-        buf.put_slice(b"{\"index\":0,\"delta\":{");
+        buf.put_slice(&self.delta_head);
     }
 
     fn close_delta<B: BufMut>(&self, buf: &mut B) {
         buf.put_slice(b"},\"finish_reason\":null}]}\n\n");
+    }
+}
+
+// ===== impl EventSink for ChatStreamWriter =====
+
+impl EventSink for ChatStreamWriter {
+    fn ended(&self) -> bool {
+        self.ended
+    }
+
+    fn message_start<B: BufMut>(&mut self, buf: &mut B) {
+        self.start(buf);
+    }
+
+    /// A tool call's first chunk: its stable `index`, `id`, `type` and `function.name`.
+    fn tool_use_start<B: BufMut>(&mut self, tool: ToolStart<'_>, buf: &mut B) {
+        let ToolStart { block, id, name, .. } = tool;
+        self.start(buf);
+        if self.tools.iter().any(|t| t.0 == block) {
+            return;
+        }
+        // At most `MAX_BLOCKS` calls: the count fits in u32.
+        let oai = self.tools.len() as u32;
+        self.tools.push((block, oai, false));
+        self.open_tool_call(buf, oai);
+        buf.put_slice(b",\"id\":");
+        json_str(buf, id);
+        buf.put_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+        json_str(buf, name);
+        buf.put_slice(b",\"arguments\":\"\"}}]");
+        self.close_delta(buf);
+    }
+
+    fn block_delta<B: BufMut>(&mut self, block: u32, delta: &ContentBlockDelta<'_>, buf: &mut B) {
+        match delta {
+            ContentBlockDelta::Text(t) => self.text_delta(buf, b"\"content\":", t),
+            ContentBlockDelta::ReasoningText(t) => self.text_delta(buf, b"\"reasoning_content\":", t),
+            ContentBlockDelta::ToolUseInput(fragment) => self.tool_call_arguments(block, fragment, buf),
+            _ => {}
+        }
+    }
+
+    /// A call whose block stopped without arguments gets `"{}"`.
+    fn block_stop<B: BufMut>(&mut self, block: u32, buf: &mut B) {
+        if let Some(slot) = self.tools.iter_mut().find(|t| t.0 == block) {
+            if !slot.2 {
+                slot.2 = true;
+                let oai = slot.1;
+                self.arguments(buf, oai, "{}");
+            }
+        }
+    }
+
+    fn message_stop<B: BufMut>(&mut self, reason: &StopReason, _fields: Option<&RawValue>, buf: &mut B) {
+        self.stop(reason, buf);
+    }
+
+    fn metadata<B: BufMut>(&mut self, usage: Option<&TokenUsage>, _buf: &mut B) {
+        if let Some(u) = usage {
+            self.usage = Some(Usage::from(u));
+        }
     }
 }
 
