@@ -82,7 +82,6 @@ use upstream::{
 // For the dialect routes and the pieces shared with them.
 use admission::far_future;
 use log::cut_message;
-use relay::queued_body;
 
 /// The event-stream content type.
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";

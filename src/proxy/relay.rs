@@ -362,7 +362,7 @@ impl ClientSide {
 /// The client's body of a stream pumped through `rx`: it ends cleanly when the pump
 /// set `clean` before closing the queue, and with an error (the connection broken
 /// off, so a cut stream is never taken for a whole one) otherwise.
-pub(super) fn queued_body(rx: tokio::sync::mpsc::Receiver<Bytes>, clean: Arc<AtomicBool>) -> Body {
+fn queued_body(rx: tokio::sync::mpsc::Receiver<Bytes>, clean: Arc<AtomicBool>) -> Body {
     let stream = futures_util::stream::unfold(Some((rx, clean)), |state| async move {
         let (mut rx, clean) = state?;
         match rx.recv().await {
