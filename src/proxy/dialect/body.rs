@@ -32,6 +32,7 @@ use super::stream::{quiet_for, upstream_failed, Chunks};
 use super::translation::Translation;
 use super::{Call, Dialect};
 use crate::converse::TokenUsage;
+use crate::proxy::listener::WriteStall;
 use crate::proxy::operation::Operation;
 use crate::proxy::Admitted;
 use crate::proxy::{cut_message, far_future, StreamCut};
@@ -112,6 +113,8 @@ pub(super) struct SseBody {
     deadline: Pin<Box<Sleep>>,
     /// The last bytes were handed out: nothing more comes.
     done: bool,
+    /// Set by the listener when it gave up the client's connection for not reading.
+    stall: Option<WriteStall>,
 }
 
 impl SseBody {
@@ -120,6 +123,7 @@ impl SseBody {
         let idle = call.proxy.inner.config.timeouts.idle;
         let deadline = call.admitted.total_deadline.unwrap_or_else(far_future);
         let dialect = call.dialect;
+        let stall = call.stall.clone();
         let watch = Arc::new(Watch {
             polls: AtomicU64::new(0),
             handed_out: AtomicBool::new(false),
@@ -142,6 +146,7 @@ impl SseBody {
             armed_at: None,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             done: false,
+            stall,
         })
     }
 
@@ -288,6 +293,12 @@ impl Stream for SseBody {
 impl Drop for SseBody {
     fn drop(&mut self) {
         // The client went away mid-stream (or the body ended: then this does nothing).
+        // When the listener gave its connection up for not reading, that is a
+        // slow-reader cut, counted once (the watchdog may have counted it first).
+        let stalled = self.stall.as_ref().is_some_and(WriteStall::is_set);
+        if !self.done && stalled && self.watch.mark_cut(StreamCut::SlowReader) {
+            self.count_cut(StreamCut::SlowReader);
+        }
         self.settle();
     }
 }

@@ -34,6 +34,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use super::listener::WriteStall;
 use super::{admit, authenticate, find_key, read_capped, read_client_body, send_upstream};
 use super::{clean_error_type, converse_usage, log_buffered, refusal, upstream_fault};
 use super::{Admitted, DialectRoute, Operation, Proxy, ReadError, Rejection};
@@ -211,6 +212,7 @@ async fn serve(proxy: Proxy, dialect: Dialect, request: Request) -> Response {
         proxy,
         dialect,
         admitted,
+        stall: parts.extensions.get::<WriteStall>().cloned(),
     };
     call.run(converse, translated).await
 }
@@ -222,6 +224,8 @@ struct Call {
     proxy: Proxy,
     dialect: Dialect,
     admitted: Admitted,
+    /// Set by the listener when the client's connection stalled (absent outside it).
+    stall: Option<WriteStall>,
 }
 
 /// What one upstream try gave.
