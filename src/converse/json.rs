@@ -600,19 +600,35 @@ fn compact_delta(payload: &[u8]) -> Option<(u32, FastDelta<'_>)> {
     };
     let start = (payload.len() - rest.len()).checked_add(skip)?;
     let end = compact_string_end(payload, braces)?;
-    // The whole payload is checked once, not the string alone: simdutf8 hands inputs
-    // under 64 bytes to the standard library's slower check, and a delta's string is
-    // often that short while its payload is not. (Invalid UTF-8 in the padding, which
-    // serde_json would skip, sends the payload to the general reader.)
-    let text = simdutf8::basic::from_utf8(payload).ok()?;
-    let raw = text.get(start..end)?;
     Some((
         index,
         FastDelta {
             kind,
-            text: JsonStr { raw, plain: false },
+            text: JsonStr {
+                raw: utf8_span(payload, start, end)?,
+                plain: false,
+            },
         },
     ))
+}
+
+/// `payload[start..end]` checked to be UTF-8, where everything before `start` is
+/// ASCII. simdutf8 hands inputs under 64 bytes to the standard library's much slower
+/// check, and a delta's string is often that short: the span checked is widened to 64
+/// bytes when the payload has them, backwards into the ASCII prefix (on a character
+/// boundary) or, when the string ends before byte 64, to the whole payload (so
+/// invalid UTF-8 in the padding, which serde_json would skip, sends such a payload to
+/// the general reader).
+fn utf8_span(payload: &[u8], start: usize, end: usize) -> Option<&str> {
+    if start > end {
+        return None;
+    }
+    let (from, to) = match end.checked_sub(64) {
+        Some(back) => (start.min(back), end),
+        None => (0, payload.len()),
+    };
+    let checked = simdutf8::basic::from_utf8(payload.get(from..to)?).ok()?;
+    checked.get(start - from..end - from)
 }
 
 /// Where the one string of a compact delta payload ends (the position of its closing
