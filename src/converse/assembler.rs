@@ -1021,7 +1021,13 @@ impl StreamAssembler {
         index: u32,
         fast: FastDelta<'_>,
     ) -> Result<Option<(usize, usize)>, StreamError> {
-        let (pos, create) = self.delta_target(index, DeltaKind::fast(fast.kind))?;
+        let (pos, create) = match self.delta_target(index, DeltaKind::fast(fast.kind)) {
+            Ok(target) => target,
+            // An invalid string is reported as serde_json reports it, before anything
+            // about the stream's order (as the serde_json path does).
+            Err(_) if !fast.text.is_valid() => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let phase = self.phase;
         let was_empty =
             !create && matches!(self.blocks.get(pos), Some(b) if b.content.kind() == BlockKind::Empty);

@@ -43,99 +43,126 @@ fn special_bytes(x: u64) -> u64 {
         | (x.wrapping_sub(LO * 0x20) & !x & HI)
 }
 
-/// The position of the first `"` or `\\` in `rest`; `None` if a control character
-/// comes first (JSON forbids it; serde_json will report it) or there is none. Eight
-/// bytes at a time.
-fn scan(rest: &[u8]) -> Option<usize> {
+/// The position of the first byte of `rest` that ends or breaks a plain string (`"`,
+/// `\\` or a control character), or `rest.len()` when there is none. Eight bytes at a
+/// time; the last few bytes are read as one overlapping word, not byte by byte.
+#[inline]
+fn special_at(rest: &[u8]) -> usize {
     let mut i = 0;
     while let Some(chunk) = rest.get(i..).and_then(<[u8]>::first_chunk::<8>) {
         let flags = special_bytes(u64::from_le_bytes(*chunk));
         if flags != 0 {
             // trailing_zeros of a non-zero u64 is below 64; /8 is a byte offset below 8.
-            i += (flags.trailing_zeros() / 8) as usize;
-            break;
+            return i + (flags.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    while let Some(&b) = rest.get(i) {
-        match b {
-            b'"' | b'\\' => return Some(i),
-            0..=0x1f => return None,
-            _ => i += 1,
-        }
+    if i == rest.len() {
+        return i;
     }
-    None
+    let Some(last) = rest.last_chunk::<8>() else {
+        // Shorter than one word.
+        return rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .unwrap_or(rest.len());
+    };
+    // The word ending at the end overlaps the bytes already checked (none special, so
+    // they raise no flag and no borrow); `seen` (below 8) of them are masked off.
+    let base = rest.len() - 8;
+    let seen = i - base;
+    let flags = special_bytes(u64::from_le_bytes(*last)) & (!0u64 << (8 * seen));
+    if flags == 0 {
+        return rest.len();
+    }
+    // As above: a byte offset below 8.
+    base + (flags.trailing_zeros() / 8) as usize
+}
+
+/// The position of the first `"` or `\\` in `rest`; `None` if a control character
+/// comes first (JSON forbids it; serde_json will report it) or there is none.
+fn scan(rest: &[u8]) -> Option<usize> {
+    let at = special_at(rest);
+    match rest.get(at)? {
+        b'"' | b'\\' => Some(at),
+        _ => None,
+    }
 }
 
 // ===== JsonStr =====
 
-/// The text between the quotes of a JSON string, checked to be valid (UTF-8, escapes,
-/// surrogate pairs) but not decoded.
+/// The text between the quotes of a JSON string, valid UTF-8. Either known to be a
+/// plain string (no escapes, no control characters: the general reader checked it), or
+/// still to be checked, which [`decode_into`](Self::decode_into) does in the same pass
+/// that decodes it (the compact path finds the string's end from the payload's end
+/// and leaves every check to that pass).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct JsonStr<'a> {
     raw: &'a str,
-    escaped: bool,
+    plain: bool,
 }
 
 impl<'a> JsonStr<'a> {
-    /// The string itself when it has no escapes.
+    /// The string itself when it is known to have no escapes.
     pub(crate) fn plain(&self) -> Option<&'a str> {
-        (!self.escaped).then_some(self.raw)
+        self.plain.then_some(self.raw)
     }
 
-    /// Appends the decoded string to `out`, checking its escapes and control
-    /// characters on the way (one pass: runs between escapes are copied, each escape
-    /// is decoded in place). Reserves at most the raw length (decoding never makes a
-    /// string longer). `None` for an invalid string, with `out` as it was.
+    /// Appends the decoded string to `out`, checking it on the way (one pass: runs
+    /// between escapes are copied, each escape is decoded in place; an unescaped `"`,
+    /// a control character or a bad escape stops it). Reserves at most the raw length
+    /// (decoding never makes a string longer). `None` for an invalid string, with
+    /// `out` as it was.
     pub(crate) fn decode_into(&self, out: &mut String) -> Option<()> {
-        if !self.escaped {
+        if self.plain {
             out.push_str(self.raw);
             return Some(());
         }
         let start = out.len();
-        let decoded = decode_escaped(self.raw, out);
+        out.reserve(self.raw.len());
+        let decoded = decode_checked(self.raw, out);
         if decoded.is_none() {
             out.truncate(start);
         }
         decoded
     }
 
+    /// Whether [`decode_into`](Self::decode_into) would accept it (for the error path).
+    pub(crate) fn is_valid(&self) -> bool {
+        self.plain || decode_checked(self.raw, &mut String::new()).is_some()
+    }
+
     /// The decoded string: borrowed when it has no escapes (allocates otherwise);
     /// `None` for an invalid string.
     #[cfg(test)]
     pub(crate) fn to_cow(self) -> Option<Cow<'a, str>> {
-        match self.plain() {
-            Some(s) => Some(Cow::Borrowed(s)),
-            None => {
-                let mut s = String::with_capacity(self.raw.len());
-                self.decode_into(&mut s)?;
-                Some(Cow::Owned(s))
-            }
+        if self.plain || special_at(self.raw.as_bytes()) == self.raw.len() {
+            return Some(Cow::Borrowed(self.raw));
         }
+        let mut s = String::with_capacity(self.raw.len());
+        self.decode_into(&mut s)?;
+        Some(Cow::Owned(s))
     }
 }
 
-/// Decodes `raw` (valid UTF-8, the text between the quotes of a string with escapes)
-/// onto `out`; `None` at the first invalid escape or control character.
-fn decode_escaped(raw: &str, out: &mut String) -> Option<()> {
-    out.reserve(raw.len());
+/// Decodes `raw` (valid UTF-8, the text between the quotes of a string) onto `out`;
+/// `None` at the first unescaped `"`, control character or invalid escape.
+fn decode_checked(raw: &str, out: &mut String) -> Option<()> {
     let bytes = raw.as_bytes();
     let mut i = 0;
     loop {
-        // The next `\\` (a `"` cannot occur: the string ended at the first unescaped one).
-        let Some(at) = scan(bytes.get(i..)?).map(|n| i + n) else {
-            // No more escapes, or a control character: which one decides.
-            let tail = raw.get(i..)?;
-            if tail.bytes().any(|b| b < 0x20) {
-                return None;
-            }
-            out.push_str(tail);
-            return Some(());
-        };
+        let at = i + special_at(bytes.get(i..)?);
+        // `i` and `at` are at ASCII bytes (or the end): character boundaries.
         out.push_str(raw.get(i..at)?);
-        let (ch, used) = escape(bytes.get(at..)?)?;
-        out.push(ch);
-        i = at + used;
+        match bytes.get(at) {
+            None => return Some(()),
+            Some(b'\\') => {
+                let (ch, used) = escape(bytes.get(at..)?)?;
+                out.push(ch);
+                i = at + used;
+            }
+            Some(_) => return None,
+        }
     }
 }
 
@@ -177,12 +204,30 @@ fn unicode_escape(bytes: &[u8]) -> Option<(char, usize)> {
 
 /// Four hex digits.
 fn hex4(digits: Option<&[u8]>) -> Option<u32> {
-    let mut v = 0u32;
-    for &d in digits? {
-        v = v * 16 + char::from(d).to_digit(16)?;
+    let [a, b, c, d] = digits?.first_chunk::<4>()?.map(|x| HEX[usize::from(x)]);
+    // Valid digits are below 16; an invalid one (0xFF) sets a high bit.
+    if (a | b | c | d) & 0xF0 != 0 {
+        return None;
     }
-    Some(v)
+    Some(u32::from(a) << 12 | u32::from(b) << 8 | u32::from(c) << 4 | u32::from(d))
 }
+
+/// The value of each byte as a hex digit, 0xFF for a byte that is none.
+const HEX: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// The position of the closing quote of a string whose first `\\` is at `first`:
 /// memchr2 from escape to escape, stepping over the character after each backslash.
@@ -238,16 +283,32 @@ pub(crate) fn typed_delta(kind: FastKind, s: Cow<'_, str>) -> ContentBlockDelta<
     }
 }
 
-/// Reads a payload. Only the strings it returns are checked for UTF-8: keys are
-/// compared with ASCII names and the padding is skipped, as serde_json does.
+/// Reads a payload. Keys are compared with ASCII names and the padding is skipped,
+/// as serde_json does; the strings it returns are slices of `text`, the payload
+/// checked for UTF-8 once (when it has strings to return).
 struct Cursor<'a> {
     bytes: &'a [u8],
+    text: Option<&'a str>,
     pos: usize,
 }
 
 impl<'a> Cursor<'a> {
+    /// A reader of a payload whose strings are not read (only keys and padding).
     fn new(bytes: &'a [u8]) -> Self {
-        Cursor { bytes, pos: 0 }
+        Cursor {
+            bytes,
+            text: None,
+            pos: 0,
+        }
+    }
+
+    /// A reader of a payload checked to be UTF-8, whose strings can be read.
+    fn with_text(text: &'a str) -> Self {
+        Cursor {
+            bytes: text.as_bytes(),
+            text: Some(text),
+            pos: 0,
+        }
     }
 
     fn skip_ws(&mut self) {
@@ -289,9 +350,10 @@ impl<'a> Cursor<'a> {
             Some(b'"') => (first, false),
             _ => (string_end(self.bytes, first)?, true),
         };
-        let raw = simdutf8::basic::from_utf8(self.bytes.get(start..end)?).ok()?;
+        // `start` and `end` are next to ASCII quotes: character boundaries.
+        let raw = self.text?.get(start..end)?;
         self.pos = end + 1;
-        Some(JsonStr { raw, escaped })
+        Some(JsonStr { raw, plain: !escaped })
     }
 
     /// One of `names` as an object key, and the `:` after it; `None` for any other key.
@@ -407,7 +469,7 @@ pub(crate) fn delta_event(payload: &[u8]) -> Option<(u32, FastDelta<'_>)> {
     if let Some(compact) = compact_delta(payload) {
         return Some(compact);
     }
-    let mut c = Cursor::new(payload);
+    let mut c = Cursor::with_text(simdutf8::basic::from_utf8(payload).ok()?);
     c.eat(b'{')?;
     let mut index = None;
     let mut delta = None;
@@ -506,48 +568,93 @@ fn plain(b: &[u8]) -> bool {
     flags == 0
 }
 
-/// Bedrock's `"p"` padding is a prefix of this (the cheapest check comes first).
-const PADDING_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-
 /// The end of a compact payload after its last real member: `}` or
 /// `,"p":"<plain>"}`.
 fn compact_end(rest: &[u8]) -> bool {
     match rest {
         [b'}'] => true,
-        [b',', b'"', b'p', b'"', b':', b'"', padding @ .., b'"', b'}'] => {
-            PADDING_ALPHABET.starts_with(padding) || plain(padding)
-        }
+        [b',', b'"', b'p', b'"', b':', b'"', padding @ .., b'"', b'}'] => plain(padding),
         _ => false,
     }
 }
 
 /// A `contentBlockDelta` payload in the compact shape (text, tool input, reasoning
-/// text or signature), or `None`.
+/// text or signature), or `None`. The string is not walked here: its end is found from
+/// the payload's end (the padding is the only thing after it), and its content is
+/// checked while it is decoded.
 fn compact_delta(payload: &[u8]) -> Option<(u32, FastDelta<'_>)> {
     let rest = payload.strip_prefix(INDEX_PREFIX)?;
     let (index, digits) = leading_u32(rest)?;
     let rest = rest.get(digits..)?.strip_prefix(br#","delta":{""#)?;
     // (kind, bytes before the string, closing braces after it)
-    let (kind, skip, close): (FastKind, usize, &[u8]) = if rest.starts_with(br#"text":""#) {
-        (FastKind::Text, 7, b"}")
+    let (kind, skip, braces) = if rest.starts_with(br#"text":""#) {
+        (FastKind::Text, 7, 1)
     } else if rest.starts_with(br#"toolUse":{"input":""#) {
-        (FastKind::ToolInput, 19, b"}}")
+        (FastKind::ToolInput, 19, 2)
     } else if rest.starts_with(br#"reasoningContent":{"text":""#) {
-        (FastKind::ReasoningText, 27, b"}}")
+        (FastKind::ReasoningText, 27, 2)
     } else if rest.starts_with(br#"reasoningContent":{"signature":""#) {
-        (FastKind::ReasoningSignature, 32, b"}}")
+        (FastKind::ReasoningSignature, 32, 2)
     } else {
         return None;
     };
-    let mut c = Cursor {
-        bytes: payload,
-        pos: payload.len() - rest.len() + skip,
-    };
-    let text = c.string_rest()?;
-    if !compact_end(c.bytes.get(c.pos..)?.strip_prefix(close)?) {
+    let start = (payload.len() - rest.len()).checked_add(skip)?;
+    let end = compact_string_end(payload, braces)?;
+    Some((
+        index,
+        FastDelta {
+            kind,
+            text: JsonStr {
+                raw: utf8_span(payload, start, end)?,
+                plain: false,
+            },
+        },
+    ))
+}
+
+/// `payload[start..end]` checked to be UTF-8, where everything before `start` is
+/// ASCII. simdutf8 hands inputs under 64 bytes to the standard library's much slower
+/// check, and a delta's string is often that short: the span checked is widened to 64
+/// bytes when the payload has them, backwards into the ASCII prefix (on a character
+/// boundary) or, when the string ends before byte 64, to the whole payload (so
+/// invalid UTF-8 in the padding, which serde_json would skip, sends such a payload to
+/// the general reader).
+fn utf8_span(payload: &[u8], start: usize, end: usize) -> Option<&str> {
+    if start > end {
         return None;
     }
-    Some((index, FastDelta { kind, text }))
+    let (from, to) = match end.checked_sub(64) {
+        Some(back) => (start.min(back), end),
+        None => (0, payload.len()),
+    };
+    let checked = simdutf8::basic::from_utf8(payload.get(from..to)?).ok()?;
+    checked.get(start - from..end - from)
+}
+
+/// Where the one string of a compact delta payload ends (the position of its closing
+/// quote), read backwards from the payload's end: `"`, `braces` closing braces, then `}` or
+/// `,"p":"<plain>"}`. The string's content is not looked at: if it decodes (no
+/// unescaped quote, no dangling backslash), this quote is the one a forward reader
+/// stops at.
+fn compact_string_end(payload: &[u8], braces: usize) -> Option<usize> {
+    let body = match payload.strip_suffix(b"\"}") {
+        // The last member is a string: the padding (plain, so its opening quote is
+        // the last quote before its end).
+        Some(head) => {
+            let open = memchr::memrchr(b'"', head)?;
+            let padding = head.get(open + 1..)?;
+            if !plain(padding) {
+                return None;
+            }
+            head.get(..open)?.strip_suffix(br#","p":"#)?
+        }
+        None => payload.strip_suffix(b"}")?,
+    };
+    // The closing braces and the quote before them, byte by byte (one or two braces:
+    // not worth a `memcmp` call).
+    let quote = body.len().checked_sub(braces + 1)?;
+    let (&first, rest) = body.get(quote..)?.split_first()?;
+    (first == b'"' && rest.iter().all(|&b| b == b'}')).then_some(quote)
 }
 
 /// A `contentBlockStop` payload in the compact shape, or `None`.
@@ -732,6 +839,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn compact_strings_end_where_a_forward_reader_says() {
+        // Quotes, braces and padding-like text inside the string itself.
+        for p in [
+            &br#"{"contentBlockIndex":0,"delta":{"text":"a\"},\"p\":\"b"}}"#[..],
+            br#"{"contentBlockIndex":0,"delta":{"text":"x\",\"p\":\"y"},"p":"abc"}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"\\"},"p":"abc"}"#,
+            br#"{"contentBlockIndex":3,"delta":{"toolUse":{"input":"{\"a\":\"}}\"}"}},"p":"ab"}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":""}}"#,
+        ] {
+            let fast = compact_delta_typed(p).map(|(i, d)| serde_json::json!({"i": i, "d": d}));
+            assert!(fast.is_some(), "{}", String::from_utf8_lossy(p));
+            assert_eq!(fast, serde_delta(p), "{}", String::from_utf8_lossy(p));
+        }
+        // The quote found from the end is not the string's end: decoding refuses.
+        for p in [
+            &br#"{"contentBlockIndex":0,"delta":{"text":"a\"},"p":"x"}"#[..],
+            br#"{"contentBlockIndex":0,"delta":{"text":"a"},"p":"x"}}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"a"b"}}"#,
+        ] {
+            assert!(compact_delta_typed(p).is_none(), "{}", String::from_utf8_lossy(p));
+        }
+    }
+
     /// Compact-looking payloads with odd indexes, paddings and endings.
     fn compact_like() -> impl Strategy<Value = String> {
         (
@@ -774,6 +906,16 @@ mod tests {
                 let w: Result<BlockStopWire, _> = serde_json::from_slice(stop.as_bytes());
                 prop_assert_eq!(w.ok().map(|w| w.index), Some(i), "{}", stop);
             }
+        }
+
+        #[test]
+        fn special_at_matches_naive(bytes in proptest::collection::vec(
+            prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff, Just(b'a')], 0..40),
+            lead in 0usize..20) {
+            let mut long = vec![b'x'; lead];
+            long.extend_from_slice(&bytes);
+            let naive = long.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(long.len());
+            prop_assert_eq!(special_at(&long), naive);
         }
 
         #[test]
