@@ -260,6 +260,107 @@ pub(crate) fn required_str<'a>(obj: &'a Value, key: &str, field: &str) -> Result
         .ok_or_else(|| TranslateError::invalid(format!("{field}.{key}"), "required: a string"))
 }
 
+/// An object of a request array and its field name (`tools[2]`).
+pub(crate) type Named<'a> = (String, &'a Map<String, Value>);
+
+/// The objects of the optional array `req[key]` (`tools`), each with its field name.
+pub(crate) fn objects_of<'a>(
+    req: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Vec<Named<'a>>, TranslateError> {
+    let list = match req.get(key) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(TranslateError::invalid(key, "must be an array")),
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let field = format!("{key}[{i}]");
+            match v.as_object() {
+                Some(obj) => Ok((field, obj)),
+                None => Err(TranslateError::invalid(field, "must be an object")),
+            }
+        })
+        .collect()
+}
+
+/// A tool's Converse spec: its `name` and input `schema`, the `description` and `strict`
+/// of `spec`.
+pub(crate) fn tool_spec(name: &str, schema: Value, spec: &Map<String, Value>) -> Tool {
+    Tool::ToolSpec(ToolSpecification {
+        name: name.to_owned(),
+        description: spec
+            .get("description")
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned),
+        input_schema: ToolInputSchema { json: schema },
+        strict: spec.get("strict").and_then(Value::as_bool),
+    })
+}
+
+/// The cache point `obj.cache_control` asks for after a tool, if any.
+pub(crate) fn tool_cache_point(
+    obj: &Map<String, Value>,
+    field: &str,
+    cache: &mut CachePoints,
+) -> Result<Option<Tool>, TranslateError> {
+    match obj.get("cache_control").filter(|v| !v.is_null()) {
+        Some(cc) => Ok(Some(Tool::CachePoint(
+            cache.point(cc, &format!("{field}.cache_control"))?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// A request's `tool_choice`, in Converse terms.
+pub(crate) enum Choice {
+    /// Absent: Converse's default.
+    Default,
+    /// `none`: no tools offered.
+    None,
+    /// `auto`, any tool, or a named one.
+    Converse(ToolChoice),
+}
+
+/// The Converse tool configuration for `tools` and `choice`: `None` without tools or
+/// for `none`, which Bedrock can honour only while no message holds tool blocks (it then
+/// needs the tools). With `name_field`, a named choice must name one of the tools.
+pub(crate) fn tool_config(
+    tools: Vec<Tool>,
+    choice: Choice,
+    has_tool_blocks: bool,
+    name_field: Option<&str>,
+) -> Result<Option<ToolConfiguration>, TranslateError> {
+    let tool_choice = match choice {
+        Choice::None if has_tool_blocks => {
+            return Err(TranslateError::unsupported(
+                "tool_choice",
+                "\"none\" cannot be honoured on Bedrock when the messages hold tool calls (Converse then needs its tools)",
+            ));
+        }
+        Choice::None => return Ok(None),
+        Choice::Default => None,
+        Choice::Converse(c) => Some(c),
+    };
+    if tools.is_empty() {
+        return match tool_choice {
+            Some(_) => Err(TranslateError::invalid("tool_choice", "requires tools")),
+            None => Ok(None),
+        };
+    }
+    if let (Some(field), Some(ToolChoice::Tool(SpecificToolChoice { name }))) = (name_field, &tool_choice) {
+        let known = tools
+            .iter()
+            .any(|t| matches!(t, Tool::ToolSpec(s) if &s.name == name));
+        if !known {
+            return Err(TranslateError::invalid(field, format!("no tool named {name:?}")));
+        }
+    }
+    Ok(Some(ToolConfiguration { tools, tool_choice }))
+}
+
 /// Converse image `format` for a media type (`image/png` → `png`).
 pub(crate) fn image_format(media_type: &str, field: &str) -> Result<&'static str, TranslateError> {
     match media_type.trim().to_ascii_lowercase().as_str() {

@@ -20,6 +20,7 @@
 //! tool types (web search, bash, ...), image and document URLs or file ids,
 //! `disable_parallel_tool_use`, and `tool_choice: none` with tool calls in the history.
 
+mod blocks;
 mod request;
 mod response;
 mod stream;

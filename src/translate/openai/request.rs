@@ -3,10 +3,10 @@
 use serde_json::{Map, Value};
 
 use super::messages::messages;
-use super::tools::{response_format, tool_choice, tool_config, tools};
+use super::tools::{response_format, tool_choice, tools};
 use crate::translate::error::TranslateError;
 use crate::translate::request::{
-    as_f32, as_u32, inference, CachePoints, ConverseRequest, InferenceConfiguration, Translated,
+    as_f32, as_u32, inference, tool_config, CachePoints, ConverseRequest, InferenceConfiguration, Translated,
 };
 
 /// Translates a `POST /v1/chat/completions` body into a Converse request.
@@ -49,7 +49,12 @@ pub fn translate_request(body: &[u8]) -> Result<Translated, TranslateError> {
         additional_model_request_fields: None,
         output_config: response_format(&req)?,
     };
-    converse.tool_config = tool_config(tools, tool_choice(&req)?, converse.has_tool_blocks())?;
+    converse.tool_config = tool_config(
+        tools,
+        tool_choice(&req)?,
+        converse.has_tool_blocks(),
+        Some("tool_choice.function.name"),
+    )?;
     Ok(Translated {
         model,
         stream,

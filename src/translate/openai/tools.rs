@@ -5,22 +5,14 @@ use serde_json::{Map, Value};
 
 use crate::translate::error::TranslateError;
 use crate::translate::request::{
-    CachePoints, EmptyObject, OutputConfig, SpecificToolChoice, Tool, ToolChoice, ToolConfiguration,
-    ToolInputSchema, ToolSpecification,
+    objects_of, tool_cache_point, tool_spec, CachePoints, Choice, EmptyObject, OutputConfig,
+    SpecificToolChoice, Tool, ToolChoice,
 };
 
+/// `tools`: function tools only.
 pub(super) fn tools(req: &Map<String, Value>, cache: &mut CachePoints) -> Result<Vec<Tool>, TranslateError> {
-    let list = match req.get("tools") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(list)) => list,
-        Some(_) => return Err(TranslateError::invalid("tools", "must be an array")),
-    };
-    let mut out = Vec::with_capacity(list.len());
-    for (i, tool) in list.iter().enumerate() {
-        let field = format!("tools[{i}]");
-        let obj = tool
-            .as_object()
-            .ok_or_else(|| TranslateError::invalid(&field, "must be an object"))?;
+    let mut out = Vec::new();
+    for (field, obj) in objects_of(req, "tools")? {
         if obj.get("type").and_then(Value::as_str) != Some("function") {
             return Err(TranslateError::unsupported(
                 format!("{field}.type"),
@@ -46,40 +38,18 @@ pub(super) fn tools(req: &Map<String, Value>, cache: &mut CachePoints) -> Result
                 ))
             }
         };
-        out.push(Tool::ToolSpec(ToolSpecification {
-            name: name.to_owned(),
-            description: func
-                .get("description")
-                .and_then(Value::as_str)
-                .filter(|d| !d.is_empty())
-                .map(str::to_owned),
-            input_schema: ToolInputSchema { json: schema },
-            strict: func.get("strict").and_then(Value::as_bool),
-        }));
-        if let Some(cc) = obj.get("cache_control").filter(|v| !v.is_null()) {
-            out.push(Tool::CachePoint(
-                cache.point(cc, &format!("{field}.cache_control"))?,
-            ));
-        }
+        out.push(tool_spec(name, schema, func));
+        out.extend(tool_cache_point(obj, &field, cache)?);
     }
     Ok(out)
-}
-
-/// `tool_choice`, read.
-pub(super) enum Choice {
-    Default,
-    Auto,
-    Required,
-    None,
-    Named(String),
 }
 
 pub(super) fn tool_choice(req: &Map<String, Value>) -> Result<Choice, TranslateError> {
     Ok(match req.get("tool_choice") {
         None | Some(Value::Null) => Choice::Default,
         Some(Value::String(s)) => match s.as_str() {
-            "auto" => Choice::Auto,
-            "required" => Choice::Required,
+            "auto" => Choice::Converse(ToolChoice::Auto(EmptyObject {})),
+            "required" => Choice::Converse(ToolChoice::Any(EmptyObject {})),
             "none" => Choice::None,
             _ => {
                 return Err(TranslateError::invalid(
@@ -109,7 +79,9 @@ pub(super) fn tool_choice(req: &Map<String, Value>) -> Result<Choice, TranslateE
                 .and_then(|f| f.get("name"))
                 .and_then(Value::as_str)
                 .ok_or_else(|| TranslateError::invalid("tool_choice.function.name", "required: a string"))?;
-            Choice::Named(name.to_owned())
+            Choice::Converse(ToolChoice::Tool(SpecificToolChoice {
+                name: name.to_owned(),
+            }))
         }
         Some(_) => {
             return Err(TranslateError::invalid(
@@ -153,42 +125,4 @@ pub(super) fn response_format(req: &Map<String, Value>) -> Result<Option<OutputC
             "must be text, json_object or json_schema",
         )),
     }
-}
-
-/// The Converse tool configuration for `tools` and `choice`: `None` without tools or
-/// with `"none"`, which Bedrock can honour only while no message holds tool blocks.
-pub(super) fn tool_config(
-    tools: Vec<Tool>,
-    choice: Choice,
-    has_tool_blocks: bool,
-) -> Result<Option<ToolConfiguration>, TranslateError> {
-    let tool_choice = match choice {
-        Choice::None if has_tool_blocks => {
-            return Err(TranslateError::unsupported(
-                "tool_choice",
-                "\"none\" cannot be honoured on Bedrock when the messages hold tool calls (Converse then needs its tools)",
-            ));
-        }
-        Choice::None => return Ok(None),
-        Choice::Required | Choice::Named(_) if tools.is_empty() => {
-            return Err(TranslateError::invalid("tool_choice", "requires tools"));
-        }
-        _ if tools.is_empty() => return Ok(None),
-        Choice::Default => None,
-        Choice::Auto => Some(ToolChoice::Auto(EmptyObject {})),
-        Choice::Required => Some(ToolChoice::Any(EmptyObject {})),
-        Choice::Named(name) => {
-            let known = tools
-                .iter()
-                .any(|t| matches!(t, Tool::ToolSpec(s) if s.name == name));
-            if !known {
-                return Err(TranslateError::invalid(
-                    "tool_choice.function.name",
-                    format!("no tool named {name:?}"),
-                ));
-            }
-            Some(ToolChoice::Tool(SpecificToolChoice { name }))
-        }
-    };
-    Ok(Some(ToolConfiguration { tools, tool_choice }))
 }
