@@ -12,6 +12,9 @@
 //! nothing is caught where it shows, at the connection (`listener::StallGuard`): its
 //! writes stay pending, the connection fails, and the body, dropped, counts the cut.
 //!
+//! A burst of frames the upstream connection already read is gathered (up to 4 KiB)
+//! and handed on as one chunk, so that it goes out in one write, not one per frame.
+//!
 //! HTTP/2 is the exception: a stream can stall on its flow-control window while the
 //! connection keeps moving, so an HTTP/2 stream is pumped from a task of its own
 //! through a bounded queue whose sends time out ([`pumped`]).
