@@ -5,6 +5,9 @@
 #![cfg(feature = "proxy")]
 
 mod common;
+/// The official SDK client (its own file: only the tests that use it compile the SDK).
+#[path = "common/sdk.rs"]
+mod sdk;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -545,24 +548,12 @@ async fn usage_is_counted_per_key_and_route() {
 
 // ===== the official Rust SDK =====
 
-fn sdk_client(endpoint: String, key: &str) -> aws_sdk_bedrockruntime::Client {
-    use aws_sdk_bedrockruntime::config::{BehaviorVersion, Region, Token};
-    let conf = aws_sdk_bedrockruntime::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .bearer_token(Token::new(key, None))
-        .auth_scheme_preference([aws_smithy_runtime_api::client::auth::http::HTTP_BEARER_AUTH_SCHEME_ID])
-        .build();
-    aws_sdk_bedrockruntime::Client::from_conf(conf)
-}
-
 /// The chunks the SDK read from one `InvokeModelWithResponseStream`, and the body of
 /// one `InvokeModel`.
 async fn sdk_calls(endpoint: String, key: &str) -> (Vec<Vec<u8>>, Vec<u8>) {
     use aws_sdk_bedrockruntime::primitives::Blob;
     use aws_sdk_bedrockruntime::types::ResponseStream;
-    let client = sdk_client(endpoint, key);
+    let client = sdk::bearer_client(endpoint, key);
     let mut out = client
         .invoke_model_with_response_stream()
         .model_id(MODEL)

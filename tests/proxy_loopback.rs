@@ -4,6 +4,9 @@
 #![cfg(feature = "proxy")]
 
 mod common;
+/// The official SDK client (its own file: only the tests that use it compile the SDK).
+#[path = "common/sdk.rs"]
+mod sdk;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -376,19 +379,6 @@ fn exception_frames_are_what_the_codec_reads() {
     assert_eq!(frame, again);
 }
 
-/// The official SDK client, with a bearer token, against `endpoint`.
-fn sdk_client(endpoint: String, key: &str) -> aws_sdk_bedrockruntime::Client {
-    use aws_sdk_bedrockruntime::config::{BehaviorVersion, Region, Token};
-    let conf = aws_sdk_bedrockruntime::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .bearer_token(Token::new(key, None))
-        .auth_scheme_preference([aws_smithy_runtime_api::client::auth::http::HTTP_BEARER_AUTH_SCHEME_ID])
-        .build();
-    aws_sdk_bedrockruntime::Client::from_conf(conf)
-}
-
 /// The one user message the SDK tests send.
 fn sdk_prompt() -> aws_sdk_bedrockruntime::types::Message {
     use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, Message};
@@ -403,7 +393,7 @@ fn sdk_prompt() -> aws_sdk_bedrockruntime::types::Message {
 /// and the stop reason.
 async fn sdk_stream(endpoint: String, key: &str, model: &str) -> (String, Vec<String>, Option<String>) {
     use aws_sdk_bedrockruntime::types::{ContentBlockDelta, ConverseStreamOutput};
-    let client = sdk_client(endpoint, key);
+    let client = sdk::bearer_client(endpoint, key);
     let mut out = client
         .converse_stream()
         .model_id(model)
@@ -598,7 +588,7 @@ async fn our_client_gets_through_the_proxy_what_it_gets_directly() {
 /// The official SDK's non-streaming `converse`: the text and the stop reason.
 async fn sdk_converse(endpoint: String, key: &str, model: &str) -> (String, String) {
     use aws_sdk_bedrockruntime::types::ConverseOutput;
-    let out = sdk_client(endpoint, key)
+    let out = sdk::bearer_client(endpoint, key)
         .converse()
         .model_id(model)
         .messages(sdk_prompt())

@@ -78,11 +78,15 @@ impl Drop for ChildProcess {
     }
 }
 
-/// Starts `bedrock-converse proxy --config <config>` with `envs`; the process and its
-/// `http://` base URL (`.../model/`).
+/// Starts `bedrock-converse proxy --config <config>` with `envs` (and
+/// `--worker-threads $BENCH_GATEWAY_THREADS` when that is set, for A/B runs); the
+/// process and its `http://` base URL (`.../model/`).
 pub(crate) fn start_gateway(binary: &str, config: &Path, envs: &[(&str, &str)]) -> (ChildProcess, String) {
     let mut command = Command::new(binary);
     command.args(["proxy", "--config"]).arg(config);
+    if let Ok(threads) = std::env::var("BENCH_GATEWAY_THREADS") {
+        command.args(["--worker-threads", &threads]);
+    }
     for (k, v) in envs {
         command.env(k, v);
     }

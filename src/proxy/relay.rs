@@ -12,6 +12,9 @@
 //! nothing is caught where it shows, at the connection (`listener::StallGuard`): its
 //! writes stay pending, the connection fails, and the body, dropped, counts the cut.
 //!
+//! A burst of frames the upstream connection already read is gathered (up to 4 KiB)
+//! and handed on as one chunk, so that it goes out in one write, not one per frame.
+//!
 //! HTTP/2 is the exception: a stream can stall on its flow-control window while the
 //! connection keeps moving, so an HTTP/2 stream is pumped from a task of its own
 //! through a bounded queue whose sends time out ([`pumped`]).
@@ -25,7 +28,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use tokio::time::Sleep;
 
@@ -59,6 +62,8 @@ pub(super) struct RelayBody<S, F> {
     total: Option<Pin<Box<Sleep>>>,
     /// The exception frame of a cut, still to be written.
     tail: Option<Bytes>,
+    /// Chunks validated and not yet handed on.
+    gathered: Gathered,
     log: CutLog,
     /// Set by the listener when the client's connection stalled.
     stall: Option<WriteStall>,
@@ -81,6 +86,7 @@ where
             stream: Some(stream),
             total: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             tail: None,
+            gathered: Gathered::default(),
             log,
             stall,
         }
@@ -90,6 +96,9 @@ where
     /// cut, and gives the exception frame to end the client's stream with.
     fn cut(&mut self, why: StreamCut) -> Bytes {
         self.stream = None;
+        if why == StreamCut::SlowReader {
+            self.gathered.clear();
+        }
         let proxy = &self.log.proxy;
         proxy.inner.metrics.cut(why);
         let idle = proxy.inner.config.timeouts.idle;
@@ -99,6 +108,14 @@ where
     }
 
     /// The next run of validated bytes, the exception frame of a cut, or the end.
+    ///
+    /// What upstream has ready is gathered before any of it is handed on: the upstream
+    /// connection passes its body on one chunk at a time (one Bedrock frame, as a rule),
+    /// so when nothing more is ready the body gives way for a few turns (it wakes itself
+    /// and returns pending, which lets the upstream connection's task, on the same
+    /// thread, pass on what it has already read), and hands on what it gathered when
+    /// those turns brought nothing more: one `writev` for a burst of frames instead of
+    /// one per frame. A paced stream pays a few empty polls per frame, no timer.
     fn poll_bytes(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if let Some(tail) = self.tail.take() {
             return Poll::Ready(Some(tail));
@@ -111,18 +128,92 @@ where
             .as_mut()
             .is_some_and(|total| total.as_mut().poll(cx).is_ready())
         {
-            return Poll::Ready(Some(self.cut(StreamCut::Total)));
+            // What was gathered goes first, then the cut's exception frame.
+            self.tail = Some(self.cut(StreamCut::Total));
+            return self.hand_on();
         }
-        match stream.poll_next_unpin(cx) {
-            Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(bytes)),
-            Poll::Ready(None) => {
-                self.stream = None;
-                Poll::Ready(None)
+        loop {
+            match stream.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(bytes))) => {
+                    self.gathered.yields = 0;
+                    if self.gathered.add(bytes) {
+                        return self.hand_on();
+                    }
+                }
+                Poll::Ready(None) => {
+                    self.stream = None;
+                    return self.hand_on();
+                }
+                Poll::Pending if self.gathered.is_empty() => return Poll::Pending,
+                Poll::Pending if self.gathered.yields < GATHER_YIELDS => {
+                    self.gathered.yields += 1;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Pending => return self.hand_on(),
             }
-            Poll::Pending => Poll::Pending,
         }
     }
+
+    /// Hands on what was gathered, else the tail (a cut's exception frame), else ends.
+    fn hand_on(&mut self) -> Poll<Option<Bytes>> {
+        Poll::Ready(self.gathered.take().or_else(|| self.tail.take()))
+    }
 }
+
+/// Validated chunks gathered to be handed on as one: a lone chunk as it came, two or
+/// more copied into one buffer (small frames: the copy costs less than a write each,
+/// and releases the upstream connection's read buffer).
+#[derive(Default)]
+struct Gathered {
+    first: Option<Bytes>,
+    joined: BytesMut,
+    /// Turns the body gave way since the last chunk arrived.
+    yields: u8,
+}
+
+impl Gathered {
+    /// Adds a chunk; whether enough is gathered to hand it on now.
+    fn add(&mut self, chunk: Bytes) -> bool {
+        if self.first.is_none() && self.joined.is_empty() {
+            let len = chunk.len();
+            self.first = Some(chunk);
+            return len >= GATHER_BYTES;
+        }
+        if let Some(first) = self.first.take() {
+            self.joined.reserve(GATHER_BYTES.max(first.len() + chunk.len()));
+            self.joined.extend_from_slice(&first);
+        }
+        self.joined.extend_from_slice(&chunk);
+        self.joined.len() >= GATHER_BYTES
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.joined.is_empty()
+    }
+
+    /// What was gathered, as one chunk.
+    fn take(&mut self) -> Option<Bytes> {
+        self.yields = 0;
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        (!self.joined.is_empty()).then(|| self.joined.split().freeze())
+    }
+
+    fn clear(&mut self) {
+        self.first = None;
+        self.joined.clear();
+    }
+}
+
+/// Turns the body gives way, with something gathered, before it hands that on: the
+/// upstream connection needs more than one turn to pass on its next chunk.
+const GATHER_YIELDS: u8 = 3;
+
+/// Bytes gathered before they are handed on without waiting for more (small: what
+/// hyper queues per connection is up to 16 such chunks, and memory counts per stream).
+const GATHER_BYTES: usize = 4 * 1024;
 
 impl<S, E, F> HttpBody for RelayBody<S, F>
 where
@@ -142,7 +233,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.stream.is_none() && self.tail.is_none()
+        self.stream.is_none() && self.tail.is_none() && self.gathered.is_empty()
     }
 }
 
