@@ -24,30 +24,31 @@ pub(super) fn on_stream_end(admitted: Admitted) -> impl FnOnce(StreamSummary) + 
         }
         let latency_ms = started.elapsed().as_millis() as u64;
         let operation = operation.path_suffix();
+        let usage = summary.usage.as_ref();
+        // One line a stream, the same fields either way (the tokens a failed stream
+        // used before it broke are billed too); a failure at `warn`, with how it ended.
+        macro_rules! stream_line {
+            ($level:expr, $message:literal) => {
+                tracing::event!(
+                    $level,
+                    key_id,
+                    model_id,
+                    operation,
+                    frames = summary.frames,
+                    bytes = summary.bytes,
+                    input_tokens = usage.map(|u| u.input_tokens),
+                    output_tokens = usage.map(|u| u.output_tokens),
+                    latency_ms,
+                    end = ?summary.end,
+                    $message
+                )
+            };
+        }
         if summary.end == StreamEnd::Complete {
-            tracing::info!(
-                key_id,
-                model_id,
-                operation,
-                frames = summary.frames,
-                bytes = summary.bytes,
-                input_tokens = summary.usage.as_ref().map(|u| u.input_tokens),
-                output_tokens = summary.usage.as_ref().map(|u| u.output_tokens),
-                latency_ms,
-                "stream forwarded"
-            );
+            stream_line!(tracing::Level::INFO, "stream forwarded");
         } else {
             metrics.upstream_error("StreamInterrupted");
-            tracing::warn!(
-                key_id,
-                model_id,
-                operation,
-                frames = summary.frames,
-                bytes = summary.bytes,
-                latency_ms,
-                end = ?summary.end,
-                "stream failed"
-            );
+            stream_line!(tracing::Level::WARN, "stream failed");
         }
         drop(guard);
     }

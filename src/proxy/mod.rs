@@ -77,7 +77,7 @@ use log::{log_buffered, upstream_fault};
 use operation::Operation;
 use relay::{converse_usage, relay, ClientSide};
 use upstream::{
-    call_upstream, clean_error_type, read_capped, send_upstream, upstream_request_headers, ReadError,
+    call_upstream, read_capped, send_admitted, upstream_error_type, upstream_request_headers, ReadError,
 };
 // For the dialect routes and the pieces shared with them.
 use admission::far_future;

@@ -28,13 +28,14 @@ pub(super) fn upstream_request_headers(
     }
 }
 
-/// Sends the request upstream and takes the response head; a failure to get one, or a
-/// redirect, is the answer to send instead. Upstream errors are counted and logged here.
-pub(super) async fn call_upstream(
+/// Sends the admitted request upstream (to its model and operation) and takes the
+/// response head; a failure to get one is counted and logged here, and returned for
+/// the caller to answer in its own dialect.
+pub(super) async fn send_admitted(
     admitted: &Admitted,
     headers: &[(header::HeaderName, String)],
     body: Bytes,
-) -> Result<reqwest::Response, Refused> {
+) -> Result<reqwest::Response, UpstreamFailure> {
     let proxy = &admitted.guard.proxy;
     let inner = &proxy.inner;
     let (key_id, model_id) = (&admitted.key_id, &admitted.model_id);
@@ -42,9 +43,9 @@ pub(super) async fn call_upstream(
         .config
         .upstream_url(model_id, admitted.operation.path_suffix());
     tracing::debug!(key_id, model_id, url, "forwarding");
-    let upstream = send_upstream(proxy, &url, headers, body)
+    send_upstream(proxy, &url, headers, body)
         .await
-        .map_err(|failure| {
+        .inspect_err(|failure| {
             inner.metrics.upstream_error(&failure.error_type);
             tracing::warn!(
                 key_id,
@@ -53,12 +54,32 @@ pub(super) async fn call_upstream(
                 detail = failure.detail,
                 "upstream request failed"
             );
-            Box::new(error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &failure.error_type,
-                failure.message,
-            ))
-        })?;
+        })
+}
+
+/// The `x-amzn-errortype` of an upstream response, cleaned of its namespace suffix.
+pub(super) fn upstream_error_type(upstream: &reqwest::Response) -> Option<String> {
+    upstream
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(clean_error_type)
+}
+
+/// Sends the request upstream and takes the response head; a failure to get one, or a
+/// redirect, is the answer to send instead. Upstream errors are counted and logged here.
+pub(super) async fn call_upstream(
+    admitted: &Admitted,
+    headers: &[(header::HeaderName, String)],
+    body: Bytes,
+) -> Result<reqwest::Response, Refused> {
+    let upstream = send_admitted(admitted, headers, body).await.map_err(|failure| {
+        Box::new(error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &failure.error_type,
+            failure.message,
+        ))
+    })?;
     let status = upstream.status();
     if status.is_redirection() {
         // Never followed (see `Proxy::new`), and not passed on: the client would follow it.
@@ -69,13 +90,9 @@ pub(super) async fn call_upstream(
         return Err(bad_gateway(admitted, "Redirect", &message, &message));
     }
     if !status.is_success() {
-        let error_type = upstream
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(clean_error_type)
-            .unwrap_or_else(|| format!("Http{}", status.as_u16()));
-        inner.metrics.upstream_error(&error_type);
+        let error_type = upstream_error_type(&upstream).unwrap_or_else(|| format!("Http{}", status.as_u16()));
+        admitted.guard.proxy.inner.metrics.upstream_error(&error_type);
+        let (key_id, model_id) = (&admitted.key_id, &admitted.model_id);
         tracing::info!(
             key_id,
             model_id,
@@ -144,7 +161,7 @@ pub(super) fn bad_gateway(admitted: &Admitted, kind: &str, detail: &str, message
 }
 
 /// `x-amzn-errortype` without its namespace suffix (`ValidationException:http://...`).
-pub(super) fn clean_error_type(raw: &str) -> String {
+fn clean_error_type(raw: &str) -> String {
     let no_suffix = raw.split(':').next().unwrap_or(raw);
     no_suffix.rsplit('#').next().unwrap_or(no_suffix).to_owned()
 }

@@ -35,8 +35,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::listener::WriteStall;
-use super::{admit, authenticate, find_key, read_capped, read_client_body, send_upstream};
-use super::{clean_error_type, converse_usage, log_buffered, refusal, upstream_fault};
+use super::{
+    admit, authenticate, find_key, read_capped, read_client_body, send_admitted, upstream_error_type,
+};
+use super::{converse_usage, log_buffered, refusal, upstream_fault};
 use super::{Admitted, DialectRoute, Operation, Proxy, ReadError, Rejection};
 use crate::converse::ConverseResponse;
 use crate::translate::{anthropic, openai, ApiError, ErrorClass, TranslateError, Translated};
@@ -261,23 +263,11 @@ impl Call {
     async fn attempt(&self, body: Bytes, expect: &str) -> Attempt {
         let inner = &self.proxy.inner;
         let (key_id, model_id) = (&self.admitted.key_id, &self.admitted.model_id);
-        let operation = self.admitted.operation;
-        inner.metrics.request(operation);
-        let url = inner.config.upstream_url(model_id, operation.path_suffix());
+        inner.metrics.request(self.admitted.operation);
         let json = [(header::CONTENT_TYPE, "application/json".to_owned())];
-        let upstream = match send_upstream(&self.proxy, &url, &json, body).await {
+        let upstream = match send_admitted(&self.admitted, &json, body).await {
             Ok(r) => r,
-            Err(failure) => {
-                inner.metrics.upstream_error(&failure.error_type);
-                tracing::warn!(
-                    key_id,
-                    model_id,
-                    error_type = failure.error_type,
-                    detail = failure.detail,
-                    "upstream request failed"
-                );
-                return Attempt::Failed(ApiError::new(ErrorClass::Overloaded, failure.message));
-            }
+            Err(failure) => return Attempt::Failed(ApiError::new(ErrorClass::Overloaded, failure.message)),
         };
         let status = upstream.status();
         let content_type = upstream
@@ -288,11 +278,7 @@ impl Call {
         if status.is_success() && content_type.starts_with(expect) {
             return Attempt::Ok(upstream);
         }
-        let error_type = upstream
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(clean_error_type);
+        let error_type = upstream_error_type(&upstream);
         let kind = error_type
             .clone()
             .unwrap_or_else(|| format!("Http{}", status.as_u16()));
