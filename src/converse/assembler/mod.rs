@@ -308,11 +308,7 @@ impl StreamAssembler {
         let index = wire.index;
         self.check_streaming(ET, Some(index))?;
         let Err(pos) = self.find(index) else {
-            return Err(StreamError::OutOfOrder {
-                event_type: ET,
-                index: Some(index),
-                problem: OrderProblem::BlockAlreadyStarted,
-            });
+            return Err(out_of_order(ET, Some(index), OrderProblem::BlockAlreadyStarted));
         };
         self.check_block_limit(index)?;
         let mut unknown = None;
@@ -373,18 +369,10 @@ impl StreamAssembler {
         match self.find(index) {
             Ok(pos) => {
                 let Some(block) = self.blocks.get(pos) else {
-                    return Err(StreamError::OutOfOrder {
-                        event_type: ET,
-                        index: Some(index),
-                        problem: OrderProblem::UnknownBlock,
-                    });
+                    return Err(out_of_order(ET, Some(index), OrderProblem::UnknownBlock));
                 };
                 if block.stopped {
-                    return Err(StreamError::OutOfOrder {
-                        event_type: ET,
-                        index: Some(index),
-                        problem: OrderProblem::BlockAlreadyStopped,
-                    });
+                    return Err(out_of_order(ET, Some(index), OrderProblem::BlockAlreadyStopped));
                 }
                 if !block.content.accepts(kind) {
                     return Err(StreamError::DeltaKindMismatch {
@@ -397,11 +385,7 @@ impl StreamAssembler {
             }
             Err(pos) => {
                 if kind == DeltaKind::ToolInput {
-                    return Err(StreamError::OutOfOrder {
-                        event_type: ET,
-                        index: Some(index),
-                        problem: OrderProblem::ToolInputWithoutStart,
-                    });
+                    return Err(out_of_order(ET, Some(index), OrderProblem::ToolInputWithoutStart));
                 }
                 self.check_block_limit(index)?;
                 Ok((pos, true))
@@ -521,18 +505,10 @@ impl StreamAssembler {
             Err(_) => None,
         };
         let Some((pos, block)) = block else {
-            return Err(StreamError::OutOfOrder {
-                event_type: ET,
-                index: Some(index),
-                problem: OrderProblem::UnknownBlock,
-            });
+            return Err(out_of_order(ET, Some(index), OrderProblem::UnknownBlock));
         };
         if block.stopped {
-            return Err(StreamError::OutOfOrder {
-                event_type: ET,
-                index: Some(index),
-                problem: OrderProblem::BlockAlreadyStopped,
-            });
+            return Err(out_of_order(ET, Some(index), OrderProblem::BlockAlreadyStopped));
         }
         if let BlockContent::ToolUse {
             tool_use_id,
@@ -565,11 +541,7 @@ impl StreamAssembler {
         const ET: &str = "messageStop";
         let wire: MessageStopWire<'m> = parse(ET, payload)?;
         if self.phase == Phase::Stopped {
-            return Err(StreamError::OutOfOrder {
-                event_type: ET,
-                index: None,
-                problem: OrderProblem::Duplicate,
-            });
+            return Err(out_of_order(ET, None, OrderProblem::Duplicate));
         }
         let additional = match wire.additional_model_response_fields {
             Some(raw) => Some(serde_json::from_str::<Value>(raw.get()).map_err(|source| {
@@ -673,3 +645,13 @@ const TOOL_INPUT_CAPACITY: usize = 4096;
 
 /// The block list's first capacity (most messages have a handful of blocks).
 const BLOCKS_CAPACITY: usize = 16;
+
+/// [`StreamError::OutOfOrder`] for an `event_type` event (of block `index`, for block
+/// events).
+fn out_of_order(event_type: &'static str, index: Option<u32>, problem: OrderProblem) -> StreamError {
+    StreamError::OutOfOrder {
+        event_type,
+        index,
+        problem,
+    }
+}
