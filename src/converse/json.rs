@@ -382,6 +382,16 @@ impl<'a> Cursor<'a> {
         Some(name)
     }
 
+    /// One of `names`, or `p` (Bedrock's padding), as an object key and its `:`.
+    fn key_or_padding(&mut self, names: &[&'static [u8]]) -> Option<&'static [u8]> {
+        let start = self.pos;
+        if let Some(name) = self.key(names) {
+            return Some(name);
+        }
+        self.pos = start;
+        self.key(&[b"p"])
+    }
+
     /// Skips a string without escapes (the `"p"` padding).
     fn padding(&mut self) -> Option<()> {
         self.eat(b'"')?;
@@ -391,6 +401,34 @@ impl<'a> Cursor<'a> {
         }
         self.pos = end + 1;
         Some(())
+    }
+
+    /// Reads a whole JSON object of the members `names` and Bedrock's `"p"` padding (at
+    /// most once, anywhere), handing each named member's value to `member`; `None` for
+    /// any other member or shape.
+    fn padded_object(
+        &mut self,
+        names: &[&'static [u8]],
+        mut member: impl FnMut(&mut Self, &'static [u8]) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        let mut padding = false;
+        loop {
+            let key = self.key_or_padding(names)?;
+            if key == b"p" {
+                if padding {
+                    return None;
+                }
+                padding = true;
+                self.padding()?;
+            } else {
+                member(self, key)?;
+            }
+            if !self.next_member()? {
+                break;
+            }
+        }
+        self.at_end().then_some(())
     }
 
     /// A plain non-negative integer that fits in `u32` (no sign, fraction or exponent).
@@ -482,27 +520,15 @@ pub(crate) fn delta_event(payload: &[u8]) -> Option<(u32, FastDelta<'_>)> {
         return Some(compact);
     }
     let mut c = Cursor::with_text(simdutf8::basic::from_utf8(payload).ok()?);
-    c.eat(b'{')?;
-    let mut index = None;
-    let mut delta = None;
-    let mut padding = false;
-    loop {
-        match c.key(&[b"contentBlockIndex", b"delta", b"p"])? {
+    let (mut index, mut delta) = (None, None);
+    c.padded_object(&[b"contentBlockIndex", b"delta"], |c, key| {
+        match key {
             b"contentBlockIndex" if index.is_none() => index = Some(c.u32()?),
             b"delta" if delta.is_none() => delta = Some(c.delta()?),
-            b"p" if !padding => {
-                padding = true;
-                c.padding()?;
-            }
             _ => return None,
         }
-        if !c.next_member()? {
-            break;
-        }
-    }
-    if !c.at_end() {
-        return None;
-    }
+        Some(())
+    })?;
     Some((index?, delta?))
 }
 
@@ -512,25 +538,14 @@ pub(crate) fn stop_event(payload: &[u8]) -> Option<u32> {
         return Some(index);
     }
     let mut c = Cursor::new(payload);
-    c.eat(b'{')?;
     let mut index = None;
-    let mut padding = false;
-    loop {
-        match c.key(&[b"contentBlockIndex", b"p"])? {
+    c.padded_object(&[b"contentBlockIndex"], |c, key| {
+        match key {
             b"contentBlockIndex" if index.is_none() => index = Some(c.u32()?),
-            b"p" if !padding => {
-                padding = true;
-                c.padding()?;
-            }
             _ => return None,
         }
-        if !c.next_member()? {
-            break;
-        }
-    }
-    if !c.at_end() {
-        return None;
-    }
+        Some(())
+    })?;
     index
 }
 
