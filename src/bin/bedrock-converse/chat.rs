@@ -112,10 +112,19 @@ pub(crate) fn run(args: Args) -> ExitCode {
             } else {
                 invoke_once(&client, &request, args.raw).await
             }
-        } else if stream {
-            chat_stream(&client, &model, &messages, &params, args.raw).await
         } else {
-            chat_once(&client, &model, &messages, &params, args.raw).await
+            let call = ConverseCall {
+                client: &client,
+                model: &model,
+                messages: &messages,
+                params: &params,
+                raw: args.raw,
+            };
+            if stream {
+                chat_stream(call).await
+            } else {
+                chat_once(call).await
+            }
         }
     });
     match result {
@@ -302,16 +311,27 @@ fn report_partial(kept: bool, characters: usize) {
     }
 }
 
-async fn chat_stream(
-    client: &BedrockClient,
-    model: &str,
-    messages: &[Message],
-    params: &RequestParams,
+/// The "waiting for <url>" indicator while a call of `endpoint` is under way.
+fn waiting_for(endpoint: &bedrock_converse::client::Endpoint) -> Progress {
+    Progress::start(format!("waiting for {}", endpoint.display))
+}
+
+/// One `--api converse` call: the client, the model and what to send.
+#[derive(Clone, Copy)]
+struct ConverseCall<'a> {
+    client: &'a BedrockClient,
+    model: &'a str,
+    messages: &'a [Message],
+    params: &'a RequestParams,
     raw: bool,
-) -> Result<(), ClientError> {
-    let endpoint = client.endpoint(model, true)?;
-    let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
-    let opened = client.converse_stream(model, messages, params).await;
+}
+
+async fn chat_stream(call: ConverseCall<'_>) -> Result<(), ClientError> {
+    let mut progress = waiting_for(&call.client.endpoint(call.model, true)?);
+    let opened = call
+        .client
+        .converse_stream(call.model, call.messages, call.params)
+        .await;
     let mut stream = match opened {
         Ok(s) => s,
         Err(e) => {
@@ -319,7 +339,7 @@ async fn chat_stream(
             return Err(e);
         }
     };
-    let mut answer = AnswerWriter::new(std::io::stdout().lock(), raw);
+    let mut answer = AnswerWriter::new(std::io::stdout().lock(), call.raw);
     while let Some(item) = stream.next().await {
         // The first item ends the wait (stopping again is a no-op).
         progress.stop().await;
@@ -342,19 +362,12 @@ async fn chat_stream(
     Err(ClientError::Response(ResponseError::Truncated))
 }
 
-async fn chat_once(
-    client: &BedrockClient,
-    model: &str,
-    messages: &[Message],
-    params: &RequestParams,
-    raw: bool,
-) -> Result<(), ClientError> {
-    let endpoint = client.endpoint(model, false)?;
-    let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
-    let result = client.converse(model, messages, params).await;
+async fn chat_once(call: ConverseCall<'_>) -> Result<(), ClientError> {
+    let mut progress = waiting_for(&call.client.endpoint(call.model, false)?);
+    let result = call.client.converse(call.model, call.messages, call.params).await;
     progress.stop().await;
     let response = result?;
-    let mut answer = AnswerWriter::new(std::io::stdout().lock(), raw);
+    let mut answer = AnswerWriter::new(std::io::stdout().lock(), call.raw);
     answer.whole_text(&response.text());
     for call in tools_to_call(&response) {
         answer.tool_call(&call.name, &call.input, &call.id);
@@ -387,8 +400,8 @@ async fn invoke_stream(
     request: &InvokeModelRequest,
     raw: bool,
 ) -> Result<(), ClientError> {
-    let endpoint = client.route_endpoint_of(&request.model_id, Route::InvokeModelWithResponseStream)?;
-    let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
+    let mut progress =
+        waiting_for(&client.route_endpoint_of(&request.model_id, Route::InvokeModelWithResponseStream)?);
     let started = client.invoke_model_with_response_stream(request).await;
     progress.stop().await;
     let mut stream = started?;
@@ -417,8 +430,7 @@ async fn invoke_once(
     request: &InvokeModelRequest,
     raw: bool,
 ) -> Result<(), ClientError> {
-    let endpoint = client.route_endpoint_of(&request.model_id, Route::InvokeModel)?;
-    let mut progress = Progress::start(format!("waiting for {}", endpoint.display));
+    let mut progress = waiting_for(&client.route_endpoint_of(&request.model_id, Route::InvokeModel)?);
     let result = client.invoke_model(request).await;
     progress.stop().await;
     let message = result?
