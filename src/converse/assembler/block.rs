@@ -313,92 +313,8 @@ impl Block {
     /// The content blocks this becomes in a response (none for an empty block).
     #[inline]
     pub(super) fn into_content_blocks(self, out: &mut Vec<ContentBlock>) {
-        // In arrival order; one member as it came, a member sent several times as the
-        // list of its values.
-        let mut members: Vec<(String, Value)> = self
-            .unknown
-            .into_iter()
-            .map(|(kind, mut values)| {
-                let value = if values.len() == 1 {
-                    values.pop().unwrap_or(Value::Null)
-                } else {
-                    Value::Array(values)
-                };
-                (kind, value)
-            })
-            .collect();
-        // The other members of a block kind that is a structure.
-        let mut extra_members = || Extra::from_iter(members.drain(..));
-        let block = match self.content {
-            BlockContent::Empty => None,
-            BlockContent::Text(text) => Some(ContentBlock::Text(text)),
-            BlockContent::ToolUse {
-                tool_use_id,
-                name,
-                input,
-                checked,
-                r#type,
-            } => Some(ContentBlock::ToolUse(ToolUseBlock {
-                tool_use_id,
-                name,
-                input: tool_input(input, checked),
-                r#type,
-                extra: extra_members(),
-            })),
-            BlockContent::Reasoning { text, signature } => Some(ContentBlock::ReasoningContent(
-                ReasoningContentBlock::ReasoningText(ReasoningTextBlock { text, signature }),
-            )),
-            BlockContent::Redacted(bytes) => Some(ContentBlock::ReasoningContent(
-                ReasoningContentBlock::RedactedContent(Blob::from(bytes)),
-            )),
-            BlockContent::Citations { text, citations } => {
-                Some(ContentBlock::CitationsContent(CitationsContentBlock {
-                    content: vec![CitationGeneratedContent {
-                        text: Some(text),
-                        extra: Extra::new(),
-                    }],
-                    citations,
-                }))
-            }
-            BlockContent::ToolResult {
-                tool_use_id,
-                r#type,
-                status,
-                content,
-            } => {
-                let mut extra = extra_members();
-                if let Some(t) = r#type {
-                    extra.insert("type".to_owned(), Value::String(t));
-                }
-                Some(ContentBlock::ToolResult(ToolResultBlock {
-                    tool_use_id,
-                    content,
-                    status,
-                    extra,
-                }))
-            }
-            BlockContent::Image {
-                format,
-                bytes,
-                source,
-                error,
-            } => {
-                let mut extra = extra_members();
-                if let Some(e) = error {
-                    extra.insert("error".to_owned(), e);
-                }
-                let source = match source {
-                    Some(s) if bytes.is_empty() => s,
-                    _ => MediaSource::Bytes(Blob::from(bytes)),
-                };
-                Some(ContentBlock::Image(ImageBlock {
-                    format,
-                    source,
-                    extra,
-                }))
-            }
-        };
-        out.extend(block);
+        let mut members = merged_members(self.unknown);
+        out.extend(self.content.into_block(&mut members));
         // Members of a block kind with no room for them (a text, reasoning, citations or
         // empty block: `ContentBlock` is a union) follow it, each as a block of its own.
         for member in members {
@@ -428,4 +344,110 @@ pub(super) fn check_json(text: &str) -> Result<(), serde_json::Error> {
         return Ok(());
     }
     serde_json::from_str::<IgnoredAny>(text).map(|_| ())
+}
+
+/// Unknown members in arrival order: one member as it came, a member sent several
+/// times as the list of its values.
+fn merged_members(unknown: Vec<(String, Vec<Value>)>) -> Vec<(String, Value)> {
+    unknown
+        .into_iter()
+        .map(|(kind, mut values)| {
+            let value = if values.len() == 1 {
+                values.pop().unwrap_or(Value::Null)
+            } else {
+                Value::Array(values)
+            };
+            (kind, value)
+        })
+        .collect()
+}
+
+impl BlockContent {
+    /// The finished block (`None` for a block that never got content); a block kind
+    /// that is a structure takes the unknown `members` as its other members.
+    fn into_block(self, members: &mut Vec<(String, Value)>) -> Option<ContentBlock> {
+        let mut extra_members = || Extra::from_iter(members.drain(..));
+        let block = match self {
+            BlockContent::Empty => return None,
+            BlockContent::Text(text) => ContentBlock::Text(text),
+            BlockContent::ToolUse {
+                tool_use_id,
+                name,
+                input,
+                checked,
+                r#type,
+            } => ContentBlock::ToolUse(ToolUseBlock {
+                tool_use_id,
+                name,
+                input: tool_input(input, checked),
+                r#type,
+                extra: extra_members(),
+            }),
+            BlockContent::Reasoning { text, signature } => {
+                ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(ReasoningTextBlock {
+                    text,
+                    signature,
+                }))
+            }
+            BlockContent::Redacted(bytes) => {
+                ContentBlock::ReasoningContent(ReasoningContentBlock::RedactedContent(Blob::from(bytes)))
+            }
+            BlockContent::Citations { text, citations } => {
+                ContentBlock::CitationsContent(CitationsContentBlock {
+                    content: vec![CitationGeneratedContent {
+                        text: Some(text),
+                        extra: Extra::new(),
+                    }],
+                    citations,
+                })
+            }
+            BlockContent::ToolResult {
+                tool_use_id,
+                r#type,
+                status,
+                content,
+            } => {
+                let mut extra = extra_members();
+                if let Some(t) = r#type {
+                    extra.insert("type".to_owned(), Value::String(t));
+                }
+                ContentBlock::ToolResult(ToolResultBlock {
+                    tool_use_id,
+                    content,
+                    status,
+                    extra,
+                })
+            }
+            BlockContent::Image {
+                format,
+                bytes,
+                source,
+                error,
+            } => image_block(format, bytes, source, error, extra_members()),
+        };
+        Some(block)
+    }
+}
+
+/// An image block: its bytes as the source (or the other `source` when no bytes came),
+/// and an `error` delta kept among its other members.
+fn image_block(
+    format: String,
+    bytes: Vec<u8>,
+    source: Option<MediaSource>,
+    error: Option<Value>,
+    mut extra: Extra,
+) -> ContentBlock {
+    if let Some(e) = error {
+        extra.insert("error".to_owned(), e);
+    }
+    let source = match source {
+        Some(s) if bytes.is_empty() => s,
+        _ => MediaSource::Bytes(Blob::from(bytes)),
+    };
+    ContentBlock::Image(ImageBlock {
+        format,
+        source,
+        extra,
+    })
 }
