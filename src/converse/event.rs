@@ -162,43 +162,6 @@ pub struct ImageDelta {
 /// streams (padding and unmodelled members are not included).
 impl Serialize for StreamEvent<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct RoleBody {
-            role: Role,
-        }
-        #[derive(Serialize)]
-        struct StartBody<'b, 'a> {
-            #[serde(rename = "contentBlockIndex")]
-            index: u32,
-            start: &'b ContentBlockStart<'a>,
-        }
-        #[derive(Serialize)]
-        struct DeltaBody<'b, 'a> {
-            #[serde(rename = "contentBlockIndex")]
-            index: u32,
-            delta: &'b ContentBlockDelta<'a>,
-        }
-        #[derive(Serialize)]
-        struct StopBody {
-            #[serde(rename = "contentBlockIndex")]
-            index: u32,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct MessageStopBody<'b> {
-            stop_reason: &'b StopReason,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            additional_model_response_fields: Option<&'b RawValue>,
-        }
-        #[derive(Serialize)]
-        struct MetadataBody<'b> {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            usage: Option<&'b TokenUsage>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            metrics: Option<&'b ConverseMetrics>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            trace: Option<&'b RawValue>,
-        }
         let mut map = s.serialize_map(Some(1))?;
         match self {
             StreamEvent::MessageStart { role } => {
@@ -245,6 +208,46 @@ impl Serialize for StreamEvent<'_> {
         }
         map.end()
     }
+}
+
+// The JSON bodies of the events, as Bedrock writes them.
+
+#[derive(Serialize)]
+struct RoleBody {
+    role: Role,
+}
+#[derive(Serialize)]
+struct StartBody<'b, 'a> {
+    #[serde(rename = "contentBlockIndex")]
+    index: u32,
+    start: &'b ContentBlockStart<'a>,
+}
+#[derive(Serialize)]
+struct DeltaBody<'b, 'a> {
+    #[serde(rename = "contentBlockIndex")]
+    index: u32,
+    delta: &'b ContentBlockDelta<'a>,
+}
+#[derive(Serialize)]
+struct StopBody {
+    #[serde(rename = "contentBlockIndex")]
+    index: u32,
+}
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageStopBody<'b> {
+    stop_reason: &'b StopReason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    additional_model_response_fields: Option<&'b RawValue>,
+}
+#[derive(Serialize)]
+struct MetadataBody<'b> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<&'b TokenUsage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<&'b ConverseMetrics>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace: Option<&'b RawValue>,
 }
 
 impl Serialize for ContentBlockStart<'_> {
