@@ -4,16 +4,16 @@
 //! (escape-heavy text, tool input cut inside escapes, mixed): decode + push + finish
 //! in 16 KiB reads, reallocations counted.
 
-#[path = "common/corpus.rs"]
-mod corpus;
-
 use std::alloc::System;
 
 use bedrock_converse::converse::{StreamAssembler, StreamEvent};
-use bedrock_converse::eventstream::{EventStreamCodec, Message, MessageBuilder};
+use bedrock_converse::eventstream::{EventStreamCodec, Message};
 use bytes::BytesMut;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use tokio_util::codec::Decoder;
+
+mod common;
+use common::{corpus, event_frame};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -27,20 +27,11 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn frame(ty: &str, payload: &str) -> Message {
-    MessageBuilder::new()
-        .string_header(":event-type", ty)
-        .string_header(":content-type", "application/json")
-        .string_header(":message-type", "event")
-        .build(payload.as_bytes())
-        .expect("frame")
-}
-
 /// A stream like Claude's: `messageStart`, `deltas` text deltas with `"p"` padding,
 /// `contentBlockStop`, `messageStop`, `metadata`.
 fn text_stream(deltas: usize, escaped_every: usize) -> Vec<Message> {
     const PAD: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456";
-    let mut out = vec![frame(
+    let mut out = vec![event_frame(
         "messageStart",
         r#"{"p":"abcdefghijklmnopqrstuvwxyzABCD","role":"assistant"}"#,
     )];
@@ -51,20 +42,20 @@ fn text_stream(deltas: usize, escaped_every: usize) -> Vec<Message> {
             format!(" word{i} and some more text, café ü")
         };
         let pad = &PAD[..(i * 7) % PAD.len()];
-        out.push(frame(
+        out.push(event_frame(
             "contentBlockDelta",
             &format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"{text}"}},"p":"{pad}"}}"#),
         ));
     }
-    out.push(frame(
+    out.push(event_frame(
         "contentBlockStop",
         r#"{"contentBlockIndex":0,"p":"abcdefgh"}"#,
     ));
-    out.push(frame(
+    out.push(event_frame(
         "messageStop",
         r#"{"p":"abcd","stopReason":"end_turn","additionalModelResponseFields":{"delta":{"stop_sequence":null}}}"#,
     ));
-    out.push(frame(
+    out.push(event_frame(
         "metadata",
         r#"{"metrics":{"latencyMs":2040},"p":"ab","usage":{"inputTokens":22,"outputTokens":55,"serverToolUsage":{},"totalTokens":77}}"#,
     ));

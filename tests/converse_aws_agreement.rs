@@ -14,7 +14,7 @@ use bedrock_converse::converse::{
     ContentBlock, ConverseResponse, MediaSource, ReasoningContentBlock, StreamAssembler,
     ToolResultContentBlock,
 };
-use bedrock_converse::eventstream::{EventStreamCodec, MessageBuilder};
+use bedrock_converse::eventstream::EventStreamCodec;
 use bytes::BytesMut;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -22,6 +22,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::codec::{Decoder, Encoder};
+
+mod common;
+use common::event_frame;
 
 // ===== the normalized result both sides are compared on =====
 
@@ -496,13 +499,9 @@ fn encode(case: &Case) -> (Vec<u8>, Outcome) {
     let mut body = BytesMut::new();
     let mut codec = EventStreamCodec::default();
     for (ty, payload) in &events {
-        let m = MessageBuilder::new()
-            .string_header(":event-type", ty)
-            .string_header(":content-type", "application/json")
-            .string_header(":message-type", "event")
-            .build(payload.as_bytes())
-            .expect("frame");
-        codec.encode(&m, &mut body).expect("encode");
+        codec
+            .encode(&event_frame(ty, payload), &mut body)
+            .expect("encode");
     }
     let outcome = Outcome {
         blocks,

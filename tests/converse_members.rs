@@ -8,28 +8,21 @@ use std::borrow::Cow;
 use bedrock_converse::converse::{
     BlockKind, ContentBlockDelta, ConverseResponse, StopReason, StreamAssembler, StreamEvent,
 };
-use bedrock_converse::eventstream::{Message, MessageBuilder};
 use serde_json::{json, Value};
 
-fn frame(ty: &str, payload: &str) -> Message {
-    MessageBuilder::new()
-        .string_header(":event-type", ty)
-        .string_header(":content-type", "application/json")
-        .string_header(":message-type", "event")
-        .build(payload.as_bytes())
-        .expect("frame")
-}
+mod common;
+use common::event_frame;
 
 /// Assembles `events` between a `messageStart` and a `messageStop` (`end_turn`).
 fn assemble(events: &[(&str, Value)]) -> ConverseResponse {
     let mut asm = StreamAssembler::new();
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+    asm.push(&event_frame("messageStart", r#"{"role":"assistant"}"#))
         .expect("start");
     for (ty, payload) in events {
-        let m = frame(ty, &payload.to_string());
+        let m = event_frame(ty, &payload.to_string());
         asm.push(&m).unwrap_or_else(|e| panic!("{ty} {payload}: {e}"));
     }
-    asm.push(&frame("messageStop", r#"{"stopReason":"end_turn"}"#))
+    asm.push(&event_frame("messageStop", r#"{"stopReason":"end_turn"}"#))
         .expect("stop");
     asm.finish().expect("complete")
 }
@@ -208,7 +201,7 @@ fn reasoning_text_signature_only_and_redacted() {
 #[test]
 fn unknown_members_are_kept_and_never_fail_the_stream() {
     let mut asm = StreamAssembler::new();
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+    asm.push(&event_frame("messageStart", r#"{"role":"assistant"}"#))
         .expect("start");
     for (ty, p) in [
         (
@@ -252,7 +245,8 @@ fn unknown_members_are_kept_and_never_fail_the_stream() {
             r#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#,
         ),
     ] {
-        asm.push(&frame(ty, p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        asm.push(&event_frame(ty, p))
+            .unwrap_or_else(|e| panic!("{p}: {e}"));
     }
     assert_eq!(asm.block(1).map(|b| b.kind), Some(BlockKind::Empty));
     let r = asm.finish().expect("complete");
@@ -287,9 +281,9 @@ fn all_nine_stop_reasons() {
     ];
     for (wire, reason) in reasons {
         let mut asm = StreamAssembler::new();
-        asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+        asm.push(&event_frame("messageStart", r#"{"role":"assistant"}"#))
             .expect("start");
-        let stop = frame("messageStop", &format!(r#"{{"stopReason":"{wire}"}}"#));
+        let stop = event_frame("messageStop", &format!(r#"{{"stopReason":"{wire}"}}"#));
         assert!(
             matches!(asm.push(&stop), Ok(Some(StreamEvent::MessageStop { stop_reason, .. })) if stop_reason == reason)
         );
@@ -299,9 +293,9 @@ fn all_nine_stop_reasons() {
     }
     // A reason added later is kept as sent.
     let mut asm = StreamAssembler::new();
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+    asm.push(&event_frame("messageStart", r#"{"role":"assistant"}"#))
         .expect("start");
-    asm.push(&frame("messageStop", r#"{"stopReason":"new_reason"}"#))
+    asm.push(&event_frame("messageStop", r#"{"stopReason":"new_reason"}"#))
         .expect("stop");
     assert_eq!(asm.stop_reason(), Some(&StopReason::Other("new_reason".into())));
 }
@@ -309,9 +303,9 @@ fn all_nine_stop_reasons() {
 #[test]
 fn metadata_keeps_everything() {
     let mut asm = StreamAssembler::new();
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+    asm.push(&event_frame("messageStart", r#"{"role":"assistant"}"#))
         .expect("start");
-    asm.push(&frame("messageStop", r#"{"stopReason":"end_turn"}"#))
+    asm.push(&event_frame("messageStop", r#"{"stopReason":"end_turn"}"#))
         .expect("stop");
     let metadata = json!({
         "usage": {"inputTokens": 10, "outputTokens": 5, "totalTokens": 15, "cacheReadInputTokens": 7,
@@ -322,7 +316,7 @@ fn metadata_keeps_everything() {
         "serviceTier": {"type": "priority"},
         "p": "abcdef",
     });
-    asm.push(&frame("metadata", &metadata.to_string()))
+    asm.push(&event_frame("metadata", &metadata.to_string()))
         .expect("metadata");
     let r = serde_json::to_value(asm.finish().expect("complete")).expect("json");
     for key in ["usage", "metrics", "trace", "performanceConfig", "serviceTier"] {
@@ -333,9 +327,9 @@ fn metadata_keeps_everything() {
 #[test]
 fn escaped_deltas_borrow_from_the_assembler() {
     let mut asm = StreamAssembler::new();
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+    asm.push(&event_frame("messageStart", r#"{"role":"assistant"}"#))
         .expect("start");
-    let m = frame(
+    let m = event_frame(
         "contentBlockDelta",
         r#"{"p":"ab","delta":{"text":"a\"b\\c\/d\b\f\n\r\t\u0000\u001f\uD83D\uDE00é"},"contentBlockIndex":0}"#,
     );
@@ -346,7 +340,7 @@ fn escaped_deltas_borrow_from_the_assembler() {
         }) => assert_eq!(t, "a\"b\\c/d\u{8}\u{c}\n\r\t\u{0}\u{1f}😀é"),
         other => panic!("{other:?}"),
     }
-    let m = frame(
+    let m = event_frame(
         "contentBlockDelta",
         r#"{"contentBlockIndex":0,"delta":{"text":" and \"more\""}}"#,
     );
@@ -366,14 +360,14 @@ fn escaped_deltas_borrow_from_the_assembler() {
 #[test]
 fn tool_state_for_the_client_layer() {
     let mut asm = StreamAssembler::new();
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+    asm.push(&event_frame("messageStart", r#"{"role":"assistant"}"#))
         .expect("start");
-    asm.push(&frame(
+    asm.push(&event_frame(
         "contentBlockStart",
         r#"{"contentBlockIndex":0,"start":{"toolUse":{"toolUseId":"t1","name":"f"}}}"#,
     ))
     .expect("tool start");
-    asm.push(&frame(
+    asm.push(&event_frame(
         "contentBlockDelta",
         r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{\"a\":"}}}"#,
     ))
@@ -384,12 +378,12 @@ fn tool_state_for_the_client_layer() {
         ("t1", "f", "{\"a\":", false)
     );
     assert!(t.input().is_none());
-    asm.push(&frame(
+    asm.push(&event_frame(
         "contentBlockDelta",
         r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"[1, 2]}"}}}"#,
     ))
     .expect("fragment");
-    asm.push(&frame("contentBlockStop", r#"{"contentBlockIndex":0}"#))
+    asm.push(&event_frame("contentBlockStop", r#"{"contentBlockIndex":0}"#))
         .expect("stop");
     let t = asm.tool_use(0).expect("a tool block");
     assert_eq!(t.input().map(|i| i.to_value()), Some(json!({"a": [1, 2]})));

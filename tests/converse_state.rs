@@ -2,21 +2,12 @@
 //! as it was (`partial()` and `missing()` just before and just after are equal), and
 //! the stream can continue to the same response as if the bad event never came.
 
-#[path = "common/corpus.rs"]
-mod corpus;
-
 use bedrock_converse::converse::{ConverseResponse, Missing, StreamAssembler, StreamError};
-use bedrock_converse::eventstream::{Message, MessageBuilder};
+use bedrock_converse::eventstream::Message;
 use proptest::prelude::*;
 
-fn frame(ty: &str, payload: &str) -> Message {
-    MessageBuilder::new()
-        .string_header(":event-type", ty)
-        .string_header(":content-type", "application/json")
-        .string_header(":message-type", "event")
-        .build(payload.as_bytes())
-        .expect("frame")
-}
+mod common;
+use common::{corpus, event_frame};
 
 /// A small valid stream: text, two interleaved tool calls, reasoning.
 fn stream(seed: u64, text_deltas: usize) -> Vec<corpus::Event> {
@@ -30,7 +21,7 @@ fn stream(seed: u64, text_deltas: usize) -> Vec<corpus::Event> {
 fn assemble(events: &[corpus::Event]) -> ConverseResponse {
     let mut asm = StreamAssembler::new();
     for (ty, p) in events {
-        asm.push(&frame(ty, p))
+        asm.push(&event_frame(ty, p))
             .unwrap_or_else(|e| panic!("{ty} {p}: {e}"));
     }
     asm.finish().expect("complete")
@@ -41,23 +32,23 @@ fn corrupt(events: &[corpus::Event], at: usize, how: u8, cut: usize) -> Option<M
     let (ty, p) = events.get(at)?;
     Some(match how % 6 {
         // A payload cut short.
-        0 => frame(ty, p.get(..cut % p.len().max(1)).unwrap_or_default()),
+        0 => event_frame(ty, p.get(..cut % p.len().max(1)).unwrap_or_default()),
         // A second messageStart.
-        1 => frame("messageStart", r#"{"role":"assistant"}"#),
+        1 => event_frame("messageStart", r#"{"role":"assistant"}"#),
         // Tool input for the text block.
-        2 => frame(
+        2 => event_frame(
             "contentBlockDelta",
             r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{"}}}"#,
         ),
         // A stop for a block that never started.
-        3 => frame("contentBlockStop", r#"{"contentBlockIndex":77}"#),
+        3 => event_frame("contentBlockStop", r#"{"contentBlockIndex":77}"#),
         // Text for the reasoning block, once it exists.
-        4 => frame(
+        4 => event_frame(
             "contentBlockDelta",
             r#"{"contentBlockIndex":3,"delta":{"text":"x"}}"#,
         ),
         // A start for a block that exists.
-        _ => frame(
+        _ => event_frame(
             "contentBlockStart",
             r#"{"contentBlockIndex":1,"start":{"toolUse":{"toolUseId":"a","name":"b"}}}"#,
         ),
@@ -82,7 +73,7 @@ proptest! {
         let bad = corrupt(&events, at, how, cut).expect("event");
         let mut asm = StreamAssembler::new().allow_missing_message_start(lenient);
         for (ty, p) in &events[..at] {
-            asm.push(&frame(ty, p)).expect("valid prefix");
+            asm.push(&event_frame(ty, p)).expect("valid prefix");
         }
         let (before, missing_before) = (asm.partial(), asm.missing());
         match asm.push(&bad) {
@@ -94,7 +85,7 @@ proptest! {
                 prop_assert_eq!(asm.missing(), missing_before);
                 // And the stream goes on to the response it would have had.
                 for (ty, p) in &events[at..] {
-                    asm.push(&frame(ty, p)).expect("the rest");
+                    asm.push(&event_frame(ty, p)).expect("the rest");
                 }
                 prop_assert_eq!(asm.finish().expect("complete"), expected);
             }
@@ -116,10 +107,10 @@ fn a_rejected_tool_stop_leaves_the_block_open() {
             r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{\"a\":"}}}"#,
         ),
     ] {
-        asm.push(&frame(ty, p)).expect("valid");
+        asm.push(&event_frame(ty, p)).expect("valid");
     }
     let before = asm.partial();
-    let stop = frame("contentBlockStop", r#"{"contentBlockIndex":0}"#);
+    let stop = event_frame("contentBlockStop", r#"{"contentBlockIndex":0}"#);
     assert!(matches!(
         asm.push(&stop),
         Err(StreamError::InvalidToolInput { index: 0, .. })
@@ -127,13 +118,13 @@ fn a_rejected_tool_stop_leaves_the_block_open() {
     assert_eq!(asm.partial(), before);
     assert!(!asm.block(0).expect("block").stopped);
     // The rest of the input arrives after all: the stop is accepted now.
-    asm.push(&frame(
+    asm.push(&event_frame(
         "contentBlockDelta",
         r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"1}"}}}"#,
     ))
     .expect("fragment");
     asm.push(&stop).expect("stop");
-    asm.push(&frame("messageStop", r#"{"stopReason":"tool_use"}"#))
+    asm.push(&event_frame("messageStop", r#"{"stopReason":"tool_use"}"#))
         .expect("stop");
     let r = asm.finish().expect("complete");
     assert_eq!(r.tool_uses().next().map(|t| t.input.as_str()), Some("{\"a\":1}"));
@@ -145,11 +136,11 @@ fn a_rejected_event_does_not_start_a_lenient_stream() {
     let missing = asm.missing();
     assert!(missing.contains(&Missing::MessageStart));
     assert!(asm
-        .push(&frame("contentBlockStop", r#"{"contentBlockIndex":9}"#))
+        .push(&event_frame("contentBlockStop", r#"{"contentBlockIndex":9}"#))
         .is_err());
     assert_eq!(asm.missing(), missing);
     assert!(asm
-        .push(&frame(
+        .push(&event_frame(
             "contentBlockDelta",
             r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"x"}}}"#
         ))
@@ -164,7 +155,7 @@ fn a_rejected_event_does_not_start_a_lenient_stream() {
 fn an_invalid_escape_found_while_decoding_changes_nothing() {
     let mut asm = StreamAssembler::new().allow_missing_message_start(true);
     let bad = |index: u32, delta: &str| {
-        frame(
+        event_frame(
             "contentBlockDelta",
             &format!(r#"{{"contentBlockIndex":{index},"delta":{delta}}}"#),
         )
@@ -174,14 +165,14 @@ fn an_invalid_escape_found_while_decoding_changes_nothing() {
     assert!(asm.push(&bad(0, r#"{"text":"ok\q"}"#)).is_err());
     assert_eq!((asm.partial(), asm.missing()), before);
     assert!(asm.block(0).is_none());
-    asm.push(&frame("messageStart", r#"{"role":"assistant"}"#))
+    asm.push(&event_frame("messageStart", r#"{"role":"assistant"}"#))
         .expect("start after the rejected delta");
-    asm.push(&frame(
+    asm.push(&event_frame(
         "contentBlockDelta",
         r#"{"contentBlockIndex":0,"delta":{"text":"a\nb"}}"#,
     ))
     .expect("text");
-    asm.push(&frame(
+    asm.push(&event_frame(
         "contentBlockStart",
         r#"{"contentBlockIndex":1,"start":{}}"#,
     ))
@@ -205,7 +196,7 @@ fn an_invalid_escape_found_while_decoding_changes_nothing() {
         Some(bedrock_converse::converse::BlockKind::Empty)
     );
     assert!(asm.block(2).is_none());
-    asm.push(&frame(
+    asm.push(&event_frame(
         "contentBlockDelta",
         r#"{"contentBlockIndex":0,"delta":{"text":"\"d\""}}"#,
     ))

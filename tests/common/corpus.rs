@@ -1,5 +1,6 @@
 //! A small deterministic generator of hard ConverseStream bodies, shared by
-//! `benches/assemble.rs` (included by path) and the `tests/converse_*.rs` suites.
+//! `benches/assemble.rs` (included by path) and the tests (as `common::corpus`); and
+//! [`event_frame`], the Bedrock event frame every test builds its streams from.
 //!
 //! What makes its streams hard, as in the independent corpus of issue 10: text with
 //! every JSON escape (`\"` `\\` `\/` `\b` `\f` `\n` `\r` `\t`, `\u00XX` control
@@ -11,7 +12,7 @@
 
 #![allow(dead_code)] // Each including crate uses a part.
 
-use bedrock_converse::eventstream::MessageBuilder;
+use bedrock_converse::eventstream::{Message, MessageBuilder};
 
 /// A 64-bit LCG.
 pub(crate) struct Lcg(pub(crate) u64);
@@ -299,17 +300,22 @@ pub(crate) fn mixed_stream(seed: u64) -> Vec<Event> {
     s.finish("tool_use")
 }
 
-/// The events as Bedrock frames (its usual three headers), concatenated.
+/// A Bedrock event frame: `:event-type` `event_type`, JSON content, this payload (bytes
+/// or text).
+pub(crate) fn event_frame(event_type: &str, payload: impl AsRef<[u8]>) -> Message {
+    MessageBuilder::new()
+        .string_header(":event-type", event_type)
+        .string_header(":content-type", "application/json")
+        .string_header(":message-type", "event")
+        .build(payload.as_ref())
+        .expect("an event frame within the limits")
+}
+
+/// The events as Bedrock frames ([`event_frame`]), concatenated.
 pub(crate) fn wire(events: &[Event]) -> Vec<u8> {
     let mut out = Vec::new();
     for (ty, payload) in events {
-        let m = MessageBuilder::new()
-            .string_header(":event-type", ty)
-            .string_header(":content-type", "application/json")
-            .string_header(":message-type", "event")
-            .build(payload.as_bytes())
-            .expect("frame");
-        out.extend_from_slice(m.as_bytes());
+        out.extend_from_slice(event_frame(ty, payload).as_bytes());
     }
     out
 }

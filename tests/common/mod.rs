@@ -1,5 +1,6 @@
-//! What the test files share: a deterministic random generator, a body decoder, a
-//! log-capture writer, and a client set up against the built-in server. Each test file takes it with `mod common;`.
+//! What the test files share: a deterministic random generator, event frames and the
+//! hard-stream generator ([`corpus`]), a body decoder, a log-capture writer, and a client
+//! set up against the built-in server. Each test file takes it with `mod common;`.
 //!
 //! Each test file is its own crate and uses only some of these, hence the `allow`.
 #![allow(dead_code)]
@@ -103,19 +104,14 @@ pub(crate) mod seed;
 
 // ===== event-stream frames =====
 
-/// A Bedrock event frame: `:event-type` `event_type`, JSON content, this payload.
-pub(crate) fn event_frame(event_type: &str, payload: &[u8]) -> bedrock_converse::eventstream::Message {
-    bedrock_converse::eventstream::MessageBuilder::new()
-        .string_header(":event-type", event_type)
-        .string_header(":content-type", "application/json")
-        .string_header(":message-type", "event")
-        .build(payload)
-        .expect("an event frame within the limits")
-}
+/// The hard-stream generator of the assembler tests and bench.
+pub(crate) mod corpus;
+
+pub(crate) use corpus::event_frame;
 
 /// [`event_frame`] as wire bytes, with a text payload.
 pub(crate) fn event_bytes(event_type: &str, payload: &str) -> Vec<u8> {
-    event_frame(event_type, payload.as_bytes()).as_bytes().to_vec()
+    event_frame(event_type, payload).as_bytes().to_vec()
 }
 
 /// An error frame (`:message-type` `error`) with this code and message, no payload.

@@ -91,8 +91,21 @@ impl<'a> HeaderValue<'a> {
         }
     }
 
-    /// Bytes this value takes on the wire after the type byte.
-    pub(crate) fn encoded_len(&self) -> usize {
+    /// Bytes this value takes on the wire after its type byte: the fixed width of a
+    /// number, boolean (0), timestamp or UUID; the `u16` length plus the bytes of a
+    /// byte array or string. A whole header is `2 + name.len() + encoded_len()` bytes
+    /// (name length byte, name, type byte, value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bedrock_converse::eventstream::HeaderValue;
+    ///
+    /// assert_eq!(HeaderValue::Bool(true).encoded_len(), 0);
+    /// assert_eq!(HeaderValue::Int32(7).encoded_len(), 4);
+    /// assert_eq!(HeaderValue::String("event").encoded_len(), 2 + 5);
+    /// ```
+    pub fn encoded_len(&self) -> usize {
         match self {
             HeaderValue::Bool(_) => 0,
             HeaderValue::Byte(_) => 1,
