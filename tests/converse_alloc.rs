@@ -44,7 +44,7 @@ fn text_stream(deltas: usize, escaped_every: usize) -> Vec<Message> {
         let pad = &PAD[..(i * 7) % PAD.len()];
         out.push(event_frame(
             "contentBlockDelta",
-            &format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"{text}"}},"p":"{pad}"}}"#),
+            format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"{text}"}},"p":"{pad}"}}"#),
         ));
     }
     out.push(event_frame(

@@ -19,7 +19,7 @@ fn assemble(events: &[(&str, Value)]) -> ConverseResponse {
     asm.push(&event_frame("messageStart", r#"{"role":"assistant"}"#))
         .expect("start");
     for (ty, payload) in events {
-        let m = event_frame(ty, &payload.to_string());
+        let m = event_frame(ty, payload.to_string());
         asm.push(&m).unwrap_or_else(|e| panic!("{ty} {payload}: {e}"));
     }
     asm.push(&event_frame("messageStop", r#"{"stopReason":"end_turn"}"#))
@@ -283,7 +283,7 @@ fn all_nine_stop_reasons() {
         let mut asm = StreamAssembler::new();
         asm.push(&event_frame("messageStart", r#"{"role":"assistant"}"#))
             .expect("start");
-        let stop = event_frame("messageStop", &format!(r#"{{"stopReason":"{wire}"}}"#));
+        let stop = event_frame("messageStop", format!(r#"{{"stopReason":"{wire}"}}"#));
         assert!(
             matches!(asm.push(&stop), Ok(Some(StreamEvent::MessageStop { stop_reason, .. })) if stop_reason == reason)
         );
@@ -316,7 +316,7 @@ fn metadata_keeps_everything() {
         "serviceTier": {"type": "priority"},
         "p": "abcdef",
     });
-    asm.push(&event_frame("metadata", &metadata.to_string()))
+    asm.push(&event_frame("metadata", metadata.to_string()))
         .expect("metadata");
     let r = serde_json::to_value(asm.finish().expect("complete")).expect("json");
     for key in ["usage", "metrics", "trace", "performanceConfig", "serviceTier"] {

@@ -157,7 +157,7 @@ fn an_invalid_escape_found_while_decoding_changes_nothing() {
     let bad = |index: u32, delta: &str| {
         event_frame(
             "contentBlockDelta",
-            &format!(r#"{{"contentBlockIndex":{index},"delta":{delta}}}"#),
+            format!(r#"{{"contentBlockIndex":{index},"delta":{delta}}}"#),
         )
     };
     // Before messageStart (lenient): a new block, and the phase, stay as they were.
