@@ -62,7 +62,8 @@ const GATHER_BYTES: usize = 4 * 1024;
 
 // ===== impl Watch =====
 
-/// What a body and its watchdog share.
+/// What a body and its watchdog share (over HTTP/2; over HTTP/1, where there is no
+/// watchdog, the body alone keeps its call and cut here).
 struct Watch {
     /// Polls of the body so far (written by the body only).
     polls: AtomicU64,
