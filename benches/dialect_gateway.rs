@@ -29,7 +29,7 @@ mod support;
 #[path = "dialect_litellm/mod.rs"]
 mod dialect_litellm;
 
-use support::{children_of, cpu_time, env_usize, ChildProcess};
+use support::{alternating_cpu, children_of, env_usize, ChildProcess};
 
 const UPSTREAM_KEY: &str = "bench-upstream-key";
 const CLIENT_KEY: &str = "bench-client-key";
@@ -130,25 +130,19 @@ fn measure_rounds(
     streams: usize,
     rounds: usize,
 ) -> Vec<Measured> {
-    let mut totals: Vec<Measured> = routes
+    let totals = alternating_cpu(pids, routes.len(), rounds, |i| {
+        rt.block_on(load(client, routes[i].clone(), streams))
+    });
+    routes
         .iter()
-        .map(|r| Measured {
-            name: r.name,
-            cpu: Duration::ZERO,
-            bytes: 0,
-            streams: 0,
+        .zip(totals)
+        .map(|(route, (cpu, bytes))| Measured {
+            name: route.name,
+            cpu,
+            bytes,
+            streams: streams * rounds,
         })
-        .collect();
-    for _ in 0..rounds {
-        for (route, total) in routes.iter().zip(&mut totals) {
-            let before = cpu_time(pids);
-            let bytes = rt.block_on(load(client, route.clone(), streams));
-            total.cpu += cpu_time(pids).saturating_sub(before);
-            total.bytes += bytes;
-            total.streams += streams;
-        }
-    }
-    totals
+        .collect()
 }
 
 /// LiteLLM's proxy (its process and its children) on the same stream, when found:

@@ -5,13 +5,15 @@
 #![cfg(all(feature = "proxy", feature = "server"))]
 
 mod common;
+#[path = "common/socket.rs"]
+mod socket;
 
 use std::time::Duration;
 
-use bedrock_converse::client::Auth;
-use bedrock_converse::client::Secret;
 use bedrock_converse::client::{Config, ModelConfig, ProviderConfig};
-use bedrock_converse::proxy::{ClientKey, DialectRoute, ProxyConfig, Rejection, StreamCut, DIALECT_ATTEMPTS};
+use bedrock_converse::proxy::{
+    ConnectionClose, DialectRoute, ProxyConfig, Rejection, StreamCut, DIALECT_ATTEMPTS,
+};
 use bedrock_converse::server::{MockBedrock, MockBedrockHandle};
 use serde_json::{json, Value};
 
@@ -37,28 +39,14 @@ async fn gateway(server: &MockBedrockHandle, idle: Duration) -> Gateway {
 
 /// [`gateway`] with more aliases: `(alias, model id, extraPayload)`.
 async fn gateway_with(server: &MockBedrockHandle, idle: Duration, more: &[(&str, &str, Value)]) -> Gateway {
-    let mut c = ProxyConfig::new(
-        server.url(),
-        Auth::Bearer(Secret::new(UPSTREAM_KEY)),
-        vec![ClientKey {
-            id: "team-a".to_owned(),
-            secret: CLIENT_KEY.to_owned(),
-        }],
-    );
+    let mut c = config_for(server);
     c.timeouts.idle = idle;
     let mut provider = ProviderConfig::new("bedrock", "us-east-1").with_url(server.url());
-    for (alias, id) in [("text", "mock.text"), ("tools", "mock.tools")] {
-        provider.models.insert(
-            alias.to_owned(),
-            ModelConfig {
-                model_name: id.to_owned(),
-                extra_payload: Default::default(),
-                region_prefix: None,
-                api: Default::default(),
-            },
-        );
-    }
-    for (alias, id, extra) in more {
+    let usual = [
+        ("text", "mock.text", json!({})),
+        ("tools", "mock.tools", json!({})),
+    ];
+    for (alias, id, extra) in usual.iter().chain(more) {
         let Value::Object(extra) = extra.clone() else {
             panic!("an extraPayload is an object")
         };
@@ -74,6 +62,11 @@ async fn gateway_with(server: &MockBedrockHandle, idle: Duration, more: &[(&str,
     }
     c.models = Config::with_provider(provider);
     Gateway::start(c).await
+}
+
+/// The gateway config in front of `server`: its upstream key, the client key `team-a`.
+fn config_for(server: &MockBedrockHandle) -> ProxyConfig {
+    common::gateway_config(&server.url(), UPSTREAM_KEY, CLIENT_KEY)
 }
 
 fn url(gw: &Gateway, path: &str) -> String {
@@ -442,26 +435,16 @@ async fn gateway_limited(
     idle: Duration,
     total: Duration,
 ) -> Gateway {
-    let mut c = ProxyConfig::new(
-        server.url(),
-        Auth::Bearer(Secret::new(UPSTREAM_KEY)),
-        vec![ClientKey {
-            id: "team-a".to_owned(),
-            secret: CLIENT_KEY.to_owned(),
-        }],
-    );
+    let mut c = config_for(server);
     c.timeouts.idle = idle;
     c.timeouts.total = total;
     c.max_concurrent_streams = streams;
     Gateway::start(c).await
 }
 
-/// The response body is read by the connection itself: a client that stops reading
-/// would hold its slot for ever if nothing else watched it.
-#[tokio::test]
-async fn clients_that_stop_reading_a_translated_stream_lose_their_slot() {
-    use tokio::io::AsyncWriteExt;
-    // Far more SSE than the socket buffers hold.
+/// A server whose `long` stream is far more SSE than the socket buffers hold, and a
+/// gateway for two streams with a 300 ms idle (and write stall) timeout in front of it.
+async fn long_stream_gateway() -> (MockBedrockHandle, Gateway) {
     let server = MockBedrock::builder()
         .bearer_key(UPSTREAM_KEY)
         .long_deltas(200_000)
@@ -469,33 +452,69 @@ async fn clients_that_stop_reading_a_translated_stream_lose_their_slot() {
         .await
         .expect("mock server");
     let gw = gateway_limited(&server, 2, Duration::from_millis(300), Duration::from_secs(60)).await;
-    let mut readers = Vec::new();
-    for _ in 0..2 {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut tcp = socket.connect(gw.addr).await.unwrap();
-        let body = chat("mock.long", true).to_string();
-        let request = format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {CLIENT_KEY}\r\n\
-             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        // Never read.
-        readers.push(tcp);
-    }
+    (server, gw)
+}
+
+/// Waits until `n` streams were cut for a slow reader and no stream holds a slot.
+async fn slow_readers_cut(gw: &Gateway, n: u64) {
     let m = gw.proxy.metrics();
     assert!(
-        eventually(500, || m.cuts(StreamCut::SlowReader) == 2).await,
-        "every non-reading client is cut (so far: {})",
+        eventually(500, || m.cuts(StreamCut::SlowReader) == n).await,
+        "every client that stopped reading is cut (so far: {})",
         m.cuts(StreamCut::SlowReader)
     );
     assert!(eventually(250, || m.streams_in_flight() == 0).await);
+}
+
+/// The response body is read by the connection itself: a client that stops reading
+/// would hold its slot for ever if nothing else watched it.
+#[tokio::test]
+async fn clients_that_stop_reading_a_translated_stream_lose_their_slot() {
+    let (_server, gw) = long_stream_gateway().await;
+    let body = chat("mock.long", true).to_string();
+    let request = socket::post_request("/v1/chat/completions", CLIENT_KEY, &body);
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        readers.push(socket::send_and_never_read(gw.addr, &request).await);
+    }
+    slow_readers_cut(&gw, 2).await;
+    // Caught where the native routes catch it: at the connection, given up once each.
+    let m = gw.proxy.metrics();
+    assert_eq!(m.connections_closed(ConnectionClose::SlowReader), 2);
     // The slots are free: a client that reads is served, whole.
     let r = post_openai(&gw, Some(CLIENT_KEY), chat("mock.text", true)).await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
     drop(readers);
+}
+
+/// HTTP/2 clients that take the response head of a translated stream and never read its
+/// body: each stream's window stays shut while the connection stays healthy, so the
+/// connection-level watch cannot see it; each stream is still cut and its slot freed.
+#[tokio::test]
+async fn http2_translated_streams_left_unread_lose_their_slot() {
+    let (_server, gw) = long_stream_gateway().await;
+    let h2 = socket::http2_small_stream_windows();
+    let send = |model: &str| {
+        h2.post(url(&gw, "/v1/chat/completions"))
+            .bearer_auth(CLIENT_KEY)
+            .body(chat(model, true).to_string())
+            .send()
+    };
+    let mut unread = Vec::new();
+    for _ in 0..2 {
+        let resp = send("mock.long").await.unwrap();
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        assert_eq!(resp.status(), 200);
+        // Never read.
+        unread.push(resp);
+    }
+    slow_readers_cut(&gw, 2).await;
+    // The same connection serves a stream that is read, whole.
+    let ok = send("mock.text").await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    drop(unread);
 }
 
 /// A reading client of a stream that runs past the total timeout gets the dialect's

@@ -127,6 +127,28 @@ fn process_cpu(pid: u32) -> Duration {
     }
 }
 
+/// `rounds` rounds of `run(route)` for each of `routes` routes in turn (0, 1, ...,
+/// then again), so that the machine's load falls on every route alike; per route, the
+/// CPU time of the processes `pids` while it ran and the sum of what `run` returned
+/// (bytes received, as a rule).
+pub(crate) fn alternating_cpu(
+    pids: &[u32],
+    routes: usize,
+    rounds: usize,
+    mut run: impl FnMut(usize) -> u64,
+) -> Vec<(Duration, u64)> {
+    let mut totals = vec![(Duration::ZERO, 0u64); routes];
+    for _ in 0..rounds {
+        for (route, total) in totals.iter_mut().enumerate() {
+            let before = cpu_time(pids);
+            let got = run(route);
+            total.0 += cpu_time(pids).saturating_sub(before);
+            total.1 += got;
+        }
+    }
+    totals
+}
+
 /// The process's CPU time so far (user + system), in clock ticks.
 pub(crate) fn cpu_ticks(pid: u32) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use bedrock_converse::converse::StreamAssembler;
+use bedrock_converse::converse::{StreamAssembler, StreamEvent};
 use bedrock_converse::eventstream::{Message, MessageBuilder};
 use bedrock_converse::translate::{anthropic, openai, ApiError};
 use serde_json::Value;
@@ -33,51 +33,55 @@ pub(crate) fn frames(events: &[(&str, Value)]) -> Vec<Message> {
     events.iter().map(|(t, p)| event(t, p.clone())).collect()
 }
 
-/// Runs frames through the assembler into the OpenAI writer; a stream error ends the
-/// SSE with the error event. Returns the SSE text.
-pub(crate) fn openai_sse(messages: &[Message], include_usage: bool) -> String {
+/// What [`through_writer`] hands a dialect's writer.
+enum Step<'a, 'e> {
+    Event(&'a StreamEvent<'e>),
+    Failed(&'a ApiError),
+    Finish,
+}
+
+/// Runs frames through the assembler into a writer (`write` does what each step asks of
+/// it); a stream error ends the SSE with the error event. Returns the SSE text.
+fn through_writer(messages: &[Message], mut write: impl FnMut(Step<'_, '_>, &mut Vec<u8>)) -> String {
     let mut asm = StreamAssembler::new();
-    let mut w = openai::ChatStreamWriter::new("chatcmpl-test", "test-model", 1_700_000_000, include_usage);
     let mut buf = Vec::new();
     let mut failed = false;
     for m in messages {
         match asm.push(m) {
-            Ok(Some(ev)) => w.push(&ev, &mut buf),
+            Ok(Some(ev)) => write(Step::Event(&ev), &mut buf),
             Ok(None) => {}
             Err(e) => {
-                w.error(&ApiError::from_stream_error(&e), &mut buf);
+                write(Step::Failed(&ApiError::from_stream_error(&e)), &mut buf);
                 failed = true;
                 break;
             }
         }
     }
     if !failed {
-        w.finish(&mut buf);
+        write(Step::Finish, &mut buf);
     }
     String::from_utf8(buf).expect("utf-8")
 }
 
+/// Runs frames through the assembler into the OpenAI writer; a stream error ends the
+/// SSE with the error event. Returns the SSE text.
+pub(crate) fn openai_sse(messages: &[Message], include_usage: bool) -> String {
+    let mut w = openai::ChatStreamWriter::new("chatcmpl-test", "test-model", 1_700_000_000, include_usage);
+    through_writer(messages, |step, buf| match step {
+        Step::Event(ev) => w.push(ev, buf),
+        Step::Failed(err) => w.error(err, buf),
+        Step::Finish => w.finish(buf),
+    })
+}
+
 /// As [`openai_sse`], for the Anthropic writer.
 pub(crate) fn anthropic_sse(messages: &[Message]) -> String {
-    let mut asm = StreamAssembler::new();
     let mut w = anthropic::MessagesStreamWriter::new("msg_test", "test-model");
-    let mut buf = Vec::new();
-    let mut failed = false;
-    for m in messages {
-        match asm.push(m) {
-            Ok(Some(ev)) => w.push(&ev, &mut buf),
-            Ok(None) => {}
-            Err(e) => {
-                w.error(&ApiError::from_stream_error(&e), &mut buf);
-                failed = true;
-                break;
-            }
-        }
-    }
-    if !failed {
-        w.finish(&mut buf);
-    }
-    String::from_utf8(buf).expect("utf-8")
+    through_writer(messages, |step, buf| match step {
+        Step::Event(ev) => w.push(ev, buf),
+        Step::Failed(err) => w.error(err, buf),
+        Step::Finish => w.finish(buf),
+    })
 }
 
 /// The assembled response of frames (for comparing stream and non-stream output).

@@ -2,18 +2,30 @@
 //! the response body itself.
 //!
 //! ```text
-//! hyper polls SseBody ─► upstream chunk ready? ─► Translation::feed ─► one Bytes per chunk
-//!                     └► not ready: idle timer (and, for Anthropic, the next ping)
-//! watchdog (one timer per stream, woken once per idle interval) ─► a body nobody polled
-//!          since the last look, bytes handed out: cut (slow reader, or the total timeout)
+//! hyper polls SseBody ─► upstream chunk ready? ─► Translation::feed ─► SSE gathered (up to 4 KiB)
+//!                     └► not ready: gathered bytes handed on after a few turns, else the
+//!                        idle timer (and, for Anthropic, the next ping)
+//! HTTP/1: a client that stops reading ─► listener's StallGuard fails the connection
+//!         ─► body dropped with WriteStall set: cut (slow reader), logged, slot freed
+//! HTTP/2: watchdog (one timer per stream, woken once per idle interval) ─► a body nobody
+//!         polled since the last look, bytes handed out: cut (slow reader, or the total timeout)
 //! ```
 //!
 //! No task or queue sits between upstream and the client: each poll reads what upstream
 //! has ready and returns its SSE bytes. A body is polled only while the client takes
-//! bytes, so the [`watchdog`] covers the client that stops reading: it counts the cut,
-//! logs the stream and frees its slot; the body, if polled again, ends with the
-//! dialect's error event. A slow reader is cut between one and two idle intervals after
-//! its last read.
+//! bytes. Over HTTP/1 the client that stops reading is caught where it shows, at the
+//! connection, as on the native routes (`listener::StallGuard`): its writes stay
+//! pending for the write stall timeout, the connection fails, and the body, dropped,
+//! counts the cut, logs the stream and frees its slot. An HTTP/2 stream can stall on its
+//! own flow-control window while its connection keeps moving, so there the
+//! [`watchdog`] covers it: it counts the cut, logs the stream and frees its slot; the
+//! body, if polled again, ends with the dialect's error event. A slow HTTP/2 reader is
+//! cut between one and two idle intervals after its last read.
+//!
+//! As on the native routes, what upstream has ready is gathered before it is handed on
+//! (when nothing more is ready the body gives way for a few turns, so the upstream
+//! connection can pass on what it already read): one write for a burst of small events,
+//! not one each.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,9 +35,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use tokio::time::{Instant, Sleep};
 
 use super::stream::{quiet_for, upstream_failed, Chunks};
@@ -41,9 +53,17 @@ use crate::translate::{ApiError, ErrorClass};
 /// The longest quiet spell before an Anthropic client gets `event: ping`.
 const PING_EVERY: Duration = Duration::from_secs(10);
 
+/// Turns the body gives way, with SSE gathered, before it hands that on: the upstream
+/// connection needs more than one turn to pass on its next chunk (as `relay.rs`).
+const GATHER_YIELDS: u8 = 3;
+
+/// SSE bytes gathered before they are handed on without waiting for more.
+const GATHER_BYTES: usize = 4 * 1024;
+
 // ===== impl Watch =====
 
-/// What a body and its watchdog share.
+/// What a body and its watchdog share (over HTTP/2; over HTTP/1, where there is no
+/// watchdog, the body alone keeps its call and cut here).
 struct Watch {
     /// Polls of the body so far (written by the body only).
     polls: AtomicU64,
@@ -115,15 +135,19 @@ pub(super) struct SseBody {
     done: bool,
     /// Set by the listener when it gave up the client's connection for not reading.
     stall: Option<WriteStall>,
+    /// Turns the body gave way since the last upstream chunk, with SSE gathered.
+    yields: u8,
 }
 
 impl SseBody {
-    /// The body for a stream whose first bytes `t` holds, and its watchdog.
+    /// The body for a stream whose first bytes `t` holds (and, over HTTP/2, its
+    /// watchdog).
     pub(super) fn start(call: Call, t: Translation, chunks: Chunks) -> Body {
         let idle = call.proxy.inner.config.timeouts.idle;
         let deadline = call.admitted.total_deadline.unwrap_or_else(far_future);
         let dialect = call.dialect;
         let stall = call.stall.clone();
+        let http2 = call.http2;
         let watch = Arc::new(Watch {
             polls: AtomicU64::new(0),
             handed_out: AtomicBool::new(false),
@@ -131,9 +155,11 @@ impl SseBody {
             cut: AtomicU8::new(Watch::NOT_CUT),
             call: Mutex::new(Some(call)),
         });
-        tokio::spawn(watchdog(watch.clone(), idle, deadline));
+        if http2 {
+            tokio::spawn(watchdog(watch.clone(), idle, deadline));
+        }
         let now = Instant::now();
-        Body::from_stream(SseBody {
+        Body::new(SseBody {
             t,
             chunks,
             watch,
@@ -147,18 +173,17 @@ impl SseBody {
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             done: false,
             stall,
+            yields: 0,
         })
     }
 
-    /// Reads, translates and fails until there are bytes to hand out, the stream is
-    /// over, or upstream has nothing ready.
+    /// Reads, translates and fails until there are bytes to hand out (a gathering's
+    /// worth, or what there is when upstream has nothing more ready), the stream is
+    /// over, or upstream has nothing ready and nothing is gathered.
     fn poll_bytes(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
-            if let Some(bytes) = self.t.take_out() {
-                return Poll::Ready(Some(bytes));
-            }
-            if self.t.is_ended() {
-                return Poll::Ready(None);
+            if self.t.is_ended() || self.t.out_len() >= GATHER_BYTES {
+                return Poll::Ready(self.hand_on());
             }
             if let Some(why) = self.watch.cut_reason() {
                 self.fail_cut(why);
@@ -174,6 +199,7 @@ impl SseBody {
             match self.chunks.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     self.chunks_in += 1;
+                    self.yields = 0;
                     if let Err(err) = self.t.feed(&chunk) {
                         self.t.fail(&err);
                     }
@@ -184,9 +210,21 @@ impl SseBody {
                         self.t.fail(&err);
                     }
                 }
+                Poll::Pending if self.t.has_out() && self.yields < GATHER_YIELDS => {
+                    self.yields += 1;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Pending if self.t.has_out() => return Poll::Ready(self.hand_on()),
                 Poll::Pending => ready!(self.poll_quiet(cx)),
             }
         }
+    }
+
+    /// What was gathered, as one chunk (`None`: the stream is over).
+    fn hand_on(&mut self) -> Option<Bytes> {
+        self.yields = 0;
+        self.t.take_out()
     }
 
     /// While upstream is quiet: the idle timeout (the dialect's error event) and, for
@@ -259,10 +297,14 @@ impl SseBody {
     }
 }
 
-impl Stream for SseBody {
-    type Item = Result<Bytes, Infallible>;
+impl HttpBody for SseBody {
+    type Data = Bytes;
+    type Error = Infallible;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
@@ -275,7 +317,7 @@ impl Stream for SseBody {
             Poll::Ready(Some(bytes)) => {
                 this.watch.handed_out.store(true, Relaxed);
                 this.watch.frames.store(this.t.frames, Relaxed);
-                Poll::Ready(Some(Ok(bytes)))
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes))))
             }
             Poll::Ready(None) => {
                 this.done = true;
@@ -288,13 +330,17 @@ impl Stream for SseBody {
             }
         }
     }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
 }
 
 impl Drop for SseBody {
     fn drop(&mut self) {
         // The client went away mid-stream (or the body ended: then this does nothing).
         // When the listener gave its connection up for not reading, that is a
-        // slow-reader cut, counted once (the watchdog may have counted it first).
+        // slow-reader cut, counted once (an HTTP/2 watchdog may have counted it first).
         let stalled = self.stall.as_ref().is_some_and(WriteStall::is_set);
         if !self.done && stalled && self.watch.mark_cut(StreamCut::SlowReader) {
             self.count_cut(StreamCut::SlowReader);
@@ -305,9 +351,9 @@ impl Drop for SseBody {
 
 // ===== watchdog =====
 
-/// Cuts a stream whose body nobody polled since the last look while it waited on the
-/// client: a slow reader, or, at the total deadline, a stream that cannot end itself.
-/// Returns once the stream is logged.
+/// Cuts an HTTP/2 stream whose body nobody polled since the last look while it waited
+/// on the client: a slow reader, or, at the total deadline, a stream that cannot end
+/// itself. Returns once the stream is logged.
 async fn watchdog(watch: Arc<Watch>, idle: Duration, deadline: Instant) {
     let mut seen = watch.polls.load(Relaxed);
     loop {

@@ -215,6 +215,7 @@ async fn serve(proxy: Proxy, dialect: Dialect, request: Request) -> Response {
         dialect,
         admitted,
         stall: parts.extensions.get::<WriteStall>().cloned(),
+        http2: parts.version == axum::http::Version::HTTP_2,
     };
     call.run(converse, translated).await
 }
@@ -228,6 +229,8 @@ struct Call {
     admitted: Admitted,
     /// Set by the listener when the client's connection stalled (absent outside it).
     stall: Option<WriteStall>,
+    /// HTTP/2: a stream can stall on its own window while its connection moves.
+    http2: bool,
 }
 
 /// What one upstream try gave.

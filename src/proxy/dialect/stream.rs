@@ -6,8 +6,8 @@
 //!
 //! The response head waits for the first translated bytes ([`Call::stream`]): a failure
 //! before them can still be retried or answered with an HTTP error. Then the response
-//! body itself ([`SseBody`]) reads, translates and hands out the rest, one `Bytes` per
-//! upstream chunk, with no task or queue in between.
+//! body itself ([`SseBody`]) reads, translates and hands out the rest, what upstream has
+//! ready gathered into one `Bytes`, with no task or queue in between.
 
 use std::pin::Pin;
 use std::time::Duration;

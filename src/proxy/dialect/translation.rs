@@ -106,6 +106,10 @@ impl Translation {
     /// The stream's failure (an exception frame, a corrupt frame, events out of order),
     /// not yet written: the caller retries, answers it, or [`fail`](Self::fail)s.
     pub(super) fn feed(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        // Room for the SSE of the whole chunk, reserved once: the buffer handed on last
+        // time left `out` with little or no room, and growing it event by event copies
+        // what is already written.
+        self.out.reserve(sse_room(chunk.len()));
         let mut rest = chunk;
         while !self.pending.is_empty() && !rest.is_empty() {
             rest = self.complete_pending(rest)?;
@@ -187,6 +191,11 @@ impl Translation {
         !self.out.is_empty()
     }
 
+    /// How many bytes are written and not yet taken.
+    pub(super) fn out_len(&self) -> usize {
+        self.out.len()
+    }
+
     pub(super) fn usage(&self) -> Option<&TokenUsage> {
         self.assembler.usage()
     }
@@ -195,6 +204,14 @@ impl Translation {
     pub(super) fn is_complete(&self) -> bool {
         self.assembler.is_stopped() && self.assembler.exception().is_none()
     }
+}
+
+/// The SSE room to reserve for an upstream chunk of `len` bytes: a text delta's SSE
+/// event is about as long as its frame (the chunk prefix repeats what the frame's
+/// headers spell), a little longer for the shortest deltas; a quarter more and an
+/// event's worth over that covers them without growing mid-chunk.
+fn sse_room(len: usize) -> usize {
+    len.saturating_add(len / 4).saturating_add(256)
 }
 
 /// One whole frame through the assembler and the writer.

@@ -50,6 +50,11 @@ pub struct ChatStreamWriter {
     prefix: Vec<u8>,
     /// The prefix, then `{"index":0,"delta":{`: how every delta chunk starts.
     delta_head: Vec<u8>,
+    /// The delta head, then `"content":"`: a text chunk up to its text (built once per
+    /// stream, so that a text delta is this, the escaped text and [`TEXT_TAIL`]).
+    content_head: Vec<u8>,
+    /// The same for `"reasoning_content":"`.
+    reasoning_head: Vec<u8>,
     include_usage: bool,
     /// Tool calls: (Converse block index, OpenAI index, any arguments written).
     tools: Vec<(u32, u32, bool)>,
@@ -74,9 +79,19 @@ impl ChatStreamWriter {
         let mut delta_head = Vec::with_capacity(prefix.len() + 24);
         delta_head.extend_from_slice(&prefix);
         delta_head.extend_from_slice(b"{\"index\":0,\"delta\":{");
+        let head_with = |key: &[u8]| {
+            let mut head = Vec::with_capacity(delta_head.len() + key.len());
+            head.extend_from_slice(&delta_head);
+            head.extend_from_slice(key);
+            head
+        };
+        let content_head = head_with(b"\"content\":\"");
+        let reasoning_head = head_with(b"\"reasoning_content\":\"");
         ChatStreamWriter {
             prefix,
             delta_head,
+            content_head,
+            reasoning_head,
             include_usage,
             tools: Vec::with_capacity(4),
             started: false,
@@ -169,13 +184,18 @@ impl ChatStreamWriter {
         }
     }
 
-    /// `key` is the quoted member name and its colon (`"content":`).
-    fn text_delta<B: BufMut>(&mut self, buf: &mut B, key: &[u8], text: &str) {
+    /// A text (or reasoning text) chunk: `head` (one of the heads built in
+    /// [`new`](Self::new)), the escaped text, [`TEXT_TAIL`]; three writes.
+    fn text_delta<B: BufMut>(&mut self, buf: &mut B, reasoning: bool, text: &str) {
         self.start(buf);
-        self.open_delta(buf);
-        buf.put_slice(key);
-        json_str(buf, text);
-        self.close_delta(buf);
+        let head = if reasoning {
+            &self.reasoning_head
+        } else {
+            &self.content_head
+        };
+        buf.put_slice(head);
+        json_str_body(buf, text);
+        buf.put_slice(TEXT_TAIL);
     }
 
     fn arguments<B: BufMut>(&self, buf: &mut B, oai: u32, fragment: &str) {
@@ -201,6 +221,9 @@ impl ChatStreamWriter {
         buf.put_slice(b"},\"finish_reason\":null}]}\n\n");
     }
 }
+
+/// What follows a text chunk's text: the string, the delta and the chunk closed.
+const TEXT_TAIL: &[u8] = b"\"},\"finish_reason\":null}]}\n\n";
 
 // ===== impl EventSink for ChatStreamWriter =====
 
@@ -234,8 +257,8 @@ impl EventSink for ChatStreamWriter {
 
     fn block_delta<B: BufMut>(&mut self, block: u32, delta: &ContentBlockDelta<'_>, buf: &mut B) {
         match delta {
-            ContentBlockDelta::Text(t) => self.text_delta(buf, b"\"content\":", t),
-            ContentBlockDelta::ReasoningText(t) => self.text_delta(buf, b"\"reasoning_content\":", t),
+            ContentBlockDelta::Text(t) => self.text_delta(buf, false, t),
+            ContentBlockDelta::ReasoningText(t) => self.text_delta(buf, true, t),
             ContentBlockDelta::ToolUseInput(fragment) => self.tool_call_arguments(block, fragment, buf),
             _ => {}
         }
