@@ -42,7 +42,7 @@ use super::log::{cut_message, log_buffered, on_stream_end};
 use super::metrics::StreamCut;
 use super::operation::Operation;
 use super::passthrough::{exception_frame, FrameValidator, StreamSummary, ValidatedStream};
-use super::upstream::{bad_gateway, read_capped, ReadError};
+use super::upstream::{bad_gateway, read_capped, ReadError, UpstreamResponse};
 use super::{error_response, invoke, Proxy, Refused, Rejection, EVENT_STREAM, STREAM_QUEUE};
 use crate::converse::TokenUsage;
 use crate::invoke::InvokeResponseHeaders;
@@ -67,6 +67,10 @@ pub(super) struct RelayBody<S, F> {
     log: CutLog,
     /// Set by the listener when the client's connection stalled.
     stall: Option<WriteStall>,
+    /// Turns the body gives way with something gathered before it hands that on: none
+    /// when reading the upstream body drives its connection (nothing more is ready
+    /// when it is pending), [`GATHER_YIELDS`] when a connection task passes it on.
+    max_yields: u8,
 }
 
 impl<S, E, F> RelayBody<S, F>
@@ -75,12 +79,14 @@ where
     E: std::fmt::Display,
     F: FnOnce(StreamSummary) + Unpin,
 {
-    /// The body of `stream`, cut at `deadline`.
+    /// The body of `stream`, cut at `deadline`; `inline`: reading `stream` drives its
+    /// upstream connection.
     pub(super) fn new(
         stream: ValidatedStream<S, F>,
         deadline: Option<tokio::time::Instant>,
         log: CutLog,
         stall: Option<WriteStall>,
+        inline: bool,
     ) -> Self {
         RelayBody {
             stream: Some(stream),
@@ -89,6 +95,7 @@ where
             gathered: Gathered::default(),
             log,
             stall,
+            max_yields: if inline { 0 } else { GATHER_YIELDS },
         }
     }
 
@@ -145,7 +152,7 @@ where
                     return self.hand_on();
                 }
                 Poll::Pending if self.gathered.is_empty() => return Poll::Pending,
-                Poll::Pending if self.gathered.yields < GATHER_YIELDS => {
+                Poll::Pending if self.gathered.yields < self.max_yields => {
                     self.gathered.yields += 1;
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
@@ -300,7 +307,7 @@ const REPLY_SLICE: usize = 64 * 1024;
 pub(super) async fn relay(
     proxy: Proxy,
     admitted: Admitted,
-    upstream: reqwest::Response,
+    upstream: UpstreamResponse,
     client: ClientSide,
 ) -> Response {
     let status = upstream.status();
@@ -343,7 +350,7 @@ pub(super) async fn relay(
 pub(super) async fn buffered(
     proxy: &Proxy,
     admitted: Admitted,
-    upstream: reqwest::Response,
+    upstream: UpstreamResponse,
 ) -> Result<Body, Refused> {
     let inner = &proxy.inner;
     let status = upstream.status();
@@ -412,7 +419,7 @@ pub(super) async fn buffered(
 /// HTTP/2 where a task of its own pumps it (see `relay.rs`).
 pub(super) fn stream_body(
     admitted: Admitted,
-    upstream: reqwest::Response,
+    upstream: UpstreamResponse,
     validator: FrameValidator,
     client: ClientSide,
 ) -> Body {
@@ -424,8 +431,10 @@ pub(super) fn stream_body(
         model_id: admitted.model_id.clone(),
     };
     let deadline = admitted.total_deadline;
-    let stream = ValidatedStream::new(upstream.bytes_stream(), validator, idle, on_stream_end(admitted));
-    let body = RelayBody::new(stream, deadline, log, client.stall);
+    let upstream = upstream.bytes_stream();
+    let inline = upstream.drives_connection();
+    let stream = ValidatedStream::new(upstream, validator, idle, on_stream_end(admitted));
+    let body = RelayBody::new(stream, deadline, log, client.stall, inline);
     if client.http2 {
         pumped(body, idle)
     } else {
