@@ -1,13 +1,14 @@
 //! The client's body of a forwarded event stream: validated inline as hyper pulls it.
 //!
 //! ```text
-//! hyper's connection task ──poll_frame──► RelayBody ──poll──► ValidatedStream ──► upstream body
-//!                                          │ total deadline: exception frame, then end
-//!                                          └ dropped on a stalled connection: cut (slow_reader)
+//! client connection's task ──poll_frame──► RelayBody ──poll──► ValidatedStream ──► UpstreamBody
+//!                                            │ total deadline: exception frame,     (polls the upstream
+//!                                            │ then end                              HTTP/1 connection)
+//!                                            └ dropped on a stalled connection: cut (slow_reader)
 //! ```
 //!
-//! No task and no channel between the upstream body and the client's connection: a
-//! frame is checked and handed to hyper in the same poll, and backpressure is hyper's
+//! No task and no channel between the upstream socket and the client's connection: a
+//! chunk is read, checked and handed to hyper in the same poll, and backpressure is hyper's
 //! own (a body is polled only when the connection can take more). A client that reads
 //! nothing is caught where it shows, at the connection (`listener::StallGuard`): its
 //! writes stay pending, the connection fails, and the body, dropped, counts the cut.
@@ -116,13 +117,14 @@ where
 
     /// The next run of validated bytes, the exception frame of a cut, or the end.
     ///
-    /// What upstream has ready is gathered before any of it is handed on: the upstream
-    /// connection passes its body on one chunk at a time (one Bedrock frame, as a rule),
-    /// so when nothing more is ready the body gives way for a few turns (it wakes itself
-    /// and returns pending, which lets the upstream connection's task, on the same
-    /// thread, pass on what it has already read), and hands on what it gathered when
-    /// those turns brought nothing more: one `writev` for a burst of frames instead of
-    /// one per frame. A paced stream pays a few empty polls per frame, no timer.
+    /// What upstream has ready is gathered before any of it is handed on: one `writev`
+    /// for a burst of frames instead of one per frame. Over an HTTP/1 upstream, reading
+    /// the body drives its connection (`upstream/pool.rs`), so a pending read means
+    /// upstream sent nothing more, and what was gathered goes at once. Over HTTP/2 the
+    /// connection's own task passes the body on one chunk at a time (one Bedrock frame,
+    /// as a rule), so the body first gives way for a few turns (it wakes itself and
+    /// returns pending, which lets that task pass on what it has already read), and
+    /// hands on what it gathered when those turns brought nothing more. No timer.
     fn poll_bytes(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if let Some(tail) = self.tail.take() {
             return Poll::Ready(Some(tail));

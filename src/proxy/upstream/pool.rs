@@ -85,20 +85,20 @@ pub(super) struct H1 {
 }
 
 struct Idle {
-    h1: H1,
+    h1: Box<H1>,
     since: Instant,
 }
 
 /// A new connection, by the protocol the upstream chose.
 enum Fresh {
-    H1(H1),
+    H1(Box<H1>),
     H2(http2::SendRequest<Body>),
 }
 
 /// Why a request on an HTTP/1 connection got no response.
 enum H1Failure {
     /// The connection closed before the request was written: it can go on another.
-    NotSent(Request<Body>),
+    NotSent(Box<Request<Body>>),
     Failed(UpstreamError),
 }
 
@@ -152,7 +152,7 @@ impl UpstreamClient {
         while let Some(h1) = self.checkout(&origin).await {
             match self.send_h1(h1, request).await {
                 Ok(response) => return Ok(response),
-                Err(H1Failure::NotSent(back)) => request = back,
+                Err(H1Failure::NotSent(back)) => request = *back,
                 Err(H1Failure::Failed(e)) => return Err(e),
             }
         }
@@ -168,10 +168,15 @@ impl UpstreamClient {
 
     /// Writes `request` on `h1` and reads the response head, driving the connection
     /// meanwhile; the response body takes the connection over.
-    async fn send_h1(&self, mut h1: H1, request: Request<Body>) -> Result<UpstreamResponse, H1Failure> {
-        let sent = h1.send.try_send_request(request);
+    async fn send_h1(&self, h1: Box<H1>, request: Request<Body>) -> Result<UpstreamResponse, H1Failure> {
+        let H1 {
+            origin,
+            mut send,
+            conn,
+        } = *h1;
+        let sent = send.try_send_request(request);
         let mut sent = std::pin::pin!(sent);
-        let mut conn = Some(h1.conn);
+        let mut conn = Some(conn);
         let result = std::future::poll_fn(|cx| {
             if let Poll::Ready(result) = sent.as_mut().poll(cx) {
                 return Poll::Ready(result);
@@ -188,18 +193,14 @@ impl UpstreamClient {
         .await;
         match result {
             Ok(response) => {
-                let driver = conn.map(|conn| H1 {
-                    origin: h1.origin,
-                    send: h1.send,
-                    conn,
-                });
+                let driver = conn.map(|conn| Box::new(H1 { origin, send, conn }));
                 Ok(UpstreamResponse::new(
                     response,
                     UpstreamBody::h1(driver, self.clone()),
                 ))
             }
             Err(mut e) => match e.take_message() {
-                Some(request) => Err(H1Failure::NotSent(request)),
+                Some(request) => Err(H1Failure::NotSent(Box::new(request))),
                 None => Err(H1Failure::Failed(UpstreamError::Http(e.into_error()))),
             },
         }
@@ -233,7 +234,7 @@ impl UpstreamClient {
 
     /// An idle HTTP/1 connection to `origin` that is still open (each is polled once:
     /// one whose peer closed it, or that is not ready for a request, is dropped).
-    async fn checkout(&self, origin: &Origin) -> Option<H1> {
+    async fn checkout(&self, origin: &Origin) -> Option<Box<H1>> {
         loop {
             let mut h1 = self.take_idle(origin)?;
             let alive = std::future::poll_fn(|cx| {
@@ -251,7 +252,7 @@ impl UpstreamClient {
 
     /// The most recently used idle connection to `origin` that has not been idle too
     /// long.
-    fn take_idle(&self, origin: &Origin) -> Option<H1> {
+    fn take_idle(&self, origin: &Origin) -> Option<Box<H1>> {
         let mut idle = lock(&self.inner.idle);
         let now = Instant::now();
         while let Some(at) = idle.iter().rposition(|i| i.h1.origin == *origin) {
@@ -264,7 +265,7 @@ impl UpstreamClient {
     }
 
     /// Takes back a connection whose response has been read whole.
-    pub(super) fn put(&self, h1: H1) {
+    pub(super) fn put(&self, h1: Box<H1>) {
         let mut idle = lock(&self.inner.idle);
         let now = Instant::now();
         idle.retain(|i| now.saturating_duration_since(i.since) < IDLE_FOR);
@@ -275,7 +276,7 @@ impl UpstreamClient {
 
     /// Whether `h1`, whose response was just read whole, can carry another request;
     /// polled once so that it sees the end of the response and turns idle.
-    pub(super) fn release(&self, mut h1: H1, cx: &mut Context<'_>) {
+    pub(super) fn release(&self, mut h1: Box<H1>, cx: &mut Context<'_>) {
         if Pin::new(&mut h1.conn).poll(cx).is_ready() {
             return;
         }
@@ -303,11 +304,11 @@ impl UpstreamClient {
             return Ok(Fresh::H2(send));
         }
         let (send, conn) = inner.h1.handshake(io).await.map_err(UpstreamError::Http)?;
-        Ok(Fresh::H1(H1 {
+        Ok(Fresh::H1(Box::new(H1 {
             origin: origin.clone(),
             send,
             conn,
-        }))
+        })))
     }
 
     /// TCP, then TLS for `https`.

@@ -110,14 +110,14 @@ pub(crate) struct UpstreamBody {
 }
 
 struct Driver {
-    h1: H1,
+    h1: Box<H1>,
     client: UpstreamClient,
 }
 
 impl UpstreamBody {
     /// The body of a response on an HTTP/1 connection (`None`: the connection already
     /// closed after sending the response).
-    pub(super) fn h1(h1: Option<H1>, client: UpstreamClient) -> UpstreamBody {
+    pub(super) fn h1(h1: Option<Box<H1>>, client: UpstreamClient) -> UpstreamBody {
         UpstreamBody {
             incoming: None,
             driver: h1.map(|h1| Driver { h1, client }),
