@@ -78,6 +78,7 @@ use operation::Operation;
 use relay::{converse_usage, relay, ClientSide};
 use upstream::{
     call_upstream, read_capped, send_admitted, upstream_error_type, upstream_request_headers, ReadError,
+    UpstreamClient,
 };
 // For the dialect routes and the pieces shared with them.
 use admission::far_future;
@@ -98,7 +99,8 @@ pub struct Proxy {
 
 struct Inner {
     config: ProxyConfig,
-    http: reqwest::Client,
+    /// The upstream client (its own pool; HTTP/1 connections driven by the bodies).
+    upstream: UpstreamClient,
     streams: Arc<Semaphore>,
     /// One permit per byte of buffered request or response body.
     budget: Arc<Semaphore>,
@@ -119,18 +121,12 @@ impl Proxy {
     ///
     /// # Errors
     ///
-    /// [`ClientError`] if the HTTP client cannot be built.
+    /// None today: the upstream client (hyper's connection API with a pool of its own)
+    /// cannot fail to build. The [`ClientError`] stays in the signature for callers.
     pub fn new(config: ProxyConfig) -> Result<Proxy, ClientError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            .tcp_nodelay(true)
-            .timeout(config.timeouts.total)
-            // Bedrock never redirects; following one would re-send the signed request
-            // (and `x-amz-security-token`) to wherever `Location` points.
-            .redirect(reqwest::redirect::Policy::none())
-            .referer(false)
-            .build()
-            .map_err(ClientError::HttpClient)?;
+        // Redirects are never followed: following one would re-send the signed request
+        // (and `x-amz-security-token`) to wherever `Location` points.
+        let upstream = UpstreamClient::new(config.timeouts.connect);
         let streams = Arc::new(Semaphore::new(
             config.max_concurrent_streams.clamp(1, Semaphore::MAX_PERMITS),
         ));
@@ -140,7 +136,7 @@ impl Proxy {
         Ok(Proxy {
             inner: Arc::new(Inner {
                 config,
-                http,
+                upstream,
                 streams,
                 budget,
                 metrics: Arc::new(Metrics::default()),

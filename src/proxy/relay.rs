@@ -1,13 +1,14 @@
 //! The client's body of a forwarded event stream: validated inline as hyper pulls it.
 //!
 //! ```text
-//! hyper's connection task ──poll_frame──► RelayBody ──poll──► ValidatedStream ──► upstream body
-//!                                          │ total deadline: exception frame, then end
-//!                                          └ dropped on a stalled connection: cut (slow_reader)
+//! client connection's task ──poll_frame──► RelayBody ──poll──► ValidatedStream ──► UpstreamBody
+//!                                            │ total deadline: exception frame,     (polls the upstream
+//!                                            │ then end                              HTTP/1 connection)
+//!                                            └ dropped on a stalled connection: cut (slow_reader)
 //! ```
 //!
-//! No task and no channel between the upstream body and the client's connection: a
-//! frame is checked and handed to hyper in the same poll, and backpressure is hyper's
+//! No task and no channel between the upstream socket and the client's connection: a
+//! chunk is read, checked and handed to hyper in the same poll, and backpressure is hyper's
 //! own (a body is polled only when the connection can take more). A client that reads
 //! nothing is caught where it shows, at the connection (`listener::StallGuard`): its
 //! writes stay pending, the connection fails, and the body, dropped, counts the cut.
@@ -42,7 +43,7 @@ use super::log::{cut_message, log_buffered, on_stream_end};
 use super::metrics::StreamCut;
 use super::operation::Operation;
 use super::passthrough::{exception_frame, FrameValidator, StreamSummary, ValidatedStream};
-use super::upstream::{bad_gateway, read_capped, ReadError};
+use super::upstream::{bad_gateway, read_capped, ReadError, UpstreamResponse};
 use super::{error_response, invoke, Proxy, Refused, Rejection, EVENT_STREAM, STREAM_QUEUE};
 use crate::converse::TokenUsage;
 use crate::invoke::InvokeResponseHeaders;
@@ -67,6 +68,10 @@ pub(super) struct RelayBody<S, F> {
     log: CutLog,
     /// Set by the listener when the client's connection stalled.
     stall: Option<WriteStall>,
+    /// Turns the body gives way with something gathered before it hands that on: none
+    /// when reading the upstream body drives its connection (nothing more is ready
+    /// when it is pending), [`GATHER_YIELDS`] when a connection task passes it on.
+    max_yields: u8,
 }
 
 impl<S, E, F> RelayBody<S, F>
@@ -75,12 +80,14 @@ where
     E: std::fmt::Display,
     F: FnOnce(StreamSummary) + Unpin,
 {
-    /// The body of `stream`, cut at `deadline`.
+    /// The body of `stream`, cut at `deadline`; `inline`: reading `stream` drives its
+    /// upstream connection.
     pub(super) fn new(
         stream: ValidatedStream<S, F>,
         deadline: Option<tokio::time::Instant>,
         log: CutLog,
         stall: Option<WriteStall>,
+        inline: bool,
     ) -> Self {
         RelayBody {
             stream: Some(stream),
@@ -89,6 +96,7 @@ where
             gathered: Gathered::default(),
             log,
             stall,
+            max_yields: if inline { 0 } else { GATHER_YIELDS },
         }
     }
 
@@ -109,13 +117,14 @@ where
 
     /// The next run of validated bytes, the exception frame of a cut, or the end.
     ///
-    /// What upstream has ready is gathered before any of it is handed on: the upstream
-    /// connection passes its body on one chunk at a time (one Bedrock frame, as a rule),
-    /// so when nothing more is ready the body gives way for a few turns (it wakes itself
-    /// and returns pending, which lets the upstream connection's task, on the same
-    /// thread, pass on what it has already read), and hands on what it gathered when
-    /// those turns brought nothing more: one `writev` for a burst of frames instead of
-    /// one per frame. A paced stream pays a few empty polls per frame, no timer.
+    /// What upstream has ready is gathered before any of it is handed on: one `writev`
+    /// for a burst of frames instead of one per frame. Over an HTTP/1 upstream, reading
+    /// the body drives its connection (`upstream/pool.rs`), so a pending read means
+    /// upstream sent nothing more, and what was gathered goes at once. Over HTTP/2 the
+    /// connection's own task passes the body on one chunk at a time (one Bedrock frame,
+    /// as a rule), so the body first gives way for a few turns (it wakes itself and
+    /// returns pending, which lets that task pass on what it has already read), and
+    /// hands on what it gathered when those turns brought nothing more. No timer.
     fn poll_bytes(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if let Some(tail) = self.tail.take() {
             return Poll::Ready(Some(tail));
@@ -145,7 +154,7 @@ where
                     return self.hand_on();
                 }
                 Poll::Pending if self.gathered.is_empty() => return Poll::Pending,
-                Poll::Pending if self.gathered.yields < GATHER_YIELDS => {
+                Poll::Pending if self.gathered.yields < self.max_yields => {
                     self.gathered.yields += 1;
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
@@ -300,7 +309,7 @@ const REPLY_SLICE: usize = 64 * 1024;
 pub(super) async fn relay(
     proxy: Proxy,
     admitted: Admitted,
-    upstream: reqwest::Response,
+    upstream: UpstreamResponse,
     client: ClientSide,
 ) -> Response {
     let status = upstream.status();
@@ -343,7 +352,7 @@ pub(super) async fn relay(
 pub(super) async fn buffered(
     proxy: &Proxy,
     admitted: Admitted,
-    upstream: reqwest::Response,
+    upstream: UpstreamResponse,
 ) -> Result<Body, Refused> {
     let inner = &proxy.inner;
     let status = upstream.status();
@@ -412,7 +421,7 @@ pub(super) async fn buffered(
 /// HTTP/2 where a task of its own pumps it (see `relay.rs`).
 pub(super) fn stream_body(
     admitted: Admitted,
-    upstream: reqwest::Response,
+    upstream: UpstreamResponse,
     validator: FrameValidator,
     client: ClientSide,
 ) -> Body {
@@ -424,8 +433,10 @@ pub(super) fn stream_body(
         model_id: admitted.model_id.clone(),
     };
     let deadline = admitted.total_deadline;
-    let stream = ValidatedStream::new(upstream.bytes_stream(), validator, idle, on_stream_end(admitted));
-    let body = RelayBody::new(stream, deadline, log, client.stall);
+    let upstream = upstream.bytes_stream();
+    let inline = upstream.drives_connection();
+    let stream = ValidatedStream::new(upstream, validator, idle, on_stream_end(admitted));
+    let body = RelayBody::new(stream, deadline, log, client.stall, inline);
     if client.http2 {
         pumped(body, idle)
     } else {

@@ -35,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::listener::WriteStall;
+use super::upstream::UpstreamResponse;
 use super::{
     admit, authenticate, find_key, read_capped, read_client_body, send_admitted, upstream_error_type,
 };
@@ -236,7 +237,7 @@ struct Call {
 /// What one upstream try gave.
 enum Attempt {
     /// A 200 of the expected content type.
-    Ok(reqwest::Response),
+    Ok(UpstreamResponse),
     /// A failure, and whether another try may succeed.
     Failed(ApiError),
 }
@@ -308,7 +309,7 @@ impl Call {
     }
 
     /// Reads a whole upstream body within the frame cap and the memory budget.
-    async fn read_whole(&self, upstream: reqwest::Response) -> Result<Bytes, ApiError> {
+    async fn read_whole(&self, upstream: UpstreamResponse) -> Result<Bytes, ApiError> {
         let cap = usize::try_from(self.proxy.inner.config.limits.max_frame_len()).unwrap_or(usize::MAX);
         match read_capped(&self.proxy, upstream, cap).await {
             Ok((bytes, _budget)) => Ok(bytes),

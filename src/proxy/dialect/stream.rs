@@ -19,11 +19,12 @@ use futures_util::{Stream, StreamExt};
 use super::body::SseBody;
 use super::translation::Translation;
 use super::{backoff, sse_response, Attempt, Call, ATTEMPTS};
+use crate::proxy::upstream::UpstreamError;
 use crate::proxy::EVENT_STREAM;
 use crate::translate::{ApiError, ErrorClass, Translated};
 
 /// Upstream body chunks.
-pub(super) type Chunks = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+pub(super) type Chunks = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
 
 // ===== the request =====
 
@@ -87,11 +88,8 @@ async fn first_bytes(t: &mut Translation, chunks: &mut Chunks, idle: Duration) -
     Ok(())
 }
 
-pub(super) fn upstream_failed(e: reqwest::Error) -> ApiError {
-    ApiError::new(
-        ErrorClass::Overloaded,
-        format!("the upstream stream failed: {}", e.without_url()),
-    )
+pub(super) fn upstream_failed(e: UpstreamError) -> ApiError {
+    ApiError::new(ErrorClass::Overloaded, format!("the upstream stream failed: {e}"))
 }
 
 pub(super) fn quiet_for(idle: Duration) -> ApiError {

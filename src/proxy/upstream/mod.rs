@@ -1,8 +1,15 @@
 //! The upstream call: the forwarded headers, the SigV4 signature, the first-byte
 //! timeout, redirects refused, and an upstream body read whole within a cap and the
-//! memory budget.
+//! memory budget. The client itself is `pool.rs` (hyper's connection API, a pool of our
+//! own, the HTTP/1 connection driven by the response body).
 
-use axum::http::{header, HeaderMap, StatusCode};
+mod pool;
+mod response;
+
+pub(super) use pool::UpstreamClient;
+pub(super) use response::{UpstreamError, UpstreamResponse};
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -35,7 +42,7 @@ pub(super) async fn send_admitted(
     admitted: &Admitted,
     headers: &[(header::HeaderName, String)],
     body: Bytes,
-) -> Result<reqwest::Response, UpstreamFailure> {
+) -> Result<UpstreamResponse, UpstreamFailure> {
     let proxy = &admitted.guard.proxy;
     let inner = &proxy.inner;
     let (key_id, model_id) = (&admitted.key_id, &admitted.model_id);
@@ -58,7 +65,7 @@ pub(super) async fn send_admitted(
 }
 
 /// The `x-amzn-errortype` of an upstream response, cleaned of its namespace suffix.
-pub(super) fn upstream_error_type(upstream: &reqwest::Response) -> Option<String> {
+pub(super) fn upstream_error_type(upstream: &UpstreamResponse) -> Option<String> {
     upstream
         .headers()
         .get("x-amzn-errortype")
@@ -72,7 +79,7 @@ pub(super) async fn call_upstream(
     admitted: &Admitted,
     headers: &[(header::HeaderName, String)],
     body: Bytes,
-) -> Result<reqwest::Response, Refused> {
+) -> Result<UpstreamResponse, Refused> {
     let upstream = send_admitted(admitted, headers, body).await.map_err(|failure| {
         Box::new(error_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -113,7 +120,7 @@ pub(super) enum ReadError {
 /// Reads a whole upstream body within `cap` bytes and the memory budget.
 pub(super) async fn read_capped(
     proxy: &Proxy,
-    mut upstream: reqwest::Response,
+    mut upstream: UpstreamResponse,
     cap: usize,
 ) -> Result<(Bytes, Option<OwnedSemaphorePermit>), ReadError> {
     let budget = &proxy.inner.budget;
@@ -133,7 +140,7 @@ pub(super) async fn read_capped(
     while let Some(chunk) = upstream
         .chunk()
         .await
-        .map_err(|e| ReadError::Broken(e.without_url().to_string()))?
+        .map_err(|e| ReadError::Broken(e.to_string()))?
     {
         let grown = body.len().saturating_add(chunk.len());
         if grown > cap {
@@ -181,7 +188,7 @@ pub(super) async fn send_upstream(
     url: &str,
     forwarded: &[(header::HeaderName, String)],
     body: Bytes,
-) -> Result<reqwest::Response, UpstreamFailure> {
+) -> Result<UpstreamResponse, UpstreamFailure> {
     let config = &proxy.inner.config;
     // The forwarded headers are signed too, so that none can be changed on the way.
     let signed: Vec<(&str, &str)> = forwarded
@@ -202,19 +209,23 @@ pub(super) async fn send_upstream(
             message: "the gateway could not sign the upstream request",
             detail: e.to_string(),
         })?;
-    let mut request = proxy.inner.http.post(url).body(body);
+    let mut request = HeaderMap::with_capacity(forwarded.len() + headers.len() + 2);
     for (name, value) in forwarded {
-        request = request.header(name, value);
+        request.append(name, header_value(value)?);
     }
     for (name, value) in headers {
-        request = request.header(name, value);
+        request.append(name, header_value(&value)?);
     }
-    match tokio::time::timeout(config.timeouts.first_byte, request.send()).await {
+    if !request.contains_key(header::ACCEPT) {
+        request.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+    }
+    let send = proxy.inner.upstream.post(url, request, body);
+    match tokio::time::timeout(config.timeouts.first_byte, send).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(e)) => Err(UpstreamFailure {
             error_type: "ServiceUnavailableException".to_owned(),
             message: "the upstream could not be reached",
-            detail: e.without_url().to_string(),
+            detail: e.to_string(),
         }),
         Err(_) => Err(UpstreamFailure {
             error_type: "ServiceUnavailableException".to_owned(),
@@ -225,6 +236,16 @@ pub(super) async fn send_upstream(
             ),
         }),
     }
+}
+
+/// A header value for the upstream request (the forwarded ones were checked to be
+/// visible ASCII, the signature's are).
+fn header_value(value: &str) -> Result<HeaderValue, UpstreamFailure> {
+    HeaderValue::from_str(value).map_err(|_| UpstreamFailure {
+        error_type: "ServiceUnavailableException".to_owned(),
+        message: "the upstream request could not be built",
+        detail: "a header value is not valid in HTTP".to_owned(),
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,145 @@
+//! The pool against a hand-written HTTP/1 upstream that counts its connections.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::*;
+
+/// How the test upstream answers each request.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// `content-length` body, connection kept.
+    KeepAlive,
+    /// `connection: close` after the body.
+    Close,
+    /// A chunked body of three chunks, connection kept.
+    Chunked,
+}
+
+/// A loopback upstream; its URL and the count of connections it accepted.
+async fn upstream(answer: Answer) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/model/m/converse", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One request: its head, then its 2-byte body.
+                    let Ok(n) = tcp.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    if buf.len() < end + 4 + 2 {
+                        continue;
+                    }
+                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                    assert!(head.starts_with("post /model/m/converse http/1.1"), "{head}");
+                    assert!(head.contains("\r\nhost: 127.0.0.1:"), "{head}");
+                    assert!(head.contains("\r\ncontent-length: 2"), "{head}");
+                    buf.drain(..end + 4 + 2);
+                    let reply: &[u8] = match answer {
+                        Answer::KeepAlive => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+                        Answer::Close => b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 5\r\n\r\nhello",
+                        Answer::Chunked => {
+                            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhe\r\n2\r\nll\r\n1\r\no\r\n0\r\n\r\n"
+                        }
+                    };
+                    if tcp.write_all(reply).await.is_err() {
+                        return;
+                    }
+                    if matches!(answer, Answer::Close) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+async fn body_of(client: &UpstreamClient, url: &str) -> Vec<u8> {
+    let mut response = client
+        .post(url, HeaderMap::new(), Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        body.extend_from_slice(&chunk);
+    }
+    body
+}
+
+#[tokio::test]
+async fn a_connection_is_reused_once_its_body_is_read() {
+    for answer in [Answer::KeepAlive, Answer::Chunked] {
+        let (url, accepted) = upstream(answer).await;
+        let client = UpstreamClient::new(Duration::from_secs(5));
+        for _ in 0..5 {
+            assert_eq!(body_of(&client, &url).await, b"hello");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closes_is_not_reused() {
+    let (url, accepted) = upstream(Answer::Close).await;
+    let client = UpstreamClient::new(Duration::from_secs(5));
+    for _ in 0..3 {
+        assert_eq!(body_of(&client, &url).await, b"hello");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_body_dropped_before_its_end_closes_its_connection() {
+    let (url, accepted) = upstream(Answer::Chunked).await;
+    let client = UpstreamClient::new(Duration::from_secs(5));
+    let response = client
+        .post(&url, HeaderMap::new(), Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    drop(response);
+    assert_eq!(body_of(&client, &url).await, b"hello");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn urls_that_are_not_http_are_refused() {
+    let client = UpstreamClient::new(Duration::from_secs(5));
+    for url in ["ftp://127.0.0.1/x", "/relative", "http:///x"] {
+        let got = client.post(url, HeaderMap::new(), Bytes::new()).await;
+        assert!(matches!(got, Err(UpstreamError::BadUrl)), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_an_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let client = UpstreamClient::new(Duration::from_secs(5));
+    let got = client
+        .post(
+            &format!("http://127.0.0.1:{port}/x"),
+            HeaderMap::new(),
+            Bytes::new(),
+        )
+        .await;
+    assert!(matches!(got, Err(UpstreamError::Connect(_))));
+}
