@@ -219,14 +219,22 @@ impl<'a> Cursor<'a> {
         Some(name)
     }
 
-    /// One of `names`, or `p` (Bedrock's padding), as an object key and its `:`.
+    /// One of `names`, or `p` (Bedrock's padding), as an object key and its `:`. The
+    /// key is read once: `p"` is checked right after the opening quote, before the
+    /// names are compared.
     fn key_or_padding(&mut self, names: &[&'static [u8]]) -> Option<&'static [u8]> {
-        let start = self.pos;
-        if let Some(name) = self.key(names) {
-            return Some(name);
-        }
-        self.pos = start;
-        self.key(&[b"p"])
+        self.eat(b'"')?;
+        let rest = self.bytes.get(self.pos..)?;
+        let name: &'static [u8] = if rest.starts_with(b"p\"") {
+            b"p"
+        } else {
+            names.iter().copied().find(|n| {
+                rest.first() == n.first() && rest.get(n.len()) == Some(&b'"') && rest.starts_with(n)
+            })?
+        };
+        self.pos += name.len() + 1;
+        self.eat(b':')?;
+        Some(name)
     }
 
     /// Skips a string without escapes (the `"p"` padding).
