@@ -68,16 +68,19 @@ impl Limits {
     }
 
     /// The largest payload accepted.
+    #[inline]
     pub fn max_payload_len(&self) -> u32 {
         self.max_payload_len
     }
 
     /// The largest headers section accepted.
+    #[inline]
     pub fn max_headers_len(&self) -> u32 {
         self.max_headers_len
     }
 
     /// The largest whole frame these limits accept.
+    #[inline]
     pub fn max_frame_len(&self) -> u64 {
         MIN_FRAME_LEN as u64 + u64::from(self.max_headers_len) + u64::from(self.max_payload_len)
     }

@@ -19,12 +19,17 @@
 //! In front of it sits a cheaper path for the exact compact text Bedrock writes
 //! (`{"contentBlockIndex":N,"delta":{...},"p":"..."}`, no whitespace, that member
 //! order): literal prefixes are compared instead of keys being read, and the padding is
-//! only checked to be a plain string (usually by comparing it with the alphabet Bedrock
-//! pads with). It falls back to the general reader for anything else.
+//! only checked to be a plain string (one backward scan from the payload's end). It
+//! falls back to the general reader for anything else.
 
 use std::borrow::Cow;
 
 use super::event::ContentBlockDelta;
+
+mod string;
+
+use string::string_end;
+pub(crate) use string::JsonStr;
 
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
@@ -86,174 +91,6 @@ fn scan(rest: &[u8]) -> Option<usize> {
     match rest.get(at)? {
         b'"' | b'\\' => Some(at),
         _ => None,
-    }
-}
-
-// ===== JsonStr =====
-
-/// The text between the quotes of a JSON string, valid UTF-8. Either known to be a
-/// plain string (no escapes, no control characters: the general reader checked it), or
-/// still to be checked, which [`decode_into`](Self::decode_into) does in the same pass
-/// that decodes it (the compact path finds the string's end from the payload's end
-/// and leaves every check to that pass).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct JsonStr<'a> {
-    raw: &'a str,
-    plain: bool,
-}
-
-impl<'a> JsonStr<'a> {
-    /// The string itself when it is known to have no escapes.
-    pub(crate) fn plain(&self) -> Option<&'a str> {
-        self.plain.then_some(self.raw)
-    }
-
-    /// Appends the decoded string to `out`, checking it on the way (one pass: runs
-    /// between escapes are copied, each escape is decoded in place; an unescaped `"`,
-    /// a control character or a bad escape stops it). Reserves at most the raw length
-    /// (decoding never makes a string longer). `None` for an invalid string, with
-    /// `out` as it was.
-    pub(crate) fn decode_into(&self, out: &mut String) -> Option<()> {
-        if self.plain {
-            out.push_str(self.raw);
-            return Some(());
-        }
-        let start = out.len();
-        out.reserve(self.raw.len());
-        let decoded = decode_checked(self.raw, out);
-        if decoded.is_none() {
-            out.truncate(start);
-        }
-        decoded
-    }
-
-    /// Whether [`decode_into`](Self::decode_into) would accept it (for the error path).
-    pub(crate) fn is_valid(&self) -> bool {
-        self.plain || decode_checked(self.raw, &mut String::new()).is_some()
-    }
-
-    /// The decoded string: borrowed when it has no escapes (allocates otherwise);
-    /// `None` for an invalid string.
-    #[cfg(test)]
-    pub(crate) fn to_cow(self) -> Option<Cow<'a, str>> {
-        if self.plain || special_at(self.raw.as_bytes()) == self.raw.len() {
-            return Some(Cow::Borrowed(self.raw));
-        }
-        let mut s = String::with_capacity(self.raw.len());
-        self.decode_into(&mut s)?;
-        Some(Cow::Owned(s))
-    }
-}
-
-/// Decodes `raw` (valid UTF-8, the text between the quotes of a string) onto `out`;
-/// `None` at the first unescaped `"`, control character or invalid escape.
-///
-/// `\"`, `\\` and `\/` stand for the byte after their backslash, so the run to copy
-/// simply restarts at that byte (one copy for `a\"b`, not three pieces): the common
-/// case in tool inputs, whose every key is quoted that way.
-fn decode_checked(raw: &str, out: &mut String) -> Option<()> {
-    let bytes = raw.as_bytes();
-    // The start of the run still to copy, and where to look for the next special byte.
-    let (mut run, mut from) = (0, 0);
-    loop {
-        let at = from + special_at(bytes.get(from..)?);
-        // `run` and `at` are at ASCII bytes (or the end): character boundaries.
-        out.push_str(raw.get(run..at)?);
-        match bytes.get(at) {
-            None => return Some(()),
-            Some(b'\\') => match bytes.get(at + 1) {
-                Some(b'"' | b'\\' | b'/') => {
-                    run = at + 1;
-                    from = at + 2;
-                }
-                _ => {
-                    let (ch, used) = escape(bytes.get(at..)?)?;
-                    out.push(ch);
-                    run = at + used;
-                    from = run;
-                }
-            },
-            Some(_) => return None,
-        }
-    }
-}
-
-/// The character an escape (`bytes` starts with its backslash) stands for, and its
-/// length; `None` for an invalid escape or a lone surrogate (serde_json rejects both).
-fn escape(bytes: &[u8]) -> Option<(char, usize)> {
-    let ch = match *bytes.get(1)? {
-        b'"' => '"',
-        b'\\' => '\\',
-        b'/' => '/',
-        b'b' => '\u{8}',
-        b'f' => '\u{c}',
-        b'n' => '\n',
-        b'r' => '\r',
-        b't' => '\t',
-        b'u' => return unicode_escape(bytes),
-        _ => return None,
-    };
-    Some((ch, 2))
-}
-
-/// A `\\uXXXX` escape, or a surrogate pair of two.
-fn unicode_escape(bytes: &[u8]) -> Option<(char, usize)> {
-    let hi = hex4(bytes.get(2..6))?;
-    if (0xD800..0xDC00).contains(&hi) {
-        if bytes.get(6..8)? != b"\\u" {
-            return None;
-        }
-        let lo = hex4(bytes.get(8..12))?;
-        if !(0xDC00..0xE000).contains(&lo) {
-            return None;
-        }
-        let code = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-        return Some((char::from_u32(code)?, 12));
-    }
-    // A lone trailing surrogate is no character: from_u32 refuses it.
-    Some((char::from_u32(hi)?, 6))
-}
-
-/// Four hex digits.
-fn hex4(digits: Option<&[u8]>) -> Option<u32> {
-    let [a, b, c, d] = digits?.first_chunk::<4>()?.map(|x| HEX[usize::from(x)]);
-    // Valid digits are below 16; an invalid one (0xFF) sets a high bit.
-    if (a | b | c | d) & 0xF0 != 0 {
-        return None;
-    }
-    Some(u32::from(a) << 12 | u32::from(b) << 8 | u32::from(c) << 4 | u32::from(d))
-}
-
-/// The value of each byte as a hex digit, 0xFF for a byte that is none.
-const HEX: [u8; 256] = {
-    let mut t = [0xFF; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        t[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-};
-
-/// The position of the closing quote of a string whose first `\\` is at `first`:
-/// memchr2 from escape to escape, stepping over the character after each backslash.
-/// The escapes themselves are checked when the string is decoded.
-fn string_end(bytes: &[u8], first: usize) -> Option<usize> {
-    let mut i = first;
-    loop {
-        match bytes.get(i)? {
-            b'"' => return Some(i),
-            // `\\` and the byte it escapes (a multi-byte character there is refused
-            // when the escape is decoded).
-            _ => i += 2,
-        }
-        i += memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
     }
 }
 
@@ -382,14 +219,22 @@ impl<'a> Cursor<'a> {
         Some(name)
     }
 
-    /// One of `names`, or `p` (Bedrock's padding), as an object key and its `:`.
+    /// One of `names`, or `p` (Bedrock's padding), as an object key and its `:`. The
+    /// key is read once: `p"` is checked right after the opening quote, before the
+    /// names are compared.
     fn key_or_padding(&mut self, names: &[&'static [u8]]) -> Option<&'static [u8]> {
-        let start = self.pos;
-        if let Some(name) = self.key(names) {
-            return Some(name);
-        }
-        self.pos = start;
-        self.key(&[b"p"])
+        self.eat(b'"')?;
+        let rest = self.bytes.get(self.pos..)?;
+        let name: &'static [u8] = if rest.starts_with(b"p\"") {
+            b"p"
+        } else {
+            names.iter().copied().find(|n| {
+                rest.first() == n.first() && rest.get(n.len()) == Some(&b'"') && rest.starts_with(n)
+            })?
+        };
+        self.pos += name.len() + 1;
+        self.eat(b':')?;
+        Some(name)
     }
 
     /// Skips a string without escapes (the `"p"` padding).
@@ -580,6 +425,45 @@ fn leading_u32(b: &[u8]) -> Option<(u32, usize)> {
     Some((u32::try_from(v).ok()?, n))
 }
 
+/// Flags the bytes of `x` that are `"`, `\\` or a control character, exactly (no
+/// borrow crosses from one byte to the next, unlike [`special_bytes`]), so the
+/// highest flag is exact too.
+fn special_bytes_exact(x: u64) -> u64 {
+    const LOW7: u64 = LO * 0x7F;
+    let zero = |y: u64| !(((y & LOW7) + LOW7) | y | LOW7);
+    zero(x ^ (LO * u64::from(b'"'))) | zero(x ^ (LO * u64::from(b'\\'))) | zero(x & (LO * 0xE0))
+}
+
+/// The position of the last `"`, `\\` or control character in `b`, if any: eight
+/// bytes at a time from the end (the first few bytes are read as one overlapping
+/// word), where `memrchr` is a call with its own setup for a few dozen bytes.
+fn last_special(b: &[u8]) -> Option<usize> {
+    // The highest flag of a word, as a byte offset in it (below 8).
+    let last = |flags: u64| (63 - flags.leading_zeros()) as usize / 8;
+    let mut end = b.len();
+    while let Some(word) = end
+        .checked_sub(8)
+        .and_then(|at| b.get(at..end)?.first_chunk::<8>())
+    {
+        let flags = special_bytes_exact(u64::from_le_bytes(*word));
+        if flags != 0 {
+            return Some(end - 8 + last(flags));
+        }
+        end -= 8;
+    }
+    if end == 0 {
+        return None;
+    }
+    match b.first_chunk::<8>() {
+        // Overlaps bytes already checked, which raise no flag.
+        Some(first) => {
+            let flags = special_bytes_exact(u64::from_le_bytes(*first));
+            (flags != 0).then(|| last(flags))
+        }
+        None => b.iter().rposition(|&c| c == b'"' || c == b'\\' || c < 0x20),
+    }
+}
+
 /// Whether `b` can be the inside of a JSON string without escapes: no `"`, `\\` or
 /// control character. Eight bytes at a time (the last eight may overlap).
 fn plain(b: &[u8]) -> bool {
@@ -666,11 +550,11 @@ fn utf8_span(payload: &[u8], start: usize, end: usize) -> Option<&str> {
 fn compact_string_end(payload: &[u8], braces: usize) -> Option<usize> {
     let body = match payload.strip_suffix(b"\"}") {
         // The last member is a string: the padding (plain, so its opening quote is
-        // the last quote before its end).
+        // the last quote before its end, and nothing after that quote is special:
+        // one backward scan finds the quote and checks the padding).
         Some(head) => {
-            let open = memchr::memrchr(b'"', head)?;
-            let padding = head.get(open + 1..)?;
-            if !plain(padding) {
+            let open = last_special(head)?;
+            if head.get(open) != Some(&b'"') {
                 return None;
             }
             head.get(..open)?.strip_suffix(br#","p":"#)?

@@ -259,6 +259,18 @@ proptest! {
     }
 
     #[test]
+    fn last_special_matches_naive(bytes in proptest::collection::vec(
+        prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff, Just(b'a'), Just(0x21), Just(0x5d)], 0..40),
+        tail in 0usize..20) {
+        let mut long = bytes.clone();
+        long.extend(std::iter::repeat(b'x').take(tail));
+        for b in [&bytes, &long] {
+            let naive = b.iter().rposition(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            prop_assert_eq!(last_special(b), naive);
+        }
+    }
+
+    #[test]
     fn scan_matches_naive(bytes in proptest::collection::vec(
         prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff, Just(b'a')], 0..80)) {
         prop_assert_eq!(scan(&bytes), scan_naive(&bytes));

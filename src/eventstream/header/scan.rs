@@ -2,20 +2,28 @@
 //! [`kind`](super::kind).
 
 /// `a == b`, eight bytes at a time and inline. With `b` a constant this unrolls into a
-/// few loads and XORs, where `==` on slices calls `bcmp`.
+/// few loads and XORs, where `==` on slices calls `bcmp`. (An index loop, not a `zip`
+/// of `chunks_exact`: the profile showed `Zip::new` as a call of its own, 4% of
+/// decode + assemble.)
 #[inline(always)]
 pub(super) fn equal(a: &[u8], b: &[u8]) -> bool {
-    let (Some(a_last), Some(b_last)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) else {
-        return a == b;
-    };
     if a.len() != b.len() {
         return false;
     }
-    let word = |w: &[u8]| w.first_chunk::<8>().map_or(0, |w| u64::from_ne_bytes(*w));
-    // The last eight bytes cover what `chunks_exact` leaves over.
+    let (Some(a_last), Some(b_last)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) else {
+        return a == b;
+    };
+    let word = |w: &[u8], at: usize| {
+        w.get(at..)
+            .and_then(<[u8]>::first_chunk::<8>)
+            .map_or(0, |w| u64::from_ne_bytes(*w))
+    };
+    // The last eight bytes cover what the whole words leave over.
     let mut diff = u64::from_ne_bytes(*a_last) ^ u64::from_ne_bytes(*b_last);
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        diff |= word(x) ^ word(y);
+    let mut at = 0;
+    while at + 8 <= a.len() {
+        diff |= word(a, at) ^ word(b, at);
+        at += 8;
     }
     diff == 0
 }
