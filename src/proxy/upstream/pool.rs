@@ -106,6 +106,14 @@ impl UpstreamClient {
     /// A client whose connection attempts (TCP and TLS) give up after `connect_timeout`;
     /// HTTPS with the webpki roots.
     pub(crate) fn new(connect_timeout: Duration) -> UpstreamClient {
+        UpstreamClient::trusting(connect_timeout, Vec::new())
+    }
+
+    /// [`new`](Self::new), trusting `extra` roots beside the webpki ones.
+    fn trusting(
+        connect_timeout: Duration,
+        extra: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> UpstreamClient {
         let mut h1 = http1::Builder::new();
         h1.max_buf_size(READ_BUF_MAX);
         let mut h2 = http2::Builder::new(TokioExecutor::new());
@@ -113,7 +121,7 @@ impl UpstreamClient {
         UpstreamClient {
             inner: Arc::new(ClientInner {
                 connect_timeout,
-                tls: tls_connector(),
+                tls: tls_connector(extra),
                 h1,
                 h2,
                 idle: Mutex::new(Vec::new()),
@@ -338,11 +346,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// rustls with ring (the provider the crate already compiles), the webpki roots, and
-/// ALPN `h2` then `http/1.1`.
-fn tls_connector() -> tokio_rustls::TlsConnector {
+/// rustls with ring (the provider the crate already compiles), the webpki roots (and
+/// `extra`), and ALPN `h2` then `http/1.1`.
+fn tls_connector(extra: Vec<rustls::pki_types::CertificateDer<'static>>) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // A root that does not parse is left out (the connection to its server then fails).
+    let _ = roots.add_parsable_certificates(extra);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -143,3 +143,99 @@ async fn a_refused_connection_is_an_error() {
         .await;
     assert!(matches!(got, Err(UpstreamError::Connect(_))));
 }
+
+// ===== over TLS =====
+
+/// A self-signed certificate, and a client that trusts it.
+#[cfg(feature = "server")]
+fn trusted() -> (crate::tls::TlsCertificate, UpstreamClient) {
+    use tokio_rustls::rustls::pki_types::{pem::PemObject, CertificateDer};
+    let (cert, key) = crate::server::self_signed_pem().unwrap();
+    let root = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+    let tls = crate::tls::TlsCertificate::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    (tls, UpstreamClient::trusting(Duration::from_secs(5), vec![root]))
+}
+
+#[cfg(feature = "server")]
+#[tokio::test]
+async fn https_upstreams_speak_http1_when_alpn_offers_only_that() {
+    let (tls, client) = trusted();
+    let server = crate::server::MockBedrock::builder()
+        .tls(tls)
+        .start()
+        .await
+        .unwrap();
+    let url = format!("{}mock.text/converse", server.url());
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let body = br#"{"messages":[{"role":"user","content":[{"text":"over tls"}]}]}"#;
+    for _ in 0..2 {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut response = client
+            .post(&url, headers, Bytes::from_static(body))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut text = Vec::new();
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            text.extend_from_slice(&chunk);
+        }
+        assert!(String::from_utf8_lossy(&text).contains("over tls"));
+    }
+    assert!(lock(&client.inner.shared).is_empty());
+    assert_eq!(lock(&client.inner.idle).len(), 1);
+}
+
+#[cfg(feature = "server")]
+#[tokio::test]
+async fn https_upstreams_that_offer_h2_get_one_shared_http2_connection() {
+    use hyper_util::server::conn::auto;
+    let (tls, client) = trusted();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config(&[b"h2"]));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/model/m/converse", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let stream = acceptor.accept(tcp).await.unwrap();
+                let service =
+                    hyper::service::service_fn(|request: Request<hyper::body::Incoming>| async move {
+                        // The version and the authority it came with, as the body.
+                        let seen = format!(
+                            "{:?} {}",
+                            request.version(),
+                            request.uri().authority().map_or("", |a| a.as_str())
+                        );
+                        Ok::<_, std::convert::Infallible>(axum::http::Response::new(Body::from(seen)))
+                    });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let authority = url
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    for _ in 0..3 {
+        let mut response = client
+            .post(&url, HeaderMap::new(), Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut text = Vec::new();
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            text.extend_from_slice(&chunk);
+        }
+        assert_eq!(String::from_utf8_lossy(&text), format!("HTTP/2.0 {authority}"));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
