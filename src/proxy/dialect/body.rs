@@ -173,7 +173,9 @@ impl SseBody {
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             done: false,
             stall,
-            yields: 0,
+            // What `first_bytes` read goes out at the first poll, without waiting for
+            // more: the client's time to first byte.
+            yields: GATHER_YIELDS,
         })
     }
 
