@@ -208,7 +208,10 @@ impl Checker<'_> {
     }
 
     /// The rest of a number after its first byte (`first` is the digit, or `None` after
-    /// a minus sign).
+    /// a minus sign). `None` also for a number that may be beyond `f64`'s range (below
+    /// `10^B` with `B` = integer digits + exponent, `B` over 308): serde_json's syntax
+    /// check (`IgnoredAny`) accepts `1e400`, but a parse into a value refuses it, so the
+    /// caller decides with that parse (see `check_json`).
     fn number_rest(&mut self, first: Option<u8>) -> Option<()> {
         let lead = match first {
             Some(d) => d,
@@ -217,25 +220,38 @@ impl Checker<'_> {
                 _ => return None,
             },
         };
-        if lead != b'0' {
-            self.digits();
-        }
+        // Digits of the integer part (a lone `0` counts as none: the value is below 1).
+        let int_digits = if lead == b'0' { 0 } else { 1 + self.digits() };
         if self.peek() == Some(b'.') {
             self.i += 1;
             if self.digits() == 0 {
                 return None;
             }
         }
+        let mut exponent: i64 = 0;
         if matches!(self.peek(), Some(b'e' | b'E')) {
             self.i += 1;
+            let negative = self.peek() == Some(b'-');
             if matches!(self.peek(), Some(b'+' | b'-')) {
                 self.i += 1;
             }
+            let start = self.i;
             if self.digits() == 0 {
                 return None;
             }
+            // Saturating: only whether it is above 308 matters.
+            let magnitude = self.b.get(start..self.i)?.iter().fold(0i64, |e, &d| {
+                e.saturating_mul(10)
+                    .saturating_add(i64::from(d - b'0'))
+                    .min(1 << 40)
+            });
+            exponent = if negative { -magnitude } else { magnitude };
         }
-        Some(())
+        // `int_digits` is at most the text's length, far below i64::MAX.
+        let bound = i64::try_from(int_digits)
+            .unwrap_or(i64::MAX)
+            .saturating_add(exponent);
+        (bound <= 308).then_some(())
     }
 
     /// Skips digits and says how many.
@@ -309,6 +325,32 @@ mod tests {
         ] {
             assert!(!is_one_value(s), "{s:?}");
         }
+    }
+
+    #[test]
+    fn numbers_beyond_f64_defer_to_serde_json() {
+        for (text, in_range) in [
+            ("1e307", true),
+            ("-9.5e307", true),
+            ("0.5e308", true),
+            ("1e-400", true),
+            ("123E305", true),
+            // Left to serde_json (which accepts this one): the bound is conservative.
+            ("1e308", false),
+            ("1e400", false),
+            ("1111111E11111111111", false),
+            ("[0e999]", false),
+            ("{\"a\":10e308}", false),
+        ] {
+            assert_eq!(is_one_value(text), in_range, "{text}");
+            // What the checker accepts, a parse into a value accepts too.
+            if in_range {
+                assert!(serde_json::from_str::<serde_json::Value>(text).is_ok(), "{text}");
+            }
+        }
+        let long = "9".repeat(400);
+        assert!(!is_one_value(&long));
+        assert!(serde_json::from_str::<serde_json::Value>(&long).is_err());
     }
 
     #[test]

@@ -343,7 +343,12 @@ pub(super) fn check_json(text: &str) -> Result<(), serde_json::Error> {
     if text.trim_start().is_empty() || json_check::is_one_value(text) {
         return Ok(());
     }
-    serde_json::from_str::<IgnoredAny>(text).map(|_| ())
+    serde_json::from_str::<IgnoredAny>(text)?;
+    // Valid syntax the checker refused: a number that may be beyond `f64`'s range
+    // (`1e400`), which `IgnoredAny` accepts but a parse into a value refuses (and so
+    // would a caller's `to_value()`, or the response read back). That parse decides;
+    // it builds a tree only for such rare inputs.
+    serde_json::from_str::<Value>(text).map(|_| ())
 }
 
 /// Unknown members in arrival order: one member as it came, a member sent several
