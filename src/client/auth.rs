@@ -207,13 +207,7 @@ fn sign_sigv4(
     region: &str,
     request: &RequestToSign<'_>,
 ) -> Result<Vec<(&'static str, String)>, ClientError> {
-    let RequestToSign {
-        method,
-        url,
-        headers,
-        body,
-        time,
-    } = *request;
+    let RequestToSign { url, headers, .. } = *request;
     let uri: http::Uri = url.parse().map_err(|source| AuthError::InvalidUrl {
         url: url.to_string(),
         source,
@@ -229,9 +223,34 @@ fn sign_sigv4(
         Some(p) if p != default_port => format!("{host}:{p}"),
         _ => host.to_string(),
     };
+    let has_host = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"));
+    if !has_host && uri.query().is_none() {
+        let path = uri.path();
+        if let Some(out) = super::sigv4::sign_plain(credentials, region, request, &host_header, path) {
+            return Ok(out);
+        }
+    }
+    sign_general(credentials, region, request, &host_header, has_host)
+}
+
+/// [`sign_sigv4`] by `aws_sigv4`, for what `sigv4::sign_plain` does not sign.
+pub(super) fn sign_general(
+    credentials: &AwsCredentials,
+    region: &str,
+    request: &RequestToSign<'_>,
+    host_header: &str,
+    has_host: bool,
+) -> Result<Vec<(&'static str, String)>, ClientError> {
+    let RequestToSign {
+        method,
+        url,
+        headers,
+        body,
+        time,
+    } = *request;
     let mut all: Vec<(&str, &str)> = Vec::with_capacity(headers.len() + 1);
-    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-        all.push(("host", &host_header));
+    if !has_host {
+        all.push(("host", host_header));
     }
     all.extend_from_slice(headers);
 

@@ -1,0 +1,237 @@
+//! SigV4 for the requests this crate makes, without the general signer's allocations:
+//! one canonical request built in one `String`, and the signing key derived once per
+//! day, region and secret (it depends on nothing else) and kept per thread.
+//!
+//! Only the plain case is signed here: an absolute path of unreserved characters, `/`
+//! and `%XX` escapes, no dot segments or `//`, no query, header names given once and
+//! values of visible ASCII without leading, trailing or doubled spaces, and none of the
+//! headers the general signer leaves out or adds itself. Anything else returns `None`
+//! and [`aws_sigv4`] signs it; a test checks that both give the same headers.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use hmac::{digest::FixedOutput, Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+use super::auth::{AwsCredentials, RequestToSign, SIGNING_SERVICE};
+
+/// The signing key of one day, region and secret.
+struct CachedKey {
+    secret: String,
+    region: String,
+    date: [u8; 8],
+    key: [u8; 32],
+}
+
+thread_local! {
+    static SIGNING_KEY: RefCell<Option<CachedKey>> = const { RefCell::new(None) };
+}
+
+/// Headers the general signer leaves out of the signature or sets itself: a request
+/// that carries one is signed by it.
+const NOT_PLAIN: [&str; 7] = [
+    "authorization",
+    "user-agent",
+    "x-amzn-trace-id",
+    "transfer-encoding",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
+];
+
+/// The `authorization`, `x-amz-date` and (for temporary credentials)
+/// `x-amz-security-token` headers of `request` to `path` with `host` (as sent), or
+/// `None` when it is not the plain case.
+pub(super) fn sign_plain(
+    credentials: &AwsCredentials,
+    region: &str,
+    request: &RequestToSign<'_>,
+    host: &str,
+    path: &str,
+) -> Option<Vec<(&'static str, String)>> {
+    if !plain_path(path) || !plain_value(host) || !plain_value(request.method) {
+        return None;
+    }
+    let token = credentials.session_token.as_ref().map(|t| t.expose());
+    if token.is_some_and(|t| !plain_value(t)) {
+        return None;
+    }
+    let (date, amz_date) = timestamp(request.time)?;
+    // The signed headers, lowercased and sorted: `host`, the request's, `x-amz-*`.
+    let mut headers: Vec<(String, &str)> = Vec::with_capacity(request.headers.len() + 3);
+    headers.push(("host".to_owned(), host));
+    for (name, value) in request.headers {
+        let name = name.to_ascii_lowercase();
+        if name.is_empty() || !name.bytes().all(is_token) || NOT_PLAIN.contains(&name.as_str()) {
+            return None;
+        }
+        if !plain_value(value) || headers.iter().any(|(n, _)| *n == name) {
+            return None;
+        }
+        headers.push((name, value));
+    }
+    headers.push(("x-amz-date".to_owned(), &amz_date));
+    if let Some(token) = token {
+        headers.push(("x-amz-security-token".to_owned(), token));
+    }
+    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    let signed: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+    let signed = signed.join(";");
+
+    let mut canonical = String::with_capacity(256 + path.len());
+    canonical.push_str(request.method);
+    canonical.push('\n');
+    // Double-encoded, as for every service but S3: only `%` changes in a plain path.
+    for c in path.chars() {
+        match c {
+            '%' => canonical.push_str("%25"),
+            c => canonical.push(c),
+        }
+    }
+    canonical.push_str("\n\n");
+    for (name, value) in &headers {
+        let _ = writeln!(canonical, "{name}:{value}");
+    }
+    canonical.push('\n');
+    canonical.push_str(&signed);
+    canonical.push('\n');
+    canonical.push_str(&hex(&Sha256::digest(request.body)));
+
+    let scope = format!("{date}/{region}/{SIGNING_SERVICE}/aws4_request");
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex(&Sha256::digest(canonical.as_bytes()))
+    );
+    let key = signing_key(credentials.secret_access_key.expose(), region, &date);
+    let signature = hex(&hmac(&key, to_sign.as_bytes()));
+    let mut out = Vec::with_capacity(3);
+    out.push((
+        "authorization",
+        format!(
+            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
+            credentials.access_key_id
+        ),
+    ));
+    out.push(("x-amz-date", amz_date));
+    if let Some(token) = token {
+        out.push(("x-amz-security-token", token.to_owned()));
+    }
+    Some(out)
+}
+
+/// The signing key for `date` (`YYYYMMDD`), from the thread's cache when it is the
+/// same day, region and secret.
+fn signing_key(secret: &str, region: &str, date: &str) -> [u8; 32] {
+    SIGNING_KEY.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(c) = cache.as_ref() {
+            if c.date.as_slice() == date.as_bytes() && c.region == region && c.secret == secret {
+                return c.key;
+            }
+        }
+        let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+        let k_region = hmac(&k_date, region.as_bytes());
+        let k_service = hmac(&k_region, SIGNING_SERVICE.as_bytes());
+        let key = hmac(&k_service, b"aws4_request");
+        let mut day = [0u8; 8];
+        day.copy_from_slice(date.as_bytes().get(..8).unwrap_or(b"00000000"));
+        *cache = Some(CachedKey {
+            secret: secret.to_owned(),
+            region: region.to_owned(),
+            date: day,
+            key,
+        });
+        key
+    })
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC takes a key of any length: `new_from_slice` cannot fail here.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return [0; 32];
+    };
+    mac.update(data);
+    mac.finalize_fixed().into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// `YYYYMMDD` and `YYYYMMDDTHHMMSSZ` of `time` (UTC); `None` before 1970 or past 9999.
+fn timestamp(time: SystemTime) -> Option<(String, String)> {
+    let secs = time.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
+    let days = i64::try_from(secs / 86_400).ok()?;
+    let rest = secs % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if year > 9999 {
+        return None;
+    }
+    let date = format!("{year:04}{month:02}{day:02}");
+    let amz = format!(
+        "{date}T{:02}{:02}{:02}Z",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    );
+    Some((date, amz))
+}
+
+/// An absolute path of unreserved characters, `/` and `%XX`, no dot segments, no `//`.
+fn plain_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') || path.contains("//") {
+        return false;
+    }
+    if path.split('/').any(|segment| segment == "." || segment == "..") {
+        return false;
+    }
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let escape = bytes.get(i + 1..i + 3);
+            if !escape.is_some_and(|e| e.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(b.is_ascii_alphanumeric() || b"-._~/".contains(&b)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Visible ASCII and single inner spaces: what the general signer would not change.
+fn plain_value(value: &str) -> bool {
+    !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && !value.contains("  ")
+        && value.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+}
+
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests;
