@@ -154,6 +154,7 @@ enum Mode {
 }
 
 /// Runs the whole stream once; returns the bytes written to the client.
+#[inline(never)]
 fn run(wire: &[u8], mode: Mode, buf: &mut BytesMut, out: &mut Vec<u8>) -> usize {
     let mut codec = EventStreamCodec::default();
     let mut asm = StreamAssembler::new();
@@ -199,16 +200,33 @@ fn run(wire: &[u8], mode: Mode, buf: &mut BytesMut, out: &mut Vec<u8>) -> usize 
     written
 }
 
+const MODES: [(&str, Mode); 4] = [
+    ("passthrough", Mode::Passthrough),
+    ("assemble", Mode::Assemble),
+    ("openai_sse", Mode::OpenAi),
+    ("anthropic_sse", Mode::Anthropic),
+];
+
+/// With `DIALECT_ONLY=<mode name>`: the whole stream [`ONLY_RUNS`] times in that mode and no
+/// timing loop, a fixed amount of work to count instructions of (`valgrind
+/// --tool=callgrind`, then the inclusive cost of `run` divided by its calls).
+const ONLY_RUNS: usize = 10;
+
 fn bench(c: &mut Criterion) {
     let (wire, frames) = long_stream();
     let mut buf = BytesMut::with_capacity(2 * CHUNK);
     let mut out = Vec::with_capacity(4 * CHUNK);
-    for (name, mode) in [
-        ("passthrough", Mode::Passthrough),
-        ("assemble", Mode::Assemble),
-        ("openai_sse", Mode::OpenAi),
-        ("anthropic_sse", Mode::Anthropic),
-    ] {
+    if let Ok(only) = std::env::var("DIALECT_ONLY") {
+        let (_, mode) = MODES
+            .into_iter()
+            .find(|(name, _)| *name == only)
+            .expect("DIALECT_ONLY names a mode");
+        for _ in 0..ONLY_RUNS {
+            black_box(run(black_box(&wire), mode, &mut buf, &mut out));
+        }
+        return;
+    }
+    for (name, mode) in MODES {
         let bytes = run(&wire, mode, &mut buf, &mut out);
         println!(
             "dialect/{name}: {frames} frames, {} wire bytes in, {bytes} bytes out",
@@ -217,12 +235,7 @@ fn bench(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("dialect");
     g.throughput(Throughput::Elements(frames as u64));
-    for (name, mode) in [
-        ("passthrough", Mode::Passthrough),
-        ("assemble", Mode::Assemble),
-        ("openai_sse", Mode::OpenAi),
-        ("anthropic_sse", Mode::Anthropic),
-    ] {
+    for (name, mode) in MODES {
         g.bench_function(name, |b| {
             b.iter(|| run(black_box(&wire), mode, &mut buf, &mut out))
         });

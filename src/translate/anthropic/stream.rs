@@ -7,7 +7,7 @@ use super::response::{citation, stop_reason, Usage};
 use crate::converse::{ContentBlockDelta, StopReason, StreamEvent, TokenUsage};
 use crate::translate::error::{ApiError, ErrorClass};
 use crate::translate::events::{route, EventSink, ToolStart};
-use crate::translate::write::{base64_str, json_str, json_value, uint};
+use crate::translate::write::{base64_str, json_str, json_str_body, json_value, uint};
 
 /// The kind of an open Anthropic content block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,30 @@ enum Kind {
     Redacted,
     ToolUse,
 }
+
+/// The string field of a text-like delta: which `delta.type` it is and its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Text,
+    PartialJson,
+    Thinking,
+    Signature,
+}
+
+impl Field {
+    /// `{"type":...,"<key>":"`: the delta object up to its string's contents.
+    fn head(self) -> &'static [u8] {
+        match self {
+            Field::Text => b"{\"type\":\"text_delta\",\"text\":\"",
+            Field::PartialJson => b"{\"type\":\"input_json_delta\",\"partial_json\":\"",
+            Field::Thinking => b"{\"type\":\"thinking_delta\",\"thinking\":\"",
+            Field::Signature => b"{\"type\":\"signature_delta\",\"signature\":\"",
+        }
+    }
+}
+
+/// What follows a text-like delta's contents: the string, the delta and the event closed.
+const TEXT_TAIL: &[u8] = b"\"}}\n\n";
 
 /// One Converse block: its Converse index, its Anthropic index, its kind, open or not.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +104,14 @@ pub struct MessagesStreamWriter {
     ended: bool,
     /// Redacted reasoning gathered until its block stops: (Converse block index, bytes).
     redacted: Vec<(u32, Vec<u8>)>,
+    /// A text-like delta event up to its string's contents
+    /// (`event: content_block_delta\ndata: {...,"index":N,"delta":{"type":"text_delta","text":"`),
+    /// for the block and field in `head_for`: built once per run of deltas to one block
+    /// (a text block's thousands of deltas share it), so that such a delta is this head,
+    /// the escaped text and [`TEXT_TAIL`].
+    text_head: Vec<u8>,
+    /// The (Anthropic index, field) `text_head` is for; `None` before the first delta.
+    head_for: Option<(u32, Field)>,
 }
 
 impl MessagesStreamWriter {
@@ -95,6 +127,8 @@ impl MessagesStreamWriter {
             usage: None,
             ended: false,
             redacted: Vec::new(),
+            text_head: Vec::with_capacity(128),
+            head_for: None,
         }
     }
 
@@ -249,11 +283,11 @@ impl MessagesStreamWriter {
         let Some(at) = self.delta_target(block, want, delta, buf) else {
             return;
         };
-        let (head, text): (&[u8], &str) = match delta {
-            ContentBlockDelta::Text(t) => (b"{\"type\":\"text_delta\",\"text\":", t),
-            ContentBlockDelta::ToolUseInput(t) => (b"{\"type\":\"input_json_delta\",\"partial_json\":", t),
-            ContentBlockDelta::ReasoningText(t) => (b"{\"type\":\"thinking_delta\",\"thinking\":", t),
-            ContentBlockDelta::ReasoningSignature(t) => (b"{\"type\":\"signature_delta\",\"signature\":", t),
+        let (field, text): (Field, &str) = match delta {
+            ContentBlockDelta::Text(t) => (Field::Text, t),
+            ContentBlockDelta::ToolUseInput(t) => (Field::PartialJson, t),
+            ContentBlockDelta::ReasoningText(t) => (Field::Thinking, t),
+            ContentBlockDelta::ReasoningSignature(t) => (Field::Signature, t),
             ContentBlockDelta::Citation(c) => {
                 delta_head(at, buf);
                 buf.put_slice(b"{\"type\":\"citations_delta\",\"citation\":");
@@ -263,10 +297,21 @@ impl MessagesStreamWriter {
             }
             _ => return,
         };
-        delta_head(at, buf);
-        buf.put_slice(head);
-        json_str(buf, text);
-        delta_tail(buf);
+        self.text_delta(at, field, text, buf);
+    }
+
+    /// A text-like delta to the client's block `at`: the head for (`at`, `field`), built
+    /// now if the last one was for another, the escaped text, [`TEXT_TAIL`]; three writes.
+    fn text_delta<B: BufMut>(&mut self, at: u32, field: Field, text: &str, buf: &mut B) {
+        if self.head_for != Some((at, field)) {
+            self.head_for = Some((at, field));
+            self.text_head.clear();
+            delta_head(at, &mut self.text_head);
+            self.text_head.extend_from_slice(field.head());
+        }
+        buf.put_slice(&self.text_head);
+        json_str_body(buf, text);
+        buf.put_slice(TEXT_TAIL);
     }
 
     /// Gathers a piece of redacted reasoning until its block stops (no slot before:
