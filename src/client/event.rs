@@ -72,8 +72,9 @@ pub enum ChatEvent {
     },
     /// `metadata`: token usage and latency (after `MessageStop`).
     Metadata {
-        /// `usage`.
-        usage: Option<TokenUsage>,
+        /// `usage` (boxed: it would double the size of every event, and each event is
+        /// moved a few times on its way to the caller).
+        usage: Option<Box<TokenUsage>>,
         /// `metrics`.
         metrics: Option<ConverseMetrics>,
         /// `trace`, when sent.
@@ -183,6 +184,7 @@ impl ChatEvent {
     /// The owned event of a layer-2 event. `None` for a `contentBlockDelta` of an empty
     /// tool-input fragment (it carries nothing). A tool fragment's id and name are left
     /// empty here: the stream fills them in from the assembler.
+    #[inline] // Into the stream's `on_message`: the layer-2 event is not moved again.
     pub(crate) fn from_stream_event(event: StreamEvent<'_>) -> Option<ChatEvent> {
         Some(match event {
             StreamEvent::MessageStart { role } => ChatEvent::MessageStart { role },
@@ -207,7 +209,7 @@ impl ChatEvent {
                 metrics,
                 trace,
             } => ChatEvent::Metadata {
-                usage,
+                usage: usage.map(Box::new),
                 metrics,
                 trace: trace.map(raw_value),
             },
