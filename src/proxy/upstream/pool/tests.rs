@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use super::*;
 
 /// How the test upstream answers each request.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Answer {
     /// `content-length` body, connection kept.
     KeepAlive,
@@ -83,26 +83,22 @@ async fn body_of(client: &UpstreamClient, url: &str) -> Vec<u8> {
     body
 }
 
+/// A connection goes back to the pool once its body is read, unless the upstream said
+/// `connection: close`: (answer, requests, connections the upstream accepted).
 #[tokio::test]
-async fn a_connection_is_reused_once_its_body_is_read() {
-    for answer in [Answer::KeepAlive, Answer::Chunked] {
+async fn a_connection_is_reused_once_its_body_is_read_unless_the_upstream_closes_it() {
+    for (answer, requests, connections) in [
+        (Answer::KeepAlive, 5, 1),
+        (Answer::Chunked, 5, 1),
+        (Answer::Close, 3, 3),
+    ] {
         let (url, accepted) = upstream(answer).await;
         let client = UpstreamClient::new(Duration::from_secs(5));
-        for _ in 0..5 {
+        for _ in 0..requests {
             assert_eq!(body_of(&client, &url).await, b"hello");
         }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(accepted.load(Ordering::SeqCst), connections, "{answer:?}");
     }
-}
-
-#[tokio::test]
-async fn a_connection_the_upstream_closes_is_not_reused() {
-    let (url, accepted) = upstream(Answer::Close).await;
-    let client = UpstreamClient::new(Duration::from_secs(5));
-    for _ in 0..3 {
-        assert_eq!(body_of(&client, &url).await, b"hello");
-    }
-    assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
