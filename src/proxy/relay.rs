@@ -218,11 +218,11 @@ impl Gathered {
 
 /// Turns the body gives way, with something gathered, before it hands that on: the
 /// upstream connection needs more than one turn to pass on its next chunk.
-const GATHER_YIELDS: u8 = 3;
+pub(super) const GATHER_YIELDS: u8 = 3;
 
 /// Bytes gathered before they are handed on without waiting for more (small: what
 /// hyper queues per connection is up to 16 such chunks, and memory counts per stream).
-const GATHER_BYTES: usize = 4 * 1024;
+pub(super) const GATHER_BYTES: usize = 4 * 1024;
 
 impl<S, E, F> HttpBody for RelayBody<S, F>
 where

@@ -46,19 +46,13 @@ use super::{Call, Dialect};
 use crate::converse::TokenUsage;
 use crate::proxy::listener::WriteStall;
 use crate::proxy::operation::Operation;
+use crate::proxy::relay::{GATHER_BYTES, GATHER_YIELDS};
 use crate::proxy::Admitted;
 use crate::proxy::{cut_message, far_future, StreamCut};
 use crate::translate::{ApiError, ErrorClass};
 
 /// The longest quiet spell before an Anthropic client gets `event: ping`.
 const PING_EVERY: Duration = Duration::from_secs(10);
-
-/// Turns the body gives way, with SSE gathered, before it hands that on: the upstream
-/// connection needs more than one turn to pass on its next chunk (as `relay.rs`).
-const GATHER_YIELDS: u8 = 3;
-
-/// SSE bytes gathered before they are handed on without waiting for more.
-const GATHER_BYTES: usize = 4 * 1024;
 
 // ===== impl Watch =====
 
@@ -137,12 +131,16 @@ pub(super) struct SseBody {
     stall: Option<WriteStall>,
     /// Turns the body gave way since the last upstream chunk, with SSE gathered.
     yields: u8,
+    /// Turns it gives way before handing on what it gathered: none when reading the
+    /// upstream body drives its connection (pending means upstream sent nothing more),
+    /// [`GATHER_YIELDS`] when a connection task passes the body on (as `relay.rs`).
+    max_yields: u8,
 }
 
 impl SseBody {
     /// The body for a stream whose first bytes `t` holds (and, over HTTP/2, its
-    /// watchdog).
-    pub(super) fn start(call: Call, t: Translation, chunks: Chunks) -> Body {
+    /// watchdog); `inline`: reading `chunks` drives its upstream connection.
+    pub(super) fn start(call: Call, t: Translation, chunks: Chunks, inline: bool) -> Body {
         let idle = call.proxy.inner.config.timeouts.idle;
         let deadline = call.admitted.total_deadline.unwrap_or_else(far_future);
         let dialect = call.dialect;
@@ -176,6 +174,7 @@ impl SseBody {
             // What `first_bytes` read goes out at the first poll, without waiting for
             // more: the client's time to first byte.
             yields: GATHER_YIELDS,
+            max_yields: if inline { 0 } else { GATHER_YIELDS },
         })
     }
 
@@ -212,7 +211,7 @@ impl SseBody {
                         self.t.fail(&err);
                     }
                 }
-                Poll::Pending if self.t.has_out() && self.yields < GATHER_YIELDS => {
+                Poll::Pending if self.t.has_out() && self.yields < self.max_yields => {
                     self.yields += 1;
                     cx.waker().wake_by_ref();
                     return Poll::Pending;

@@ -41,9 +41,11 @@ impl Call {
                 Attempt::Ok(upstream) => {
                     let mut t =
                         Translation::new(self.dialect, &id, super::unix_now(), translated, config.limits);
-                    let mut chunks: Chunks = Box::pin(upstream.bytes_stream());
+                    let upstream = upstream.bytes_stream();
+                    let inline = upstream.drives_connection();
+                    let mut chunks: Chunks = Box::pin(upstream);
                     match first_bytes(&mut t, &mut chunks, config.timeouts.idle).await {
-                        Ok(()) => return sse_response(SseBody::start(self, t, chunks)),
+                        Ok(()) => return sse_response(SseBody::start(self, t, chunks, inline)),
                         Err(err) => err,
                     }
                 }
