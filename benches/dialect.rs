@@ -10,8 +10,12 @@
 //! - `passthrough`: decode each frame (CRCs checked) and copy its bytes to the output,
 //!   as the gateway's native routes do;
 //! - `assemble`: decode and assemble, no output (what translation costs before writing);
-//! - `openai_sse` / `anthropic_sse`: decode, assemble and write the dialect's SSE into
-//!   one reused output buffer (cleared after each chunk, as a server does once sent).
+//! - `openai_sse` / `anthropic_sse`: decode, and write the dialect's SSE into one reused
+//!   output buffer (cleared after each chunk, as a server does once sent) with the
+//!   writer's `push_frame`, as the gateway does: text deltas to open blocks straight from
+//!   the frame, everything else through the assembler;
+//! - `openai_events`: decode, assemble, and write every assembler event with `push` (the
+//!   path for a caller that also wants the assembled response).
 //!
 //! Throughput is in events (frames). The ratio `openai_sse / passthrough` is the figure
 //! in the README.
@@ -151,6 +155,7 @@ enum Mode {
     Assemble,
     OpenAi,
     Anthropic,
+    OpenAiEvents,
 }
 
 /// Runs the whole stream once; returns the bytes written to the client.
@@ -171,14 +176,15 @@ fn run(wire: &[u8], mode: Mode, buf: &mut BytesMut, out: &mut Vec<u8>) -> usize 
                 Mode::Assemble => {
                     black_box(asm.push(&msg).expect("valid stream"));
                 }
-                Mode::OpenAi => {
+                Mode::OpenAi => oai
+                    .push_frame(&mut asm, msg.as_frame(), out)
+                    .expect("valid stream"),
+                Mode::Anthropic => ant
+                    .push_frame(&mut asm, msg.as_frame(), out)
+                    .expect("valid stream"),
+                Mode::OpenAiEvents => {
                     if let Some(ev) = asm.push(&msg).expect("valid stream") {
                         oai.push(&ev, out);
-                    }
-                }
-                Mode::Anthropic => {
-                    if let Some(ev) = asm.push(&msg).expect("valid stream") {
-                        ant.push(&ev, out);
                     }
                 }
             }
@@ -188,23 +194,29 @@ fn run(wire: &[u8], mode: Mode, buf: &mut BytesMut, out: &mut Vec<u8>) -> usize 
         out.clear();
     }
     match mode {
-        Mode::OpenAi => oai.finish(out),
+        Mode::OpenAi | Mode::OpenAiEvents => oai.finish(out),
         Mode::Anthropic => ant.finish(out),
         _ => {}
     }
     written += out.len();
     out.clear();
-    if !matches!(mode, Mode::Passthrough) {
-        black_box(asm.finish().expect("complete stream"));
+    match mode {
+        Mode::Passthrough => {}
+        // The forwarded text is not in the assembler's blocks: only its state is kept.
+        Mode::OpenAi | Mode::Anthropic => assert!(asm.is_stopped() && asm.usage().is_some()),
+        _ => {
+            black_box(asm.finish().expect("complete stream"));
+        }
     }
     written
 }
 
-const MODES: [(&str, Mode); 4] = [
+const MODES: [(&str, Mode); 5] = [
     ("passthrough", Mode::Passthrough),
     ("assemble", Mode::Assemble),
     ("openai_sse", Mode::OpenAi),
     ("anthropic_sse", Mode::Anthropic),
+    ("openai_events", Mode::OpenAiEvents),
 ];
 
 /// With `DIALECT_ONLY=<mode name>`: the whole stream [`ONLY_RUNS`] times in that mode and no

@@ -1,12 +1,17 @@
 //! Property tests: every event sequence the assembler accepts, in any interleaving of
 //! its blocks and cut by an exception anywhere, translates to a well-formed SSE stream
 //! in both dialects, and a complete stream says what the non-streaming response says.
+//! The writers' `push_frame` (text deltas forwarded as their JSON strings came) gives
+//! the same events, as JSON, as the assembler's events through `push`.
 
 mod dialect_common;
 
 use bedrock_converse::eventstream::Message;
 use bedrock_converse::translate::{anthropic, openai};
-use dialect_common::{accumulate, anthropic_sse, assembled, event, exception, openai_sse, parse_sse};
+use dialect_common::{
+    accumulate, anthropic_sse, anthropic_sse_frames, assembled, event, exception, openai_sse,
+    openai_sse_frames, parse_sse,
+};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -95,6 +100,8 @@ struct Case {
     stop: &'static str,
     metadata: bool,
     cut: Option<(usize, usize)>,
+    /// Bedrock's `"p"` padding on every event, this long.
+    pad: Option<usize>,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -111,13 +118,15 @@ fn case() -> impl Strategy<Value = Case> {
         ]),
         any::<bool>(),
         prop::option::weighted(0.2, (any::<usize>(), 0usize..3)),
+        prop::option::of(0usize..60),
     )
-        .prop_map(|(blocks, order, stop, metadata, cut)| Case {
+        .prop_map(|(blocks, order, stop, metadata, cut, pad)| Case {
             blocks,
             order,
             stop,
             metadata,
             cut,
+            pad,
         })
 }
 
@@ -158,7 +167,16 @@ fn case_frames(c: &Case) -> Vec<Message> {
             "cacheReadInputTokens": 7, "cacheWriteInputTokens": 1}}),
         ));
     }
-    let mut frames: Vec<Message> = events.into_iter().map(|(t, p)| event(t, p)).collect();
+    const PAD: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut frames: Vec<Message> = events
+        .into_iter()
+        .map(|(t, mut p)| {
+            if let Some(n) = c.pad {
+                p["p"] = json!(&PAD[..n]);
+            }
+            event(t, p)
+        })
+        .collect();
     if let Some((at, kind)) = c.cut {
         // At least the last frame is lost: the exception comes before the stream's end.
         let at = at % frames.len();
@@ -180,6 +198,7 @@ proptest! {
     fn openai_stream_is_well_formed(c in case()) {
         let frames = case_frames(&c);
         let events = parse_sse(&openai_sse(&frames, true));
+        prop_assert_eq!(&parse_sse(&openai_sse_frames(&frames, true)), &events);
         let last = &events.last().expect("something written").data;
         let failed = c.cut.is_some() || c.stop.starts_with("malformed");
         if failed {
@@ -241,6 +260,7 @@ proptest! {
     fn anthropic_stream_is_well_formed(c in case()) {
         let frames = case_frames(&c);
         let events = parse_sse(&anthropic_sse(&frames));
+        prop_assert_eq!(&parse_sse(&anthropic_sse_frames(&frames)), &events);
         let message = accumulate(&events);
         let last = events.last().expect("something written").event.clone();
         let failed = c.cut.is_some() || c.stop.starts_with("malformed");

@@ -58,6 +58,7 @@ pub mod openai;
 
 mod error;
 mod events;
+mod forward;
 mod request;
 mod write;
 

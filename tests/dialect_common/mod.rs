@@ -84,6 +84,62 @@ pub(crate) fn anthropic_sse(messages: &[Message]) -> String {
     })
 }
 
+/// Runs frames into a writer with its `push_frame` (text deltas to open blocks go
+/// straight from the frame to the writer); a stream error ends the SSE with the error
+/// event. `push` is the writer's `push_frame`, `fail` its `error`, `finish` its
+/// `finish`. Returns the SSE text.
+fn through_push_frame<W>(
+    messages: &[Message],
+    w: &mut W,
+    push: impl Fn(
+        &mut W,
+        &mut StreamAssembler,
+        bedrock_converse::eventstream::Frame<'_>,
+        &mut Vec<u8>,
+    ) -> Result<(), bedrock_converse::converse::StreamError>,
+    fail: impl Fn(&mut W, &ApiError, &mut Vec<u8>),
+    finish: impl Fn(&mut W, &mut Vec<u8>),
+) -> String {
+    let mut asm = StreamAssembler::new();
+    let mut buf = Vec::new();
+    let mut failed = false;
+    for m in messages {
+        if let Err(e) = push(w, &mut asm, m.as_frame(), &mut buf) {
+            fail(w, &ApiError::from_stream_error(&e), &mut buf);
+            failed = true;
+            break;
+        }
+    }
+    if !failed {
+        finish(w, &mut buf);
+    }
+    String::from_utf8(buf).expect("utf-8")
+}
+
+/// As [`openai_sse`], through `ChatStreamWriter::push_frame`.
+pub(crate) fn openai_sse_frames(messages: &[Message], include_usage: bool) -> String {
+    let mut w = openai::ChatStreamWriter::new("chatcmpl-test", "test-model", 1_700_000_000, include_usage);
+    through_push_frame(
+        messages,
+        &mut w,
+        |w, asm, f, buf| w.push_frame(asm, f, buf),
+        |w, err, buf| w.error(err, buf),
+        |w, buf| w.finish(buf),
+    )
+}
+
+/// As [`anthropic_sse`], through `MessagesStreamWriter::push_frame`.
+pub(crate) fn anthropic_sse_frames(messages: &[Message]) -> String {
+    let mut w = anthropic::MessagesStreamWriter::new("msg_test", "test-model");
+    through_push_frame(
+        messages,
+        &mut w,
+        |w, asm, f, buf| w.push_frame(asm, f, buf),
+        |w, err, buf| w.error(err, buf),
+        |w, buf| w.finish(buf),
+    )
+}
+
 /// The assembled response of frames (for comparing stream and non-stream output).
 pub(crate) fn assembled(messages: &[Message]) -> bedrock_converse::converse::ConverseResponse {
     let mut asm = StreamAssembler::new();

@@ -2,14 +2,16 @@
 //! out.
 //!
 //! ```text
-//! upstream chunk ─► Framer (CRCs, limits; frames decoded where they lie) ─► StreamAssembler
-//!                ─► ChatStreamWriter / MessagesStreamWriter ─► one BytesMut, split per chunk
+//! upstream chunk ─► Framer (CRCs, limits; frames decoded where they lie)
+//!                ─► ChatStreamWriter / MessagesStreamWriter::push_frame ─► one BytesMut, split per chunk
+//!                   (StreamAssembler for order, usage and the events; a text delta to an
+//!                    open block goes straight to the writer, its JSON string as it came)
 //! ```
 
 use bytes::{Bytes, BytesMut};
 
 use super::Dialect;
-use crate::converse::{StreamAssembler, StreamEvent, TokenUsage};
+use crate::converse::{StreamAssembler, TokenUsage};
 use crate::eventstream::{Frame, Framer, Limits, PRELUDE_LEN};
 use crate::translate::{anthropic, openai, ApiError, ErrorClass, Translated};
 
@@ -22,13 +24,6 @@ enum DialectWriter {
 }
 
 impl DialectWriter {
-    fn push(&mut self, event: &StreamEvent<'_>, out: &mut BytesMut) {
-        match self {
-            DialectWriter::OpenAi(w) => w.push(event, out),
-            DialectWriter::Anthropic(w) => w.push(event, out),
-        }
-    }
-
     fn finish(&mut self, out: &mut BytesMut) {
         match self {
             DialectWriter::OpenAi(w) => w.finish(out),
@@ -214,19 +209,20 @@ fn sse_room(len: usize) -> usize {
     len.saturating_add(len / 4).saturating_add(256)
 }
 
-/// One whole frame through the assembler and the writer.
+/// One whole frame through the assembler and the writer (a text delta to an open
+/// block straight to the writer, its JSON string as it came: the translated stream
+/// never needs the assembled text).
 fn translate_frame(
     assembler: &mut StreamAssembler,
     writer: &mut DialectWriter,
     out: &mut BytesMut,
     frame: Frame<'_>,
 ) -> Result<(), ApiError> {
-    match assembler.push_frame(frame) {
-        Ok(Some(event)) => writer.push(&event, out),
-        Ok(None) => {}
-        Err(e) => return Err(ApiError::from_stream_error(&e)),
-    }
-    Ok(())
+    let pushed = match writer {
+        DialectWriter::OpenAi(w) => w.push_frame(assembler, frame, out),
+        DialectWriter::Anthropic(w) => w.push_frame(assembler, frame, out),
+    };
+    pushed.map_err(|e| ApiError::from_stream_error(&e))
 }
 
 fn corrupt(e: &crate::eventstream::EventStreamError) -> ApiError {

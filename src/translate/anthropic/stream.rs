@@ -4,9 +4,11 @@ use bytes::BufMut;
 use serde_json::value::RawValue;
 
 use super::response::{citation, stop_reason, Usage};
-use crate::converse::{ContentBlockDelta, StopReason, StreamEvent, TokenUsage};
+use crate::converse::{ContentBlockDelta, StopReason, StreamAssembler, StreamError, StreamEvent, TokenUsage};
+use crate::eventstream::Frame;
 use crate::translate::error::{ApiError, ErrorClass};
 use crate::translate::events::{route, EventSink, ToolStart};
+use crate::translate::forward::{forwardable, RawTextDelta, TextKind};
 use crate::translate::write::{base64_str, json_str, json_str_body, json_value, uint};
 
 /// The kind of an open Anthropic content block.
@@ -141,6 +143,93 @@ impl MessagesStreamWriter {
     /// Appends the SSE events for one Converse event (often one, sometimes none).
     pub fn push<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
         route(self, event, buf);
+    }
+
+    /// Feeds one whole ConverseStream frame through `assembler` and appends its SSE
+    /// events, as [`StreamAssembler::push_frame`] then [`push`](Self::push) would, except
+    /// that a text or reasoning-text delta to a block already open on both sides, in the
+    /// compact shape Bedrock writes, goes straight from the frame to its
+    /// `content_block_delta`: its JSON string is copied as it came (its escapes checked,
+    /// not decoded and re-escaped), and the assembler does not see it.
+    ///
+    /// The assembler still checks the stream's order and keeps its stop reason, usage
+    /// and exception, but the text of forwarded deltas is not in its blocks: use this
+    /// when the stream is only translated, not when the assembled response is needed.
+    /// The events are the same JSON either way; a forwarded string keeps its `\uXXXX`
+    /// escapes, where [`push`](Self::push) writes the characters.
+    ///
+    /// # Errors
+    ///
+    /// What [`StreamAssembler::push_frame`] returns for the frame (nothing is written
+    /// then).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bedrock_converse::converse::StreamAssembler;
+    /// use bedrock_converse::eventstream::MessageBuilder;
+    /// use bedrock_converse::translate::anthropic::MessagesStreamWriter;
+    ///
+    /// let event = |ty: &str, json: &str| {
+    ///     MessageBuilder::new()
+    ///         .string_header(":event-type", ty)
+    ///         .string_header(":message-type", "event")
+    ///         .build(json.as_bytes())
+    /// };
+    /// let mut asm = StreamAssembler::new();
+    /// let mut w = MessagesStreamWriter::new("msg_1", "claude");
+    /// let mut sse = Vec::new();
+    /// for (ty, json) in [
+    ///     ("messageStart", r#"{"role":"assistant"}"#),
+    ///     ("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Say "}}"#),
+    ///     ("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"\"hi\""},"p":"abc"}"#),
+    ///     ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+    ///     ("messageStop", r#"{"stopReason":"end_turn"}"#),
+    /// ] {
+    ///     w.push_frame(&mut asm, event(ty, json)?.as_frame(), &mut sse)?;
+    /// }
+    /// w.finish(&mut sse);
+    /// let text = String::from_utf8(sse).unwrap();
+    /// assert!(text.contains(r#"{"type":"text_delta","text":"\"hi\""}"#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn push_frame<B: BufMut>(
+        &mut self,
+        assembler: &mut StreamAssembler,
+        frame: Frame<'_>,
+        buf: &mut B,
+    ) -> Result<(), StreamError> {
+        if !self.ended {
+            if let Some(delta) = forwardable(assembler, &frame) {
+                if self.forward(delta, buf) {
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(event) = assembler.push_frame(frame)? {
+            self.push(&event, buf);
+        }
+        Ok(())
+    }
+
+    /// Writes `delta` as it came when its block is open here with its kind (what
+    /// [`delta`](Self::delta) would write then); whether it did.
+    fn forward<B: BufMut>(&mut self, delta: RawTextDelta<'_>, buf: &mut B) -> bool {
+        let (want, field) = match delta.kind {
+            TextKind::Text => (Kind::Text, Field::Text),
+            TextKind::Reasoning => (Kind::Thinking, Field::Thinking),
+        };
+        let Some(slot) = self.slot(delta.block).and_then(|i| self.slots.get(i)).copied() else {
+            return false;
+        };
+        if !slot.open || slot.kind != want {
+            return false;
+        }
+        self.text_head_for(slot.index, field);
+        buf.put_slice(&self.text_head);
+        buf.put_slice(delta.escaped);
+        buf.put_slice(TEXT_TAIL);
+        true
     }
 
     /// Records usage that came some other way than a `metadata` event.
@@ -303,15 +392,20 @@ impl MessagesStreamWriter {
     /// A text-like delta to the client's block `at`: the head for (`at`, `field`), built
     /// now if the last one was for another, the escaped text, [`TEXT_TAIL`]; three writes.
     fn text_delta<B: BufMut>(&mut self, at: u32, field: Field, text: &str, buf: &mut B) {
+        self.text_head_for(at, field);
+        buf.put_slice(&self.text_head);
+        json_str_body(buf, text);
+        buf.put_slice(TEXT_TAIL);
+    }
+
+    /// Makes `text_head` the head for (`at`, `field`), unless it already is.
+    fn text_head_for(&mut self, at: u32, field: Field) {
         if self.head_for != Some((at, field)) {
             self.head_for = Some((at, field));
             self.text_head.clear();
             delta_head(at, &mut self.text_head);
             self.text_head.extend_from_slice(field.head());
         }
-        buf.put_slice(&self.text_head);
-        json_str_body(buf, text);
-        buf.put_slice(TEXT_TAIL);
     }
 
     /// Gathers a piece of redacted reasoning until its block stops (no slot before:

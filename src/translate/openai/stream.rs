@@ -5,9 +5,11 @@ use bytes::BufMut;
 use super::response::{error_type_and_code, finish_reason, Usage};
 use serde_json::value::RawValue;
 
-use crate::converse::{ContentBlockDelta, StopReason, StreamEvent, TokenUsage};
+use crate::converse::{ContentBlockDelta, StopReason, StreamAssembler, StreamError, StreamEvent, TokenUsage};
+use crate::eventstream::Frame;
 use crate::translate::error::{ApiError, ErrorClass};
 use crate::translate::events::{route, EventSink, ToolStart};
+use crate::translate::forward::{forwardable, TextKind};
 use crate::translate::write::{json_str, json_str_body, uint};
 
 /// Writes the OpenAI Chat Completions stream for one ConverseStream: feed it each
@@ -109,6 +111,81 @@ impl ChatStreamWriter {
     /// Appends the chunks for one event (often one, sometimes none).
     pub fn push<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
         route(self, event, buf);
+    }
+
+    /// Feeds one whole ConverseStream frame through `assembler` and appends its chunks,
+    /// as [`StreamAssembler::push_frame`] then [`push`](Self::push) would, except that a
+    /// text or reasoning-text delta to a block the assembler already has open, in the
+    /// compact shape Bedrock writes, goes straight from the frame to the chunk: its JSON
+    /// string is copied as it came (its escapes checked, not decoded and re-escaped),
+    /// and the assembler does not see it.
+    ///
+    /// The assembler still checks the stream's order and keeps its stop reason, usage
+    /// and exception, but the text of forwarded deltas is not in its blocks: use this
+    /// when the stream is only translated, not when the assembled response is needed
+    /// (call [`push`](Self::push) with the assembler's events then). The chunks are the
+    /// same JSON either way; a forwarded string keeps its `\uXXXX` escapes, where
+    /// [`push`](Self::push) writes the characters.
+    ///
+    /// # Errors
+    ///
+    /// What [`StreamAssembler::push_frame`] returns for the frame (nothing is written
+    /// then).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bedrock_converse::converse::StreamAssembler;
+    /// use bedrock_converse::eventstream::MessageBuilder;
+    /// use bedrock_converse::translate::openai::ChatStreamWriter;
+    ///
+    /// let event = |ty: &str, json: &str| {
+    ///     MessageBuilder::new()
+    ///         .string_header(":event-type", ty)
+    ///         .string_header(":message-type", "event")
+    ///         .build(json.as_bytes())
+    /// };
+    /// let mut asm = StreamAssembler::new();
+    /// let mut w = ChatStreamWriter::new("chatcmpl-1", "claude", 1_700_000_000, false);
+    /// let mut sse = Vec::new();
+    /// for (ty, json) in [
+    ///     ("messageStart", r#"{"role":"assistant"}"#),
+    ///     ("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Say "}}"#),
+    ///     ("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"\"hi\"\n"},"p":"abc"}"#),
+    ///     ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+    ///     ("messageStop", r#"{"stopReason":"end_turn"}"#),
+    /// ] {
+    ///     w.push_frame(&mut asm, event(ty, json)?.as_frame(), &mut sse)?;
+    /// }
+    /// w.finish(&mut sse);
+    /// let text = String::from_utf8(sse).unwrap();
+    /// assert!(text.contains(r#""delta":{"content":"\"hi\"\n"}"#));
+    /// assert!(text.contains(r#""finish_reason":"stop""#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn push_frame<B: BufMut>(
+        &mut self,
+        assembler: &mut StreamAssembler,
+        frame: Frame<'_>,
+        buf: &mut B,
+    ) -> Result<(), StreamError> {
+        if !self.ended {
+            if let Some(delta) = forwardable(assembler, &frame) {
+                self.start(buf);
+                let head = match delta.kind {
+                    TextKind::Text => &self.content_head,
+                    TextKind::Reasoning => &self.reasoning_head,
+                };
+                buf.put_slice(head);
+                buf.put_slice(delta.escaped);
+                buf.put_slice(TEXT_TAIL);
+                return Ok(());
+            }
+        }
+        if let Some(event) = assembler.push_frame(frame)? {
+            self.push(&event, buf);
+        }
+        Ok(())
     }
 
     /// An `arguments` fragment of the call in Converse block `block`.
