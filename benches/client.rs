@@ -18,6 +18,15 @@
 //! current-thread tokio runtime: CPU cost per event or request, not wake-up latency.
 //! Criterion runs the comparisons; a plain timing pass then prints the summary table
 //! (also written to `$CLIENT_BENCH_OUT` when set; `CLIENT_BENCH_SUMMARY=0` skips it).
+//!
+//! Two knobs for profiling and for before/after runs (both skip criterion):
+//!
+//! - `CLIENT_ONLY=ours|sdk|l12`: only that side's long stream (`l12`: layers 1+2 alone on
+//!   the same bytes), `CLIENT_RUNS` times (default 40), nothing printed but the event
+//!   count. For callgrind on our side only:
+//!   `valgrind --tool=callgrind --toggle-collect='client::ours_stream::*' target/release/deps/client-*`
+//!   with `CLIENT_ONLY=ours`.
+//! - `CLIENT_LONG_ONLY=1`: the summary's long-stream table alone (three 3 s passes).
 
 use std::time::{Duration, Instant};
 
@@ -444,8 +453,56 @@ fn summary(s: &Setup) -> String {
     out
 }
 
+/// `CLIENT_ONLY`: one side's long stream, [`only_runs`] times, for a profiler.
+fn only(s: &Setup, which: &str) {
+    let runs = only_runs();
+    let mut events = 0u64;
+    for _ in 0..runs {
+        events += match which {
+            "ours" => s.rt.block_on(ours_stream(&s.ours, "mock.long")),
+            "sdk" => s.rt.block_on(sdk_stream(&s.sdk, "mock.long")),
+            "l12" => decode_and_assemble(&s.long_body),
+            other => panic!("CLIENT_ONLY is ours, sdk or l12, not {other:?}"),
+        };
+    }
+    println!("{which}: {runs} long streams, {events} events");
+}
+
+/// `CLIENT_RUNS` (default 40).
+fn only_runs() -> u64 {
+    std::env::var("CLIENT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40)
+}
+
+/// `CLIENT_LONG_ONLY`: the long-stream lines of the summary, nothing else.
+fn long_only(s: &Setup) -> String {
+    let budget = Duration::from_secs(3);
+    let rt = &s.rt;
+    let ours = measure(budget, || rt.block_on(ours_stream(&s.ours, "mock.long")));
+    let sdk = measure(budget, || rt.block_on(sdk_stream(&s.sdk, "mock.long")));
+    let l12 = measure(budget, || decode_and_assemble(&s.long_body));
+    format!(
+        "long stream us/event ({by}): bedrock-converse {:.3}, aws-sdk {:.3}, layers 1+2 {:.3}; ratio {:.2}x\n",
+        ours.cost(true) * 1e6,
+        sdk.cost(true) * 1e6,
+        l12.cost(true) * 1e6,
+        sdk.cost(true) / ours.cost(true),
+        by = if ours.cpu.is_some() { "CPU" } else { "wall" },
+    )
+}
+
 fn main() {
     let s = setup();
+    if let Ok(which) = std::env::var("CLIENT_ONLY") {
+        only(&s, &which);
+        return;
+    }
+    if std::env::var_os("CLIENT_LONG_ONLY").is_some() {
+        print!("{}", long_only(&s));
+        return;
+    }
     let mut c = Criterion::default()
         .configure_from_args()
         .measurement_time(Duration::from_secs(3));

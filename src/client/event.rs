@@ -257,8 +257,10 @@ impl From<ContentBlockStart<'_>> for BlockStart {
 }
 
 impl BlockDelta {
-    /// The owned delta; `None` for an empty tool-input fragment.
-    fn from_delta(delta: ContentBlockDelta<'_>) -> Option<BlockDelta> {
+    /// The owned delta; `None` for an empty tool-input fragment (a tool fragment's id and
+    /// name are left empty, as in [`ChatEvent::from_stream_event`]).
+    #[inline] // Into the stream's `on_message`, where nearly every frame is a delta.
+    pub(crate) fn from_delta(delta: ContentBlockDelta<'_>) -> Option<BlockDelta> {
         Some(match delta {
             ContentBlockDelta::Text(t) => BlockDelta::Text(t.into_owned()),
             ContentBlockDelta::ToolUseInput(f) if f.is_empty() => return None,
