@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 #[cfg(test)]
 use super::special_at;
-use super::special_bytes_exact;
+use super::{any_special16, special_bytes_exact};
 
 /// The text between the quotes of a JSON string, valid UTF-8. Either known to be a
 /// plain string (no escapes, no control characters: the general reader checked it), or
@@ -125,18 +125,40 @@ fn decode_checked(raw: &str, out: &mut String) -> Option<()> {
 }
 
 /// Bit `k` is set when `bytes[at + k]` is `"`, `\\` or a control character, for the
-/// (up to) 64 bytes from `at`. The last few bytes are read as one overlapping word.
+/// (up to) 64 bytes from `at`. Each 16-byte block is first checked as a whole
+/// ([`any_special16`], a few vector instructions); only a block that has a special
+/// byte is read word by word. The last few bytes are read as one overlapping block or
+/// word.
 fn special_mask(bytes: &[u8], at: usize) -> u64 {
     let window = bytes.get(at..).unwrap_or_default();
     let window = window.get(..64).unwrap_or(window);
     let word_mask = |w: &[u8; 8]| byte_mask(special_bytes_exact(u64::from_le_bytes(*w)));
+    let block_mask = |b: &[u8; 16]| match b.split_first_chunk::<8>() {
+        Some((lo, rest)) if any_special16(b) => {
+            word_mask(lo) | rest.first_chunk::<8>().map_or(0, |hi| word_mask(hi) << 8)
+        }
+        _ => 0,
+    };
     let mut mask = 0;
     let mut i = 0;
+    while let Some(block) = window.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+        mask |= block_mask(block) << i;
+        i += 16;
+    }
+    // `left` is below 16 (and `i` at most 48).
+    let left = window.len() - i;
+    if left == 0 {
+        return mask;
+    }
+    if let Some(last) = window.last_chunk::<16>() {
+        // Its first `16 - left` bytes were counted above: shifted out.
+        return mask | (block_mask(last) >> (16 - left)) << i;
+    }
+    // A window shorter than 16 bytes (so `i` is 0).
     while let Some(w) = window.get(i..).and_then(<[u8]>::first_chunk::<8>) {
         mask |= word_mask(w) << i;
         i += 8;
     }
-    // `left` is below 8 (and `i` at most 56).
     let left = window.len() - i;
     if left > 0 {
         match window.last_chunk::<8>() {
