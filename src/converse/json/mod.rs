@@ -67,7 +67,7 @@ fn any_special16(block: &[u8; 16]) -> bool {
 /// a time ([`any_special16`]), eight in the block that has one; the last few bytes
 /// are read as one overlapping word, not byte by byte.
 #[inline]
-fn special_at(rest: &[u8]) -> usize {
+pub(super) fn special_at(rest: &[u8]) -> usize {
     let mut i = 0;
     while let Some(block) = rest.get(i..).and_then(<[u8]>::first_chunk::<16>) {
         if any_special16(block) {
@@ -426,7 +426,7 @@ const INDEX_PREFIX: &[u8] = br#"{"contentBlockIndex":"#;
 
 /// The leading decimal digits of `b` as a `u32`, and how many there are; `None` for
 /// no digits, a leading zero, or a value above `u32::MAX`.
-#[inline]
+#[inline(always)]
 fn leading_u32(b: &[u8]) -> Option<(u32, usize)> {
     let mut v: u64 = 0;
     let mut n = 0;
