@@ -362,7 +362,9 @@ impl StreamAssembler {
     }
 
     /// The block a delta of `kind` for `index` goes to: its position, and whether it
-    /// has to be created there. Changes nothing.
+    /// has to be created there. Changes nothing. Always inlined: returned by value, its
+    /// `Result` (the size of a `StreamError`) cost more to move than the checks.
+    #[inline(always)]
     fn delta_target(&self, index: u32, kind: DeltaKind) -> Result<(usize, bool), StreamError> {
         const ET: &str = "contentBlockDelta";
         self.check_streaming(ET, Some(index))?;
@@ -395,6 +397,7 @@ impl StreamAssembler {
 
     /// The block at `pos`, created first when `create` says so (after
     /// [`delta_target`](Self::delta_target) accepted the delta).
+    #[inline(always)]
     fn target_block(&mut self, index: u32, pos: usize, create: bool) -> Option<&mut Block> {
         self.enter_streaming();
         if create {

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 #[cfg(test)]
 use super::special_at;
-use super::special_bytes_exact;
+use super::{any_special16, special_bytes_exact};
 
 /// The text between the quotes of a JSON string, valid UTF-8. Either known to be a
 /// plain string (no escapes, no control characters: the general reader checked it), or
@@ -29,7 +29,9 @@ impl<'a> JsonStr<'a> {
     /// between escapes are copied, each escape is decoded in place; an unescaped `"`,
     /// a control character or a bad escape stops it). Reserves at most the raw length
     /// (decoding never makes a string longer). `None` for an invalid string, with
-    /// `out` as it was.
+    /// `out` as it was. Always inlined into the assembler's delta handler (one call
+    /// fewer per delta, about 2% of decode + push per event in callgrind).
+    #[inline(always)]
     pub(crate) fn decode_into(&self, out: &mut String) -> Option<()> {
         if self.plain {
             out.push_str(self.raw);
@@ -125,18 +127,34 @@ fn decode_checked(raw: &str, out: &mut String) -> Option<()> {
 }
 
 /// Bit `k` is set when `bytes[at + k]` is `"`, `\\` or a control character, for the
-/// (up to) 64 bytes from `at`. The last few bytes are read as one overlapping word.
+/// (up to) 64 bytes from `at`. Each 16-byte block is first checked as a whole
+/// ([`any_special16`], a few vector instructions); only a block that has a special
+/// byte is read word by word. The last few bytes are read as one overlapping block or
+/// word.
 fn special_mask(bytes: &[u8], at: usize) -> u64 {
     let window = bytes.get(at..).unwrap_or_default();
     let window = window.get(..64).unwrap_or(window);
     let word_mask = |w: &[u8; 8]| byte_mask(special_bytes_exact(u64::from_le_bytes(*w)));
     let mut mask = 0;
     let mut i = 0;
+    while let Some(block) = window.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+        mask |= block_mask(block) << i;
+        i += 16;
+    }
+    // `left` is below 16 (and `i` at most 48).
+    let left = window.len() - i;
+    if left == 0 {
+        return mask;
+    }
+    if let Some(last) = window.last_chunk::<16>() {
+        // Its first `16 - left` bytes were counted above: shifted out.
+        return mask | (block_mask(last) >> (16 - left)) << i;
+    }
+    // A window shorter than 16 bytes (so `i` is 0).
     while let Some(w) = window.get(i..).and_then(<[u8]>::first_chunk::<8>) {
         mask |= word_mask(w) << i;
         i += 8;
     }
-    // `left` is below 8 (and `i` at most 56).
     let left = window.len() - i;
     if left > 0 {
         match window.last_chunk::<8>() {
@@ -152,6 +170,19 @@ fn special_mask(bytes: &[u8], at: usize) -> u64 {
         }
     }
     mask
+}
+
+/// The bits of [`special_mask`] for one 16-byte block: none when [`any_special16`]
+/// says so, else each of its two words read exactly.
+#[inline(always)]
+fn block_mask(block: &[u8; 16]) -> u64 {
+    if !any_special16(block) {
+        return 0;
+    }
+    let word = |w: u64| byte_mask(special_bytes_exact(w));
+    let x = u128::from_le_bytes(*block);
+    // The low and high halves of the block, as words (truncation intended).
+    word(x as u64) | word((x >> 64) as u64) << 8
 }
 
 /// The high bits of the eight bytes of `flags` (each 0x80 or 0) as the eight low bits
