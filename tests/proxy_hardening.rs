@@ -6,6 +6,8 @@
 #![cfg(feature = "proxy")]
 
 mod common;
+#[path = "common/socket.rs"]
+mod socket;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -241,20 +243,10 @@ async fn clients_that_never_read_lose_their_slot_at_the_deadline() {
     config.max_concurrent_streams = 4;
     config.timeouts.idle = Duration::from_millis(300);
     let gw = Gateway::start(config).await;
+    let request = socket::post_request("/model/big/converse-stream", CLIENT_KEY, &request_body("x"));
     let mut readers = Vec::new();
     for _ in 0..4 {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut tcp = socket.connect(gw.addr).await.unwrap();
-        let body = request_body("x");
-        let request = format!(
-            "POST /model/big/converse-stream HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {CLIENT_KEY}\r\n\
-             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        // Never read.
-        readers.push(tcp);
+        readers.push(socket::send_and_never_read(gw.addr, &request).await);
     }
     let m = gw.proxy.metrics();
     assert!(
@@ -285,12 +277,7 @@ async fn http2_streams_left_unread_lose_their_slot_at_the_deadline() {
     let gw = Gateway::start(config).await;
     // Small stream windows, a large connection window: the unread streams shut their
     // own windows and leave the connection room for another stream.
-    let h2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .http2_initial_stream_window_size(65_535)
-        .http2_initial_connection_window_size(16 << 20)
-        .build()
-        .unwrap();
+    let h2 = socket::http2_small_stream_windows();
     let mut unread = Vec::new();
     for _ in 0..4 {
         let resp = h2

@@ -1,6 +1,7 @@
 //! SigV4 for the requests this crate makes, without the general signer's allocations:
-//! one canonical request built in one `String`, and the signing key derived once per
-//! day, region and secret (it depends on nothing else) and kept per thread.
+//! one canonical request built in one `String`, no `format!`, and the signing key
+//! derived once per day, region and secret (it depends on nothing else) and kept per
+//! thread, with its HMAC state (the key's two padded blocks already hashed).
 //!
 //! Only the plain case is signed here: an absolute path of unreserved characters, `/`
 //! and `%XX` escapes, no dot segments or `//`, no query, header names given once and
@@ -9,7 +10,6 @@
 //! and [`aws_sigv4`] signs it; a test checks that both give the same headers.
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use hmac::{digest::FixedOutput, Hmac, KeyInit, Mac};
@@ -22,7 +22,8 @@ struct CachedKey {
     secret: String,
     region: String,
     date: [u8; 8],
-    key: [u8; 32],
+    /// HMAC with `key`, its padded key blocks hashed: cloned per signature.
+    mac: Hmac<Sha256>,
 }
 
 thread_local! {
@@ -58,7 +59,10 @@ pub(super) fn sign_plain(
     if token.is_some_and(|t| !plain_value(t)) {
         return None;
     }
-    let (date, amz_date) = timestamp(request.time)?;
+    let amz = timestamp(request.time)?;
+    // Both ASCII digits and `T`, `Z`.
+    let amz_date = std::str::from_utf8(&amz).ok()?;
+    let date = amz_date.get(..8)?;
     // The signed headers, lowercased and sorted: `host`, the request's, `x-amz-*`.
     let mut headers: Vec<(String, &str)> = Vec::with_capacity(request.headers.len() + 3);
     headers.push(("host".to_owned(), host));
@@ -72,7 +76,7 @@ pub(super) fn sign_plain(
         }
         headers.push((name, value));
     }
-    headers.push(("x-amz-date".to_owned(), &amz_date));
+    headers.push(("x-amz-date".to_owned(), amz_date));
     if let Some(token) = token {
         headers.push(("x-amz-security-token".to_owned(), token));
     }
@@ -92,43 +96,76 @@ pub(super) fn sign_plain(
     }
     canonical.push_str("\n\n");
     for (name, value) in &headers {
-        let _ = writeln!(canonical, "{name}:{value}");
+        canonical.push_str(name);
+        canonical.push(':');
+        canonical.push_str(value);
+        canonical.push('\n');
     }
     canonical.push('\n');
     canonical.push_str(&signed);
     canonical.push('\n');
-    canonical.push_str(&hex(&Sha256::digest(request.body)));
+    push_hex(&mut canonical, &Sha256::digest(request.body));
 
-    let scope = format!("{date}/{region}/{SIGNING_SERVICE}/aws4_request");
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical.as_bytes()))
-    );
-    let key = signing_key(credentials.secret_access_key.expose(), region, &date);
-    let signature = hex(&hmac(&key, to_sign.as_bytes()));
+    let scope_len = date.len() + region.len() + SIGNING_SERVICE.len() + 15;
+    let mut to_sign = String::with_capacity(34 + amz_date.len() + scope_len + 64);
+    to_sign.push_str("AWS4-HMAC-SHA256\n");
+    to_sign.push_str(amz_date);
+    to_sign.push('\n');
+    let scope_at = to_sign.len();
+    for part in [date, "/", region, "/", SIGNING_SERVICE, "/aws4_request"] {
+        to_sign.push_str(part);
+    }
+    let scope_end = to_sign.len();
+    to_sign.push('\n');
+    push_hex(&mut to_sign, &Sha256::digest(canonical.as_bytes()));
+    let scope = to_sign.get(scope_at..scope_end)?;
+    let mut mac = signing_mac(credentials.secret_access_key.expose(), region, date);
+    mac.update(to_sign.as_bytes());
+    let signature: [u8; 32] = mac.finalize_fixed().into();
+    let mut authorization =
+        String::with_capacity(110 + credentials.access_key_id.len() + scope.len() + signed.len());
+    for part in [
+        "AWS4-HMAC-SHA256 Credential=",
+        &credentials.access_key_id,
+        "/",
+        scope,
+        ", SignedHeaders=",
+        &signed,
+        ", Signature=",
+    ] {
+        authorization.push_str(part);
+    }
+    push_hex(&mut authorization, &signature);
     let mut out = Vec::with_capacity(3);
-    out.push((
-        "authorization",
-        format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
-            credentials.access_key_id
-        ),
-    ));
-    out.push(("x-amz-date", amz_date));
+    out.push(("authorization", authorization));
+    out.push(("x-amz-date", amz_date.to_owned()));
     if let Some(token) = token {
         out.push(("x-amz-security-token", token.to_owned()));
     }
     Some(out)
 }
 
-/// The signing key for `date` (`YYYYMMDD`), from the thread's cache when it is the
-/// same day, region and secret.
+/// What the cached signing key for `date` (`YYYYMMDD`) signs the empty string to:
+/// equal keys, equal answers.
+#[cfg(test)]
 fn signing_key(secret: &str, region: &str, date: &str) -> [u8; 32] {
+    with_signing_key(secret, region, date, |c| c.mac.clone().finalize_fixed().into())
+}
+
+/// HMAC keyed with the signing key for `date`, from the thread's cache when it is the
+/// same day, region and secret.
+fn signing_mac(secret: &str, region: &str, date: &str) -> Hmac<Sha256> {
+    with_signing_key(secret, region, date, |c| c.mac.clone())
+}
+
+/// `read` of the thread's cached signing key, derived first unless it is the one for
+/// the same day, region and secret.
+fn with_signing_key<T>(secret: &str, region: &str, date: &str, read: impl FnOnce(&CachedKey) -> T) -> T {
     SIGNING_KEY.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some(c) = cache.as_ref() {
             if c.date.as_slice() == date.as_bytes() && c.region == region && c.secret == secret {
-                return c.key;
+                return read(c);
             }
         }
         let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
@@ -137,13 +174,13 @@ fn signing_key(secret: &str, region: &str, date: &str) -> [u8; 32] {
         let key = hmac(&k_service, b"aws4_request");
         let mut day = [0u8; 8];
         day.copy_from_slice(date.as_bytes().get(..8).unwrap_or(b"00000000"));
-        *cache = Some(CachedKey {
+        let mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes a key of any length");
+        read(cache.insert(CachedKey {
             secret: secret.to_owned(),
             region: region.to_owned(),
             date: day,
-            key,
-        });
-        key
+            mac,
+        }))
     })
 }
 
@@ -156,18 +193,19 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize_fixed().into()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Appends `bytes` in lowercase hex.
+fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
+    out.reserve(bytes.len() * 2);
     for b in bytes {
         out.push(char::from(DIGITS[usize::from(b >> 4)]));
         out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
-    out
 }
 
-/// `YYYYMMDD` and `YYYYMMDDTHHMMSSZ` of `time` (UTC); `None` before 1970 or past 9999.
-fn timestamp(time: SystemTime) -> Option<(String, String)> {
+/// `YYYYMMDDTHHMMSSZ` of `time` (UTC; its first 8 bytes are the date); `None` before
+/// 1970 or past 9999.
+fn timestamp(time: SystemTime) -> Option<[u8; 16]> {
     let secs = time.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
     let days = i64::try_from(secs / 86_400).ok()?;
     let rest = secs % 86_400;
@@ -184,14 +222,24 @@ fn timestamp(time: SystemTime) -> Option<(String, String)> {
     if year > 9999 {
         return None;
     }
-    let date = format!("{year:04}{month:02}{day:02}");
-    let amz = format!(
-        "{date}T{:02}{:02}{:02}Z",
-        rest / 3_600,
-        rest % 3_600 / 60,
-        rest % 60
-    );
-    Some((date, amz))
+    let mut out = *b"00000000T000000Z";
+    // Each in range: a year of four digits (checked), the rest of two.
+    let fields = [
+        (0, 4, u64::try_from(year).ok()?),
+        (4, 2, u64::try_from(month).ok()?),
+        (6, 2, u64::try_from(day).ok()?),
+        (9, 2, rest / 3_600),
+        (11, 2, rest % 3_600 / 60),
+        (13, 2, rest % 60),
+    ];
+    for (at, width, mut value) in fields {
+        for slot in out.get_mut(at..at + width)?.iter_mut().rev() {
+            // A digit: `value % 10` is below 10.
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    Some(out)
 }
 
 /// An absolute path of unreserved characters, `/` and `%XX`, no dot segments, no `//`.

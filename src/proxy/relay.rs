@@ -396,19 +396,23 @@ pub(super) async fn buffered(
             admitted.operation,
             Operation::Converse | Operation::Invoke(crate::invoke::Route::CountTokens)
         );
-    if status.is_success() && must_be_json && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
-    {
-        let detail = format!("{} bytes, not one complete JSON value", bytes.len());
-        return Err(bad_gateway(
-            &admitted,
-            "IncompleteJson",
-            &detail,
-            "the upstream answer was cut short",
-        ));
-    }
     if status.is_success() {
-        let usage = match admitted.operation {
-            Operation::Invoke(route) => invoke::buffered_usage(route, &usage_headers, &bytes),
+        // A Converse answer read for its usage is one parse: one that succeeds is also
+        // one complete JSON value, so only a failed one is checked again.
+        let converse = (admitted.operation == Operation::Converse).then(|| converse_body(&bytes));
+        let parsed = matches!(converse, Some(Ok(_)));
+        if must_be_json && !parsed && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+            let detail = format!("{} bytes, not one complete JSON value", bytes.len());
+            return Err(bad_gateway(
+                &admitted,
+                "IncompleteJson",
+                &detail,
+                "the upstream answer was cut short",
+            ));
+        }
+        let usage = match (admitted.operation, converse) {
+            (Operation::Invoke(route), _) => invoke::buffered_usage(route, &usage_headers, &bytes),
+            (_, Some(body)) => body.ok().and_then(|b| b.usage),
             _ => converse_usage(&bytes),
         };
         log_buffered(&admitted, usage.as_ref());
@@ -492,11 +496,19 @@ pub(super) fn budgeted_body(bytes: Bytes, budget: Option<OwnedSemaphorePermit>) 
     Body::from_stream(slices)
 }
 
+/// A Converse answer, as far as the gateway reads it: its `usage`.
+#[derive(serde::Deserialize)]
+struct ConverseBody {
+    usage: Option<TokenUsage>,
+}
+
+/// A Converse answer parsed for its usage (an error: not a JSON object with a
+/// well-formed `usage`, or not JSON at all).
+fn converse_body(body: &[u8]) -> Result<ConverseBody, serde_json::Error> {
+    serde_json::from_slice::<ConverseBody>(body)
+}
+
 /// The `usage` of a Converse answer.
 pub(super) fn converse_usage(body: &[u8]) -> Option<TokenUsage> {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        usage: Option<TokenUsage>,
-    }
-    serde_json::from_slice::<Body>(body).ok().and_then(|b| b.usage)
+    converse_body(body).ok().and_then(|b| b.usage)
 }

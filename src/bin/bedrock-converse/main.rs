@@ -11,6 +11,7 @@ mod chat;
 mod decode;
 mod demo;
 mod endpoint;
+mod log_lines;
 mod proxy;
 mod serve;
 
@@ -42,22 +43,48 @@ enum Command {
 /// at `default` (none: no logging). `aws_sigv4` stays off: its trace output names the
 /// access key id.
 pub(crate) fn init_logging(default: Option<&str>) {
-    let filter = match (std::env::var("RUST_LOG"), std::env::var("ECA_LOG_LEVEL")) {
-        (Ok(f), _) if !f.is_empty() => f,
-        (_, Ok(level)) if !level.is_empty() => level.to_ascii_lowercase(),
-        _ => match default {
-            Some(level) => level.to_owned(),
-            None => return,
-        },
+    let Some(filter) = log_filter(default) else {
+        return;
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},aws_sigv4=off"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_sigv4=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // No colour codes in log files and pipes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// [`init_logging`] for a server: each line is formatted where it is logged and
+/// written to stderr by a thread of its own, in batches (`log_lines.rs`), so that a
+/// request costs no `write(2)`. What is left is written when the guard drops: keep it
+/// until the end of `run`.
+pub(crate) fn init_batched_logging(default: Option<&str>) -> Option<log_lines::Flush> {
+    let filter = log_filter(default)?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let Ok((log, flush)) = log_lines::BatchedLog::start(std::io::stderr()) else {
+        // No thread for the writer: lines are written where they are logged.
+        init_logging(default);
+        return None;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(log)
+        .with_ansi(ansi)
+        .try_init();
+    Some(flush)
+}
+
+/// The filter `RUST_LOG`, `ECA_LOG_LEVEL` or `default` asks for; none: no logging.
+fn log_filter(default: Option<&str>) -> Option<tracing_subscriber::EnvFilter> {
+    let filter = match (std::env::var("RUST_LOG"), std::env::var("ECA_LOG_LEVEL")) {
+        (Ok(f), _) if !f.is_empty() => f,
+        (_, Ok(level)) if !level.is_empty() => level.to_ascii_lowercase(),
+        _ => default?.to_owned(),
+    };
+    Some(
+        tracing_subscriber::EnvFilter::try_new(format!("{filter},aws_sigv4=off"))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_sigv4=off")),
+    )
 }
 
 fn main() -> ExitCode {

@@ -24,8 +24,9 @@ pub(crate) struct Args {
 
 /// Runs the subcommand.
 pub(crate) fn run(args: Args) -> ExitCode {
-    // One line per forwarded request (key id, model, tokens, latency) at `info`.
-    crate::init_logging(Some("info"));
+    // One line per forwarded request (key id, model, tokens, latency) at `info`,
+    // written by a thread of its own; what is left is written when `_flush` drops.
+    let _flush = crate::init_batched_logging(Some("info"));
     let (config, tls) = match load(&args) {
         Ok(loaded) => loaded,
         Err(message) => {
@@ -106,14 +107,29 @@ async fn serve(config: ProxyConfig, tls: Option<TlsCertificate>) -> Result<(), S
     if let Some(l) = metrics_listener {
         serve_metrics(&proxy, l);
     }
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let shutdown = stop_signal();
     let served = match tls {
         Some(certificate) => proxy.serve_tls(listener, certificate, shutdown).await,
         None => proxy.serve(listener, shutdown).await,
     };
     served.map_err(|e| e.to_string())
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM (what service managers stop with), so that
+/// open requests finish and the last log lines are written.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Serves `/metrics` on its own address, from a task of its own.

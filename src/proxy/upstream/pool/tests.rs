@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 
@@ -19,17 +19,32 @@ enum Answer {
     Chunked,
 }
 
-/// A loopback upstream; its URL and the count of connections it accepted.
-async fn upstream(answer: Answer) -> (String, Arc<AtomicUsize>) {
+/// A loopback listener that serves each connection it accepts with `serve`, on a task
+/// of its own; its `scheme://` URL of `/model/m/converse` and the count of connections
+/// it accepted.
+async fn counting_upstream<F, Fut>(scheme: &str, serve: F) -> (String, Arc<AtomicUsize>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/model/m/converse", listener.local_addr().unwrap());
+    let url = format!("{scheme}://{}/model/m/converse", listener.local_addr().unwrap());
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
     tokio::spawn(async move {
         loop {
-            let (mut tcp, _) = listener.accept().await.unwrap();
+            let (tcp, _) = listener.accept().await.unwrap();
             count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
+            tokio::spawn(serve(tcp));
+        }
+    });
+    (url, accepted)
+}
+
+/// A loopback upstream that answers every request with `answer`; its URL and the count
+/// of connections it accepted.
+async fn upstream(answer: Answer) -> (String, Arc<AtomicUsize>) {
+    counting_upstream("http", move |mut tcp| async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
                 loop {
@@ -64,10 +79,8 @@ async fn upstream(answer: Answer) -> (String, Arc<AtomicUsize>) {
                         return;
                     }
                 }
-            });
-        }
-    });
-    (url, accepted)
+    })
+    .await
 }
 
 async fn body_of(client: &UpstreamClient, url: &str) -> Vec<u8> {
@@ -188,33 +201,25 @@ async fn https_upstreams_that_offer_h2_get_one_shared_http2_connection() {
     use hyper_util::server::conn::auto;
     let (tls, client) = trusted();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config(&[b"h2"]));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://{}/model/m/converse", listener.local_addr().unwrap());
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let stream = acceptor.accept(tcp).await.unwrap();
-                let service =
-                    hyper::service::service_fn(|request: Request<hyper::body::Incoming>| async move {
-                        // The version and the authority it came with, as the body.
-                        let seen = format!(
-                            "{:?} {}",
-                            request.version(),
-                            request.uri().authority().map_or("", |a| a.as_str())
-                        );
-                        Ok::<_, std::convert::Infallible>(axum::http::Response::new(Body::from(seen)))
-                    });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+    let (url, accepted) = counting_upstream("https", move |tcp| {
+        let acceptor = acceptor.clone();
+        async move {
+            let stream = acceptor.accept(tcp).await.unwrap();
+            let service = hyper::service::service_fn(|request: Request<hyper::body::Incoming>| async move {
+                // The version and the authority it came with, as the body.
+                let seen = format!(
+                    "{:?} {}",
+                    request.version(),
+                    request.uri().authority().map_or("", |a| a.as_str())
+                );
+                Ok::<_, std::convert::Infallible>(axum::http::Response::new(Body::from(seen)))
             });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         }
-    });
+    })
+    .await;
     let authority = url
         .trim_start_matches("https://")
         .split('/')
