@@ -47,6 +47,15 @@ use super::metrics::{ConnectionClose, Metrics};
 use super::quiet::QuietTimer;
 use crate::tls::TlsCertificate;
 
+/// The period of the accept loop's timer anchor: a timer that is always due within
+/// this long, so that the timers a request sets (header read, first byte, idle,
+/// total: seconds, as configured) are never the runtime's earliest. tokio's time
+/// driver wakes its own I/O driver (an `eventfd` write, and one more `epoll_wait`
+/// return) whenever a timer is set earlier than the one it last parked for, even from
+/// the thread that runs it: without the anchor, that was once per request, with it
+/// once per period (callgrind and strace: 1 of the 8 system calls of a request).
+const TIMER_ANCHOR: Duration = Duration::from_secs(1);
+
 /// ALPN protocols the gateway offers, preferred first.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
@@ -83,9 +92,12 @@ pub(crate) async fn serve(
     let builder = Arc::new(builder(&limits));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
+    let mut anchor = tokio::time::interval(TIMER_ANCHOR);
+    anchor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
+            _ = anchor.tick() => continue,
             accepted = listener.accept() => accepted,
         };
         let tcp = match accepted {
