@@ -239,7 +239,12 @@ impl ConverseStream {
                         ResponseError::AssembledTooLarge { limit },
                     ))));
                 }
-                let mut delta = BlockDelta::from_delta(delta)?;
+                let mut delta = match delta {
+                    // Nearly every delta: its text owned here, not through the general
+                    // conversion (a call and one more move of the owned delta).
+                    ContentBlockDelta::Text(t) => BlockDelta::Text(t.into_owned()),
+                    other => BlockDelta::from_delta(other)?,
+                };
                 if let BlockDelta::ToolUseInput {
                     tool_use_id, name, ..
                 } = &mut delta
