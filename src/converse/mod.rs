@@ -69,7 +69,7 @@
 mod assembler;
 mod error;
 mod event;
-mod json;
+pub(crate) mod json;
 mod json_check;
 mod types;
 

@@ -19,7 +19,10 @@
 //! which gives the event or the error. So this only has to be right about what it
 //! accepts; the tests check it against serde_json.
 
-use crate::converse::{BlockKind, StreamAssembler};
+use bytes::BufMut;
+
+use crate::converse::json::{special_bytes, HI};
+use crate::converse::{BlockKind, StreamAssembler, StreamError, StreamEvent};
 use crate::eventstream::{Frame, FrameKind};
 
 /// Which string of a delta was forwarded.
@@ -53,11 +56,44 @@ pub(crate) struct RawTextDelta<'a> {
     pub(crate) escaped: &'a [u8],
 }
 
+/// What a dialect's SSE writer gives [`push_frame`]: whether it has ended, how it writes a
+/// forwarded delta, and how it writes an assembler event.
+pub(crate) trait ForwardingWriter {
+    /// Whether the writer has ended its stream (nothing is forwarded then).
+    fn has_ended(&self) -> bool;
+    /// Writes `delta` as it came; `false` when this writer cannot (the assembler then
+    /// takes the frame).
+    fn forward<B: BufMut>(&mut self, delta: RawTextDelta<'_>, buf: &mut B) -> bool;
+    /// Writes one assembler event.
+    fn push_event<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B);
+}
+
+/// Feeds `frame` to `writer`: a forwardable text delta straight from the frame, any
+/// other frame through `assembler` and the event it gives (the writers' `push_frame`).
+pub(crate) fn push_frame<W: ForwardingWriter, B: BufMut>(
+    writer: &mut W,
+    assembler: &mut StreamAssembler,
+    frame: Frame<'_>,
+    buf: &mut B,
+) -> Result<(), StreamError> {
+    if !writer.has_ended() {
+        if let Some(delta) = forwardable(assembler, &frame) {
+            if writer.forward(delta, buf) {
+                return Ok(());
+            }
+        }
+    }
+    if let Some(event) = assembler.push_frame(frame)? {
+        writer.push_event(&event, buf);
+    }
+    Ok(())
+}
+
 /// The text delta in `frame`, when it has the compact shape and the assembler would
 /// take it as one more delta of a block it has open (streaming, the block open and of
 /// the delta's kind): the assembler then adds nothing a dialect writer needs, and the
 /// delta can go straight to the writer.
-pub(crate) fn forwardable<'a>(assembler: &StreamAssembler, frame: &Frame<'a>) -> Option<RawTextDelta<'a>> {
+fn forwardable<'a>(assembler: &StreamAssembler, frame: &Frame<'a>) -> Option<RawTextDelta<'a>> {
     // The header block of a Bedrock delta, byte for byte, compares in one go; headers
     // in another order or with others are read (a validated header block equal to it
     // has exactly these three headers).
@@ -142,23 +178,6 @@ fn padding_last(bytes: &[u8]) -> Option<()> {
         simdutf8::basic::from_utf8(rest.get(..end)?).ok()?;
     }
     Some(())
-}
-
-const LO: u64 = u64::from_le_bytes([0x01; 8]);
-const HI: u64 = u64::from_le_bytes([0x80; 8]);
-
-/// Sets the high bit of every byte of `x` that is zero. Borrows can also flag bytes
-/// above a zero byte, never below one, so the lowest flag is always exact.
-fn zero_bytes(x: u64) -> u64 {
-    x.wrapping_sub(LO) & !x & HI
-}
-
-/// Flags the bytes of `x` that end or break a plain string: `"`, `\\`, or a control
-/// character (below 0x20). The lowest flag is exact, as in [`zero_bytes`].
-fn special_bytes(x: u64) -> u64 {
-    zero_bytes(x ^ (LO * u64::from(b'"')))
-        | zero_bytes(x ^ (LO * u64::from(b'\\')))
-        | (x.wrapping_sub(LO * 0x20) & !x & HI)
 }
 
 /// Whether a byte ends or breaks a plain string.

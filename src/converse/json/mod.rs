@@ -32,7 +32,8 @@ use string::string_end;
 pub(crate) use string::JsonStr;
 
 const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
+/// The high bit of every byte of a word.
+pub(crate) const HI: u64 = 0x8080_8080_8080_8080;
 
 /// Sets the high bit of every byte of `x` that is zero. Borrows can also flag bytes
 /// above a zero byte, never below one, so the lowest flag is always exact.
@@ -42,7 +43,7 @@ fn zero_bytes(x: u64) -> u64 {
 
 /// Flags the bytes of `x` that end or break a plain string: `"`, `\\`, or a control
 /// character (below 0x20). The lowest flag is exact, as in [`zero_bytes`].
-fn special_bytes(x: u64) -> u64 {
+pub(crate) fn special_bytes(x: u64) -> u64 {
     zero_bytes(x ^ (LO * u64::from(b'"')))
         | zero_bytes(x ^ (LO * u64::from(b'\\')))
         | (x.wrapping_sub(LO * 0x20) & !x & HI)

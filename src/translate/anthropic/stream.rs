@@ -8,7 +8,7 @@ use crate::converse::{ContentBlockDelta, StopReason, StreamAssembler, StreamErro
 use crate::eventstream::Frame;
 use crate::translate::error::{ApiError, ErrorClass};
 use crate::translate::events::{route, EventSink, ToolStart};
-use crate::translate::forward::{forwardable, RawTextDelta, TextKind};
+use crate::translate::forward::{self, ForwardingWriter, RawTextDelta, TextKind};
 use crate::translate::write::{base64_str, json_str, json_str_body, json_value, uint};
 
 /// The kind of an open Anthropic content block.
@@ -199,22 +199,12 @@ impl MessagesStreamWriter {
         frame: Frame<'_>,
         buf: &mut B,
     ) -> Result<(), StreamError> {
-        if !self.ended {
-            if let Some(delta) = forwardable(assembler, &frame) {
-                if self.forward(delta, buf) {
-                    return Ok(());
-                }
-            }
-        }
-        if let Some(event) = assembler.push_frame(frame)? {
-            self.push(&event, buf);
-        }
-        Ok(())
+        forward::push_frame(self, assembler, frame, buf)
     }
 
     /// Writes `delta` as it came when its block is open here with its kind (what
     /// [`delta`](Self::delta) would write then); whether it did.
-    fn forward<B: BufMut>(&mut self, delta: RawTextDelta<'_>, buf: &mut B) -> bool {
+    fn forward_text<B: BufMut>(&mut self, delta: RawTextDelta<'_>, buf: &mut B) -> bool {
         let (want, field) = match delta.kind {
             TextKind::Text => (Kind::Text, Field::Text),
             TextKind::Reasoning => (Kind::Thinking, Field::Thinking),
@@ -564,4 +554,18 @@ fn delta_head<B: BufMut>(at: u32, buf: &mut B) {
 
 fn delta_tail<B: BufMut>(buf: &mut B) {
     buf.put_slice(b"}}\n\n");
+}
+
+impl ForwardingWriter for MessagesStreamWriter {
+    fn has_ended(&self) -> bool {
+        self.ended
+    }
+
+    fn forward<B: BufMut>(&mut self, delta: RawTextDelta<'_>, buf: &mut B) -> bool {
+        self.forward_text(delta, buf)
+    }
+
+    fn push_event<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
+        self.push(event, buf);
+    }
 }

@@ -9,7 +9,7 @@ use crate::converse::{ContentBlockDelta, StopReason, StreamAssembler, StreamErro
 use crate::eventstream::Frame;
 use crate::translate::error::{ApiError, ErrorClass};
 use crate::translate::events::{route, EventSink, ToolStart};
-use crate::translate::forward::{forwardable, TextKind};
+use crate::translate::forward::{self, ForwardingWriter, RawTextDelta, TextKind};
 use crate::translate::write::{json_str, json_str_body, uint};
 
 /// Writes the OpenAI Chat Completions stream for one ConverseStream: feed it each
@@ -169,23 +169,7 @@ impl ChatStreamWriter {
         frame: Frame<'_>,
         buf: &mut B,
     ) -> Result<(), StreamError> {
-        if !self.ended {
-            if let Some(delta) = forwardable(assembler, &frame) {
-                self.start(buf);
-                let head = match delta.kind {
-                    TextKind::Text => &self.content_head,
-                    TextKind::Reasoning => &self.reasoning_head,
-                };
-                buf.put_slice(head);
-                buf.put_slice(delta.escaped);
-                buf.put_slice(TEXT_TAIL);
-                return Ok(());
-            }
-        }
-        if let Some(event) = assembler.push_frame(frame)? {
-            self.push(&event, buf);
-        }
-        Ok(())
+        forward::push_frame(self, assembler, frame, buf)
     }
 
     /// An `arguments` fragment of the call in Converse block `block`.
@@ -381,4 +365,26 @@ pub(super) fn write_error_object<B: BufMut>(err: &ApiError, buf: &mut B) {
         None => buf.put_slice(b"null"),
     }
     buf.put_slice(b"}}");
+}
+
+impl ForwardingWriter for ChatStreamWriter {
+    fn has_ended(&self) -> bool {
+        self.ended
+    }
+
+    fn forward<B: BufMut>(&mut self, delta: RawTextDelta<'_>, buf: &mut B) -> bool {
+        self.start(buf);
+        let head = match delta.kind {
+            TextKind::Text => &self.content_head,
+            TextKind::Reasoning => &self.reasoning_head,
+        };
+        buf.put_slice(head);
+        buf.put_slice(delta.escaped);
+        buf.put_slice(TEXT_TAIL);
+        true
+    }
+
+    fn push_event<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
+        self.push(event, buf);
+    }
 }
