@@ -84,16 +84,18 @@ async fn upstream(answer: Answer) -> (String, Arc<AtomicUsize>) {
 }
 
 async fn body_of(client: &UpstreamClient, url: &str) -> Vec<u8> {
-    let mut response = client
-        .post(url, HeaderMap::new(), Bytes::from_static(b"{}"))
-        .await
-        .unwrap();
+    posted(client, url, HeaderMap::new(), b"{}").await
+}
+
+/// POSTs `body` with `headers` to `url`; the 200 answer's body, read to its end.
+async fn posted(client: &UpstreamClient, url: &str, headers: HeaderMap, body: &'static [u8]) -> Vec<u8> {
+    let mut response = client.post(url, headers, Bytes::from_static(body)).await.unwrap();
     assert_eq!(response.status(), 200);
-    let mut body = Vec::new();
+    let mut text = Vec::new();
     while let Some(chunk) = response.chunk().await.unwrap() {
-        body.extend_from_slice(&chunk);
+        text.extend_from_slice(&chunk);
     }
-    body
+    text
 }
 
 /// A connection goes back to the pool once its body is read, unless the upstream said
@@ -180,15 +182,7 @@ async fn https_upstreams_speak_http1_when_alpn_offers_only_that() {
     for _ in 0..2 {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let mut response = client
-            .post(&url, headers, Bytes::from_static(body))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let mut text = Vec::new();
-        while let Some(chunk) = response.chunk().await.unwrap() {
-            text.extend_from_slice(&chunk);
-        }
+        let text = posted(&client, &url, headers, body).await;
         assert!(String::from_utf8_lossy(&text).contains("over tls"));
     }
     assert!(lock(&client.inner.shared).is_empty());
@@ -227,15 +221,7 @@ async fn https_upstreams_that_offer_h2_get_one_shared_http2_connection() {
         .unwrap()
         .to_owned();
     for _ in 0..3 {
-        let mut response = client
-            .post(&url, HeaderMap::new(), Bytes::from_static(b"{}"))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let mut text = Vec::new();
-        while let Some(chunk) = response.chunk().await.unwrap() {
-            text.extend_from_slice(&chunk);
-        }
+        let text = body_of(&client, &url).await;
         assert_eq!(String::from_utf8_lossy(&text), format!("HTTP/2.0 {authority}"));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
