@@ -103,3 +103,87 @@ async fn logs_usage_per_request_and_no_secret() {
         assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
     }
 }
+
+/// `bedrock-converse proxy` as a process, its stderr a file: every request's line is
+/// written, in the formatter's shape, by the time SIGTERM has stopped it (the batched
+/// writer's last batch is flushed on the way out, not lost).
+#[cfg(all(feature = "cli", unix))]
+#[tokio::test]
+async fn the_gateway_process_writes_every_line_before_sigterm_stops_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    const UPSTREAM_KEY: &str = "logs-upstream-key";
+    const REQUESTS: usize = 40;
+    let server = MockBedrock::builder()
+        .bearer_key(UPSTREAM_KEY)
+        .start()
+        .await
+        .expect("server");
+    let dir = std::env::temp_dir().join(format!("bedrock-converse-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("proxy.json");
+    let stderr = dir.join("stderr.log");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"providers": {{"bedrock": {{"api": "bedrock", "key": "{UPSTREAM_KEY}", "url": "{}", "region": "us-east-1"}}}},
+                "proxy": {{"listen": "127.0.0.1:0", "clientKeys": {{"team-a": "{CLIENT_KEY}"}}}}}}"#,
+            server.url()
+        ),
+    )
+    .unwrap();
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_bedrock-converse"))
+        .args(["proxy", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env_remove("ECA_LOG_LEVEL")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("start the gateway");
+    let mut banner = String::new();
+    BufReader::new(gateway.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let base = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {banner:?}"))
+        .to_owned();
+
+    let http = reqwest::Client::new();
+    let body = r#"{"messages":[{"role":"user","content":[{"text":"log me"}]}]}"#;
+    for i in 0..REQUESTS {
+        let op = if i % 2 == 0 { "converse" } else { "converse-stream" };
+        let resp = http
+            .post(format!("{base}us-east-1.mock.text/{op}"))
+            .bearer_auth(CLIENT_KEY)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200);
+        let _ = resp.bytes().await;
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &gateway.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    assert!(gateway.wait().unwrap().success(), "SIGTERM is a clean stop");
+
+    let logs = std::fs::read_to_string(&stderr).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let forwarded: Vec<&str> = logs.lines().filter(|l| l.contains(" forwarded ")).collect();
+    assert_eq!(forwarded.len(), REQUESTS, "{logs}");
+    // `tracing_subscriber::fmt`'s line after its timestamp (the level padded to five),
+    // no colour codes in a file.
+    let converse = r#" INFO bedrock_converse::proxy::log: converse forwarded key_id="team-a" model_id="us-east-1.mock.text" operation="converse" input_tokens="#;
+    let stream = r#" INFO bedrock_converse::proxy::log: stream forwarded key_id="team-a" model_id="us-east-1.mock.text" operation="converse-stream" frames="#;
+    for (i, line) in forwarded.iter().enumerate() {
+        let (_time, rest) = line.split_once(' ').unwrap();
+        let shape = if i % 2 == 0 { converse } else { stream };
+        assert!(rest.starts_with(shape), "{line}");
+    }
+}

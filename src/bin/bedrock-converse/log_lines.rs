@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Nothing is lost on a clean exit: dropping the [`Flush`] guard writes what is left
-//! and joins the writer thread.
+//! and joins the writer thread. A writer stuck in `write(2)` (a pipe nobody reads) does
+//! not hold the exit up for more than [`EXIT_WAIT`].
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -27,11 +28,18 @@ const GATHER: Duration = Duration::from_millis(20);
 /// The most bytes held for the writer (a line is dropped, and counted, past it).
 const MAX_BATCHED: usize = 1 << 20;
 
+/// How long a dropped [`Flush`] waits for the writer to write what is left: ample for
+/// a megabyte to any file, pipe or terminal that is read, and well inside a service
+/// manager's stop timeout when the reader is gone.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
 /// What the request threads and the writer thread share.
 struct Shared {
     state: Mutex<Batch>,
     /// Signalled when a batch gets its first line, and on close.
     wake: Condvar,
+    /// Signalled when the writer thread has ended.
+    ended: Condvar,
 }
 
 #[derive(Default)]
@@ -40,6 +48,8 @@ struct Batch {
     /// Lines dropped since the last write because the batch was full.
     dropped: u64,
     closed: bool,
+    /// The writer thread has returned (or panicked).
+    ended: bool,
 }
 
 impl Shared {
@@ -60,6 +70,8 @@ pub(crate) struct BatchedLog {
 pub(crate) struct Flush {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
+    /// At most this long (see [`EXIT_WAIT`]).
+    exit_wait: Duration,
 }
 
 impl BatchedLog {
@@ -70,25 +82,36 @@ impl BatchedLog {
     ///
     /// The thread could not be started.
     pub(crate) fn start<W: Write + Send + 'static>(out: W) -> io::Result<(BatchedLog, Flush)> {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(Batch::default()),
-            wake: Condvar::new(),
-        });
+        Self::start_waiting(out, EXIT_WAIT)
+    }
+
+    /// [`BatchedLog::start`] with a guard that waits at most `exit_wait`.
+    fn start_waiting<W: Write + Send + 'static>(
+        out: W,
+        exit_wait: Duration,
+    ) -> io::Result<(BatchedLog, Flush)> {
+        let log = BatchedLog {
+            shared: Arc::new(Shared {
+                state: Mutex::new(Batch::default()),
+                wake: Condvar::new(),
+                ended: Condvar::new(),
+            }),
+        };
         let writer = {
-            let shared = shared.clone();
+            let shared = log.shared.clone();
             std::thread::Builder::new()
                 .name("log-writer".to_owned())
-                .spawn(move || write_batches(&shared, out))?
+                .spawn(move || {
+                    let _ended = Ended(&shared);
+                    write_batches(&shared, out);
+                })?
         };
-        Ok((
-            BatchedLog {
-                shared: shared.clone(),
-            },
-            Flush {
-                shared,
-                writer: Some(writer),
-            },
-        ))
+        let flush = Flush {
+            shared: log.shared.clone(),
+            writer: Some(writer),
+            exit_wait,
+        };
+        Ok((log, flush))
     }
 
     /// Appends one line (tracing's formatter hands over a whole line at a time).
@@ -142,11 +165,30 @@ fn write_batches<W: Write>(shared: &Shared, mut out: W) {
     }
 }
 
+/// Marks the writer thread ended when dropped, however it ends.
+struct Ended<'a>(&'a Shared);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.0.lock().ended = true;
+        self.0.ended.notify_all();
+    }
+}
+
 impl Drop for Flush {
     fn drop(&mut self) {
-        self.shared.lock().closed = true;
+        let mut batch = self.shared.lock();
+        batch.closed = true;
         self.shared.wake.notify_one();
-        if let Some(writer) = self.writer.take() {
+        let (batch, _) = self
+            .shared
+            .ended
+            .wait_timeout_while(batch, self.exit_wait, |b| !b.ended)
+            .unwrap_or_else(|p| p.into_inner());
+        let ended = batch.ended;
+        drop(batch);
+        // A writer still blocked in `write(2)` is left behind: the process is exiting.
+        if let (true, Some(writer)) = (ended, self.writer.take()) {
             let _ = writer.join();
         }
     }
@@ -206,6 +248,7 @@ mod tests {
             shared: Arc::new(Shared {
                 state: Mutex::new(Batch::default()),
                 wake: Condvar::new(),
+                ended: Condvar::new(),
             }),
         }
     }
@@ -238,6 +281,30 @@ mod tests {
         let (written, writes) = sink.0.lock().unwrap().clone();
         assert_eq!(writes, 1);
         assert!(written.ends_with(b"line 99\n"));
+    }
+
+    /// A sink whose first write never returns (a pipe nobody reads).
+    struct Stuck;
+
+    impl Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            loop {
+                std::thread::park();
+            }
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_writer_stuck_in_write_does_not_hold_the_exit_up() {
+        let (log, flush) = BatchedLog::start_waiting(Stuck, Duration::from_millis(50)).unwrap();
+        log.append(b"never written\n");
+        // Returns (with the writer left behind) instead of joining it forever.
+        drop(flush);
+        assert!(!log.shared.lock().ended);
     }
 
     #[test]
