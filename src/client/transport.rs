@@ -131,7 +131,7 @@ impl BedrockClient {
         }
     }
 
-    /// Reads an error response (bounded) into [`ServiceError`].
+    /// Reads an error response (bounded) into [`ServiceError`](super::error::ServiceError).
     async fn read_error(&self, response: reqwest::Response) -> ClientError {
         let status = response.status().as_u16();
         let headers = response.headers().clone();

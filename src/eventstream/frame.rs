@@ -98,7 +98,7 @@ impl<'a> Frame<'a> {
     }
 }
 
-/// The header shortcuts shared by [`Frame`] and [`Message`]. Each answers Bedrock's
+/// The header shortcuts shared by [`Frame`] and [`Message`](crate::eventstream::Message). Each answers Bedrock's
 /// usual event layout (`:event-type`, `:content-type: application/json`,
 /// `:message-type: event`) by two comparisons with constants, anything else by one walk
 /// over the raw headers.

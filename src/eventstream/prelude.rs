@@ -133,8 +133,10 @@ impl Prelude {
         Self::parse_hashed(bytes, limits).map(|(prelude, _)| prelude)
     }
 
-    /// [`Prelude::parse`], also returning the CRC hasher after bytes 0..8, to continue
-    /// over the rest of the frame with [`Prelude::check_body_after_prelude`].
+    /// Checks the 12 prelude bytes as `Prelude::parse` does (the CRC first, then the
+    /// lengths against each other and against `limits`), also returning the CRC hasher
+    /// after bytes 0..8, to continue over the rest of the frame with
+    /// [`Prelude::check_body_after_prelude`].
     // Inlined into the decoders: this runs once per frame, and the call's register
     // saves and the result's trip through memory showed in the benchmarks.
     #[inline(always)]
@@ -195,7 +197,7 @@ impl Prelude {
     }
 
     /// Checks a whole frame (`frame.len() == self.total_len`) whose prelude passed
-    /// [`Prelude::parse`]: headers first (so errors name the broken header, as
+    /// [`Prelude::parse_hashed`]: headers first (so errors name the broken header, as
     /// smithy-rs does), then the message CRC, over bytes 0 to `total_len - 4` in one
     /// call.
     pub(crate) fn check_body(&self, frame: &[u8]) -> Result<(), DecodeError> {

@@ -311,7 +311,7 @@ fn report_partial(kept: bool, characters: usize) {
     }
 }
 
-/// The "waiting for <url>" indicator while a call of `endpoint` is under way.
+/// The `waiting for <url>` indicator while a call of `endpoint` is under way.
 fn waiting_for(endpoint: &bedrock_converse::client::Endpoint) -> Progress {
     Progress::start(format!("waiting for {}", endpoint.display))
 }

@@ -2,8 +2,8 @@
 //!
 //! - [`value`]: [`HeaderValue`], the ten value types, and how long each is on the wire;
 //! - [`read`]: validating a section once per frame, then iterating it ([`Headers`]);
-//! - [`write`]: encoding one header;
-//! - [`kind`]: the fast paths that answer "which event is this frame?" ([`FrameKind`]);
+//! - [`write`](mod@write): encoding one header;
+//! - [`kind`](mod@kind): the fast paths that answer "which event is this frame?" ([`FrameKind`]);
 //! - [`scan`]: the word-at-a-time byte comparisons those fast paths use.
 //!
 //! ```text

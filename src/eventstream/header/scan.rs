@@ -1,5 +1,5 @@
 //! Byte comparisons a word at a time, for the fast paths of [`read`](super::read) and
-//! [`kind`](super::kind).
+//! [`kind`](mod@super::kind).
 
 /// `a == b`, eight bytes at a time and inline. With `b` a constant this unrolls into a
 /// few loads and XORs, where `==` on slices calls `bcmp`. (An index loop, not a `zip`

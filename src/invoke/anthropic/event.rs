@@ -1,4 +1,4 @@
-//! The native events as [`AnthropicAssembler::push`]
+//! The native events as [`AnthropicAssembler::push`](super::AnthropicAssembler::push)
 //! reads them: [`AnthropicEvent`] and its [`NativeDelta`].
 
 use std::borrow::Cow;

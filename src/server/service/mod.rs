@@ -3,7 +3,7 @@
 //! - this module: the route, authentication, validation, and the scenario's choice;
 //! - [`reply`]: Bedrock's response shapes (headers, error types, bodies);
 //! - [`unary`]: the non-streaming answers (`/converse`, `/invoke`, `/count-tokens`);
-//! - [`stream`]: the streaming answers and the writer task that delivers their frames.
+//! - [`stream`](mod@stream): the streaming answers and the writer task that delivers their frames.
 
 mod reply;
 mod stream;
