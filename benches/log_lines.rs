@@ -19,9 +19,10 @@
 //! CPU of the logging thread and of the whole process while the lines were logged (the
 //! first field of `/proc/.../schedstat`, nanoseconds on the CPU), per line, and the
 //! process's over `format-only`'s (what the writer costs; the pacing's sleeps and
-//! wake-ups are in every row); `write(2)`
-//! and `futex(2)` calls per 1,000 lines (`perf stat` tracepoints, when `perf` can count
-//! them; `write(2)` is also counted in the process); lines missing from the output.
+//! wake-ups are in every row); `write(2)` calls per 1,000 lines (counted in the
+//! process), `futex(2)` and `sched_yield(2)` calls (crossbeam's back-off before it parks
+//! a thread) per 1,000 lines (`perf stat` tracepoints, when `perf` can count them);
+//! lines missing from the output.
 //! Figures are the median of `LOG_LINES_ROUNDS` (3) rounds, the writers taking turns.
 //!
 //! `cargo bench --bench log_lines`. One run alone, for callgrind (instructions on each
@@ -74,10 +75,10 @@ fn main() {
     let rounds = env_usize("LOG_LINES_ROUNDS", 3).max(1);
     let perf = perf_counts_syscalls();
     if !perf {
-        println!("(`perf stat` cannot count syscall tracepoints here: futex column left out)");
+        println!("(`perf stat` cannot count syscall tracepoints here: futex and yield columns left out)");
     }
     println!(
-        "{:<5} {:<7} {:<19} {:>12} {:>12} {:>12} {:>11} {:>11} {:>5}",
+        "{:<5} {:<7} {:<19} {:>12} {:>12} {:>12} {:>11} {:>11} {:>11} {:>5}",
         "sink",
         "lines",
         "writer",
@@ -86,6 +87,7 @@ fn main() {
         "over format",
         "write/1000",
         "futex/1000",
+        "yield/1000",
         "lost"
     );
     for sink in [Sink::File, Sink::Pipe] {
@@ -121,8 +123,8 @@ struct Run {
     log_ns: u64,
     all_ns: u64,
     writes: u64,
-    perf_writes: u64,
     futexes: u64,
+    yields: u64,
     /// Lines logged that are not in the output, dropped or lost.
     lost: u64,
 }
@@ -138,7 +140,7 @@ fn run(writer: &str, pattern: &str, sink: Sink, perf: bool) -> Run {
             "stat",
             "-x,",
             "-e",
-            "syscalls:sys_enter_write,syscalls:sys_enter_futex",
+            "syscalls:sys_enter_futex,syscalls:sys_enter_sched_yield",
             "-o",
         ])
         .arg(&perf_out)
@@ -181,8 +183,8 @@ fn run(writer: &str, pattern: &str, sink: Sink, perf: bool) -> Run {
     run.lost = (run.lines + WARM_UP as u64).saturating_sub(written);
     if perf {
         let counts = std::fs::read_to_string(&perf_out).unwrap_or_default();
-        run.perf_writes = perf_count(&counts, "syscalls:sys_enter_write");
         run.futexes = perf_count(&counts, "syscalls:sys_enter_futex");
+        run.yields = perf_count(&counts, "syscalls:sys_enter_sched_yield");
     }
     let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_file(&perf_out);
@@ -245,18 +247,18 @@ fn print_row(sink: Sink, pattern: &str, writer: &str, runs: &[Run], perf: bool, 
     let all_ns = median(runs, &|r| per_line(r.all_ns, r));
     let over = all_ns - floor;
     let writes = median(runs, &|r| per_line(r.writes, r) * 1000.0);
-    let futex = if perf {
-        format!("{:.0}", median(runs, &|r| per_line(r.futexes, r) * 1000.0))
-    } else {
-        "-".to_owned()
+    let per_1000 = |count: fn(&Run) -> u64| match perf {
+        true => format!("{:.0}", median(runs, &|r| per_line(count(r), r) * 1000.0)),
+        false => "-".to_owned(),
     };
+    let (futex, yields) = (per_1000(|r| r.futexes), per_1000(|r| r.yields));
     let lost = match writer {
         "format-only" => "-".to_owned(),
         _ => runs.iter().map(|r| r.lost).max().unwrap_or(0).to_string(),
     };
     let sink = format!("{sink:?}").to_lowercase();
     println!(
-        "{sink:<5} {pattern:<7} {writer:<19} {log_ns:>12.0} {all_ns:>12.0} {over:>12.0} {writes:>11.1} {futex:>11} {lost:>5}"
+        "{sink:<5} {pattern:<7} {writer:<19} {log_ns:>12.0} {all_ns:>12.0} {over:>12.0} {writes:>11.1} {futex:>11} {yields:>11} {lost:>5}"
     );
 }
 
