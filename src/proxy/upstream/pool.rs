@@ -28,7 +28,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{header, uri::PathAndQuery, HeaderMap, HeaderValue, Method, Request, Uri, Version};
+use axum::http::{header, uri::PathAndQuery, HeaderMap, Method, Request, Version};
 use bytes::Bytes;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -37,6 +37,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
 use super::response::{UpstreamBody, UpstreamError, UpstreamResponse};
+use super::target::{Origin, Target};
 
 /// The most an upstream HTTP/1 connection's read buffer grows to: a response head must
 /// fit in it (Bedrock's are under 2 KiB); a body is read through it in pieces.
@@ -63,15 +64,6 @@ struct ClientInner {
     idle: Mutex<Vec<Idle>>,
     /// HTTP/2 connections, one per origin as a rule (each driven by its own task).
     shared: Mutex<Vec<(Origin, http2::SendRequest<Body>)>>,
-}
-
-/// Where a connection goes: scheme, host and port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Origin {
-    https: bool,
-    /// The host as the URL has it (an IPv6 address in brackets).
-    host: String,
-    port: u16,
 }
 
 /// An upstream HTTP/1 connection, driven by whoever holds it.
@@ -137,35 +129,50 @@ impl UpstreamClient {
     ///
     /// [`UpstreamError`] when `url` is not `http(s)://host...`, no connection could be
     /// made, or the connection failed before a response head came.
+    #[cfg(test)]
     pub(crate) async fn post(
         &self,
         url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let target = Target::parse(url)?;
+        let path = target.path_prefix().to_owned();
+        self.post_to(&target, path, headers, body).await
+    }
+
+    /// Sends `POST path` to `target` with `headers` (no `host`: the target's is sent,
+    /// as the signature has it) and `body`, and waits for the response head.
+    ///
+    /// # Errors
+    ///
+    /// [`UpstreamError`] when `path` is not a valid request target, no connection could
+    /// be made, or the connection failed before a response head came.
+    pub(crate) async fn post_to(
+        &self,
+        target: &Target,
+        path: String,
         mut headers: HeaderMap,
         body: Bytes,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let uri: Uri = url.parse().map_err(|_| UpstreamError::BadUrl)?;
-        let origin = Origin::of(&uri).ok_or(UpstreamError::BadUrl)?;
-        headers.insert(header::HOST, origin.host_header()?);
+        let origin = target.origin();
+        headers.insert(header::HOST, target.host_value());
         let mut request = Request::new(Body::from(body));
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"))
-            .into();
+        *request.uri_mut() = Target::path_and_query(path)?.into();
         *request.headers_mut() = headers;
-        if let Some(send) = self.shared(&origin) {
-            return self.send_h2(send, request, uri).await;
+        if let Some(send) = self.shared(origin) {
+            return self.send_h2(send, request, target).await;
         }
-        while let Some(h1) = self.checkout(&origin).await {
+        while let Some(h1) = self.checkout(origin).await {
             match self.send_h1(h1, request).await {
                 Ok(response) => return Ok(response),
                 Err(H1Failure::NotSent(back)) => request = *back,
                 Err(H1Failure::Failed(e)) => return Err(e),
             }
         }
-        match self.connect(&origin).await? {
-            Fresh::H2(send) => self.send_h2(send, request, uri).await,
+        match self.connect(origin).await? {
+            Fresh::H2(send) => self.send_h2(send, request, target).await,
             Fresh::H1(h1) => match self.send_h1(h1, request).await {
                 Ok(response) => Ok(response),
                 Err(H1Failure::NotSent(_)) => Err(UpstreamError::Closed),
@@ -219,11 +226,16 @@ impl UpstreamClient {
         &self,
         mut send: http2::SendRequest<Body>,
         mut request: Request<Body>,
-        uri: Uri,
+        target: &Target,
     ) -> Result<UpstreamResponse, UpstreamError> {
         // HTTP/2 carries the authority in `:authority`, from the absolute URI.
         request.headers_mut().remove(header::HOST);
-        *request.uri_mut() = uri;
+        let path = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *request.uri_mut() = target.absolute(path)?;
         *request.version_mut() = Version::HTTP_2;
         send.ready().await.map_err(UpstreamError::Http)?;
         let response = send.send_request(request).await.map_err(UpstreamError::Http)?;
@@ -361,40 +373,6 @@ fn tls_connector(extra: Vec<rustls::pki_types::CertificateDer<'static>>) -> toki
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
-// ===== impl Origin =====
-
-impl Origin {
-    fn of(uri: &Uri) -> Option<Origin> {
-        let https = match uri.scheme_str()? {
-            "https" => true,
-            "http" => false,
-            _ => return None,
-        };
-        let host = uri.host().filter(|h| !h.is_empty())?.to_owned();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        Some(Origin { https, host, port })
-    }
-
-    /// `host[:port]`, the default port left out: what the SigV4 signature signs.
-    fn host_header(&self) -> Result<HeaderValue, UpstreamError> {
-        let default_port = if self.https { 443 } else { 80 };
-        let value = if self.port == default_port {
-            HeaderValue::from_str(&self.host)
-        } else {
-            HeaderValue::from_str(&format!("{}:{}", self.host, self.port))
-        };
-        value.map_err(|_| UpstreamError::BadUrl)
-    }
-
-    /// The host without the brackets of an IPv6 address.
-    fn bare_host(&self) -> &str {
-        self.host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(&self.host)
-    }
 }
 
 // ===== impl Stream =====

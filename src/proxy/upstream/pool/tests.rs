@@ -7,6 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
+use axum::http::HeaderValue;
 
 /// How the test upstream answers each request.
 #[derive(Clone, Copy, Debug)]
