@@ -3,6 +3,7 @@
 //! memory budget. The client itself is `pool.rs` (hyper's connection API, a pool of our
 //! own, the HTTP/1 connection driven by the response body).
 
+mod h1;
 mod pool;
 mod response;
 mod target;

@@ -1,5 +1,6 @@
 //! The pool against a hand-written HTTP/1 upstream that counts its connections.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
