@@ -342,11 +342,19 @@ impl Decoder {
             if *state == Chunk::Done {
                 return Ok(Decoded::End);
             }
-            let Some(&byte) = buf.first() else {
+            if buf.is_empty() {
                 return Ok(Decoded::NeedMore);
-            };
-            buf.advance(1);
-            *state = step(*state, byte, &mut self.extras)?;
+            }
+            // The framing up to the next data (or the end), taken off the buffer at once.
+            let mut used = 0;
+            for &byte in buf.iter() {
+                *state = step(*state, byte, &mut self.extras)?;
+                used += 1;
+                if matches!(*state, Chunk::Data(_) | Chunk::Done) {
+                    break;
+                }
+            }
+            buf.advance(used);
         }
     }
 }
