@@ -345,6 +345,13 @@ impl Decoder {
             if buf.is_empty() {
                 return Ok(Decoded::NeedMore);
             }
+            if let Some((next, used)) = size_line(*state, buf) {
+                // The usual framing, whole in the buffer: the end of a chunk's data and
+                // the next size line without extensions.
+                *state = next;
+                buf.advance(used);
+                continue;
+            }
             // The framing up to the next data (or the end), taken off the buffer at once.
             let mut used = 0;
             for &byte in buf.iter() {
@@ -368,6 +375,34 @@ fn take_data(buf: &mut BytesMut, left: &mut u64) -> Decoded {
     let n = usize::try_from(*left).map_or(buf.len(), |l| l.min(buf.len()));
     *left -= n as u64;
     Decoded::Data(buf.split_to(n).freeze())
+}
+
+/// The state after the usual framing at the start of `buf`, read at once: after a
+/// chunk's data its `\r\n` (if it is there), then a size line of hex digits and `\r\n`
+/// only; and how many bytes that was. `None` when the buffer starts otherwise (the
+/// byte-by-byte reader takes it then).
+fn size_line(state: Chunk, buf: &[u8]) -> Option<(Chunk, usize)> {
+    let at = match state {
+        Chunk::DataCr if buf.starts_with(b"\r\n") => 2,
+        Chunk::Size { size: 0, digits: 0 } => 0,
+        _ => return None,
+    };
+    let line = buf.get(at..)?;
+    let digits = line.iter().take(17).take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 || line.get(digits..digits + 2) != Some(b"\r\n".as_slice()) {
+        return None;
+    }
+    let mut size = 0u64;
+    for &b in line.get(..digits)? {
+        // A hex digit's value: below 16.
+        size = size << 4 | u64::from((b as char).to_digit(16).unwrap_or(0));
+    }
+    let next = if size == 0 {
+        Chunk::Trailer { line: 0 }
+    } else {
+        Chunk::Data(size)
+    };
+    Some((next, at + digits + 2))
 }
 
 /// The chunked decoder's next state after `byte` (any state but `Data` and `Done`).
