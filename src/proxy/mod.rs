@@ -124,8 +124,9 @@ impl Proxy {
     ///
     /// # Errors
     ///
-    /// None today: the upstream client (hyper's connection API with a pool of its own)
-    /// cannot fail to build. The [`ClientError`] stays in the signature for callers.
+    /// None today: the upstream client (its own HTTP/1, hyper's HTTP/2, a pool of its
+    /// own) cannot fail to build; an upstream URL that is not `http(s)://host/...` is
+    /// answered per request (503). The [`ClientError`] stays in the signature for callers.
     pub fn new(config: ProxyConfig) -> Result<Proxy, ClientError> {
         // Redirects are never followed: following one would re-send the signed request
         // (and `x-amz-security-token`) to wherever `Location` points.

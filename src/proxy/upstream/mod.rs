@@ -1,7 +1,8 @@
 //! The upstream call: the forwarded headers, the SigV4 signature, the first-byte
 //! timeout, redirects refused, and an upstream body read whole within a cap and the
-//! memory budget. The client itself is `pool.rs` (hyper's connection API, a pool of our
-//! own, the HTTP/1 connection driven by the response body).
+//! memory budget. The client itself is `pool.rs` (a pool of our own; HTTP/1 of our own
+//! in `h1.rs`, the connection driven by the response body; HTTP/2 by hyper's connection
+//! API), and the configured upstream is parsed once (`target.rs`).
 
 mod h1;
 mod pool;
