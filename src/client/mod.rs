@@ -52,7 +52,7 @@ mod event;
 mod invoke;
 pub mod request;
 pub mod retry;
-mod sigv4;
+pub(crate) mod sigv4;
 mod stream;
 mod tools;
 mod transport;

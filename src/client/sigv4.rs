@@ -9,6 +9,7 @@
 //! headers the general signer leaves out or adds itself. Anything else returns `None`
 //! and [`aws_sigv4`] signs it; a test checks that both give the same headers.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::time::SystemTime;
 
@@ -45,7 +46,7 @@ const NOT_PLAIN: [&str; 7] = [
 /// The `authorization`, `x-amz-date` and (for temporary credentials)
 /// `x-amz-security-token` headers of `request` to `path` with `host` (as sent), or
 /// `None` when it is not the plain case.
-pub(super) fn sign_plain(
+pub(crate) fn sign_plain(
     credentials: &AwsCredentials,
     region: &str,
     request: &RequestToSign<'_>,
@@ -62,13 +63,38 @@ pub(super) fn sign_plain(
     let amz = timestamp(request.time)?;
     // Both ASCII digits and `T`, `Z`.
     let amz_date = std::str::from_utf8(&amz).ok()?;
-    let date = amz_date.get(..8)?;
-    // The signed headers, lowercased and sorted: `host`, the request's, `x-amz-*`.
-    let mut headers: Vec<(String, &str)> = Vec::with_capacity(request.headers.len() + 3);
-    headers.push(("host".to_owned(), host));
-    for (name, value) in request.headers {
-        let name = name.to_ascii_lowercase();
-        if name.is_empty() || !name.bytes().all(is_token) || NOT_PLAIN.contains(&name.as_str()) {
+    let headers = signed_headers(request.headers, host, amz_date, token)?;
+    let signed = signed_names(&headers);
+    let canonical = canonical_request(request.method, path, &headers, &signed, request.body);
+    let authorization = authorization(credentials, region, amz_date, &canonical, &signed)?;
+    let mut out = Vec::with_capacity(3);
+    out.push(("authorization", authorization));
+    out.push(("x-amz-date", amz_date.to_owned()));
+    if let Some(token) = token {
+        out.push(("x-amz-security-token", token.to_owned()));
+    }
+    Some(out)
+}
+
+/// The signed headers, lowercased and sorted: `host`, the request's, `x-amz-date` and
+/// `x-amz-security-token`; `None` when a request header is not the plain case (a name
+/// that is not a token, given twice, or one the general signer treats itself; a value
+/// it would change).
+fn signed_headers<'a>(
+    given: &'a [(&'a str, &'a str)],
+    host: &'a str,
+    amz_date: &'a str,
+    token: Option<&'a str>,
+) -> Option<Vec<(Cow<'a, str>, &'a str)>> {
+    let mut headers: Vec<(Cow<'a, str>, &'a str)> = Vec::with_capacity(given.len() + 3);
+    headers.push((Cow::Borrowed("host"), host));
+    for &(name, value) in given {
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
+        if name.is_empty() || !name.bytes().all(is_token) || NOT_PLAIN.contains(&&*name) {
             return None;
         }
         if !plain_value(value) || headers.iter().any(|(n, _)| *n == name) {
@@ -76,16 +102,37 @@ pub(super) fn sign_plain(
         }
         headers.push((name, value));
     }
-    headers.push(("x-amz-date".to_owned(), amz_date));
+    headers.push((Cow::Borrowed("x-amz-date"), amz_date));
     if let Some(token) = token {
-        headers.push(("x-amz-security-token".to_owned(), token));
+        headers.push((Cow::Borrowed("x-amz-security-token"), token));
     }
     headers.sort_by(|a, b| a.0.cmp(&b.0));
-    let signed: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
-    let signed = signed.join(";");
+    Some(headers)
+}
 
+/// The `SignedHeaders` list: the names, `;`-separated.
+fn signed_names(headers: &[(Cow<'_, str>, &str)]) -> String {
+    let mut signed = String::with_capacity(headers.iter().map(|(n, _)| n.len() + 1).sum());
+    for (i, (name, _)) in headers.iter().enumerate() {
+        if i > 0 {
+            signed.push(';');
+        }
+        signed.push_str(name);
+    }
+    signed
+}
+
+/// The canonical request: method, path (double-encoded), no query, the headers, their
+/// names, the body's SHA-256.
+fn canonical_request(
+    method: &str,
+    path: &str,
+    headers: &[(Cow<'_, str>, &str)],
+    signed: &str,
+    body: &[u8],
+) -> String {
     let mut canonical = String::with_capacity(256 + path.len());
-    canonical.push_str(request.method);
+    canonical.push_str(method);
     canonical.push('\n');
     // Double-encoded, as for every service but S3: only `%` changes in a plain path.
     for c in path.chars() {
@@ -95,17 +142,29 @@ pub(super) fn sign_plain(
         }
     }
     canonical.push_str("\n\n");
-    for (name, value) in &headers {
+    for (name, value) in headers {
         canonical.push_str(name);
         canonical.push(':');
         canonical.push_str(value);
         canonical.push('\n');
     }
     canonical.push('\n');
-    canonical.push_str(&signed);
+    canonical.push_str(signed);
     canonical.push('\n');
-    push_hex(&mut canonical, &Sha256::digest(request.body));
+    push_hex(&mut canonical, &Sha256::digest(body));
+    canonical
+}
 
+/// The `authorization` header: the string to sign (timestamp, scope, the canonical
+/// request's SHA-256) signed with the day's key.
+fn authorization(
+    credentials: &AwsCredentials,
+    region: &str,
+    amz_date: &str,
+    canonical: &str,
+    signed: &str,
+) -> Option<String> {
+    let date = amz_date.get(..8)?;
     let scope_len = date.len() + region.len() + SIGNING_SERVICE.len() + 15;
     let mut to_sign = String::with_capacity(34 + amz_date.len() + scope_len + 64);
     to_sign.push_str("AWS4-HMAC-SHA256\n");
@@ -130,19 +189,13 @@ pub(super) fn sign_plain(
         "/",
         scope,
         ", SignedHeaders=",
-        &signed,
+        signed,
         ", Signature=",
     ] {
         authorization.push_str(part);
     }
     push_hex(&mut authorization, &signature);
-    let mut out = Vec::with_capacity(3);
-    out.push(("authorization", authorization));
-    out.push(("x-amz-date", amz_date.to_owned()));
-    if let Some(token) = token {
-        out.push(("x-amz-security-token", token.to_owned()));
-    }
-    Some(out)
+    Some(authorization)
 }
 
 /// What the cached signing key for `date` (`YYYYMMDD`) signs the empty string to:

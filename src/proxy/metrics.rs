@@ -169,7 +169,7 @@ pub struct Metrics {
     upstream_errors: Mutex<BTreeMap<String, u64>>,
     /// Input and output tokens by client key id and operation (key ids come from the
     /// config, so the map is bounded).
-    key_tokens: Mutex<BTreeMap<(String, Operation), [u64; 2]>>,
+    key_tokens: Mutex<BTreeMap<String, BTreeMap<Operation, [u64; 2]>>>,
 }
 
 impl Metrics {
@@ -265,7 +265,12 @@ impl Metrics {
         self.input_tokens.fetch_add(input, Relaxed);
         self.output_tokens.fetch_add(output, Relaxed);
         let mut map = self.key_tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let counts = map.entry((key_id.to_owned(), operation)).or_default();
+        // The key's id is copied only the first time it is counted.
+        let per_key = match map.get_mut(key_id) {
+            Some(per_key) => per_key,
+            None => map.entry(key_id.to_owned()).or_default(),
+        };
+        let counts = per_key.entry(operation).or_default();
         counts[0] = counts[0].saturating_add(input);
         counts[1] = counts[1].saturating_add(output);
     }
@@ -274,8 +279,8 @@ impl Metrics {
     /// path segment) so far.
     pub fn key_tokens(&self, key_id: &str, operation: &str) -> (u64, u64) {
         let map = self.key_tokens.lock().unwrap_or_else(|p| p.into_inner());
-        map.iter()
-            .find(|((k, o), _)| k == key_id && o.path_suffix() == operation)
+        map.get(key_id)
+            .and_then(|per_key| per_key.iter().find(|(o, _)| o.path_suffix() == operation))
             .map_or((0, 0), |(_, [i, o])| (*i, *o))
     }
 
@@ -469,7 +474,10 @@ impl Metrics {
     fn key_token_samples(&self) -> Vec<(String, u64)> {
         let map = self.key_tokens.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::with_capacity(map.len() * 2);
-        for ((key, operation), counts) in map.iter() {
+        let all = map
+            .iter()
+            .flat_map(|(key, per_key)| per_key.iter().map(move |op| (key, op)));
+        for (key, (operation, counts)) in all {
             for (kind, n) in ["input", "output"].into_iter().zip(counts) {
                 let labels = format!(
                     "{{key=\"{}\",operation=\"{}\",kind=\"{kind}\"}}",

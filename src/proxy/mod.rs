@@ -78,7 +78,7 @@ use operation::Operation;
 use relay::{converse_usage, relay, ClientSide};
 use upstream::{
     call_upstream, read_capped, send_admitted, upstream_error_type, upstream_request_headers, ReadError,
-    UpstreamClient,
+    Target, UpstreamClient,
 };
 // For the dialect routes and the pieces shared with them.
 use admission::far_future;
@@ -101,6 +101,9 @@ struct Inner {
     config: ProxyConfig,
     /// The upstream client (its own pool; HTTP/1 connections driven by the bodies).
     upstream: UpstreamClient,
+    /// The configured upstream, parsed once (`None`: not an `http(s)://` URL, and
+    /// every request answered so).
+    target: Option<Target>,
     streams: Arc<Semaphore>,
     /// One permit per byte of buffered request or response body.
     budget: Arc<Semaphore>,
@@ -121,12 +124,14 @@ impl Proxy {
     ///
     /// # Errors
     ///
-    /// None today: the upstream client (hyper's connection API with a pool of its own)
-    /// cannot fail to build. The [`ClientError`] stays in the signature for callers.
+    /// None today: the upstream client (its own HTTP/1, hyper's HTTP/2, a pool of its
+    /// own) cannot fail to build; an upstream URL that is not `http(s)://host/...` is
+    /// answered per request (503). The [`ClientError`] stays in the signature for callers.
     pub fn new(config: ProxyConfig) -> Result<Proxy, ClientError> {
         // Redirects are never followed: following one would re-send the signed request
         // (and `x-amz-security-token`) to wherever `Location` points.
         let upstream = UpstreamClient::new(config.timeouts.connect);
+        let target = Target::parse(&config.upstream_base).ok();
         let streams = Arc::new(Semaphore::new(
             config.max_concurrent_streams.clamp(1, Semaphore::MAX_PERMITS),
         ));
@@ -137,6 +142,7 @@ impl Proxy {
             inner: Arc::new(Inner {
                 config,
                 upstream,
+                target,
                 streams,
                 budget,
                 metrics: Arc::new(Metrics::default()),

@@ -1,13 +1,17 @@
 //! The upstream call: the forwarded headers, the SigV4 signature, the first-byte
 //! timeout, redirects refused, and an upstream body read whole within a cap and the
-//! memory budget. The client itself is `pool.rs` (hyper's connection API, a pool of our
-//! own, the HTTP/1 connection driven by the response body).
+//! memory budget. The client itself is `pool.rs` (a pool of our own; HTTP/1 of our own
+//! in `h1.rs`, the connection driven by the response body; HTTP/2 by hyper's connection
+//! API), and the configured upstream is parsed once (`target.rs`).
 
+mod h1;
 mod pool;
 mod response;
+mod target;
 
 pub(super) use pool::UpstreamClient;
 pub(super) use response::{UpstreamError, UpstreamResponse};
+pub(super) use target::Target;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use bytes::{Bytes, BytesMut};
@@ -46,11 +50,13 @@ pub(super) async fn send_admitted(
     let proxy = &admitted.guard.proxy;
     let inner = &proxy.inner;
     let (key_id, model_id) = (&admitted.key_id, &admitted.model_id);
-    let url = inner
-        .config
-        .upstream_url(model_id, admitted.operation.path_suffix());
-    tracing::debug!(key_id, model_id, url, "forwarding");
-    send_upstream(proxy, &url, headers, body)
+    tracing::debug!(
+        key_id,
+        model_id,
+        operation = admitted.operation.path_suffix(),
+        "forwarding"
+    );
+    send_upstream(proxy, model_id, admitted.operation, headers, body)
         .await
         .inspect_err(|failure| {
             inner.metrics.upstream_error(&failure.error_type);
@@ -185,48 +191,31 @@ pub(super) struct UpstreamFailure {
 /// first-byte timeout).
 pub(super) async fn send_upstream(
     proxy: &Proxy,
-    url: &str,
+    model_id: &str,
+    operation: Operation,
     forwarded: &[(header::HeaderName, String)],
     body: Bytes,
 ) -> Result<UpstreamResponse, UpstreamFailure> {
     let config = &proxy.inner.config;
-    // The forwarded headers are signed too, so that none can be changed on the way.
-    let signed: Vec<(&str, &str)> = forwarded
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-        .collect();
-    let headers = config
-        .upstream_auth
-        .headers(&crate::client::RequestToSign {
-            method: "POST",
-            url,
-            headers: &signed,
-            body: &body,
-            time: std::time::SystemTime::now(),
-        })
-        .map_err(|e| UpstreamFailure {
-            error_type: "SigningFailed".to_owned(),
-            message: "the gateway could not sign the upstream request",
-            detail: e.to_string(),
-        })?;
-    let mut request = HeaderMap::with_capacity(forwarded.len() + headers.len() + 2);
+    let Some(target) = proxy.inner.target.as_ref() else {
+        return Err(unreachable_upstream(UpstreamError::BadUrl.to_string()));
+    };
+    let path = target.path(model_id, operation.path_suffix());
+    let signature = sign(&config.upstream_auth, target, &path, forwarded, &body)?;
+    let mut request = HeaderMap::with_capacity(forwarded.len() + signature.len() + 2);
     for (name, value) in forwarded {
-        request.append(name, header_value(value)?);
+        request.append(name, header_value(value.clone())?);
     }
-    for (name, value) in headers {
-        request.append(name, header_value(&value)?);
+    for (name, value) in signature {
+        request.append(name, header_value(value)?);
     }
     if !request.contains_key(header::ACCEPT) {
         request.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
     }
-    let send = proxy.inner.upstream.post(url, request, body);
+    let send = proxy.inner.upstream.post_to(target, path, request, body);
     match tokio::time::timeout(config.timeouts.first_byte, send).await {
         Ok(Ok(response)) => Ok(response),
-        Ok(Err(e)) => Err(UpstreamFailure {
-            error_type: "ServiceUnavailableException".to_owned(),
-            message: "the upstream could not be reached",
-            detail: e.to_string(),
-        }),
+        Ok(Err(e)) => Err(unreachable_upstream(e.to_string())),
         Err(_) => Err(UpstreamFailure {
             error_type: "ServiceUnavailableException".to_owned(),
             message: "the upstream sent no response in time",
@@ -238,10 +227,59 @@ pub(super) async fn send_upstream(
     }
 }
 
+/// The upstream could not be reached (`detail` says why, for the log).
+fn unreachable_upstream(detail: String) -> UpstreamFailure {
+    UpstreamFailure {
+        error_type: "ServiceUnavailableException".to_owned(),
+        message: "the upstream could not be reached",
+        detail,
+    }
+}
+
+/// The signature's headers of `POST path` to `target` with `forwarded` and `body`: the
+/// forwarded headers are signed too, so that none can be changed on the way. SigV4's
+/// plain case is signed from the target's parts (no URL built or parsed); anything
+/// else goes through [`Auth::headers`](crate::client::Auth::headers) with the whole URL.
+fn sign(
+    auth: &crate::client::Auth,
+    target: &Target,
+    path: &str,
+    forwarded: &[(header::HeaderName, String)],
+    body: &[u8],
+) -> Result<Vec<(&'static str, String)>, UpstreamFailure> {
+    let signed: Vec<(&str, &str)> = forwarded
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let mut request = crate::client::RequestToSign {
+        method: "POST",
+        url: "",
+        headers: &signed,
+        body,
+        time: std::time::SystemTime::now(),
+    };
+    if let crate::client::Auth::SigV4 { credentials, region } = auth {
+        // A `host` among the forwarded ones would be the general signer's to sign.
+        if !forwarded.iter().any(|(name, _)| name == header::HOST) {
+            let plain = crate::client::sigv4::sign_plain(credentials, region, &request, target.host(), path);
+            if let Some(headers) = plain {
+                return Ok(headers);
+            }
+        }
+    }
+    let url = target.url(path);
+    request.url = &url;
+    auth.headers(&request).map_err(|e| UpstreamFailure {
+        error_type: "SigningFailed".to_owned(),
+        message: "the gateway could not sign the upstream request",
+        detail: e.to_string(),
+    })
+}
+
 /// A header value for the upstream request (the forwarded ones were checked to be
 /// visible ASCII, the signature's are).
-fn header_value(value: &str) -> Result<HeaderValue, UpstreamFailure> {
-    HeaderValue::from_str(value).map_err(|_| UpstreamFailure {
+fn header_value(value: String) -> Result<HeaderValue, UpstreamFailure> {
+    HeaderValue::from_maybe_shared(Bytes::from(value)).map_err(|_| UpstreamFailure {
         error_type: "ServiceUnavailableException".to_owned(),
         message: "the upstream request could not be built",
         detail: "a header value is not valid in HTTP".to_owned(),

@@ -1,4 +1,5 @@
-//! The upstream HTTP client: hyper's connection-level API with a pool of our own.
+//! The upstream HTTP client: HTTP/1 of our own (`h1.rs`), HTTP/2 by hyper's
+//! connection-level API, and a pool of our own.
 //!
 //! ```text
 //! post ─► an HTTP/2 connection to the origin? ── yes ──► its SendRequest (a task drives it)
@@ -9,18 +10,18 @@
 //!           ▼
 //!         connect: TCP (nodelay), TLS with ALPN h2 / http/1.1 for https ─► HTTP/2 or HTTP/1
 //!           ▼
-//!         HTTP/1: request written and response head read, the connection polled by the
-//!         caller; the response body (UpstreamBody) then owns the connection and polls it
-//!         as it is read; at the body's end the connection goes back to the pool
+//!         HTTP/1: request written (one vectored write) and response head read by the
+//!         caller; the response body (UpstreamBody) then owns the connection and reads
+//!         it as it is read; at the body's end the connection goes back to the pool
 //! ```
 //!
 //! An HTTP/1 connection has no task of its own: whoever reads the response body drives
 //! it, so a chunk read from the socket is validated and handed to the client's
 //! connection in the same poll, with no hand-off between tasks and no cross-task
-//! wake-up. Its read buffer grows to [`READ_BUF_MAX`] at most (hyper's default is about
-//! 400 KiB per connection). Redirects are never followed: the response is the caller's.
+//! wake-up. Its read buffer holds a head of 64 KiB at most and one read of the body
+//! (32 KiB) besides what is left of the last. Redirects are never followed: the
+//! response is the caller's.
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,19 +29,17 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{header, uri::PathAndQuery, HeaderMap, HeaderValue, Method, Request, Uri, Version};
+use axum::http::{header, HeaderMap, Method, Request, Version};
 use bytes::Bytes;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
-use super::response::{UpstreamBody, UpstreamError, UpstreamResponse};
-
-/// The most an upstream HTTP/1 connection's read buffer grows to: a response head must
-/// fit in it (Bedrock's are under 2 KiB); a body is read through it in pieces.
-const READ_BUF_MAX: usize = 64 * 1024;
+use super::h1::{request_head, H1};
+use super::response::{UpstreamError, UpstreamResponse};
+use super::target::{Origin, Target};
 
 /// Idle HTTP/1 connections kept, all origins together.
 const MAX_IDLE: usize = 256;
@@ -57,31 +56,11 @@ pub(crate) struct UpstreamClient {
 struct ClientInner {
     connect_timeout: Duration,
     tls: tokio_rustls::TlsConnector,
-    h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
     /// HTTP/1 connections at rest, the most recently used last.
     idle: Mutex<Vec<Idle>>,
     /// HTTP/2 connections, one per origin as a rule (each driven by its own task).
     shared: Mutex<Vec<(Origin, http2::SendRequest<Body>)>>,
-}
-
-/// Where a connection goes: scheme, host and port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Origin {
-    https: bool,
-    /// The host as the URL has it (an IPv6 address in brackets).
-    host: String,
-    port: u16,
-}
-
-/// An upstream HTTP/1 connection, driven by whoever holds it.
-pub(super) type H1Connection = http1::Connection<TokioIo<Stream>, Body>;
-
-/// An HTTP/1 connection and the handle that sends requests on it.
-pub(super) struct H1 {
-    origin: Origin,
-    send: http1::SendRequest<Body>,
-    pub(super) conn: H1Connection,
 }
 
 struct Idle {
@@ -97,8 +76,9 @@ enum Fresh {
 
 /// Why a request on an HTTP/1 connection got no response.
 enum H1Failure {
-    /// The connection closed before the request was written: it can go on another.
-    NotSent(Box<Request<Body>>),
+    /// Writing the request on a reused connection failed (the peer closed it while it
+    /// was idle): the request can go on another.
+    NotSent,
     Failed(UpstreamError),
 }
 
@@ -114,15 +94,12 @@ impl UpstreamClient {
         connect_timeout: Duration,
         extra: Vec<rustls::pki_types::CertificateDer<'static>>,
     ) -> UpstreamClient {
-        let mut h1 = http1::Builder::new();
-        h1.max_buf_size(READ_BUF_MAX);
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new());
         UpstreamClient {
             inner: Arc::new(ClientInner {
                 connect_timeout,
                 tls: tls_connector(extra),
-                h1,
                 h2,
                 idle: Mutex::new(Vec::new()),
                 shared: Mutex::new(Vec::new()),
@@ -137,97 +114,96 @@ impl UpstreamClient {
     ///
     /// [`UpstreamError`] when `url` is not `http(s)://host...`, no connection could be
     /// made, or the connection failed before a response head came.
+    #[cfg(test)]
     pub(crate) async fn post(
         &self,
         url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let target = Target::parse(url)?;
+        let path = target.path_prefix().to_owned();
+        self.post_to(&target, path, headers, body).await
+    }
+
+    /// Sends `POST path` to `target` with `headers` (no `host`: the target's is sent,
+    /// as the signature has it) and `body`, and waits for the response head.
+    ///
+    /// # Errors
+    ///
+    /// [`UpstreamError`] when `path` is not a valid request target, no connection could
+    /// be made, or the connection failed before a response head came.
+    pub(crate) async fn post_to(
+        &self,
+        target: &Target,
+        path: String,
         mut headers: HeaderMap,
         body: Bytes,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let uri: Uri = url.parse().map_err(|_| UpstreamError::BadUrl)?;
-        let origin = Origin::of(&uri).ok_or(UpstreamError::BadUrl)?;
-        headers.insert(header::HOST, origin.host_header()?);
-        let mut request = Request::new(Body::from(body));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"))
-            .into();
-        *request.headers_mut() = headers;
-        if let Some(send) = self.shared(&origin) {
-            return self.send_h2(send, request, uri).await;
+        let origin = target.origin();
+        if let Some(send) = self.shared(origin) {
+            return self.send_h2(send, target, path, headers, body).await;
         }
-        while let Some(h1) = self.checkout(&origin).await {
-            match self.send_h1(h1, request).await {
+        headers.insert(header::HOST, target.host_value());
+        let head = request_head(&path, &headers, body.len());
+        while let Some(h1) = self.checkout(origin).await {
+            match self.send_h1(h1, &head, &body, true).await {
                 Ok(response) => return Ok(response),
-                Err(H1Failure::NotSent(back)) => request = *back,
+                Err(H1Failure::NotSent) => {}
                 Err(H1Failure::Failed(e)) => return Err(e),
             }
         }
-        match self.connect(&origin).await? {
-            Fresh::H2(send) => self.send_h2(send, request, uri).await,
-            Fresh::H1(h1) => match self.send_h1(h1, request).await {
+        match self.connect(origin).await? {
+            Fresh::H2(send) => {
+                headers.remove(header::HOST);
+                self.send_h2(send, target, path, headers, body).await
+            }
+            Fresh::H1(h1) => match self.send_h1(h1, &head, &body, false).await {
                 Ok(response) => Ok(response),
-                Err(H1Failure::NotSent(_)) => Err(UpstreamError::Closed),
+                Err(H1Failure::NotSent) => Err(UpstreamError::Incomplete),
                 Err(H1Failure::Failed(e)) => Err(e),
             },
         }
     }
 
-    /// Writes `request` on `h1` and reads the response head, driving the connection
-    /// meanwhile; the response body takes the connection over.
-    async fn send_h1(&self, h1: Box<H1>, request: Request<Body>) -> Result<UpstreamResponse, H1Failure> {
-        let H1 {
-            origin,
-            mut send,
-            conn,
-        } = *h1;
-        let sent = send.try_send_request(request);
-        let mut sent = std::pin::pin!(sent);
-        let mut conn = Some(conn);
-        let result = std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = sent.as_mut().poll(cx) {
-                return Poll::Ready(result);
-            }
-            if let Some(c) = conn.as_mut() {
-                if Pin::new(c).poll(cx).is_ready() {
-                    // Closed or failed: dropping it answers the request with an error.
-                    conn = None;
-                    return sent.as_mut().poll(cx);
-                }
-            }
-            Poll::Pending
-        })
-        .await;
-        match result {
-            Ok(response) => {
-                let driver = conn.map(|conn| Box::new(H1 { origin, send, conn }));
-                Ok(UpstreamResponse::new(
-                    response,
-                    UpstreamBody::h1(driver, self.clone()),
-                ))
-            }
-            Err(mut e) => match e.take_message() {
-                Some(request) => Err(H1Failure::NotSent(Box::new(request))),
-                None => Err(H1Failure::Failed(UpstreamError::Http(e.into_error()))),
-            },
+    /// Writes the request (`head`, `body`) on `h1` and reads the response head; the
+    /// response body takes the connection over.
+    async fn send_h1(
+        &self,
+        mut h1: Box<H1>,
+        head: &[u8],
+        body: &[u8],
+        reused: bool,
+    ) -> Result<UpstreamResponse, H1Failure> {
+        if let Err(e) = h1.write_request(head, body).await {
+            return Err(if reused {
+                H1Failure::NotSent
+            } else {
+                H1Failure::Failed(UpstreamError::Io(e))
+            });
         }
+        let response = h1.read_head().await.map_err(H1Failure::Failed)?;
+        UpstreamResponse::h1(response, h1, self.clone()).map_err(H1Failure::Failed)
     }
 
-    /// Sends `request` (in HTTP/1 form) on an HTTP/2 connection.
+    /// Sends `POST path` to `target` on an HTTP/2 connection (`:authority` from the
+    /// target, no `host`).
     async fn send_h2(
         &self,
         mut send: http2::SendRequest<Body>,
-        mut request: Request<Body>,
-        uri: Uri,
+        target: &Target,
+        path: String,
+        headers: HeaderMap,
+        body: Bytes,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        // HTTP/2 carries the authority in `:authority`, from the absolute URI.
-        request.headers_mut().remove(header::HOST);
-        *request.uri_mut() = uri;
+        let mut request = Request::new(Body::from(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = target.absolute(Target::path_and_query(path)?)?;
         *request.version_mut() = Version::HTTP_2;
+        *request.headers_mut() = headers;
         send.ready().await.map_err(UpstreamError::Http)?;
         let response = send.send_request(request).await.map_err(UpstreamError::Http)?;
-        Ok(UpstreamResponse::new(response, UpstreamBody::h2()))
+        Ok(UpstreamResponse::h2(response))
     }
 
     /// A live HTTP/2 connection to `origin`, if there is one (closed ones are dropped).
@@ -245,13 +221,7 @@ impl UpstreamClient {
     async fn checkout(&self, origin: &Origin) -> Option<Box<H1>> {
         loop {
             let mut h1 = self.take_idle(origin)?;
-            let alive = std::future::poll_fn(|cx| {
-                if Pin::new(&mut h1.conn).poll(cx).is_ready() {
-                    return Poll::Ready(false);
-                }
-                Poll::Ready(matches!(h1.send.poll_ready(cx), Poll::Ready(Ok(()))))
-            })
-            .await;
+            let alive = std::future::poll_fn(|cx| Poll::Ready(h1.poll_idle(cx))).await;
             if alive {
                 return Some(h1);
             }
@@ -282,26 +252,14 @@ impl UpstreamClient {
         }
     }
 
-    /// Whether `h1`, whose response was just read whole, can carry another request;
-    /// polled once so that it sees the end of the response and turns idle.
-    pub(super) fn release(&self, mut h1: Box<H1>, cx: &mut Context<'_>) {
-        if Pin::new(&mut h1.conn).poll(cx).is_ready() {
-            return;
-        }
-        if h1.send.is_ready() {
-            self.put(h1);
-        }
-    }
-
     /// Opens a connection to `origin` within the connect timeout.
     async fn connect(&self, origin: &Origin) -> Result<Fresh, UpstreamError> {
         let inner = &self.inner;
         let stream = tokio::time::timeout(inner.connect_timeout, self.open(origin))
             .await
             .map_err(|_| UpstreamError::ConnectTimeout(inner.connect_timeout))??;
-        let h2 = stream.negotiated_h2();
-        let io = TokioIo::new(stream);
-        if h2 {
+        if stream.negotiated_h2() {
+            let io = TokioIo::new(stream);
             let (send, conn) = inner.h2.handshake(io).await.map_err(UpstreamError::Http)?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
@@ -311,12 +269,7 @@ impl UpstreamClient {
             lock(&inner.shared).push((origin.clone(), send.clone()));
             return Ok(Fresh::H2(send));
         }
-        let (send, conn) = inner.h1.handshake(io).await.map_err(UpstreamError::Http)?;
-        Ok(Fresh::H1(Box::new(H1 {
-            origin: origin.clone(),
-            send,
-            conn,
-        })))
+        Ok(Fresh::H1(Box::new(H1::new(origin.clone(), stream))))
     }
 
     /// TCP, then TLS for `https`.
@@ -361,40 +314,6 @@ fn tls_connector(extra: Vec<rustls::pki_types::CertificateDer<'static>>) -> toki
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
-// ===== impl Origin =====
-
-impl Origin {
-    fn of(uri: &Uri) -> Option<Origin> {
-        let https = match uri.scheme_str()? {
-            "https" => true,
-            "http" => false,
-            _ => return None,
-        };
-        let host = uri.host().filter(|h| !h.is_empty())?.to_owned();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        Some(Origin { https, host, port })
-    }
-
-    /// `host[:port]`, the default port left out: what the SigV4 signature signs.
-    fn host_header(&self) -> Result<HeaderValue, UpstreamError> {
-        let default_port = if self.https { 443 } else { 80 };
-        let value = if self.port == default_port {
-            HeaderValue::from_str(&self.host)
-        } else {
-            HeaderValue::from_str(&format!("{}:{}", self.host, self.port))
-        };
-        value.map_err(|_| UpstreamError::BadUrl)
-    }
-
-    /// The host without the brackets of an IPv6 address.
-    fn bare_host(&self) -> &str {
-        self.host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(&self.host)
-    }
 }
 
 // ===== impl Stream =====

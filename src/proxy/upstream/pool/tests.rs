@@ -1,5 +1,6 @@
 //! The pool against a hand-written HTTP/1 upstream that counts its connections.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
+use axum::http::HeaderValue;
 
 /// How the test upstream answers each request.
 #[derive(Clone, Copy, Debug)]
