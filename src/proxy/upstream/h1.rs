@@ -96,17 +96,28 @@ impl Head {
             return Err(Malformed("response head too large"));
         }
         let head = buf.split_to(end + 4);
-        // Every line, each with its `\r` (the last one's `\n` is the blank line's).
-        let text = head.get(..=end).unwrap_or_default();
-        let mut lines = text.split(|&b| b == b'\n');
-        let status_line = lines.next().unwrap_or_default();
-        let (version, status) = status_line_of(strip_cr(status_line)?)?;
-        let mut headers = HeaderMap::new();
-        for line in lines {
-            if headers.len() >= MAX_HEADERS {
-                return Err(Malformed("too many response headers"));
-            }
-            let (name, value) = header_line(strip_cr(line)?)?;
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut slots);
+        match response.parse(&head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            // `\r\n\r\n` was found, so httparse saw a whole head: a partial one is bad.
+            Ok(httparse::Status::Partial) => return Err(Malformed("an incomplete response head")),
+            Err(httparse::Error::TooManyHeaders) => return Err(Malformed("too many response headers")),
+            Err(e) => return Err(Malformed(head_error(e))),
+        }
+        let version = match response.version {
+            Some(1) => Version::HTTP_11,
+            _ => Version::HTTP_10,
+        };
+        let status = response
+            .code
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .ok_or(Malformed("invalid status code"))?;
+        let mut headers = HeaderMap::with_capacity(response.headers.len());
+        for h in response.headers.iter() {
+            let name =
+                HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Malformed("invalid header name"))?;
+            let value = HeaderValue::from_bytes(h.value).map_err(|_| Malformed("invalid header value"))?;
             headers.append(name, value);
         }
         Ok(Some(Head {
@@ -117,7 +128,8 @@ impl Head {
     }
 }
 
-/// Where the blank line that ends a head starts (`\r\n\r\n`), looking from `from`.
+/// Where the blank line that ends a head starts (`\r\n\r\n`), looking from `from`:
+/// a head read a little at a time is scanned once, and parsed once it is whole.
 fn find_head_end(buf: &[u8], mut from: usize) -> Option<usize> {
     while let Some(at) = buf.get(from..).and_then(|rest| memchr::memchr(b'\n', rest)) {
         let lf = from + at;
@@ -129,41 +141,16 @@ fn find_head_end(buf: &[u8], mut from: usize) -> Option<usize> {
     None
 }
 
-/// A line without its `\r` (every line of a head ends `\r\n`).
-fn strip_cr(line: &[u8]) -> Result<&[u8], Malformed> {
-    line.strip_suffix(b"\r")
-        .ok_or(Malformed("a head line does not end with CRLF"))
-}
-
-/// `HTTP/1.x SSS reason`.
-fn status_line_of(line: &[u8]) -> Result<(Version, StatusCode), Malformed> {
-    let version = match line.get(..9) {
-        Some(b"HTTP/1.1 ") => Version::HTTP_11,
-        Some(b"HTTP/1.0 ") => Version::HTTP_10,
-        _ => return Err(Malformed("not an HTTP/1.x status line")),
-    };
-    let code = line.get(9..12).ok_or(Malformed("no status code"))?;
-    if !matches!(line.get(12), None | Some(b' ')) {
-        return Err(Malformed("a status code is three digits"));
+/// What httparse found wrong with a head, in words.
+fn head_error(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "a head line does not end with CRLF",
+        httparse::Error::Status => "invalid status code",
+        httparse::Error::Version => "not an HTTP/1.x status line",
+        _ => "malformed response head",
     }
-    let status = StatusCode::from_bytes(code).map_err(|_| Malformed("invalid status code"))?;
-    Ok((version, status))
-}
-
-/// `name: value`, the value without the spaces around it.
-fn header_line(line: &[u8]) -> Result<(HeaderName, HeaderValue), Malformed> {
-    let colon = memchr::memchr(b':', line).ok_or(Malformed("a header line has no colon"))?;
-    let (name, value) = line.split_at(colon);
-    let name = HeaderName::from_bytes(name).map_err(|_| Malformed("invalid header name"))?;
-    let value = value.get(1..).unwrap_or_default();
-    let start = value.iter().position(|b| !matches!(b, b' ' | b'\t'));
-    let end = value.iter().rposition(|b| !matches!(b, b' ' | b'\t'));
-    let value = match (start, end) {
-        (Some(s), Some(e)) => value.get(s..=e).unwrap_or_default(),
-        _ => b"",
-    };
-    let value = HeaderValue::from_bytes(value).map_err(|_| Malformed("invalid header value"))?;
-    Ok((name, value))
 }
 
 // ===== the body's framing =====
