@@ -24,7 +24,7 @@ use std::hint::black_box;
 
 use bedrock_converse::converse::StreamAssembler;
 use bedrock_converse::eventstream::{EventStreamCodec, MessageBuilder};
-use bedrock_converse::translate::{anthropic, openai};
+use bedrock_converse::translate::{anthropic, openai, SseWriter};
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;

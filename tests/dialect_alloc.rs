@@ -17,7 +17,7 @@ use bedrock_converse::converse::{
     ContentBlockDelta, ContentBlockStart, Role, StopReason, StreamAssembler, StreamEvent, TokenUsage,
 };
 use bedrock_converse::eventstream::{Message, MessageBuilder};
-use bedrock_converse::translate::{anthropic, openai};
+use bedrock_converse::translate::{anthropic, openai, SseWriter};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]

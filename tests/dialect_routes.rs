@@ -8,6 +8,8 @@ mod common;
 #[path = "common/socket.rs"]
 mod socket;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bedrock_converse::client::{Config, ModelConfig, ProviderConfig};
@@ -39,9 +41,14 @@ async fn gateway(server: &MockBedrockHandle, idle: Duration) -> Gateway {
 
 /// [`gateway`] with more aliases: `(alias, model id, extraPayload)`.
 async fn gateway_with(server: &MockBedrockHandle, idle: Duration, more: &[(&str, &str, Value)]) -> Gateway {
-    let mut c = config_for(server);
+    gateway_at(&server.url(), idle, more).await
+}
+
+/// [`gateway_with`] in front of the server at `upstream` (its `/model/` URL).
+async fn gateway_at(upstream: &str, idle: Duration, more: &[(&str, &str, Value)]) -> Gateway {
+    let mut c = common::gateway_config(upstream, UPSTREAM_KEY, CLIENT_KEY);
     c.timeouts.idle = idle;
-    let mut provider = ProviderConfig::new("bedrock", "us-east-1").with_url(server.url());
+    let mut provider = ProviderConfig::new("bedrock", "us-east-1").with_url(upstream);
     let usual = [
         ("text", "mock.text", json!({})),
         ("tools", "mock.tools", json!({})),
@@ -284,6 +291,50 @@ async fn openai_stream_carries_text_then_done() {
         .metrics()
         .render()
         .contains("route=\"/v1/chat/completions\"} 1"));
+}
+
+/// A TCP relay to `to` that counts the connections it accepted; its address.
+async fn counting_relay(to: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// Both dialects' streams leave their upstream connection to the next request: the
+/// Anthropic stream ends at `metadata`, before upstream's body does, and its last bytes
+/// are still read (a body dropped unread closes its connection, and every request paid
+/// a new one before its first byte).
+#[tokio::test]
+async fn translated_streams_reuse_their_upstream_connection() {
+    let server = mock().await;
+    let (relay, accepted) = counting_relay(server.addr()).await;
+    let gw = gateway_at(&format!("http://{relay}/model/"), Duration::from_secs(5), &[]).await;
+    for _ in 0..3 {
+        let r = post_anthropic(&gw, &[("x-api-key", CLIENT_KEY)], message("text", true)).await;
+        assert_eq!(r.status(), 200);
+        let sse = r.text().await.unwrap();
+        assert_eq!(event_names(&sse).last(), Some(&"message_stop"), "{sse}");
+        let r = post_openai(&gw, Some(CLIENT_KEY), chat("text", true)).await;
+        assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    }
+    assert_eq!(server.request_count(), 6);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one upstream connection for six streams"
+    );
 }
 
 #[tokio::test]

@@ -9,15 +9,15 @@
 /// as JSON, and they must end the same way (finished, or cut by the same error).
 ///
 /// Input: a sequence of operations, each one byte (`op % 10`: which event; `op / 10 % 3`:
-/// its block index; `op / 30 % 2`: padding on a text delta) and, for events with a
+/// its block index; `op / 30 % 2`: padding on a text or tool-input delta) and, for events with a
 /// string, a length byte (0 to 31) and that many raw string bytes (a byte from 0xF5 up, never in UTF-8,
 /// stands for one of a few escapes and multi-byte characters, so that valid strings
 /// are common; every other byte goes into the string as it is).
 #[allow(dead_code)] // Each includer uses a different subset.
 mod translate_stream_logic {
-    use bedrock_converse::converse::{StreamAssembler, StreamError, StreamEvent};
-    use bedrock_converse::eventstream::{Frame, Message, MessageBuilder};
-    use bedrock_converse::translate::{anthropic, openai, ApiError};
+    use bedrock_converse::converse::StreamAssembler;
+    use bedrock_converse::eventstream::{Message, MessageBuilder};
+    use bedrock_converse::translate::{anthropic, openai, ApiError, SseWriter};
     use serde_json::Value;
 
     /// What one input did.
@@ -91,11 +91,12 @@ mod translate_stream_logic {
             let index = (op / 10) % 3;
             let i = index.to_string();
             let i = i.as_bytes();
+            // Bedrock's padding, on a text or tool-input delta.
+            let pad: &[u8] = if (op / 30) % 2 == 1 { br#","p":"abcdefgh""# } else { b"" };
             let message = match op % 10 {
                 0 => frame("messageStart", br#"{"role":"assistant"}"#),
                 1 | 2 => {
                     let s = input.string();
-                    let pad: &[u8] = if (op / 30) % 2 == 1 { br#","p":"abcdefgh""# } else { b"" };
                     frame(
                         "contentBlockDelta",
                         &joined(&[br#"{"contentBlockIndex":"#, i, br#","delta":{"text":""#, &s, b"\"}", pad, b"}"]),
@@ -127,7 +128,7 @@ mod translate_stream_logic {
                     let s = input.string();
                     frame(
                         "contentBlockDelta",
-                        &joined(&[br#"{"contentBlockIndex":"#, i, br#","delta":{"toolUse":{"input":""#, &s, b"\"}}}"]),
+                        &joined(&[br#"{"contentBlockIndex":"#, i, br#","delta":{"toolUse":{"input":""#, &s, b"\"}}", pad, b"}"]),
                     )
                 }
                 7 => frame("messageStop", br#"{"stopReason":"end_turn"}"#),
@@ -192,42 +193,13 @@ mod translate_stream_logic {
         }
     }
 
-    /// What both dialects' SSE writers do, so one loop drives either.
-    trait Writer {
-        fn event(&mut self, event: &StreamEvent<'_>, buf: &mut Vec<u8>);
-        fn frame(&mut self, asm: &mut StreamAssembler, frame: Frame<'_>, buf: &mut Vec<u8>) -> Result<(), StreamError>;
-        fn error(&mut self, err: &ApiError, buf: &mut Vec<u8>);
-        fn finish(&mut self, buf: &mut Vec<u8>);
-    }
-
-    macro_rules! writer {
-        ($t:ty) => {
-            impl Writer for $t {
-                fn event(&mut self, event: &StreamEvent<'_>, buf: &mut Vec<u8>) {
-                    self.push(event, buf)
-                }
-                fn frame(&mut self, asm: &mut StreamAssembler, frame: Frame<'_>, buf: &mut Vec<u8>) -> Result<(), StreamError> {
-                    self.push_frame(asm, frame, buf)
-                }
-                fn error(&mut self, err: &ApiError, buf: &mut Vec<u8>) {
-                    <$t>::error(self, err, buf)
-                }
-                fn finish(&mut self, buf: &mut Vec<u8>) {
-                    <$t>::finish(self, buf)
-                }
-            }
-        };
-    }
-    writer!(openai::ChatStreamWriter);
-    writer!(anthropic::MessagesStreamWriter);
-
     /// The assembler's events into `w`: its SSE bytes, and whether the stream failed.
-    fn through_events(messages: &[Message], w: &mut impl Writer) -> (Vec<u8>, bool) {
+    fn through_events(messages: &[Message], w: &mut impl SseWriter) -> (Vec<u8>, bool) {
         let mut asm = StreamAssembler::new();
         let mut buf = Vec::new();
         for m in messages {
             match asm.push(m) {
-                Ok(Some(ev)) => w.event(&ev, &mut buf),
+                Ok(Some(ev)) => w.push(&ev, &mut buf),
                 Ok(None) => {}
                 Err(e) => {
                     w.error(&ApiError::from_stream_error(&e), &mut buf);
@@ -240,11 +212,11 @@ mod translate_stream_logic {
     }
 
     /// The frames into `w`'s `push_frame`: its SSE bytes, and whether the stream failed.
-    fn through_frames(messages: &[Message], w: &mut impl Writer) -> (Vec<u8>, bool) {
+    fn through_frames(messages: &[Message], w: &mut impl SseWriter) -> (Vec<u8>, bool) {
         let mut asm = StreamAssembler::new();
         let mut buf = Vec::new();
         for m in messages {
-            if let Err(e) = w.frame(&mut asm, m.as_frame(), &mut buf) {
+            if let Err(e) = w.push_frame(&mut asm, m.as_frame(), &mut buf) {
                 w.error(&ApiError::from_stream_error(&e), &mut buf);
                 return (buf, true);
             }

@@ -1,5 +1,9 @@
 //! [`EventSink`]: what a dialect's stream writer does with each kind of Converse
 //! stream event, and [`route`], the one place that takes an event apart for it.
+//!
+//! `EventSink` and [`ToolStart`] are `pub` in this private module: the supertraits of
+//! the public [`SseWriter`](super::SseWriter), nameable nowhere outside the crate (so
+//! that trait is sealed).
 
 use bytes::BufMut;
 use serde_json::value::RawValue;
@@ -8,7 +12,7 @@ use crate::converse::{ContentBlockDelta, ContentBlockStart, StopReason, StreamEv
 
 /// A tool use starting in Converse block `block`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ToolStart<'a> {
+pub struct ToolStart<'a> {
     pub(crate) block: u32,
     /// `toolUseId`.
     pub(crate) id: &'a str,
@@ -19,7 +23,7 @@ pub(crate) struct ToolStart<'a> {
 
 /// A dialect's SSE writer, event kind by event kind. Kinds a dialect has nothing to
 /// write for keep the default (nothing).
-pub(crate) trait EventSink {
+pub trait EventSink {
     /// Whether the stream has ended: [`route`] then writes nothing.
     fn ended(&self) -> bool;
 
@@ -45,7 +49,7 @@ pub(crate) trait EventSink {
 }
 
 /// Hands `event` to the part of `sink` for its kind (nothing once the stream ended).
-pub(crate) fn route<S: EventSink, B: BufMut>(sink: &mut S, event: &StreamEvent<'_>, buf: &mut B) {
+pub(crate) fn route<S: EventSink + ?Sized, B: BufMut>(sink: &mut S, event: &StreamEvent<'_>, buf: &mut B) {
     if sink.ended() {
         return;
     }

@@ -18,11 +18,18 @@
 //! surrogate, escaped padding) is `None`, and the caller goes through the assembler,
 //! which gives the event or the error. So this only has to be right about what it
 //! accepts; the tests check it against serde_json.
+//!
+//! Tool-input fragments (`delta.toolUse.input`) are not forwarded: the assembler must
+//! still decode each one (it keeps the input, to check that it is one JSON value when
+//! its block stops), and copying the fragment from the frame instead of re-escaping the
+//! decoded one was measured no cheaper: locating the string again costs what the
+//! escaping saves, on fragments of a few bytes each (callgrind, `benches/dialect.rs`).
 
 use bytes::BufMut;
 
+use super::events::{route, EventSink};
 use crate::converse::json::{special_bytes, HI};
-use crate::converse::{BlockKind, StreamAssembler, StreamError, StreamEvent};
+use crate::converse::{BlockKind, StreamAssembler, StreamError};
 use crate::eventstream::{Frame, FrameKind};
 
 /// Which string of a delta was forwarded.
@@ -47,7 +54,7 @@ impl TextKind {
 
 /// A text delta whose string is forwarded as it came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RawTextDelta<'a> {
+pub struct RawTextDelta<'a> {
     /// `contentBlockIndex`.
     pub(crate) block: u32,
     pub(crate) kind: TextKind,
@@ -56,27 +63,24 @@ pub(crate) struct RawTextDelta<'a> {
     pub(crate) escaped: &'a [u8],
 }
 
-/// What a dialect's SSE writer gives [`push_frame`]: whether it has ended, how it writes a
-/// forwarded delta, and how it writes an assembler event.
-pub(crate) trait ForwardingWriter {
-    /// Whether the writer has ended its stream (nothing is forwarded then).
-    fn has_ended(&self) -> bool;
-    /// Writes `delta` as it came; `false` when this writer cannot (the assembler then
-    /// takes the frame).
+/// What a dialect's SSE writer adds to its [`EventSink`] for [`push_frame`]: how it
+/// writes a forwarded delta. `pub` in this private module, as `EventSink` is: the
+/// supertrait of the public [`SseWriter`](super::SseWriter).
+pub trait ForwardingWriter: EventSink {
+    /// Writes `delta` as it came, as [`route`] would write the delta's event; `false`
+    /// when this writer cannot (the assembler then takes the frame).
     fn forward<B: BufMut>(&mut self, delta: RawTextDelta<'_>, buf: &mut B) -> bool;
-    /// Writes one assembler event.
-    fn push_event<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B);
 }
 
 /// Feeds `frame` to `writer`: a forwardable text delta straight from the frame, any
 /// other frame through `assembler` and the event it gives (the writers' `push_frame`).
-pub(crate) fn push_frame<W: ForwardingWriter, B: BufMut>(
+pub(crate) fn push_frame<W: ForwardingWriter + ?Sized, B: BufMut>(
     writer: &mut W,
     assembler: &mut StreamAssembler,
     frame: Frame<'_>,
     buf: &mut B,
 ) -> Result<(), StreamError> {
-    if !writer.has_ended() {
+    if !writer.ended() {
         if let Some(delta) = forwardable(assembler, &frame) {
             if writer.forward(delta, buf) {
                 return Ok(());
@@ -84,7 +88,7 @@ pub(crate) fn push_frame<W: ForwardingWriter, B: BufMut>(
         }
     }
     if let Some(event) = assembler.push_frame(frame)? {
-        writer.push_event(&event, buf);
+        route(writer, &event, buf);
     }
     Ok(())
 }
@@ -402,6 +406,8 @@ mod tests {
             br#"{"contentBlockIndex":0, "delta":{"text":"a"}}"#,
             br#"{"delta":{"text":"a"},"contentBlockIndex":0}"#,
             br#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{}"}}}"#,
+            br#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{}","x":1}}}"#,
+            br#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":{}}}}"#,
             br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"signature":"x"}}}"#,
             br#"{"contentBlockIndex":0,"delta":{"text":"a","p":"x"}}"#,
             br#"{"contentBlockIndex":0,"delta":{"text":"a"},"p":"x","q":1}"#,

@@ -5,7 +5,7 @@
 //! dialect request body ──► openai::translate_request / anthropic::translate_request ──► Translated { model, stream, ConverseRequest }
 //!
 //! ConverseStream bytes ──► EventStreamCodec ──► StreamAssembler ──► StreamEvent ──► ChatStreamWriter / MessagesStreamWriter ──► SSE bytes
-//!                                                                                   (appended to the caller's buffer)
+//!                                                                                   (both SseWriter; appended to the caller's buffer)
 //! ConverseResponse ──► openai::chat_completion_json / anthropic::message_json ──► JSON body
 //! Bedrock HTTP error / StreamError ──► ApiError ──► error_json (status, body) / writer.error (SSE event)
 //! ```
@@ -15,7 +15,9 @@
 //! request with `translate_request`, resolves [`Translated::model`] to a Bedrock model
 //! id, sends [`ConverseRequest::to_json`] to `/converse` or `/converse-stream`, and feeds
 //! each [`StreamEvent`](crate::converse::StreamEvent) the assembler returns to the
-//! dialect's writer. Until a writer has written anything, a failure can still be retried
+//! dialect's writer (or each whole frame to its [`SseWriter::push_frame`], which copies
+//! the deltas' JSON strings as they came). Both writers are an [`SseWriter`], so a shell
+//! can be generic over the dialect. Until a writer has written anything, a failure can still be retried
 //! or answered with [`error_json`](openai::error_json); after that it ends the stream with
 //! the writer's `error` event.
 //!
@@ -23,7 +25,7 @@
 //!
 //! ```
 //! use bedrock_converse::converse::{ContentBlockDelta, ContentBlockStart, Role, StopReason, StreamEvent};
-//! use bedrock_converse::translate::openai;
+//! use bedrock_converse::translate::{openai, SseWriter};
 //!
 //! let t = openai::translate_request(br#"{"model": "bedrock/claude", "stream": true,
 //!     "messages": [{"role": "user", "content": "Weather in Oslo?"}],
@@ -60,6 +62,7 @@ mod error;
 mod events;
 mod forward;
 mod request;
+mod sse;
 mod write;
 
 pub use error::{ApiError, ErrorClass, TranslateError};
@@ -68,3 +71,4 @@ pub use request::{
     OutputFormatStructure, SpecificToolChoice, SystemContentBlock, Tool, ToolChoice, ToolConfiguration,
     ToolInputSchema, ToolSpecification, Translated,
 };
+pub use sse::SseWriter;

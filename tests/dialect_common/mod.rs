@@ -3,18 +3,24 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use bedrock_converse::converse::{StreamAssembler, StreamEvent};
+use bedrock_converse::converse::StreamAssembler;
 use bedrock_converse::eventstream::{Message, MessageBuilder};
-use bedrock_converse::translate::{anthropic, openai, ApiError};
+use bedrock_converse::translate::{anthropic, openai, ApiError, SseWriter};
 use serde_json::Value;
 
 /// One event frame.
 pub(crate) fn event(event_type: &str, payload: Value) -> Message {
+    event_json(event_type, &payload.to_string())
+}
+
+/// One event frame whose payload is `json` as written (e.g. with escapes serde_json
+/// would not write).
+pub(crate) fn event_json(event_type: &str, json: &str) -> Message {
     MessageBuilder::new()
         .string_header(":event-type", event_type)
         .string_header(":content-type", "application/json")
         .string_header(":message-type", "event")
-        .build(payload.to_string().as_bytes())
+        .build(json.as_bytes())
         .expect("frame")
 }
 
@@ -33,111 +39,57 @@ pub(crate) fn frames(events: &[(&str, Value)]) -> Vec<Message> {
     events.iter().map(|(t, p)| event(t, p.clone())).collect()
 }
 
-/// What [`through_writer`] hands a dialect's writer.
-enum Step<'a, 'e> {
-    Event(&'a StreamEvent<'e>),
-    Failed(&'a ApiError),
-    Finish,
+/// How [`sse`] feeds a writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// The assembler's events into `push`.
+    Events,
+    /// Whole frames into `push_frame` (deltas' JSON strings copied as they came).
+    Frames,
 }
 
-/// Runs frames through the assembler into a writer (`write` does what each step asks of
-/// it); a stream error ends the SSE with the error event. Returns the SSE text.
-fn through_writer(messages: &[Message], mut write: impl FnMut(Step<'_, '_>, &mut Vec<u8>)) -> String {
+/// Runs frames into `w` by `path`; a stream error ends the SSE with the error event.
+/// Returns the SSE text.
+pub(crate) fn sse(messages: &[Message], mut w: impl SseWriter, path: Path) -> String {
     let mut asm = StreamAssembler::new();
     let mut buf = Vec::new();
-    let mut failed = false;
     for m in messages {
-        match asm.push(m) {
-            Ok(Some(ev)) => write(Step::Event(&ev), &mut buf),
-            Ok(None) => {}
-            Err(e) => {
-                write(Step::Failed(&ApiError::from_stream_error(&e)), &mut buf);
-                failed = true;
-                break;
-            }
+        let pushed = match path {
+            Path::Events => asm.push(m).map(|ev| {
+                if let Some(ev) = ev {
+                    w.push(&ev, &mut buf);
+                }
+            }),
+            Path::Frames => w.push_frame(&mut asm, m.as_frame(), &mut buf),
+        };
+        if let Err(e) = pushed {
+            w.error(&ApiError::from_stream_error(&e), &mut buf);
+            return String::from_utf8(buf).expect("utf-8");
         }
     }
-    if !failed {
-        write(Step::Finish, &mut buf);
-    }
+    w.finish(&mut buf);
     String::from_utf8(buf).expect("utf-8")
+}
+
+/// The OpenAI writer the tests use.
+pub(crate) fn openai_writer(include_usage: bool) -> openai::ChatStreamWriter {
+    openai::ChatStreamWriter::new("chatcmpl-test", "test-model", 1_700_000_000, include_usage)
+}
+
+/// The Anthropic writer the tests use.
+pub(crate) fn anthropic_writer() -> anthropic::MessagesStreamWriter {
+    anthropic::MessagesStreamWriter::new("msg_test", "test-model")
 }
 
 /// Runs frames through the assembler into the OpenAI writer; a stream error ends the
 /// SSE with the error event. Returns the SSE text.
 pub(crate) fn openai_sse(messages: &[Message], include_usage: bool) -> String {
-    let mut w = openai::ChatStreamWriter::new("chatcmpl-test", "test-model", 1_700_000_000, include_usage);
-    through_writer(messages, |step, buf| match step {
-        Step::Event(ev) => w.push(ev, buf),
-        Step::Failed(err) => w.error(err, buf),
-        Step::Finish => w.finish(buf),
-    })
+    sse(messages, openai_writer(include_usage), Path::Events)
 }
 
 /// As [`openai_sse`], for the Anthropic writer.
 pub(crate) fn anthropic_sse(messages: &[Message]) -> String {
-    let mut w = anthropic::MessagesStreamWriter::new("msg_test", "test-model");
-    through_writer(messages, |step, buf| match step {
-        Step::Event(ev) => w.push(ev, buf),
-        Step::Failed(err) => w.error(err, buf),
-        Step::Finish => w.finish(buf),
-    })
-}
-
-/// Runs frames into a writer with its `push_frame` (text deltas to open blocks go
-/// straight from the frame to the writer); a stream error ends the SSE with the error
-/// event. `push` is the writer's `push_frame`, `fail` its `error`, `finish` its
-/// `finish`. Returns the SSE text.
-fn through_push_frame<W>(
-    messages: &[Message],
-    w: &mut W,
-    push: impl Fn(
-        &mut W,
-        &mut StreamAssembler,
-        bedrock_converse::eventstream::Frame<'_>,
-        &mut Vec<u8>,
-    ) -> Result<(), bedrock_converse::converse::StreamError>,
-    fail: impl Fn(&mut W, &ApiError, &mut Vec<u8>),
-    finish: impl Fn(&mut W, &mut Vec<u8>),
-) -> String {
-    let mut asm = StreamAssembler::new();
-    let mut buf = Vec::new();
-    let mut failed = false;
-    for m in messages {
-        if let Err(e) = push(w, &mut asm, m.as_frame(), &mut buf) {
-            fail(w, &ApiError::from_stream_error(&e), &mut buf);
-            failed = true;
-            break;
-        }
-    }
-    if !failed {
-        finish(w, &mut buf);
-    }
-    String::from_utf8(buf).expect("utf-8")
-}
-
-/// As [`openai_sse`], through `ChatStreamWriter::push_frame`.
-pub(crate) fn openai_sse_frames(messages: &[Message], include_usage: bool) -> String {
-    let mut w = openai::ChatStreamWriter::new("chatcmpl-test", "test-model", 1_700_000_000, include_usage);
-    through_push_frame(
-        messages,
-        &mut w,
-        |w, asm, f, buf| w.push_frame(asm, f, buf),
-        |w, err, buf| w.error(err, buf),
-        |w, buf| w.finish(buf),
-    )
-}
-
-/// As [`anthropic_sse`], through `MessagesStreamWriter::push_frame`.
-pub(crate) fn anthropic_sse_frames(messages: &[Message]) -> String {
-    let mut w = anthropic::MessagesStreamWriter::new("msg_test", "test-model");
-    through_push_frame(
-        messages,
-        &mut w,
-        |w, asm, f, buf| w.push_frame(asm, f, buf),
-        |w, err, buf| w.error(err, buf),
-        |w, buf| w.finish(buf),
-    )
+    sse(messages, anthropic_writer(), Path::Events)
 }
 
 /// The assembled response of frames (for comparing stream and non-stream output).

@@ -5,6 +5,8 @@
 //! hyper polls SseBody ─► upstream chunk ready? ─► Translation::feed ─► SSE gathered (up to 4 KiB)
 //!                     └► not ready: gathered bytes handed on after a few turns, else the
 //!                        idle timer (and, for Anthropic, the next ping)
+//! dialect stream ended before upstream's (Anthropic: at `metadata`) ─► upstream read to its
+//!                     end and dropped, so its connection goes back to the pool
 //! HTTP/1: a client that stops reading ─► listener's StallGuard fails the connection
 //!         ─► body dropped with WriteStall set: cut (slow reader), logged, slot freed
 //! HTTP/2: watchdog (one timer per stream, woken once per idle interval) ─► a body nobody
@@ -127,6 +129,8 @@ pub(super) struct SseBody {
     deadline: Pin<Box<Sleep>>,
     /// The last bytes were handed out: nothing more comes.
     done: bool,
+    /// Upstream's body ended (or failed): it is not polled again.
+    upstream_done: bool,
     /// Set by the listener when it gave up the client's connection for not reading.
     stall: Option<WriteStall>,
     /// Turns the body gave way since the last upstream chunk, with SSE gathered.
@@ -170,6 +174,7 @@ impl SseBody {
             armed_at: None,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             done: false,
+            upstream_done: false,
             stall,
             // What `first_bytes` read goes out at the first poll, without waiting for
             // more: the client's time to first byte.
@@ -183,6 +188,10 @@ impl SseBody {
     /// over, or upstream has nothing ready and nothing is gathered.
     fn poll_bytes(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
+            if self.t.is_ended() && !self.t.has_out() && !self.upstream_done && self.t.is_complete() {
+                ready!(self.poll_drain(cx));
+                self.upstream_done = true;
+            }
             if self.t.is_ended() || self.t.out_len() >= GATHER_BYTES {
                 return Poll::Ready(self.hand_on());
             }
@@ -205,8 +214,12 @@ impl SseBody {
                         self.t.fail(&err);
                     }
                 }
-                Poll::Ready(Some(Err(e))) => self.t.fail(&upstream_failed(e)),
+                Poll::Ready(Some(Err(e))) => {
+                    self.upstream_done = true;
+                    self.t.fail(&upstream_failed(e));
+                }
                 Poll::Ready(None) => {
+                    self.upstream_done = true;
                     if let Err(err) = self.t.end() {
                         self.t.fail(&err);
                     }
@@ -218,6 +231,30 @@ impl SseBody {
                 }
                 Poll::Pending if self.t.has_out() => return Poll::Ready(self.hand_on()),
                 Poll::Pending => ready!(self.poll_quiet(cx)),
+            }
+        }
+    }
+
+    /// Reads what is left of a complete upstream stream after the dialect's stream
+    /// ended before it (Anthropic's ends at `metadata`) and drops it, so that its
+    /// connection goes back to the pool (a body dropped unread closes it, and the next
+    /// request pays a new connection before its first byte). Ready once upstream
+    /// ended or failed, or was quiet for the idle timeout.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match self.chunks.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(_))) => self.chunks_in += 1,
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => {
+                    if self.armed_at != Some(self.chunks_in) {
+                        self.quiet_since = Instant::now();
+                        self.armed_at = Some(self.chunks_in);
+                        let until = self.quiet_until();
+                        self.quiet.as_mut().reset(until);
+                    }
+                    ready!(self.quiet.as_mut().poll(cx));
+                    return Poll::Ready(());
+                }
             }
         }
     }

@@ -13,9 +13,9 @@ use bytes::{Bytes, BytesMut};
 use super::Dialect;
 use crate::converse::{StreamAssembler, TokenUsage};
 use crate::eventstream::{Frame, Framer, Limits, PRELUDE_LEN};
-use crate::translate::{anthropic, openai, ApiError, ErrorClass, Translated};
+use crate::translate::{anthropic, openai, ApiError, ErrorClass, SseWriter, Translated};
 
-// ===== impl DialectWriter =====
+// ===== DialectWriter =====
 
 /// The dialect's SSE writer.
 enum DialectWriter {
@@ -23,27 +23,15 @@ enum DialectWriter {
     Anthropic(anthropic::MessagesStreamWriter),
 }
 
-impl DialectWriter {
-    fn finish(&mut self, out: &mut BytesMut) {
-        match self {
-            DialectWriter::OpenAi(w) => w.finish(out),
-            DialectWriter::Anthropic(w) => w.finish(out),
+/// `$body` with `$w` bound to the writer inside `$writer`, whichever dialect it is
+/// (each is an [`SseWriter`]).
+macro_rules! each_writer {
+    ($writer:expr, $w:ident => $body:expr) => {
+        match $writer {
+            DialectWriter::OpenAi($w) => $body,
+            DialectWriter::Anthropic($w) => $body,
         }
-    }
-
-    fn error(&mut self, err: &ApiError, out: &mut BytesMut) {
-        match self {
-            DialectWriter::OpenAi(w) => w.error(err, out),
-            DialectWriter::Anthropic(w) => w.error(err, out),
-        }
-    }
-
-    pub(super) fn is_ended(&self) -> bool {
-        match self {
-            DialectWriter::OpenAi(w) => w.is_ended(),
-            DialectWriter::Anthropic(w) => w.is_ended(),
-        }
-    }
+    };
 }
 
 // ===== impl Translation =====
@@ -153,13 +141,13 @@ impl Translation {
                 "the upstream stream ended before messageStop",
             ));
         }
-        self.writer.finish(&mut self.out);
+        each_writer!(&mut self.writer, w => w.finish(&mut self.out));
         Ok(())
     }
 
     /// Ends the client's stream with the dialect's error event.
     pub(super) fn fail(&mut self, err: &ApiError) {
-        self.writer.error(err, &mut self.out);
+        each_writer!(&mut self.writer, w => w.error(err, &mut self.out));
     }
 
     /// `event: ping` for an Anthropic client (nothing for OpenAI ones).
@@ -170,7 +158,7 @@ impl Translation {
     }
 
     pub(super) fn is_ended(&self) -> bool {
-        self.writer.is_ended()
+        each_writer!(&self.writer, w => w.is_ended())
     }
 
     /// The bytes to send now (none: `None`).
@@ -218,11 +206,8 @@ fn translate_frame(
     out: &mut BytesMut,
     frame: Frame<'_>,
 ) -> Result<(), ApiError> {
-    let pushed = match writer {
-        DialectWriter::OpenAi(w) => w.push_frame(assembler, frame, out),
-        DialectWriter::Anthropic(w) => w.push_frame(assembler, frame, out),
-    };
-    pushed.map_err(|e| ApiError::from_stream_error(&e))
+    each_writer!(writer, w => w.push_frame(assembler, frame, out))
+        .map_err(|e| ApiError::from_stream_error(&e))
 }
 
 fn corrupt(e: &crate::eventstream::EventStreamError) -> ApiError {

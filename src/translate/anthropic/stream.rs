@@ -4,12 +4,12 @@ use bytes::BufMut;
 use serde_json::value::RawValue;
 
 use super::response::{citation, stop_reason, Usage};
-use crate::converse::{ContentBlockDelta, StopReason, StreamAssembler, StreamError, StreamEvent, TokenUsage};
-use crate::eventstream::Frame;
+use crate::converse::{ContentBlockDelta, StopReason, TokenUsage};
 use crate::translate::error::{ApiError, ErrorClass};
-use crate::translate::events::{route, EventSink, ToolStart};
-use crate::translate::forward::{self, ForwardingWriter, RawTextDelta, TextKind};
+use crate::translate::events::{EventSink, ToolStart};
+use crate::translate::forward::{ForwardingWriter, RawTextDelta, TextKind};
 use crate::translate::write::{base64_str, json_str, json_str_body, json_value, uint};
+use crate::translate::SseWriter;
 
 /// The kind of an open Anthropic content block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,9 +53,10 @@ struct Slot {
     open: bool,
 }
 
-/// Writes the Anthropic Messages stream for one ConverseStream: feed it each
-/// [`StreamEvent`] in order ([`push`](Self::push)), then [`finish`](Self::finish), or
-/// [`error`](Self::error) if the stream failed. Each call appends whole SSE events
+/// Writes the Anthropic Messages stream for one ConverseStream, through its
+/// [`SseWriter`] methods: feed it each [`StreamEvent`](crate::converse::StreamEvent) in
+/// order ([`push`](SseWriter::push) or [`push_frame`](SseWriter::push_frame)), then
+/// [`finish`](SseWriter::finish), or [`error`](SseWriter::error) if the stream failed. Each call appends whole SSE events
 /// (`event: ...\ndata: {...}\n\n`) to the caller's buffer; text, tool-input, thinking
 /// and signature deltas allocate nothing once the buffer and the block table have grown.
 ///
@@ -72,7 +73,7 @@ struct Slot {
 /// - `message_delta` with `stop_reason`, `stop_sequence` and the usage
 ///   (`input_tokens`, `output_tokens`, `cache_read_input_tokens`,
 ///   `cache_creation_input_tokens`), then `message_stop` — at `metadata`, or at
-///   [`finish`](Self::finish) if the stream had none.
+///   [`finish`](SseWriter::finish) if the stream had none.
 ///
 /// [`ping`](Self::ping) writes a `ping` whenever the caller's timer says so (this type
 /// has no clock).
@@ -82,6 +83,7 @@ struct Slot {
 /// ```
 /// use bedrock_converse::converse::{ContentBlockDelta, Role, StopReason, StreamEvent};
 /// use bedrock_converse::translate::anthropic::MessagesStreamWriter;
+/// use bedrock_converse::translate::SseWriter;
 ///
 /// let mut w = MessagesStreamWriter::new("msg_1", "claude");
 /// let mut sse = Vec::new();
@@ -134,74 +136,6 @@ impl MessagesStreamWriter {
         }
     }
 
-    /// Whether the stream has ended (`message_stop` or an error written); later calls
-    /// write nothing.
-    pub fn is_ended(&self) -> bool {
-        self.ended
-    }
-
-    /// Appends the SSE events for one Converse event (often one, sometimes none).
-    pub fn push<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
-        route(self, event, buf);
-    }
-
-    /// Feeds one whole ConverseStream frame through `assembler` and appends its SSE
-    /// events, as [`StreamAssembler::push_frame`] then [`push`](Self::push) would, except
-    /// that a text or reasoning-text delta to a block already open on both sides, in the
-    /// compact shape Bedrock writes, goes straight from the frame to its
-    /// `content_block_delta`: its JSON string is copied as it came (its escapes checked,
-    /// not decoded and re-escaped), and the assembler does not see it.
-    ///
-    /// The assembler still checks the stream's order and keeps its stop reason, usage
-    /// and exception, but the text of forwarded deltas is not in its blocks: use this
-    /// when the stream is only translated, not when the assembled response is needed.
-    /// The events are the same JSON either way; a forwarded string keeps its `\uXXXX`
-    /// escapes, where [`push`](Self::push) writes the characters.
-    ///
-    /// # Errors
-    ///
-    /// What [`StreamAssembler::push_frame`] returns for the frame (nothing is written
-    /// then).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use bedrock_converse::converse::StreamAssembler;
-    /// use bedrock_converse::eventstream::MessageBuilder;
-    /// use bedrock_converse::translate::anthropic::MessagesStreamWriter;
-    ///
-    /// let event = |ty: &str, json: &str| {
-    ///     MessageBuilder::new()
-    ///         .string_header(":event-type", ty)
-    ///         .string_header(":message-type", "event")
-    ///         .build(json.as_bytes())
-    /// };
-    /// let mut asm = StreamAssembler::new();
-    /// let mut w = MessagesStreamWriter::new("msg_1", "claude");
-    /// let mut sse = Vec::new();
-    /// for (ty, json) in [
-    ///     ("messageStart", r#"{"role":"assistant"}"#),
-    ///     ("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Say "}}"#),
-    ///     ("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"\"hi\""},"p":"abc"}"#),
-    ///     ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
-    ///     ("messageStop", r#"{"stopReason":"end_turn"}"#),
-    /// ] {
-    ///     w.push_frame(&mut asm, event(ty, json)?.as_frame(), &mut sse)?;
-    /// }
-    /// w.finish(&mut sse);
-    /// let text = String::from_utf8(sse).unwrap();
-    /// assert!(text.contains(r#"{"type":"text_delta","text":"\"hi\""}"#));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn push_frame<B: BufMut>(
-        &mut self,
-        assembler: &mut StreamAssembler,
-        frame: Frame<'_>,
-        buf: &mut B,
-    ) -> Result<(), StreamError> {
-        forward::push_frame(self, assembler, frame, buf)
-    }
-
     /// Writes `delta` as it came when its block is open here with its kind (what
     /// [`delta`](Self::delta) would write then); whether it did.
     fn forward_text<B: BufMut>(&mut self, delta: RawTextDelta<'_>, buf: &mut B) -> bool {
@@ -222,37 +156,11 @@ impl MessagesStreamWriter {
         true
     }
 
-    /// Records usage that came some other way than a `metadata` event.
-    pub fn set_usage(&mut self, usage: &TokenUsage) {
-        self.usage = Some(Usage::from(usage));
-    }
-
     /// Writes `event: ping` (call it while waiting on the model, on the caller's timer).
     pub fn ping<B: BufMut>(&mut self, buf: &mut B) {
         if !self.ended {
             buf.put_slice(b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
         }
-    }
-
-    /// Ends the stream: `message_delta` and `message_stop` if `metadata` did not
-    /// already write them.
-    pub fn finish<B: BufMut>(&mut self, buf: &mut B) {
-        if !self.ended {
-            self.start(buf);
-            self.end(buf);
-        }
-    }
-
-    /// Ends the stream with `event: error` (which the `anthropic` SDK raises as an
-    /// `APIStatusError` of the error's type), after everything written before it.
-    pub fn error<B: BufMut>(&mut self, err: &ApiError, buf: &mut B) {
-        if self.ended {
-            return;
-        }
-        self.ended = true;
-        buf.put_slice(b"event: error\ndata: ");
-        super::response::write_error_object(err, buf);
-        buf.put_slice(b"\n\n");
     }
 
     fn start<B: BufMut>(&mut self, buf: &mut B) {
@@ -507,7 +415,7 @@ impl EventSink for MessagesStreamWriter {
     }
 
     /// Records the stop reason (written with the usage, at `metadata` or
-    /// [`finish`](MessagesStreamWriter::finish)); an error reason ends the stream with an
+    /// [`finish`](SseWriter::finish)); an error reason ends the stream with an
     /// error event.
     fn message_stop<B: BufMut>(&mut self, reason: &StopReason, fields: Option<&RawValue>, buf: &mut B) {
         self.start(buf);
@@ -556,16 +464,33 @@ fn delta_tail<B: BufMut>(buf: &mut B) {
     buf.put_slice(b"}}\n\n");
 }
 
-impl ForwardingWriter for MessagesStreamWriter {
-    fn has_ended(&self) -> bool {
-        self.ended
-    }
+// ===== impl SseWriter for MessagesStreamWriter =====
 
+impl ForwardingWriter for MessagesStreamWriter {
     fn forward<B: BufMut>(&mut self, delta: RawTextDelta<'_>, buf: &mut B) -> bool {
         self.forward_text(delta, buf)
     }
+}
 
-    fn push_event<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
-        self.push(event, buf);
+impl SseWriter for MessagesStreamWriter {
+    fn set_usage(&mut self, usage: &TokenUsage) {
+        self.usage = Some(Usage::from(usage));
+    }
+
+    fn finish<B: BufMut>(&mut self, buf: &mut B) {
+        if !self.ended {
+            self.start(buf);
+            self.end(buf);
+        }
+    }
+
+    fn error<B: BufMut>(&mut self, err: &ApiError, buf: &mut B) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        buf.put_slice(b"event: error\ndata: ");
+        super::response::write_error_object(err, buf);
+        buf.put_slice(b"\n\n");
     }
 }

@@ -5,18 +5,20 @@ use bytes::BufMut;
 use super::response::{error_type_and_code, finish_reason, Usage};
 use serde_json::value::RawValue;
 
-use crate::converse::{ContentBlockDelta, StopReason, StreamAssembler, StreamError, StreamEvent, TokenUsage};
-use crate::eventstream::Frame;
+use crate::converse::{ContentBlockDelta, StopReason, TokenUsage};
 use crate::translate::error::{ApiError, ErrorClass};
-use crate::translate::events::{route, EventSink, ToolStart};
-use crate::translate::forward::{self, ForwardingWriter, RawTextDelta, TextKind};
+use crate::translate::events::{EventSink, ToolStart};
+use crate::translate::forward::{ForwardingWriter, RawTextDelta, TextKind};
 use crate::translate::write::{json_str, json_str_body, uint};
+use crate::translate::SseWriter;
 
-/// Writes the OpenAI Chat Completions stream for one ConverseStream: feed it each
-/// [`StreamEvent`] in order ([`push`](Self::push)), then [`finish`](Self::finish) after the
-/// last, or [`error`](Self::error) if the stream failed. Each call appends whole SSE
-/// events (`data: {...}\n\n`) to the caller's buffer and allocates nothing once the
-/// buffer and the writer's small tool table have grown.
+/// Writes the OpenAI Chat Completions stream for one ConverseStream, through its
+/// [`SseWriter`] methods: feed it each [`StreamEvent`](crate::converse::StreamEvent) in
+/// order ([`push`](SseWriter::push) or [`push_frame`](SseWriter::push_frame)), then
+/// [`finish`](SseWriter::finish) after the last, or [`error`](SseWriter::error) if the
+/// stream failed. Each call appends whole SSE events (`data: {...}\n\n`) to the
+/// caller's buffer and allocates nothing once the buffer and the writer's small tool
+/// table have grown.
 ///
 /// What a client sees:
 /// - a first chunk with `role: "assistant"` (at `messageStart`);
@@ -27,13 +29,14 @@ use crate::translate::write::{json_str, json_str_body, uint};
 ///   fragments as they arrive, and `"{}"` when the call had no arguments;
 /// - a chunk with `finish_reason` (at `messageStop`);
 /// - with `include_usage`, a last chunk with `choices: []` and `usage` (at
-///   [`finish`](Self::finish)); then `data: [DONE]`.
+///   [`finish`](SseWriter::finish)); then `data: [DONE]`.
 ///
 /// # Examples
 ///
 /// ```
 /// use bedrock_converse::converse::{ContentBlockDelta, Role, StopReason, StreamEvent};
 /// use bedrock_converse::translate::openai::ChatStreamWriter;
+/// use bedrock_converse::translate::SseWriter;
 ///
 /// let mut w = ChatStreamWriter::new("chatcmpl-1", "claude", 1_700_000_000, false);
 /// let mut sse = Vec::new();
@@ -102,76 +105,6 @@ impl ChatStreamWriter {
         }
     }
 
-    /// Whether the stream has ended ([`finish`](Self::finish), [`error`](Self::error), or a
-    /// `messageStop` whose reason is an error); later calls write nothing.
-    pub fn is_ended(&self) -> bool {
-        self.ended
-    }
-
-    /// Appends the chunks for one event (often one, sometimes none).
-    pub fn push<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
-        route(self, event, buf);
-    }
-
-    /// Feeds one whole ConverseStream frame through `assembler` and appends its chunks,
-    /// as [`StreamAssembler::push_frame`] then [`push`](Self::push) would, except that a
-    /// text or reasoning-text delta to a block the assembler already has open, in the
-    /// compact shape Bedrock writes, goes straight from the frame to the chunk: its JSON
-    /// string is copied as it came (its escapes checked, not decoded and re-escaped),
-    /// and the assembler does not see it.
-    ///
-    /// The assembler still checks the stream's order and keeps its stop reason, usage
-    /// and exception, but the text of forwarded deltas is not in its blocks: use this
-    /// when the stream is only translated, not when the assembled response is needed
-    /// (call [`push`](Self::push) with the assembler's events then). The chunks are the
-    /// same JSON either way; a forwarded string keeps its `\uXXXX` escapes, where
-    /// [`push`](Self::push) writes the characters.
-    ///
-    /// # Errors
-    ///
-    /// What [`StreamAssembler::push_frame`] returns for the frame (nothing is written
-    /// then).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use bedrock_converse::converse::StreamAssembler;
-    /// use bedrock_converse::eventstream::MessageBuilder;
-    /// use bedrock_converse::translate::openai::ChatStreamWriter;
-    ///
-    /// let event = |ty: &str, json: &str| {
-    ///     MessageBuilder::new()
-    ///         .string_header(":event-type", ty)
-    ///         .string_header(":message-type", "event")
-    ///         .build(json.as_bytes())
-    /// };
-    /// let mut asm = StreamAssembler::new();
-    /// let mut w = ChatStreamWriter::new("chatcmpl-1", "claude", 1_700_000_000, false);
-    /// let mut sse = Vec::new();
-    /// for (ty, json) in [
-    ///     ("messageStart", r#"{"role":"assistant"}"#),
-    ///     ("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Say "}}"#),
-    ///     ("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"\"hi\"\n"},"p":"abc"}"#),
-    ///     ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
-    ///     ("messageStop", r#"{"stopReason":"end_turn"}"#),
-    /// ] {
-    ///     w.push_frame(&mut asm, event(ty, json)?.as_frame(), &mut sse)?;
-    /// }
-    /// w.finish(&mut sse);
-    /// let text = String::from_utf8(sse).unwrap();
-    /// assert!(text.contains(r#""delta":{"content":"\"hi\"\n"}"#));
-    /// assert!(text.contains(r#""finish_reason":"stop""#));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn push_frame<B: BufMut>(
-        &mut self,
-        assembler: &mut StreamAssembler,
-        frame: Frame<'_>,
-        buf: &mut B,
-    ) -> Result<(), StreamError> {
-        forward::push_frame(self, assembler, frame, buf)
-    }
-
     /// An `arguments` fragment of the call in Converse block `block`.
     fn tool_call_arguments<B: BufMut>(&mut self, block: u32, fragment: &str, buf: &mut B) {
         if fragment.is_empty() {
@@ -183,41 +116,6 @@ impl ChatStreamWriter {
         slot.2 = true;
         let oai = slot.1;
         self.arguments(buf, oai, fragment);
-    }
-
-    /// Records usage that came some other way than a `metadata` event (e.g. the
-    /// assembler's finished response); the usage chunk reports it.
-    pub fn set_usage(&mut self, usage: &TokenUsage) {
-        self.usage = Some(Usage::from(usage));
-    }
-
-    /// Ends the stream: the usage chunk when asked for and known, then `data: [DONE]`.
-    pub fn finish<B: BufMut>(&mut self, buf: &mut B) {
-        if self.ended {
-            return;
-        }
-        self.ended = true;
-        if self.include_usage {
-            if let Some(u) = self.usage {
-                buf.put_slice(&self.prefix);
-                buf.put_slice(b"],\"usage\":");
-                u.write(buf);
-                buf.put_slice(b"}\n\n");
-            }
-        }
-        buf.put_slice(b"data: [DONE]\n\n");
-    }
-
-    /// Ends the stream with an error event (`data: {"error": {...}}`, which the `openai`
-    /// SDK raises as `APIError`), after everything written before it.
-    pub fn error<B: BufMut>(&mut self, err: &ApiError, buf: &mut B) {
-        if self.ended {
-            return;
-        }
-        self.ended = true;
-        buf.put_slice(b"data: ");
-        write_error_object(err, buf);
-        buf.put_slice(b"\n\n");
     }
 
     fn start<B: BufMut>(&mut self, buf: &mut B) {
@@ -367,11 +265,9 @@ pub(super) fn write_error_object<B: BufMut>(err: &ApiError, buf: &mut B) {
     buf.put_slice(b"}}");
 }
 
-impl ForwardingWriter for ChatStreamWriter {
-    fn has_ended(&self) -> bool {
-        self.ended
-    }
+// ===== impl SseWriter for ChatStreamWriter =====
 
+impl ForwardingWriter for ChatStreamWriter {
     fn forward<B: BufMut>(&mut self, delta: RawTextDelta<'_>, buf: &mut B) -> bool {
         self.start(buf);
         let head = match delta.kind {
@@ -383,8 +279,36 @@ impl ForwardingWriter for ChatStreamWriter {
         buf.put_slice(TEXT_TAIL);
         true
     }
+}
 
-    fn push_event<B: BufMut>(&mut self, event: &StreamEvent<'_>, buf: &mut B) {
-        self.push(event, buf);
+impl SseWriter for ChatStreamWriter {
+    fn set_usage(&mut self, usage: &TokenUsage) {
+        self.usage = Some(Usage::from(usage));
+    }
+
+    fn finish<B: BufMut>(&mut self, buf: &mut B) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        if self.include_usage {
+            if let Some(u) = self.usage {
+                buf.put_slice(&self.prefix);
+                buf.put_slice(b"],\"usage\":");
+                u.write(buf);
+                buf.put_slice(b"}\n\n");
+            }
+        }
+        buf.put_slice(b"data: [DONE]\n\n");
+    }
+
+    fn error<B: BufMut>(&mut self, err: &ApiError, buf: &mut B) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        buf.put_slice(b"data: ");
+        write_error_object(err, buf);
+        buf.put_slice(b"\n\n");
     }
 }
