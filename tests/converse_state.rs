@@ -210,13 +210,13 @@ fn an_invalid_escape_found_while_decoding_changes_nothing() {
 /// changes nothing, and an accepted one keeps the input as it was written.
 fn tool_stop_case(input: &str, cuts: &[usize]) -> Result<(), TestCaseError> {
     let mut asm = StreamAssembler::new();
-    asm.push(&event_frame("messageStart", r#"{"role":"assistant"}"#))
-        .expect("start");
-    asm.push(&event_frame(
-        "contentBlockStart",
-        r#"{"contentBlockIndex":0,"start":{"toolUse":{"toolUseId":"t","name":"f"}}}"#,
-    ))
-    .expect("tool start");
+    let start = r#"{"contentBlockIndex":0,"start":{"toolUse":{"toolUseId":"t","name":"f"}}}"#;
+    for (ty, p) in [
+        ("messageStart", r#"{"role":"assistant"}"#),
+        ("contentBlockStart", start),
+    ] {
+        asm.push(&event_frame(ty, p)).expect("valid");
+    }
     let mut from = 0;
     let mut cuts = cuts.to_vec();
     cuts.sort_unstable();

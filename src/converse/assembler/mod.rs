@@ -46,9 +46,11 @@ enum Phase {
 ///   tool calls); text blocks may start without `contentBlockStart`;
 /// - decodes escaped strings straight into the block's buffer (no allocation per
 ///   delta: allocations grow with blocks, not deltas);
-/// - concatenates tool-input fragments and checks at `contentBlockStop` that they form
-///   one JSON value, without building a tree; the input is kept as the text the model
-///   wrote ([`ToolInput`](super::ToolInput); an empty input becomes `{}`);
+/// - concatenates tool-input fragments and checks that they form one JSON value,
+///   without building a tree: the check reads the input as it arrives (a few hundred
+///   bytes at a time, resuming wherever a fragment was cut), so `contentBlockStop`
+///   reads at most the last batch; the input is kept as the text the model wrote
+///   ([`ToolInput`](super::ToolInput); an empty input becomes `{}`);
 /// - keeps reasoning text together with its signature, redacted reasoning as bytes,
 ///   citations together with the text they cite, server tool results
 ///   (`toolResult` blocks with their items and status) and generated images;

@@ -29,6 +29,8 @@ use super::event::ContentBlockDelta;
 mod string;
 
 use string::string_end;
+#[cfg(test)]
+pub(crate) use string::tests::piece as string_piece;
 pub(crate) use string::JsonStr;
 
 const LO: u64 = 0x0101_0101_0101_0101;

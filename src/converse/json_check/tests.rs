@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 
 use super::{is_one_value, ValueCheck};
+use crate::converse::json::string_piece;
 
 fn serde_accepts(s: &str) -> bool {
     serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok()
@@ -170,39 +171,11 @@ fn fed_in_pieces(text: &str, cuts: &[usize]) -> bool {
     check.accepts()
 }
 
-/// Pieces of string text, valid and not: every escape, lone surrogates, a raw
-/// control character, multi-byte UTF-8.
-fn string_piece() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec![
-        "a",
-        "key",
-        " ",
-        "é",
-        "😀",
-        "\\\"",
-        "\\\\",
-        "\\/",
-        "\\b",
-        "\\f",
-        "\\n",
-        "\\r",
-        "\\t",
-        "\\u0000",
-        "\\u00e9",
-        "\\u001F",
-        "\\uD83D\\uDE00",
-        "\\uD83D",
-        "\\uDE00",
-        "\\uD83Dx",
-        "\\x",
-        "\u{1}",
-        "\\u12",
-        "0123456789abcdef",
-    ])
-}
-
 fn string() -> impl Strategy<Value = String> {
-    prop::collection::vec(string_piece(), 0..6).prop_map(|p| format!("\"{}\"", p.concat()))
+    // A raw quote or lone backslash would end the string early: the other invalid
+    // pieces (a bad escape, a control character, lone surrogates) stay.
+    let piece = string_piece().prop_filter("keeps the string whole", |p| !matches!(*p, "\"" | "\\"));
+    prop::collection::vec(piece, 0..6).prop_map(|p| format!("\"{}\"", p.concat()))
 }
 
 fn ws() -> impl Strategy<Value = &'static str> {
