@@ -14,7 +14,7 @@
 //! that may be beyond `f64`'s range, or real garbage), the caller asks serde_json,
 //! which gives the same answer or the error.
 
-use super::json::special_at;
+use super::json::{special_at, special_bytes};
 
 /// Whether `text` is one JSON value with optional whitespace around it. `false` may
 /// also mean "not sure" (nesting deeper than 128, a lone surrogate escape): ask
@@ -28,6 +28,21 @@ pub(crate) fn is_one_value(text: &str) -> bool {
 /// The most containers open at once; bit `n` of `stack` says whether container `n` is
 /// an object.
 const MAX_DEPTH: u8 = 128;
+
+/// [`special_at`] for text that is usually a short string (a member name, a word or
+/// two): the first eight bytes are read as one word first, which decides most
+/// member names without the sixteen-byte block test and its second look.
+#[inline(always)]
+fn special_at_short(rest: &[u8]) -> usize {
+    match rest.first_chunk::<8>() {
+        Some(word) => match special_bytes(u64::from_le_bytes(*word)) {
+            // trailing_zeros of a non-zero u64 is below 64; /8 is a byte offset below 8.
+            0 => 8 + special_at(rest.get(8..).unwrap_or_default()),
+            flags => (flags.trailing_zeros() / 8) as usize,
+        },
+        None => special_at(rest),
+    }
+}
 
 /// Four hex digits, as a code unit.
 #[inline(always)]
@@ -249,7 +264,7 @@ impl ValueCheck {
         loop {
             // The next quote, backslash or control character, sixteen bytes at a time:
             // most of a tool input is inside strings.
-            i += special_at(b.get(i..).unwrap_or_default());
+            i += special_at_short(b.get(i..).unwrap_or_default());
             let Some(&c) = b.get(i) else { return i };
             match c {
                 // Compact text (`"name":"value","name":...`) stays in this loop: a
