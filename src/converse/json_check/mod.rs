@@ -7,14 +7,14 @@
 //! already there and the input is not walked a second time.
 //!
 //! serde_json's `IgnoredAny` builds no tree but keeps its nesting stack in a `Vec`, one
-//! allocation per tool call. This checker keeps the stack in a `u128` (one bit per open
+//! allocation per tool call. This checker keeps the stack in 128 bits (one bit per open
 //! container, object or array), so it handles 128 levels, serde_json's own recursion
 //! limit. Like the fast path in `json.rs`, it only has to be right about what it
 //! accepts: when it says no (a deeper document, a lone surrogate escape, a number
 //! that may be beyond `f64`'s range, or real garbage), the caller asks serde_json,
 //! which gives the same answer or the error.
 
-use super::json::{special_at, special_bytes};
+use super::json::special_at_short;
 
 /// Whether `text` is one JSON value with optional whitespace around it. `false` may
 /// also mean "not sure" (nesting deeper than 128, a lone surrogate escape): ask
@@ -28,21 +28,6 @@ pub(crate) fn is_one_value(text: &str) -> bool {
 /// The most containers open at once; bit `n` of `stack` says whether container `n` is
 /// an object.
 const MAX_DEPTH: u8 = 128;
-
-/// [`special_at`] for text that is usually a short string (a member name, a word or
-/// two): the first eight bytes are read as one word first, which decides most
-/// member names without the sixteen-byte block test and its second look.
-#[inline(always)]
-fn special_at_short(rest: &[u8]) -> usize {
-    match rest.first_chunk::<8>() {
-        Some(word) => match special_bytes(u64::from_le_bytes(*word)) {
-            // trailing_zeros of a non-zero u64 is below 64; /8 is a byte offset below 8.
-            0 => 8 + special_at(rest.get(8..).unwrap_or_default()),
-            flags => (flags.trailing_zeros() / 8) as usize,
-        },
-        None => special_at(rest),
-    }
-}
 
 /// Four hex digits, as a code unit.
 #[inline(always)]
@@ -128,7 +113,9 @@ pub(crate) struct ValueCheck {
     /// What is left of the literal being read.
     literal: &'static [u8],
     /// Bit `n`: whether open container `n` is an object.
-    stack: u128,
+    /// (Two words rather than a `u128`: a `u128` would align the assembler's
+    /// blocks to 16 bytes.)
+    stack: [u64; 2],
     /// How many bytes of the text [`catch_up`](Self::catch_up) has read.
     fed: usize,
 }
@@ -155,7 +142,7 @@ impl ValueCheck {
             int_digits: 0,
             exponent: 0,
             literal: b"",
-            stack: 0,
+            stack: [0; 2],
             fed: 0,
         }
     }
@@ -496,9 +483,9 @@ impl ValueCheck {
             return;
         }
         if object {
-            self.stack |= 1u128 << self.depth;
+            self.stack[usize::from(self.depth / 64)] |= 1u64 << (self.depth % 64);
         } else {
-            self.stack &= !(1u128 << self.depth);
+            self.stack[usize::from(self.depth / 64)] &= !(1u64 << (self.depth % 64));
         }
         self.depth += 1;
         self.state = if object {
@@ -516,7 +503,10 @@ impl ValueCheck {
 
     /// Whether the innermost open container is an object (`false` at the top level).
     fn in_object(&self) -> bool {
-        self.depth > 0 && self.stack & (1u128 << (self.depth - 1)) != 0
+        let Some(top) = self.depth.checked_sub(1) else {
+            return false;
+        };
+        self.stack[usize::from(top / 64)] & (1u64 << (top % 64)) != 0
     }
 }
 
