@@ -255,7 +255,7 @@ proptest! {
     #[test]
     fn a_tool_stop_agrees_with_serde_json(
         seed in 1u64..1_000_000,
-        fields in 0usize..40,
+        fields in 0usize..100,
         spoil in any::<Option<(usize, u8)>>(),
         cuts in prop::collection::vec(0usize..4096, 0..80),
     ) {

@@ -18,7 +18,7 @@ use super::BLOCK_CAPACITY;
 /// How many new bytes of a tool call's input are checked at once: the check then
 /// resumes a few times per call, not once per fragment, and `contentBlockStop` reads
 /// at most this much (plus a token cut at the end of the last batch).
-const TOOL_CHECK_BATCH: usize = 256;
+const TOOL_CHECK_BATCH: usize = 1024;
 
 /// One content block being assembled.
 #[derive(Debug, Clone, PartialEq)]

@@ -47,8 +47,8 @@ enum Phase {
 /// - decodes escaped strings straight into the block's buffer (no allocation per
 ///   delta: allocations grow with blocks, not deltas);
 /// - concatenates tool-input fragments and checks that they form one JSON value,
-///   without building a tree: the check reads the input as it arrives (a few hundred
-///   bytes at a time, resuming wherever a fragment was cut), so `contentBlockStop`
+///   without building a tree: the check reads the input as it arrives (a KiB
+///   at a time, resuming wherever a fragment was cut), so `contentBlockStop`
 ///   reads at most the last batch; the input is kept as the text the model wrote
 ///   ([`ToolInput`](super::ToolInput); an empty input becomes `{}`);
 /// - keeps reasoning text together with its signature, redacted reasoning as bytes,
@@ -533,7 +533,7 @@ impl StreamAssembler {
             ..
         } = &block.content
         {
-            // The check read the input as it came, but for its last few hundred bytes:
+            // The check read the input as it came, but for its last KiB or less:
             // serde_json is asked only when it does not accept (for the error, or for
             // what it leaves to serde_json).
             if let Err(source) = if check.accepts_all(input) {

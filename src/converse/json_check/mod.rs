@@ -148,7 +148,7 @@ impl ValueCheck {
     }
 
     /// Reads what `text` (the same text, grown since the last call) has beyond what
-    /// was read, once that is at least `batch` bytes: a few hundred bytes at a time
+    /// was read, once that is at least `batch` bytes: a KiB or so at a time
     /// cost less than each fragment on its own (fewer resumptions, fewer tokens cut
     /// by a piece's end), and leave little for [`accepts_all`](Self::accepts_all).
     #[inline]
