@@ -203,3 +203,72 @@ fn an_invalid_escape_found_while_decoding_changes_nothing() {
     .expect("text continues");
     assert_eq!(asm.partial().text(), "a\nb\"d\"");
 }
+
+/// A tool call whose input (valid or spoiled by one byte) arrives in fragments cut
+/// anywhere, longer than the check's batches: `contentBlockStop` is accepted exactly
+/// when serde_json parses the input into a value (or it is empty), a rejected stop
+/// changes nothing, and an accepted one keeps the input as it was written.
+fn tool_stop_case(input: &str, cuts: &[usize]) -> Result<(), TestCaseError> {
+    let mut asm = StreamAssembler::new();
+    let start = r#"{"contentBlockIndex":0,"start":{"toolUse":{"toolUseId":"t","name":"f"}}}"#;
+    for (ty, p) in [
+        ("messageStart", r#"{"role":"assistant"}"#),
+        ("contentBlockStart", start),
+    ] {
+        asm.push(&event_frame(ty, p)).expect("valid");
+    }
+    let mut from = 0;
+    let mut cuts = cuts.to_vec();
+    cuts.sort_unstable();
+    for cut in cuts.into_iter().chain([input.len()]) {
+        let mut cut = cut.min(input.len());
+        while !input.is_char_boundary(cut) {
+            cut += 1;
+        }
+        if cut > from {
+            let fragment = serde_json::to_string(&input[from..cut]).expect("json");
+            let p = format!(r#"{{"contentBlockIndex":0,"delta":{{"toolUse":{{"input":{fragment}}}}}}}"#);
+            asm.push(&event_frame("contentBlockDelta", p)).expect("fragment");
+            from = cut;
+        }
+    }
+    let expected = input.trim().is_empty() || serde_json::from_str::<serde_json::Value>(input).is_ok();
+    let before = (asm.partial(), asm.missing());
+    match asm.push(&event_frame("contentBlockStop", r#"{"contentBlockIndex":0}"#)) {
+        Ok(_) => {
+            prop_assert!(expected, "accepted {:?}", input);
+            let tool = asm.tool_use(0).expect("tool");
+            prop_assert_eq!(tool.input_text, input);
+        }
+        Err(StreamError::InvalidToolInput { .. }) => {
+            prop_assert!(!expected, "refused {:?}", input);
+            prop_assert_eq!((asm.partial(), asm.missing()), before);
+        }
+        Err(e) => prop_assert!(false, "{}", e),
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_tool_stop_agrees_with_serde_json(
+        seed in 1u64..1_000_000,
+        fields in 0usize..100,
+        spoil in any::<Option<(usize, u8)>>(),
+        cuts in prop::collection::vec(0usize..4096, 0..80),
+    ) {
+        let mut s = corpus::Stream::new(seed);
+        let mut input = s.tool_input(fields).into_bytes();
+        if let Some((at, byte)) = spoil {
+            let at = at % input.len().max(1);
+            let bytes = b"{}[]\",:\\ 0-.eEu";
+            if let Some(b) = input.get_mut(at) {
+                *b = bytes[usize::from(byte) % bytes.len()];
+            }
+        }
+        let input = String::from_utf8(input).unwrap_or_default();
+        tool_stop_case(&input, &cuts)?;
+    }
+}

@@ -11,7 +11,8 @@ use super::event::{
     BlockDeltaWire, BlockStartWire, BlockStopWire, ContentBlockDelta, ContentBlockStart, IndexOnly,
     MessageStartWire, MessageStopWire, MetadataWire, StreamEvent,
 };
-use super::json::{self, FastDelta};
+use super::json::{self, FastDelta, FastKind};
+use super::json_check::ValueCheck;
 use super::types::{ConverseMetrics, ConverseResponse, Extra, Role, StopReason, TokenUsage};
 use crate::eventstream::{Frame, FrameKind, Message as EventMessage};
 
@@ -45,9 +46,11 @@ enum Phase {
 ///   tool calls); text blocks may start without `contentBlockStart`;
 /// - decodes escaped strings straight into the block's buffer (no allocation per
 ///   delta: allocations grow with blocks, not deltas);
-/// - concatenates tool-input fragments and checks at `contentBlockStop` that they form
-///   one JSON value, without building a tree; the input is kept as the text the model
-///   wrote ([`ToolInput`](super::ToolInput); an empty input becomes `{}`);
+/// - concatenates tool-input fragments and checks that they form one JSON value,
+///   without building a tree: the check reads the input as it arrives (a KiB
+///   at a time, resuming wherever a fragment was cut), so `contentBlockStop`
+///   reads at most the last batch; the input is kept as the text the model wrote
+///   ([`ToolInput`](super::ToolInput); an empty input becomes `{}`);
 /// - keeps reasoning text together with its signature, redacted reasoning as bytes,
 ///   citations together with the text they cite, server tool results
 ///   (`toolResult` blocks with their items and status) and generated images;
@@ -325,6 +328,7 @@ impl StreamAssembler {
                 name: name.as_ref().to_owned(),
                 r#type: r#type.as_deref().map(str::to_owned),
                 input: String::with_capacity(TOOL_INPUT_CAPACITY),
+                check: ValueCheck::new(),
                 checked: false,
             },
             ContentBlockStart::ToolResult {
@@ -462,6 +466,11 @@ impl StreamAssembler {
         if let Some(buf) = buffer {
             let start = buf.len();
             if fast.text.decode_into(buf).is_some() {
+                if fast.kind == FastKind::ToolInput {
+                    if let Some(block) = self.blocks.get_mut(pos) {
+                        block.content.catch_up_check();
+                    }
+                }
                 return Ok(Some((pos, start)));
             }
         }
@@ -520,10 +529,18 @@ impl StreamAssembler {
             tool_use_id,
             name,
             input,
+            check,
             ..
         } = &block.content
         {
-            if let Err(source) = check_json(input) {
+            // The check read the input as it came, but for its last KiB or less:
+            // serde_json is asked only when it does not accept (for the error, or for
+            // what it leaves to serde_json).
+            if let Err(source) = if check.accepts_all(input) {
+                Ok(())
+            } else {
+                check_json(input)
+            } {
                 return Err(StreamError::InvalidToolInput {
                     index,
                     name: name.clone(),

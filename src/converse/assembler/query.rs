@@ -56,7 +56,7 @@ impl StreamAssembler {
             }
             missing.push(Missing::ContentBlockStop { index: block.index });
             if let BlockContent::ToolUse { name, input, .. } = &block.content {
-                if check_json(input).is_err() {
+                if !block.content.tool_input_ok() && check_json(input).is_err() {
                     missing.push(Missing::ToolInput {
                         index: block.index,
                         name: name.clone(),

@@ -29,6 +29,8 @@ use super::event::ContentBlockDelta;
 mod string;
 
 use string::string_end;
+#[cfg(test)]
+pub(crate) use string::tests::piece as string_piece;
 pub(crate) use string::JsonStr;
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -106,10 +108,25 @@ pub(super) fn special_at(rest: &[u8]) -> usize {
     base + (flags.trailing_zeros() / 8) as usize
 }
 
+/// [`special_at`] for text that is usually a short string (a member name, a word or
+/// two): the first eight bytes are read as one word first, which decides most
+/// member names without the sixteen-byte block test and its second look.
+#[inline(always)]
+pub(super) fn special_at_short(rest: &[u8]) -> usize {
+    match rest.first_chunk::<8>() {
+        Some(word) => match special_bytes(u64::from_le_bytes(*word)) {
+            // trailing_zeros of a non-zero u64 is below 64; /8 is a byte offset below 8.
+            0 => 8 + special_at(rest.get(8..).unwrap_or_default()),
+            flags => (flags.trailing_zeros() / 8) as usize,
+        },
+        None => special_at(rest),
+    }
+}
+
 /// The position of the first `"` or `\\` in `rest`; `None` if a control character
 /// comes first (JSON forbids it; serde_json will report it) or there is none.
 fn scan(rest: &[u8]) -> Option<usize> {
-    let at = special_at(rest);
+    let at = special_at_short(rest);
     match rest.get(at)? {
         b'"' | b'\\' => Some(at),
         _ => None,

@@ -277,12 +277,13 @@ pub(super) fn string_end(bytes: &[u8], first: usize) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Pieces of JSON string text, valid and not, for strings across several windows.
-    fn piece() -> impl Strategy<Value = &'static str> {
+    /// Pieces of JSON string text, valid and not, for strings across several windows
+    /// (also the strings of the tool-input checker's tests).
+    pub(crate) fn piece() -> impl Strategy<Value = &'static str> {
         prop::sample::select(vec![
             "a",
             "word ",
