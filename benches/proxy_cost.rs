@@ -13,12 +13,12 @@
 //! | load | figure |
 //! | --- | --- |
 //! | 64 concurrent long ConverseStream responses | CPU s per GB forwarded; peak RSS (`VmHWM`) |
-//! | 500 sequential `converse`, one at a time | CPU µs per request; latency added over direct, p50 / p99 |
+//! | 1,000 rounds of one `converse` per path, one request at a time, the paths taking turns | CPU µs per request; latency added over direct, p50 / p99 |
 //! | 32 concurrent short ConverseStream requests | CPU µs per request; requests/s |
 //!
 //! `cargo bench --bench proxy_cost`. The load is bounded and set by `PROXY_COST_STREAMS`
 //! (64), `PROXY_COST_ROUNDS` (2), `PROXY_COST_DELTAS` (text deltas of a long stream,
-//! 20,000), `PROXY_COST_SEQUENTIAL` (500), `PROXY_COST_CONCURRENT` (32) and
+//! 20,000), `PROXY_COST_SEQUENTIAL` (rounds, 1,000), `PROXY_COST_CONCURRENT` (32) and
 //! `PROXY_COST_PER_TASK` (short requests per concurrent task, 40).
 
 #[path = "support/mod.rs"]
@@ -172,16 +172,33 @@ async fn long_streams(path: Arc<Path>, streams: usize, rounds: usize) -> Cost {
     cost
 }
 
-async fn sequential(path: Arc<Path>, n: usize) -> Cost {
-    let mut cost = Cost::default();
-    for _ in 0..n {
-        let (bytes, took) = one(&path, "us-east-1.mock.text/converse").await;
-        cost.requests += 1;
-        cost.bytes += bytes;
-        cost.latencies.push(took);
+/// `n` rounds of one `converse` on each path in turn, one request at a time (the first
+/// path of a round rotates): every path sees the same moments of the shared machine, so a
+/// slow stretch (another process waking, a frequency step) falls on all of them alike
+/// instead of on whichever path was running then. Per path: its latencies, and the CPU of
+/// its own processes over the whole run (only its own requests reach them).
+fn sequential(rt: &tokio::runtime::Runtime, paths: &[&Arc<Path>], n: usize) -> Vec<Cost> {
+    let before: Vec<Duration> = paths.iter().map(|p| p.cpu()).collect();
+    let started = Instant::now();
+    let mut costs = vec![Cost::default(); paths.len()];
+    rt.block_on(async {
+        for round in 0..n {
+            for k in 0..paths.len() {
+                let i = (round + k) % paths.len();
+                let (bytes, took) = one(paths[i], "us-east-1.mock.text/converse").await;
+                costs[i].requests += 1;
+                costs[i].bytes += bytes;
+                costs[i].latencies.push(took);
+            }
+        }
+    });
+    let wall = started.elapsed();
+    for ((cost, path), before) in costs.iter_mut().zip(paths).zip(before) {
+        cost.latencies.sort();
+        cost.wall = wall;
+        cost.cpu = path.cpu().saturating_sub(before);
     }
-    cost.latencies.sort();
-    cost
+    costs
 }
 
 async fn short_streams(path: Arc<Path>, tasks: usize, each: usize) -> Cost {
@@ -349,7 +366,7 @@ fn main() {
     let streams = env_usize("PROXY_COST_STREAMS", 64);
     let rounds = env_usize("PROXY_COST_ROUNDS", 2);
     let deltas = env_usize("PROXY_COST_DELTAS", 20_000);
-    let sequential_n = env_usize("PROXY_COST_SEQUENTIAL", 500);
+    let sequential_n = env_usize("PROXY_COST_SEQUENTIAL", 1000);
     let tasks = env_usize("PROXY_COST_CONCURRENT", 32);
     let each = env_usize("PROXY_COST_PER_TASK", 40);
     let dir = std::env::temp_dir().join(format!("bedrock-converse-proxy-cost-{}", std::process::id()));
@@ -397,7 +414,9 @@ fn main() {
     };
     let long = run_all(&move |p| Box::pin(long_streams(p, streams, rounds)), true);
     let peak: Vec<u64> = paths.iter().map(|p| p.peak_rss_kib()).collect();
-    let seq = run_all(&move |p| Box::pin(sequential(p, sequential_n)), true);
+    // Warm-up: a tenth of the rounds.
+    sequential(&rt, &paths, sequential_n / 10);
+    let seq = sequential(&rt, &paths, sequential_n);
     let short = run_all(&move |p| Box::pin(short_streams(p, tasks, each)), true);
     for costs in [&long, &short] {
         // The same streams (the mock's latency figures may differ by a digit or two).
@@ -427,7 +446,7 @@ fn main() {
     let ours_peak = *peak.last().expect("ours") as f64 / 1024.0;
 
     println!(
-        "\n{streams} long streams x {rounds} rounds ({:.1} MB each), {sequential_n} sequential converse, \
+        "\n{streams} long streams x {rounds} rounds ({:.1} MB each), {sequential_n} sequential converse per path (the paths taking turns), \
          {tasks} x {each} short streams; client, server and proxies share {} cores",
         ld.bytes as f64 / ld.requests as f64 / 1e6,
         std::thread::available_parallelism().map_or(0, |n| n.get())
