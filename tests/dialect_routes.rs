@@ -468,17 +468,6 @@ async fn an_alias_extra_payload_reaches_upstream_under_the_request() {
     assert!(sent.get("additionalModelRequestFields").is_none(), "{sent}");
 }
 
-/// Polls `check` every 20 ms, at most `tries` times.
-async fn eventually(tries: usize, mut check: impl FnMut() -> bool) -> bool {
-    for _ in 0..tries {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    check()
-}
-
 /// A gateway in front of `server` (raw model ids only) with its stream cap and timeouts.
 async fn gateway_limited(
     server: &MockBedrockHandle,
@@ -512,11 +501,11 @@ async fn long_stream_gateway() -> (MockBedrockHandle, Gateway) {
 async fn slow_readers_cut(gw: &Gateway, n: u64) {
     let m = gw.proxy.metrics();
     assert!(
-        eventually(1500, || m.cuts(StreamCut::SlowReader) == n).await,
+        common::eventually(1500, || m.cuts(StreamCut::SlowReader) == n).await,
         "every client that stopped reading is cut (so far: {})",
         m.cuts(StreamCut::SlowReader)
     );
-    assert!(eventually(250, || m.streams_in_flight() == 0).await);
+    assert!(common::eventually(250, || m.streams_in_flight() == 0).await);
 }
 
 /// The response body is read by the connection itself: a client that stops reading
@@ -574,12 +563,8 @@ async fn http2_translated_streams_left_unread_lose_their_slot() {
 /// error event after what came before it, and the slot is freed.
 #[tokio::test]
 async fn a_translated_stream_past_the_total_timeout_ends_with_an_error_event() {
-    let server = MockBedrock::builder()
-        .bearer_key(UPSTREAM_KEY)
-        .frame_delay(Duration::from_millis(100))
-        .start()
-        .await
-        .expect("mock server");
+    let slow = MockBedrock::builder().frame_delay(Duration::from_millis(100));
+    let server = common::mock_from(slow, UPSTREAM_KEY).await;
     let gw = gateway_limited(&server, 4, Duration::from_secs(5), Duration::from_millis(400)).await;
     let r = post_openai(&gw, Some(CLIENT_KEY), chat("mock.text", true)).await;
     assert_eq!(r.status(), 200);
@@ -597,5 +582,5 @@ async fn a_translated_stream_past_the_total_timeout_ends_with_an_error_event() {
     assert!(!sse.contains("[DONE]"), "{sse}");
     let m = gw.proxy.metrics();
     assert_eq!(m.cuts(StreamCut::Total), 1);
-    assert!(eventually(250, || m.streams_in_flight() == 0).await);
+    assert!(common::eventually(250, || m.streams_in_flight() == 0).await);
 }

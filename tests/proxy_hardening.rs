@@ -81,17 +81,6 @@ async fn closed_within(tcp: &mut TcpStream, wait: Duration) -> bool {
     }
 }
 
-/// Polls `check` every 20 ms, at most `tries` times.
-async fn eventually(tries: usize, mut check: impl FnMut() -> bool) -> bool {
-    for _ in 0..tries {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    check()
-}
-
 // ===== hole 1: connection exhaustion =====
 
 /// Old code: `axum::serve` without timers: 200 slowloris connections at one byte per
@@ -151,7 +140,7 @@ async fn slowloris_and_idle_connections_are_closed_by_their_timeouts() {
     );
     let m = gw.proxy.metrics();
     assert!(
-        eventually(250, || m.connections_open() == 0).await,
+        common::eventually(250, || m.connections_open() == 0).await,
         "{}",
         m.connections_open()
     );
@@ -180,13 +169,13 @@ async fn connections_past_the_cap_are_closed_at_once() {
         held.push(TcpStream::connect(gw.addr).await.unwrap());
     }
     let m = gw.proxy.metrics();
-    assert!(eventually(250, || m.connections_open() == 8).await);
+    assert!(common::eventually(250, || m.connections_open() == 8).await);
     let mut extra = TcpStream::connect(gw.addr).await.unwrap();
     assert!(closed_within(&mut extra, Duration::from_secs(10)).await);
     assert_eq!(m.connections_closed(ConnectionClose::OverCap), 1);
     // A slot given back is usable again.
     drop(held.pop());
-    assert!(eventually(250, || m.connections_open() == 7).await);
+    assert!(common::eventually(250, || m.connections_open() == 7).await);
     let ok = post(&gw.url("us-east-1.mock.text", "converse"), request_body("x")).await;
     assert_eq!(ok.status(), 200);
 }
@@ -250,11 +239,11 @@ async fn clients_that_never_read_lose_their_slot_at_the_deadline() {
     }
     let m = gw.proxy.metrics();
     assert!(
-        eventually(500, || m.cuts(StreamCut::SlowReader) == 4).await,
+        common::eventually(500, || m.cuts(StreamCut::SlowReader) == 4).await,
         "every non-reading client is cut (cut so far: {})",
         m.cuts(StreamCut::SlowReader)
     );
-    assert!(eventually(250, || m.streams_in_flight() == 0).await);
+    assert!(common::eventually(250, || m.streams_in_flight() == 0).await);
     // Each stalled connection was given up, once.
     assert_eq!(m.connections_closed(ConnectionClose::SlowReader), 4);
     // The slots are free: a client that reads is served, whole.
@@ -294,11 +283,11 @@ async fn http2_streams_left_unread_lose_their_slot_at_the_deadline() {
     }
     let m = gw.proxy.metrics();
     assert!(
-        eventually(500, || m.cuts(StreamCut::SlowReader) == 4).await,
+        common::eventually(500, || m.cuts(StreamCut::SlowReader) == 4).await,
         "every unread stream is cut (cut so far: {})",
         m.cuts(StreamCut::SlowReader)
     );
-    assert!(eventually(250, || m.streams_in_flight() == 0).await);
+    assert!(common::eventually(250, || m.streams_in_flight() == 0).await);
     // The same connection serves a stream that is read, whole.
     let ok = h2
         .post(gw.url("small", "converse-stream"))
@@ -317,12 +306,8 @@ async fn http2_streams_left_unread_lose_their_slot_at_the_deadline() {
 /// request only.
 #[tokio::test]
 async fn a_stream_past_the_total_timeout_ends_with_an_exception_frame() {
-    let server = MockBedrock::builder()
-        .bearer_key(UPSTREAM_KEY)
-        .frame_delay(Duration::from_millis(100))
-        .start()
-        .await
-        .unwrap();
+    let slow = MockBedrock::builder().frame_delay(Duration::from_millis(100));
+    let server = common::mock_from(slow, UPSTREAM_KEY).await;
     let mut config = config_for(&server.url());
     config.timeouts.total = Duration::from_millis(400);
     let gw = Gateway::start(config).await;
@@ -342,7 +327,7 @@ async fn a_stream_past_the_total_timeout_ends_with_an_exception_frame() {
     let last = last.expect("frames");
     assert_eq!(last.message_type(), Some("exception"), "{last:?}");
     let m = gw.proxy.metrics();
-    assert!(eventually(250, || m.streams_in_flight() == 0).await);
+    assert!(common::eventually(250, || m.streams_in_flight() == 0).await);
 }
 
 // ===== hole 3: slow uploads =====
@@ -364,7 +349,7 @@ async fn a_slow_upload_is_visible_and_bounded() {
     tcp.write_all(head.as_bytes()).await.unwrap();
     let m = gw.proxy.metrics();
     assert!(
-        eventually(250, || m.streams_in_flight() == 1).await,
+        common::eventually(250, || m.streams_in_flight() == 1).await,
         "the upload holds a slot and shows in the gauge"
     );
     let metrics_text = gw.metrics_text(CLIENT_KEY).await;
@@ -387,7 +372,7 @@ async fn a_slow_upload_is_visible_and_bounded() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(m.rejected(Rejection::BodyTimeout), 1);
-    assert!(eventually(250, || m.streams_in_flight() == 0).await);
+    assert!(common::eventually(250, || m.streams_in_flight() == 0).await);
     assert_eq!(server.request_count(), 0);
     let metrics_text = gw.metrics_text(CLIENT_KEY).await;
     assert!(metrics_text.contains("bedrock_proxy_rejected_total{reason=\"body_timeout\"} 1\n"));
@@ -659,7 +644,7 @@ async fn buffered_bodies_stay_within_the_memory_budget() {
     );
     held.write_all(head.as_bytes()).await.unwrap();
     let m = gw.proxy.metrics();
-    assert!(eventually(250, || m.streams_in_flight() == 1).await);
+    assert!(common::eventually(250, || m.streams_in_flight() == 1).await);
     // A second 3 MiB body does not fit: 503, counted, before it is read.
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(len - 12));
     let refused = post(&gw.url("us-east-1.mock.text", "converse"), big.clone()).await;
@@ -669,7 +654,7 @@ async fn buffered_bodies_stay_within_the_memory_budget() {
     let small = post(&gw.url("us-east-1.mock.text", "converse"), request_body("x")).await;
     assert_eq!(small.status(), 200);
     drop(held);
-    assert!(eventually(250, || m.streams_in_flight() == 0).await);
+    assert!(common::eventually(250, || m.streams_in_flight() == 0).await);
     // With the first gone, the budget is back.
     let later = post(&gw.url("us-east-1.mock.text", "converse"), big).await;
     assert_ne!(later.status(), 503);

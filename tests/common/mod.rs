@@ -296,6 +296,18 @@ pub(crate) async fn mock_from(
     builder.bearer_key(key).start().await.expect("mock server")
 }
 
+/// Polls `check` every 20 ms, at most `tries` times: whether it came true.
+#[cfg(feature = "proxy")]
+pub(crate) async fn eventually(tries: usize, mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..tries {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    check()
+}
+
 // ===== endpoints that misbehave =====
 
 /// A listener on 127.0.0.1 that counts the connections it gets (and answers nothing).
