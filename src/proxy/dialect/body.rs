@@ -111,6 +111,11 @@ impl Watch {
 
 // ===== impl SseBody =====
 
+/// The most bytes of upstream read and dropped after the dialect's stream ended, so that
+/// the connection can be reused (Bedrock sends nothing after `metadata`; a stream that
+/// goes on is dropped, closing its connection).
+const MAX_DRAINED: usize = 64 * 1024;
+
 /// The response body of a translated stream (see the [module docs](self)).
 pub(super) struct SseBody {
     t: Translation,
@@ -131,6 +136,8 @@ pub(super) struct SseBody {
     done: bool,
     /// Upstream's body ended (or failed): it is not polled again.
     upstream_done: bool,
+    /// Bytes of upstream read and dropped after the dialect's stream ended.
+    drained: usize,
     /// Set by the listener when it gave up the client's connection for not reading.
     stall: Option<WriteStall>,
     /// Turns the body gave way since the last upstream chunk, with SSE gathered.
@@ -175,6 +182,7 @@ impl SseBody {
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             done: false,
             upstream_done: false,
+            drained: 0,
             stall,
             // What `first_bytes` read goes out at the first poll, without waiting for
             // more: the client's time to first byte.
@@ -239,11 +247,19 @@ impl SseBody {
     /// ended before it (Anthropic's ends at `metadata`) and drops it, so that its
     /// connection goes back to the pool (a body dropped unread closes it, and the next
     /// request pays a new connection before its first byte). Ready once upstream
-    /// ended or failed, or was quiet for the idle timeout.
+    /// ended or failed, was quiet for the idle timeout, or sent more than
+    /// [`MAX_DRAINED`] bytes (an upstream that goes on past its stop is dropped, not
+    /// waited for: the client's body ends either way).
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match self.chunks.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(_))) => self.chunks_in += 1,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.chunks_in += 1;
+                    self.drained = self.drained.saturating_add(chunk.len());
+                    if self.drained > MAX_DRAINED {
+                        return Poll::Ready(());
+                    }
+                }
                 Poll::Ready(_) => return Poll::Ready(()),
                 Poll::Pending => {
                     if self.armed_at != Some(self.chunks_in) {
